@@ -1,0 +1,1 @@
+"""privacy-gateway: engagement aggregates for creators, with sharers kept unidentifiable."""

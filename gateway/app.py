@@ -1,0 +1,43 @@
+"""The Starlette application: routes, and the lifespan that opens the store."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from gateway.config import Settings
+from gateway.routes.errors import EXCEPTION_HANDLERS
+from gateway.routes.events import post_events
+from gateway.routes.health import healthz, readyz
+from gateway.store.ingest import EventWriter
+from gateway.store.migrate import migrate
+from gateway.store.pools import Store
+from gateway.store.server import database_url
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        secret = settings.signing_secret()
+        url = await database_url(settings)
+        await migrate(url, secret)
+        store = await Store.open(url, secret)
+        try:
+            yield {"settings": settings, "secret": secret, "store": store, "writer": EventWriter(store.ingest)}
+        finally:
+            await store.close()
+
+    routes = [
+        Route("/events", post_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)

@@ -1,0 +1,236 @@
+"""The `gateway` command."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import shutil
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, BinaryIO, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+from gateway.auth import PrincipalKind, create_token
+from gateway.config import Settings
+from gateway.errors import InvalidEvents
+from gateway.ingest.ndjson import check_lines, parse_lines, parse_objects
+from gateway.ingest.pipeline import IngestTotals, ingest_chunks
+from gateway.store.ingest import BatchResult, EventWriter
+from gateway.store.migrate import migrate as apply_migrations
+from gateway.store.pools import Store
+from gateway.store.server import database_url
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="privacy-gateway: engagement aggregates without a path to a sharer.")
+token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens.")
+app.add_typer(token_app, name="token")
+
+console = Console(stderr=True)
+Item = TypeVar("Item")
+
+# Exit status for bad input (invalid events, bad arguments).
+EXIT_BAD_INPUT = 2
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default GATEWAY_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default GATEWAY_PORT or 8000).")] = None,
+) -> None:
+    """Migrate the store, then serve the gateway."""
+    import uvicorn
+
+    from gateway.app import create_app
+
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        log_level="info",
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending schema migrations (safe to run twice or from two processes)."""
+
+    async def run() -> list[str]:
+        settings = Settings()
+        return await apply_migrations(await database_url(settings), settings.signing_secret())
+
+    applied = asyncio.run(run())
+    console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@asynccontextmanager
+async def open_writer(settings: Settings) -> AsyncIterator[tuple[Store, EventWriter]]:
+    secret = settings.signing_secret()
+    url = await database_url(settings)
+    await apply_migrations(url, secret)
+    store = await Store.open(url, secret)
+    try:
+        yield store, EventWriter(store.ingest)
+    finally:
+        await store.close()
+
+
+class EventsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:>9,.0f} events/s")
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        EventsPerSecond(),
+        TimeElapsedColumn(),
+        console=console,
+        refresh_per_second=4,
+    )
+
+
+def chunked(items: Iterable[Item], size: int, first_line: int = 1) -> Iterator[tuple[int, list[Item]]]:
+    iterator = iter(items)
+    line = first_line
+    while chunk := list(itertools.islice(iterator, size)):
+        yield line, chunk
+        line += len(chunk)
+
+
+def report_invalid(exc: InvalidEvents) -> None:
+    console.print(f"[red]{exc.message}[/red]")
+    for error in exc.errors:
+        console.print(f"  {error}")
+    if exc.total > len(exc.errors):
+        console.print(f"  … and {exc.total - len(exc.errors)} more")
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Argument(metavar="FILE|-", help="NDJSON events, one per line; '-' reads standard input.")],
+) -> None:
+    """Validate every line of an NDJSON file, then store it; a file with any bad line stores nothing (exit 2)."""
+    settings = Settings()
+    with _open_source(source) as path:
+        with path.open("rb") as lines:
+            total = sum(1 for _ in lines)
+        # Pass 1 checks every line so that a bad file stores nothing; pass 2 writes.
+        with path.open("rb") as lines:
+            checked = check_lines(lines)
+        try:
+            checked.raise_if_invalid()
+        except InvalidEvents as exc:
+            report_invalid(exc)
+            raise typer.Exit(EXIT_BAD_INPUT) from exc
+
+        async def run() -> IngestTotals:
+            async with open_writer(settings) as (_, writer):
+                with progress_bar() as progress, path.open("rb") as lines:
+                    task = progress.add_task("ingesting", total=total)
+
+                    def advance(result: BatchResult) -> None:
+                        progress.advance(task, result.received)
+
+                    return await ingest_chunks(writer, chunked(lines, settings.ingest_batch_size), parse_lines, on_batch=advance)
+
+        totals = asyncio.run(run())
+    console.print(f"stored {totals.inserted:,} new events ({totals.duplicates:,} already present)")
+
+
+class _open_source:
+    """The input as a file path; standard input is spooled to a temporary file first."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.spool: tempfile._TemporaryFileWrapper[bytes] | None = None
+
+    def __enter__(self) -> Path:
+        if self.source != "-":
+            path = Path(self.source)
+            if not path.is_file():
+                console.print(f"[red]no such file: {self.source}[/red]")
+                raise typer.Exit(EXIT_BAD_INPUT)
+            return path
+        self.spool = tempfile.NamedTemporaryFile(prefix="gateway-ingest-", suffix=".ndjson")
+        stdin: BinaryIO = sys.stdin.buffer
+        shutil.copyfileobj(stdin, self.spool)
+        self.spool.flush()
+        return Path(self.spool.name)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+
+@app.command("demo-data")
+def demo_data(
+    users: Annotated[int, typer.Option(min=2, help="Number of users.")] = 5_000,
+    videos: Annotated[int, typer.Option(min=1, help="Number of videos.")] = 1_000,
+    events: Annotated[int, typer.Option(min=1, help="Number of events in all.")] = 200_000,
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same platform.")] = 1,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when the store already holds events.")] = False,
+) -> None:
+    """Load a realistic synthetic platform through the ingest path."""
+    from gateway.demo import DemoPlatform
+
+    if events < videos:
+        console.print("[red]--events must be at least --videos (each video is published once)[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    settings = Settings()
+
+    async def run() -> IngestTotals | None:
+        async with open_writer(settings) as (store, writer):
+            if if_empty:
+                async with store.reader.acquire() as conn:
+                    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM videos)"):
+                        return None
+            platform = DemoPlatform(users=users, videos=videos, events=events, seed=seed)
+            with progress_bar() as progress:
+                task = progress.add_task("demo data", total=events)
+
+                def advance(result: BatchResult) -> None:
+                    progress.advance(task, result.received)
+
+                return await ingest_chunks(writer, chunked(platform.generate(), settings.ingest_batch_size), parse_objects, on_batch=advance)
+
+    totals = asyncio.run(run())
+    if totals is None:
+        console.print("the store already holds data; demo data not loaded")
+    else:
+        console.print(f"stored {totals.inserted:,} new events ({totals.duplicates:,} already present)")
+
+
+@token_app.command("create")
+def token_create(
+    kind: Annotated[PrincipalKind, typer.Option(help="user, compliance or service.")],
+    subject: Annotated[str, typer.Option(help="The principal's id.")],
+    ttl: Annotated[int, typer.Option(min=1, help="Seconds until the token expires.")] = 3600,
+) -> None:
+    """Print a bearer token."""
+    if kind not in (PrincipalKind.USER, PrincipalKind.COMPLIANCE, PrincipalKind.SERVICE):
+        console.print("[red]--kind must be user, compliance or service (app tokens come from 'gateway apps authorize')[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    typer.echo(create_token(Settings().signing_secret(), kind, subject, ttl))

@@ -1,0 +1,38 @@
+"""Settings read from `GATEWAY_*` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """The gateway's configuration; every field maps to `GATEWAY_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True)
+
+    database_url: str | None = None
+    data_dir: Path = Path(".gateway")
+    opa_url: str | None = None
+    policy_dir: Path = Path("policies")
+    secret: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Largest `POST /events` body accepted; bigger ones get 413 unread.
+    max_ingest_bytes: int = 32 * 1024 * 1024
+    ingest_batch_size: int = 10_000
+
+    def signing_secret(self) -> str:
+        """`GATEWAY_SECRET`, or in development one generated once and kept in the data dir."""
+        if self.secret:
+            return self.secret
+        path = self.data_dir / "secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()

@@ -1,0 +1,101 @@
+"""The gateway's exception tree and its public error codes.
+
+    GatewayError                 code
+    ├── Unauthenticated          UNAUTHENTICATED   (HTTP 401)
+    ├── Forbidden                FORBIDDEN         (HTTP 403)
+    ├── NotFound                 NOT_FOUND         (HTTP 404)
+    ├── BadUserInput             BAD_USER_INPUT    (HTTP 400)
+    │   └── InvalidEvents        BAD_USER_INPUT    (HTTP 400, with the bad lines)
+    ├── PayloadTooLarge          BAD_USER_INPUT    (HTTP 413)
+    ├── UnsupportedMediaType     BAD_USER_INPUT    (HTTP 415)
+    └── StoreUnavailable         STORE_UNAVAILABLE (HTTP 503)
+
+Code raises these; `gateway.routes.errors` renders them. Failures of foreign
+libraries (asyncpg, PyJWT) are translated into this tree where they are caught.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BadUserInput",
+    "EventError",
+    "Forbidden",
+    "GatewayError",
+    "InvalidEvents",
+    "NotFound",
+    "PayloadTooLarge",
+    "StoreUnavailable",
+    "Unauthenticated",
+    "UnsupportedMediaType",
+]
+
+
+class GatewayError(Exception):
+    code = "INTERNAL"
+    status_code = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthenticated(GatewayError):
+    code = "UNAUTHENTICATED"
+    status_code = 401
+
+
+class Forbidden(GatewayError):
+    code = "FORBIDDEN"
+    status_code = 403
+
+
+class NotFound(GatewayError):
+    code = "NOT_FOUND"
+    status_code = 404
+
+
+class BadUserInput(GatewayError):
+    code = "BAD_USER_INPUT"
+    status_code = 400
+
+
+class PayloadTooLarge(GatewayError):
+    code = "BAD_USER_INPUT"
+    status_code = 413
+
+
+class UnsupportedMediaType(GatewayError):
+    code = "BAD_USER_INPUT"
+    status_code = 415
+
+
+class StoreUnavailable(GatewayError):
+    code = "STORE_UNAVAILABLE"
+    status_code = 503
+
+
+@dataclass(frozen=True)
+class EventError:
+    """One reason one input line was refused."""
+
+    line: int
+    field: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", field {self.field}" if self.field else "")
+        return f"{where}: {self.reason}"
+
+
+class InvalidEvents(BadUserInput):
+    """A batch had bad lines; nothing of it was stored."""
+
+    # How many bad lines a report lists; the total is always given.
+    reported_limit = 100
+
+    def __init__(self, errors: list[EventError], total: int) -> None:
+        super().__init__(f"{total} invalid event line(s); nothing of this batch was stored")
+        self.errors = errors[: self.reported_limit]
+        self.total = total

@@ -1,0 +1,1 @@
+"""Platform events in: validation of NDJSON lines and their batching into the store."""

@@ -1,0 +1,91 @@
+"""NDJSON lines → validated event records, or the reasons each bad line was refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway.errors import EventError, InvalidEvents
+from gateway.ingest.events import EventRecord, event_adapter, to_record
+
+__all__ = ["ParsedBatch", "check_lines", "parse_lines", "parse_objects"]
+
+
+@dataclass
+class ParsedBatch:
+    records: list[EventRecord] = field(default_factory=list)
+    errors: list[EventError] = field(default_factory=list)
+    error_count: int = 0
+
+    def raise_if_invalid(self) -> None:
+        if self.error_count:
+            raise InvalidEvents(self.errors, self.error_count)
+
+    def _refuse(self, line_no: int, exc: ValidationError) -> None:
+        for detail in exc.errors(include_url=False, include_input=False):
+            self.error_count += 1
+            if len(self.errors) < InvalidEvents.reported_limit:
+                self.errors.append(EventError(line_no, _field_name(detail), _reason(detail)))
+
+
+def parse_lines(lines: Iterable[bytes | str], first_line: int = 1, *, keep: bool = True) -> ParsedBatch:
+    """Validate NDJSON lines; blank lines are skipped but still counted.
+
+    With `keep=False` only the errors are kept (a validation pass over a large file).
+    """
+    batch = ParsedBatch()
+    for line_no, line in enumerate(lines, start=first_line):
+        if not line.strip():
+            continue
+        try:
+            event = event_adapter.validate_json(line)
+        except ValidationError as exc:
+            batch._refuse(line_no, exc)
+            continue
+        if keep:
+            batch.records.append(to_record(event))
+    return batch
+
+
+def check_lines(lines: Iterable[bytes | str]) -> ParsedBatch:
+    """Validate every line, keeping only what was wrong."""
+    return parse_lines(lines, keep=False)
+
+
+def parse_objects(objects: Iterable[dict[str, Any]], first_line: int = 1) -> ParsedBatch:
+    """Validate already-decoded events (e.g. generated ones) exactly as lines are."""
+    batch = ParsedBatch()
+    for line_no, obj in enumerate(objects, start=first_line):
+        try:
+            batch.records.append(to_record(event_adapter.validate_python(obj)))
+        except ValidationError as exc:
+            batch._refuse(line_no, exc)
+    return batch
+
+
+def _field_name(detail: Any) -> str | None:
+    loc = [str(part) for part in detail["loc"]]
+    if detail["type"] in ("json_invalid", "json_type"):
+        return None
+    if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        return "type"
+    # The first element is the discriminator's tag (e.g. "share"); the rest is the field.
+    return ".".join(loc[1:]) or None
+
+
+def _reason(detail: Any) -> str:
+    if detail["type"] == "json_invalid":
+        return f"not valid JSON: {detail['ctx']['error']}"
+    if detail["type"] == "json_type":
+        return "not a JSON object"
+    if detail["type"] == "union_tag_not_found":
+        return "field required"
+    if detail["type"] == "union_tag_invalid":
+        return f"must be one of {detail['ctx']['expected_tags']}"
+    if detail["type"] == "extra_forbidden":
+        return "not a field of this event type"
+    message: str = detail["msg"]
+    return message.removeprefix("Value error, ")

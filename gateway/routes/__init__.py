@@ -1,0 +1,1 @@
+"""HTTP routes of the Starlette app, and the one place errors are rendered."""

@@ -1,0 +1,38 @@
+"""Renders `GatewayError`s (and anything unexpected) as JSON; the only place HTTP errors are shaped."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.errors import GatewayError, InvalidEvents, Unauthenticated
+
+__all__ = ["EXCEPTION_HANDLERS"]
+
+log = logging.getLogger(__name__)
+
+
+async def gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if isinstance(exc, InvalidEvents):
+        error["total"] = exc.total
+        error["lines"] = [{"line": e.line, "field": e.field, "reason": e.reason} for e in exc.errors]
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    return JSONResponse({"error": error}, status_code=exc.status_code, headers=headers)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    request_id = uuid.uuid4().hex
+    log.exception("unexpected error (request %s)", request_id, exc_info=exc)
+    return JSONResponse(
+        {"error": {"code": "INTERNAL", "message": "Unexpected error.", "request_id": request_id}},
+        status_code=500,
+    )
+
+
+EXCEPTION_HANDLERS = {GatewayError: gateway_error, Exception: unexpected_error}

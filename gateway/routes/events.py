@@ -1,0 +1,51 @@
+"""`POST /events`: an NDJSON batch of platform events from a service principal, stored in one transaction."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.auth import PrincipalKind, authenticate
+from gateway.errors import BadUserInput, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from gateway.ingest.ndjson import parse_lines
+
+__all__ = ["NDJSON_MEDIA_TYPES", "post_events"]
+
+NDJSON_MEDIA_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})
+
+
+async def post_events(request: Request) -> Response:
+    settings = request.state.settings
+    principal = authenticate(request.headers.get("authorization"), request.state.secret)
+    if principal.kind is not PrincipalKind.SERVICE:
+        raise Forbidden("ingest needs a token of kind 'service'")
+
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in NDJSON_MEDIA_TYPES:
+        raise UnsupportedMediaType(f"Content-Type must be application/x-ndjson, not {media_type or 'missing'!r}")
+
+    body = await _read_body(request, settings.max_ingest_bytes)
+    batch = await run_in_threadpool(parse_lines, body.split(b"\n"))
+    batch.raise_if_invalid()
+    if not batch.records:
+        raise BadUserInput("the body holds no events")
+    result = await request.state.writer.write(batch.records)
+    return JSONResponse({"received": result.received, "inserted": result.inserted, "duplicates": result.duplicates})
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = PayloadTooLarge(f"the body exceeds the limit of {limit} bytes; send smaller batches")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadUserInput("Content-Length must be a number of bytes")
+        if int(declared) > limit:
+            raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,22 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+__all__ = ["healthz", "readyz"]
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        async with request.state.store.reader.acquire(timeout=2) as conn:
+            await conn.fetchval("SELECT 1")
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ready", "store": "ok"})

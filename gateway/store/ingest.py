@@ -1,0 +1,81 @@
+"""Set-based ingest: a batch is COPYed into a staging table and applied with one statement per rollup."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from gateway.errors import StoreUnavailable
+from gateway.ingest.events import EVENT_COLUMNS, EventRecord
+
+__all__ = ["BatchResult", "EventWriter", "prepare_connection"]
+
+log = logging.getLogger(__name__)
+
+APPLY_BATCH = (Path(__file__).parent / "apply_batch.sql").read_text()
+
+# Per-connection staging tables; ON COMMIT DELETE ROWS empties them after every batch.
+STAGING_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
+    event_id text, type text, occurred_at timestamptz, video_id text, creator_id text,
+    actor_id text, channel text, region text, age_band text, watch_ms integer,
+    completed boolean, text text, anonymous boolean
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS ingest_fresh (LIKE ingest_staging) ON COMMIT DELETE ROWS;
+"""
+
+# A batch that deadlocks with a concurrent one (or loses a serialization race) is retried whole.
+RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+MAX_ATTEMPTS = 5
+
+
+async def prepare_connection(conn: asyncpg.Connection) -> None:
+    """Pool `init` for the ingest pool: creates the connection's staging tables."""
+    await conn.execute("SET client_min_messages = warning;" + STAGING_TABLES)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    received: int
+    inserted: int
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.inserted
+
+
+class EventWriter:
+    """Writes validated event batches through the `gateway_ingest` pool, one transaction each."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._months: set[datetime] = set()
+
+    async def write(self, records: list[EventRecord]) -> BatchResult:
+        unique = list({record[0]: record for record in reversed(records)}.values())
+        await self._ensure_partitions(unique)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    await conn.copy_records_to_table("ingest_staging", records=unique, columns=EVENT_COLUMNS)
+                    await conn.execute(APPLY_BATCH)
+                    inserted: int = await conn.fetchval("SELECT count(*) FROM ingest_fresh")
+                return BatchResult(received=len(records), inserted=inserted)
+            except RETRYABLE as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise StoreUnavailable(f"ingest batch kept conflicting with concurrent batches: {exc}") from exc
+                log.info("ingest batch retried after %s (attempt %d)", type(exc).__name__, attempt)
+        raise AssertionError("unreachable")
+
+    async def _ensure_partitions(self, records: list[EventRecord]) -> None:
+        months = {datetime(r[2].year, r[2].month, 1, tzinfo=UTC) for r in records} - self._months
+        if not months:
+            return
+        async with self._pool.acquire() as conn:
+            for month in sorted(months):
+                await conn.execute("SELECT ensure_events_partition($1)", month)
+        self._months |= months

@@ -1,0 +1,42 @@
+"""The asyncpg pools, one per database role; opened in the app's lifespan or a CLI command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from gateway.store.ingest import prepare_connection
+from gateway.store.migrate import role_password
+
+__all__ = ["Store"]
+
+
+@dataclass
+class Store:
+    """Pools that log in as `gateway_ingest`, `gateway_reader` and `gateway_private`."""
+
+    ingest: asyncpg.Pool
+    reader: asyncpg.Pool
+    private: asyncpg.Pool
+
+    @classmethod
+    async def open(cls, url: str, secret: str, *, max_size: int = 10) -> Store:
+        async def pool(role: str, **options: Any) -> asyncpg.Pool:
+            return await asyncpg.create_pool(
+                url,
+                user=role,
+                password=role_password(secret, role),
+                server_settings={"timezone": "UTC", "application_name": f"gateway:{role}"},
+                **options,
+            )
+
+        ingest = await pool("gateway_ingest", min_size=1, max_size=4, init=prepare_connection)
+        reader = await pool("gateway_reader", min_size=2, max_size=max_size)
+        private = await pool("gateway_private", min_size=1, max_size=4)
+        return cls(ingest=ingest, reader=reader, private=private)
+
+    async def close(self) -> None:
+        for pool in (self.ingest, self.reader, self.private):
+            await pool.close()

@@ -1,0 +1,70 @@
+"""Which Postgres to use: `GATEWAY_DATABASE_URL`, or an embedded one started under the data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from gateway.config import Settings
+
+__all__ = ["EMBEDDED_DATABASE", "database_url", "ensure_database", "start_embedded"]
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "gateway"
+
+
+async def database_url(settings: Settings) -> str:
+    """The admin URL of the gateway's database, starting the embedded server if none is configured."""
+    if settings.database_url:
+        return settings.database_url
+    server_url = await asyncio.to_thread(start_embedded, settings.data_dir / "pgdata")
+    return await ensure_database(server_url, EMBEDDED_DATABASE)
+
+
+def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
+    """Start (or reuse) the embedded Postgres in `pgdata`; returns its URL.
+
+    With cleanup_mode "stop" the server stops when the last process using it exits.
+    """
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); pgserver copes.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pgserver  # imported lazily: only the embedded path needs it
+
+        pgdata.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+    url: str = server.get_uri()
+    log.info("embedded postgres running in %s", pgdata)
+    return url
+
+
+async def ensure_database(server_url: str, name: str, template: str | None = None) -> str:
+    """Create database `name` on the server unless it exists; returns its URL."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            # Identifiers cannot be parameters; quote_ident does the quoting server-side.
+            create = await conn.fetchval(
+                "SELECT 'CREATE DATABASE ' || quote_ident($1) || coalesce(' TEMPLATE ' || quote_ident($2), '')",
+                name,
+                template,
+            )
+            try:
+                await conn.execute(create)
+            except asyncpg.DuplicateDatabaseError:
+                pass  # another process created it first
+    finally:
+        await conn.close()
+    return with_database(server_url, name)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
