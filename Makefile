@@ -20,6 +20,7 @@ run: install
 	$(BIN)/gateway serve
 
 test: install
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: install

@@ -69,7 +69,7 @@ def authenticate(authorization: str | None, secret: str) -> Principal:
     except jwt.InvalidTokenError as exc:
         raise Unauthenticated(f"invalid token: {exc}") from exc
     try:
-        kind = PrincipalKind(claims.get("kind"))
+        kind = PrincipalKind(str(claims.get("kind")))
     except ValueError as exc:
         raise Unauthenticated("invalid token: unknown principal kind") from exc
     if kind is PrincipalKind.ANONYMOUS:

@@ -204,8 +204,8 @@ def demo_data(
     async def run() -> IngestTotals | None:
         async with open_writer(settings) as (store, writer):
             if if_empty:
-                async with store.reader.acquire() as conn:
-                    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM videos)"):
+                async with store.ingest.acquire() as conn:
+                    if await conn.fetchval("SELECT EXISTS (SELECT FROM event_ids)"):
                         return None
             platform = DemoPlatform(users=users, videos=videos, events=events, seed=seed)
             with progress_bar() as progress:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -19,7 +20,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".gateway")
     opa_url: str | None = None
     policy_dir: Path = Path("policies")
-    secret: str | None = None
+    # HS256 wants a key of at least 32 bytes (RFC 7518 §3.2).
+    secret: str | None = Field(default=None, min_length=32)
     host: str = "127.0.0.1"
     port: int = 8000
     # Largest `POST /events` body accepted; bigger ones get 413 unread.

@@ -82,6 +82,8 @@ class DemoPlatform:
         popularity = [self.rng.paretovariate(1.1) for _ in self.popular_videos]
         self.cum_popularity = list(itertools.accumulate(popularity))
         self.last_moment = self.end - timedelta(seconds=1)
+        self.likes: set[tuple[str, str]] = set()
+        self.follows: set[tuple[str, str]] = set()
         self._ids = itertools.count(1)
 
     def generate(self) -> Iterator[dict[str, Any]]:
@@ -129,7 +131,8 @@ class DemoPlatform:
             at = self._moment_after(video.published_at)
             yield self._view(video, actor, at)
             if self.rng.random() < 0.3:
-                yield self._event("share", video, actor, at + timedelta(seconds=30), channel=self._channel(), anonymous=False)
+                shared_at = min(at + timedelta(seconds=30), self.last_moment)
+                yield self._event("share", video, actor, shared_at, channel=self._channel(), anonymous=False)
 
     def _channel(self) -> str:
         return self.rng.choices(CHANNEL_VALUES, cum_weights=CHANNEL_CUM_WEIGHTS)[0]
@@ -142,6 +145,10 @@ class DemoPlatform:
         if kind == "view":
             yield self._view(video, actor, at)
         elif kind == "like":
+            # A user likes a video at most once, and may take it back.
+            if (video.video_id, actor) in self.likes:
+                return
+            self.likes.add((video.video_id, actor))
             yield self._event("like", video, actor, at)
             if self.rng.random() < UNLIKE_RATE:
                 yield self._event("unlike", video, actor, self._moment_after(at))
@@ -149,7 +156,8 @@ class DemoPlatform:
             yield self._event("comment", video, actor, at, text=self.rng.choice(COMMENTS))
         elif kind == "share":
             yield self._event("share", video, actor, at, channel=self._channel(), anonymous=self.rng.random() < 0.1)
-        elif actor != video.creator_id:
+        elif actor != video.creator_id and (video.creator_id, actor) not in self.follows:
+            self.follows.add((video.creator_id, actor))
             yield self._event("follow", None, actor, at, creator_id=video.creator_id)
             if self.rng.random() < UNFOLLOW_RATE:
                 yield self._event("unfollow", None, actor, self._moment_after(at), creator_id=video.creator_id)

@@ -92,10 +92,11 @@ class EventError:
 class InvalidEvents(BadUserInput):
     """A batch had bad lines; nothing of it was stored."""
 
-    # How many bad lines a report lists; the total is always given.
+    # How many errors a report lists; the totals are always given.
     reported_limit = 100
 
-    def __init__(self, errors: list[EventError], total: int) -> None:
-        super().__init__(f"{total} invalid event line(s); nothing of this batch was stored")
+    def __init__(self, errors: list[EventError], total: int, bad_lines: int) -> None:
+        super().__init__(f"{bad_lines} invalid event line(s), {total} error(s); nothing of this batch was stored")
         self.errors = errors[: self.reported_limit]
         self.total = total
+        self.bad_lines = bad_lines

@@ -15,7 +15,7 @@ from gateway.store.migrate import migrate
 from gateway.store.pools import Store
 from gateway.store.server import ensure_database, start_embedded, with_database
 
-SECRET = "test-secret-not-for-production"
+SECRET = "test-secret-not-for-production-0123456789"
 TEMPLATE = "gateway_test_template"
 _database_numbers = itertools.count()
 

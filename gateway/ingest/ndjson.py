@@ -19,12 +19,14 @@ class ParsedBatch:
     records: list[EventRecord] = field(default_factory=list)
     errors: list[EventError] = field(default_factory=list)
     error_count: int = 0
+    bad_lines: int = 0
 
     def raise_if_invalid(self) -> None:
         if self.error_count:
-            raise InvalidEvents(self.errors, self.error_count)
+            raise InvalidEvents(self.errors, self.error_count, self.bad_lines)
 
     def _refuse(self, line_no: int, exc: ValidationError) -> None:
+        self.bad_lines += 1
         for detail in exc.errors(include_url=False, include_input=False):
             self.error_count += 1
             if len(self.errors) < InvalidEvents.reported_limit:
@@ -66,9 +68,13 @@ def parse_objects(objects: Iterable[dict[str, Any]], first_line: int = 1) -> Par
     return batch
 
 
+# pydantic's error types for a line that is valid JSON but not an object.
+NOT_AN_OBJECT = frozenset({"json_type", "dict_type", "model_type", "model_attributes_type"})
+
+
 def _field_name(detail: Any) -> str | None:
     loc = [str(part) for part in detail["loc"]]
-    if detail["type"] in ("json_invalid", "json_type"):
+    if detail["type"] in NOT_AN_OBJECT or detail["type"] == "json_invalid":
         return None
     if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
         return "type"
@@ -79,7 +85,7 @@ def _field_name(detail: Any) -> str | None:
 def _reason(detail: Any) -> str:
     if detail["type"] == "json_invalid":
         return f"not valid JSON: {detail['ctx']['error']}"
-    if detail["type"] == "json_type":
+    if detail["type"] in NOT_AN_OBJECT:
         return "not a JSON object"
     if detail["type"] == "union_tag_not_found":
         return "field required"

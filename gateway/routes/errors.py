@@ -21,6 +21,7 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
     error: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if isinstance(exc, InvalidEvents):
         error["total"] = exc.total
+        error["bad_lines"] = exc.bad_lines
         error["lines"] = [{"line": e.line, "field": e.field, "reason": e.reason} for e in exc.errors]
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
     return JSONResponse({"error": error}, status_code=exc.status_code, headers=headers)

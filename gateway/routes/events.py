@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import PrincipalKind, authenticate
-from gateway.errors import BadUserInput, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import BadUserInput, Forbidden, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 from gateway.ingest.ndjson import parse_lines
 
 __all__ = ["NDJSON_MEDIA_TYPES", "post_events"]
@@ -18,6 +18,8 @@ NDJSON_MEDIA_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "ap
 async def post_events(request: Request) -> Response:
     settings = request.state.settings
     principal = authenticate(request.headers.get("authorization"), request.state.secret)
+    if principal.kind is PrincipalKind.ANONYMOUS:
+        raise Unauthenticated("ingest needs a bearer token of kind 'service'")
     if principal.kind is not PrincipalKind.SERVICE:
         raise Forbidden("ingest needs a token of kind 'service'")
 

@@ -1,12 +1,24 @@
 -- Applies one staged batch (ingest_staging) in the caller's transaction:
 -- keeps the events whose event_id is new, appends them, and updates every
--- rollup they change with one statement per rollup. Upserts are ordered by
--- key so that concurrent batches lock rows in the same order.
+-- rollup they change with one statement per rollup.
+--
+-- Batches are applied one at a time (a transaction-scoped advisory lock):
+-- whether an actor is new to a cell is read from the committed ledger, so a
+-- concurrent batch must not be half-way. Rollup rows of popular videos would
+-- serialize concurrent batches anyway; staging (COPY) still runs in parallel.
 
+SELECT pg_advisory_xact_lock(7310151952298631524);
+
+-- Under the lock no concurrent batch can add an event_id, so a plain insert
+-- of the ids not yet present is exact (and cheaper than ON CONFLICT).
+-- OFFSET 0 keeps the check a per-row index probe: as an anti-join the planner,
+-- blind to the temp table's size, would hash all of event_ids.
 WITH fresh_ids AS (
     INSERT INTO event_ids (event_id, occurred_at)
-    SELECT event_id, occurred_at FROM ingest_staging ORDER BY event_id
-    ON CONFLICT DO NOTHING
+    SELECT s.event_id, s.occurred_at
+    FROM ingest_staging s
+    WHERE NOT EXISTS (SELECT FROM event_ids e WHERE e.event_id = s.event_id OFFSET 0)
+    ORDER BY s.event_id
     RETURNING event_id
 )
 INSERT INTO ingest_fresh
@@ -33,25 +45,56 @@ ON CONFLICT (video_id) DO UPDATE SET
 WHERE excluded.published_at IS NOT NULL
   AND (v.published_at IS NULL OR excluded.published_at < v.published_at);
 
-WITH new_pairs AS (
-    INSERT INTO video_hourly_actors (video_id, hour, metric, actor_id)
-    SELECT DISTINCT video_id, date_trunc('hour', occurred_at, 'UTC'),
+-- One row per distinct (video, actor, metric, hour, region, age band, channel)
+-- of the batch, with flags saying which of its cells the actor had no row in
+-- before this batch (one index scan of the ledger). An actor may have several
+-- rows for one cell, so the rollups below count DISTINCT actors of the flagged rows.
+INSERT INTO ingest_cells
+SELECT c.video_id, c.actor_id, c.metric, c.hour, c.region, c.age_band, c.channel,
+       NOT coalesce(seen.hour, false),
+       NOT coalesce(seen.hour_channel, false),
+       NOT coalesce(seen.channel, false),
+       NOT coalesce(seen.region, false),
+       NOT coalesce(seen.age_band, false),
+       coalesce(seen.cell, false)
+FROM (
+    SELECT DISTINCT video_id, actor_id,
            (CASE type WHEN 'view' THEN 'v' WHEN 'like' THEN 'l' WHEN 'unlike' THEN 'u'
-                      WHEN 'comment' THEN 'c' ELSE 's' END)::"char",
-           actor_id
+                      WHEN 'comment' THEN 'c' ELSE 's' END)::"char" AS metric,
+           date_trunc('hour', occurred_at, 'UTC') AS hour,
+           coalesce(region, 'unknown') AS region,
+           coalesce(age_band, 'unknown') AS age_band,
+           channel::share_channel AS channel
     FROM ingest_fresh
     WHERE type IN ('view', 'like', 'unlike', 'comment', 'share')
-    ORDER BY 1, 2, 3, 4
-    ON CONFLICT DO NOTHING
-    RETURNING video_id, hour, metric
-), new_actors AS (
+) c
+LEFT JOIN LATERAL (
+    SELECT bool_or(l.hour = c.hour) AS hour,
+           bool_or(l.hour = c.hour AND l.channel = c.channel) AS hour_channel,
+           bool_or(l.channel = c.channel) AS channel,
+           bool_or(l.region = c.region) AS region,
+           bool_or(l.age_band = c.age_band) AS age_band,
+           bool_or(l.hour = c.hour AND l.region = c.region AND l.age_band = c.age_band
+                   AND l.channel IS NOT DISTINCT FROM c.channel) AS cell
+    FROM video_cell_actors l
+    WHERE l.video_id = c.video_id AND l.actor_id = c.actor_id AND l.metric = c.metric
+) seen ON true;
+
+INSERT INTO video_cell_actors (video_id, actor_id, metric, hour, region, age_band, channel)
+SELECT video_id, actor_id, metric, hour, region, age_band, channel
+FROM ingest_cells
+WHERE NOT known
+ORDER BY 1, 2, 3;
+
+WITH new_actors AS (
     SELECT video_id, hour,
-           count(*) FILTER (WHERE metric = 'v') AS viewers,
-           count(*) FILTER (WHERE metric = 'l') AS likers,
-           count(*) FILTER (WHERE metric = 'u') AS unlikers,
-           count(*) FILTER (WHERE metric = 'c') AS commenters,
-           count(*) FILTER (WHERE metric = 's') AS sharers
-    FROM new_pairs
+           count(DISTINCT actor_id) FILTER (WHERE metric = 'v') AS viewers,
+           count(DISTINCT actor_id) FILTER (WHERE metric = 'l') AS likers,
+           count(DISTINCT actor_id) FILTER (WHERE metric = 'u') AS unlikers,
+           count(DISTINCT actor_id) FILTER (WHERE metric = 'c') AS commenters,
+           count(DISTINCT actor_id) FILTER (WHERE metric = 's') AS sharers
+    FROM ingest_cells
+    WHERE new_in_hour
     GROUP BY video_id, hour
 ), counts AS (
     SELECT video_id, date_trunc('hour', occurred_at, 'UTC') AS hour,
@@ -85,16 +128,11 @@ ON CONFLICT (video_id, hour) DO UPDATE SET
     commenters      = r.commenters + excluded.commenters,
     sharers         = r.sharers + excluded.sharers;
 
-WITH new_pairs AS (
-    INSERT INTO video_hourly_channel_actors (video_id, hour, channel, actor_id)
-    SELECT DISTINCT video_id, date_trunc('hour', occurred_at, 'UTC'), channel::share_channel, actor_id
-    FROM ingest_fresh
-    WHERE type = 'share'
-    ORDER BY 1, 2, 3, 4
-    ON CONFLICT DO NOTHING
-    RETURNING video_id, hour, channel
-), new_actors AS (
-    SELECT video_id, hour, channel, count(*) AS sharers FROM new_pairs GROUP BY 1, 2, 3
+WITH new_actors AS (
+    SELECT video_id, hour, channel, count(DISTINCT actor_id) AS sharers
+    FROM ingest_cells
+    WHERE metric = 's' AND new_in_hour_channel
+    GROUP BY 1, 2, 3
 ), counts AS (
     SELECT video_id, date_trunc('hour', occurred_at, 'UTC') AS hour, channel::share_channel AS channel,
            count(*) AS shares
@@ -110,16 +148,11 @@ ON CONFLICT (video_id, hour, channel) DO UPDATE SET
     shares  = r.shares + excluded.shares,
     sharers = r.sharers + excluded.sharers;
 
-WITH new_pairs AS (
-    INSERT INTO video_channel_actors (video_id, channel, actor_id)
-    SELECT DISTINCT video_id, channel::share_channel, actor_id
-    FROM ingest_fresh
-    WHERE type = 'share'
-    ORDER BY 1, 2, 3
-    ON CONFLICT DO NOTHING
-    RETURNING video_id, channel
-), new_actors AS (
-    SELECT video_id, channel, count(*) AS sharers FROM new_pairs GROUP BY 1, 2
+WITH new_actors AS (
+    SELECT video_id, channel, count(DISTINCT actor_id) AS sharers
+    FROM ingest_cells
+    WHERE metric = 's' AND new_in_channel
+    GROUP BY 1, 2
 ), counts AS (
     SELECT video_id, channel::share_channel AS channel, count(*) AS shares
     FROM ingest_fresh
@@ -134,30 +167,28 @@ ON CONFLICT (video_id, channel) DO UPDATE SET
     shares  = r.shares + excluded.shares,
     sharers = r.sharers + excluded.sharers;
 
-WITH cells AS (
-    SELECT f.video_id, d.dimension, d.value, (CASE f.type WHEN 'view' THEN 'v' ELSE 's' END)::"char" AS metric,
-           f.actor_id
+WITH new_actors AS (
+    SELECT video_id, 'region' AS dimension, region AS value,
+           count(DISTINCT actor_id) FILTER (WHERE metric = 'v') AS viewers,
+           count(DISTINCT actor_id) FILTER (WHERE metric = 's') AS sharers
+    FROM ingest_cells
+    WHERE metric IN ('v', 's') AND new_in_region
+    GROUP BY 1, 3
+    UNION ALL
+    SELECT video_id, 'age_band', age_band,
+           count(DISTINCT actor_id) FILTER (WHERE metric = 'v'),
+           count(DISTINCT actor_id) FILTER (WHERE metric = 's')
+    FROM ingest_cells
+    WHERE metric IN ('v', 's') AND new_in_age_band
+    GROUP BY 1, 3
+), counts AS (
+    SELECT f.video_id, d.dimension, d.value,
+           count(*) FILTER (WHERE f.type = 'view') AS views,
+           count(*) FILTER (WHERE f.type = 'share') AS shares
     FROM ingest_fresh f
     CROSS JOIN LATERAL (VALUES ('region', coalesce(f.region, 'unknown')),
                                ('age_band', coalesce(f.age_band, 'unknown'))) AS d (dimension, value)
     WHERE f.type IN ('view', 'share')
-), new_pairs AS (
-    INSERT INTO video_audience_actors (video_id, dimension, value, metric, actor_id)
-    SELECT DISTINCT video_id, dimension, value, metric, actor_id FROM cells
-    ORDER BY 1, 2, 3, 4, 5
-    ON CONFLICT DO NOTHING
-    RETURNING video_id, dimension, value, metric
-), new_actors AS (
-    SELECT video_id, dimension, value,
-           count(*) FILTER (WHERE metric = 'v') AS viewers,
-           count(*) FILTER (WHERE metric = 's') AS sharers
-    FROM new_pairs
-    GROUP BY 1, 2, 3
-), counts AS (
-    SELECT video_id, dimension, value,
-           count(*) FILTER (WHERE metric = 'v') AS views,
-           count(*) FILTER (WHERE metric = 's') AS shares
-    FROM cells
     GROUP BY 1, 2, 3
 )
 INSERT INTO video_audience AS r (video_id, dimension, value, views, viewers, shares, sharers)

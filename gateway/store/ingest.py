@@ -21,11 +21,18 @@ APPLY_BATCH = (Path(__file__).parent / "apply_batch.sql").read_text()
 # Per-connection staging tables; ON COMMIT DELETE ROWS empties them after every batch.
 STAGING_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
-    event_id text, type text, occurred_at timestamptz, video_id text, creator_id text,
-    actor_id text, channel text, region text, age_band text, watch_ms integer,
+    event_id text COLLATE "C", type text, occurred_at timestamptz, video_id text COLLATE "C",
+    creator_id text COLLATE "C", actor_id text COLLATE "C", channel text, region text COLLATE "C",
+    age_band text COLLATE "C", watch_ms integer,
     completed boolean, text text, anonymous boolean
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS ingest_fresh (LIKE ingest_staging) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS ingest_cells (
+    video_id text COLLATE "C", actor_id text COLLATE "C", metric "char", hour timestamptz,
+    region text COLLATE "C", age_band text COLLATE "C", channel share_channel,
+    new_in_hour boolean, new_in_hour_channel boolean, new_in_channel boolean,
+    new_in_region boolean, new_in_age_band boolean, known boolean
+) ON COMMIT DELETE ROWS;
 """
 
 # A batch that deadlocks with a concurrent one (or loses a serialization race) is retried whole.

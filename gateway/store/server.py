@@ -17,6 +17,11 @@ __all__ = ["EMBEDDED_DATABASE", "database_url", "ensure_database", "start_embedd
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "gateway"
+EMBEDDED_TUNING = """
+ALTER SYSTEM SET max_wal_size = '4GB';
+ALTER SYSTEM SET checkpoint_timeout = '15min';
+SELECT pg_reload_conf();
+"""
 
 
 async def database_url(settings: Settings) -> str:
@@ -39,6 +44,8 @@ def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
 
         pgdata.mkdir(parents=True, exist_ok=True)
         server = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+        # Bulk ingest rewrites many index pages; fewer checkpoints mean fewer full-page WAL images.
+        server.psql(EMBEDDED_TUNING)
     url: str = server.get_uri()
     log.info("embedded postgres running in %s", pgdata)
     return url

@@ -1,7 +1,9 @@
 -- Raw events: append-only, partitioned by month on occurred_at.
 -- A partitioned table cannot hold a unique key without its partition key, so
--- the uniqueness of event_id, which makes ingest idempotent, is kept by the
--- event_ids ledger; (event_id, occurred_at) is the primary key of events.
+-- event_id's primary key, which makes ingest idempotent, is kept by the
+-- event_ids ledger: a row enters events only in the transaction that
+-- inserted its event_id there. events itself carries no second copy of
+-- that index, which would only slow ingest.
 
 CREATE TYPE event_type AS ENUM (
     'video_published', 'view', 'like', 'unlike', 'comment', 'share', 'follow', 'unfollow'
@@ -12,26 +14,25 @@ CREATE TYPE share_channel AS ENUM (
 );
 
 CREATE TABLE event_ids (
-    event_id    text PRIMARY KEY,
-    occurred_at timestamptz NOT NULL
+    event_id    text COLLATE "C" PRIMARY KEY,
+    occurred_at timestamptz      NOT NULL
 );
 
 CREATE TABLE events (
-    event_id    text          NOT NULL,
-    type        event_type    NOT NULL,
-    occurred_at timestamptz   NOT NULL,
-    video_id    text,
-    creator_id  text          NOT NULL,
-    actor_id    text          NOT NULL,
+    event_id    text COLLATE "C" NOT NULL,
+    type        event_type       NOT NULL,
+    occurred_at timestamptz      NOT NULL,
+    video_id    text COLLATE "C",
+    creator_id  text COLLATE "C" NOT NULL,
+    actor_id    text COLLATE "C" NOT NULL,
     channel     share_channel,
     region      char(2),
     age_band    text,
-    watch_ms    integer       CHECK (watch_ms >= 0),
+    watch_ms    integer          CHECK (watch_ms >= 0),
     completed   boolean,
     text        text,
     anonymous   boolean,
-    ingested_at timestamptz   NOT NULL DEFAULT now(),
-    PRIMARY KEY (event_id, occurred_at),
+    ingested_at timestamptz      NOT NULL DEFAULT now(),
     CHECK ((type IN ('follow', 'unfollow')) = (video_id IS NULL)),
     CHECK ((type = 'share') = (channel IS NOT NULL)),
     CHECK ((type = 'view') = (watch_ms IS NOT NULL))

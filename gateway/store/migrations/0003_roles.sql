@@ -24,10 +24,7 @@ REVOKE ALL ON FUNCTION ensure_events_partition(timestamptz) FROM PUBLIC;
 -- Ingest.
 GRANT USAGE ON SCHEMA public TO gateway_ingest;
 GRANT SELECT, INSERT ON event_ids, events TO gateway_ingest;
-GRANT SELECT, INSERT ON
-    video_hourly_actors, video_hourly_channel_actors, video_channel_actors,
-    video_audience_actors, creator_daily_actors
-    TO gateway_ingest;
+GRANT SELECT, INSERT ON video_cell_actors, creator_daily_actors TO gateway_ingest;
 GRANT SELECT, INSERT, UPDATE ON
     videos, video_hourly, video_hourly_channels, video_channels, video_audience, creator_daily
     TO gateway_ingest;
@@ -42,10 +39,7 @@ GRANT SELECT ON
 -- Private: own activity and erasure.
 GRANT USAGE ON SCHEMA public TO gateway_private;
 GRANT SELECT, DELETE ON event_ids, events TO gateway_private;
-GRANT SELECT, DELETE ON
-    video_hourly_actors, video_hourly_channel_actors, video_channel_actors,
-    video_audience_actors, creator_daily_actors
-    TO gateway_private;
+GRANT SELECT, DELETE ON video_cell_actors, creator_daily_actors TO gateway_private;
 GRANT SELECT, UPDATE ON
     videos, video_hourly, video_hourly_channels, video_channels, video_audience, creator_daily
     TO gateway_private;

@@ -1,0 +1,364 @@
+"""`POST /events` end to end: the real app, its lifespan, and the module's own Postgres database."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from gateway.app import create_app
+from gateway.auth import ISSUER, PrincipalKind, create_token
+from gateway.config import Settings
+from gateway.store.migrate import migrate
+
+from conftest import SECRET
+
+# The app signs with a secret long enough for HS256 (PyJWT warns, an error here, below 32 bytes).
+APP_SECRET = "routes-tests-app-secret-" + "0123456789abcdef" * 2
+MAX_INGEST_BYTES = 64 * 1024
+NDJSON = {"Content-Type": "application/x-ndjson"}
+AT = "2025-06-01T12:{minute:02d}:00Z"
+
+
+@pytest.fixture(scope="module")
+async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the app, its lifespan run as a server runs it."""
+    settings = Settings(database_url=database_url, secret=APP_SECRET, max_ingest_bytes=MAX_INGEST_BYTES)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app) as state:
+
+        async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+            # As an ASGI server does: each request's scope carries a copy of the lifespan state.
+            await app({**scope, "state": dict(state or {})}, receive, send)
+
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=serve), base_url="http://gateway") as client:
+            yield client
+    # The lifespan's migrate sets role passwords (on servers that ask for them) from its secret; give them back.
+    await migrate(database_url, SECRET)
+
+
+def token(kind: PrincipalKind, subject: str = "ingest-bot") -> str:
+    return create_token(APP_SECRET, kind, subject, ttl_seconds=300)
+
+
+def service_headers(**extra: str) -> dict[str, str]:
+    return {**NDJSON, "Authorization": f"Bearer {token(PrincipalKind.SERVICE)}", **extra}
+
+
+def ndjson(*events: dict[str, Any]) -> bytes:
+    return b"".join(json.dumps(event).encode() + b"\n" for event in events)
+
+
+def video_events(video_id: str, creator_id: str = "u1") -> list[dict[str, Any]]:
+    """A published video with two viewers (three views), a like, a share and a follow of its creator."""
+    common = {"video_id": video_id, "creator_id": creator_id}
+    return [
+        {"event_id": f"{video_id}-pub", "type": "video_published", "occurred_at": AT.format(minute=0), **common, "actor_id": creator_id},
+        {"event_id": f"{video_id}-view-1", "type": "view", "occurred_at": AT.format(minute=5), **common, "actor_id": "u2",
+         "watch_ms": 4000, "completed": True, "region": "DE", "age_band": "18-24"},
+        {"event_id": f"{video_id}-view-2", "type": "view", "occurred_at": AT.format(minute=6), **common, "actor_id": "u3",
+         "watch_ms": 1000, "region": "FR", "age_band": "25-34"},
+        {"event_id": f"{video_id}-view-3", "type": "view", "occurred_at": AT.format(minute=7), **common, "actor_id": "u2", "watch_ms": 500},
+        {"event_id": f"{video_id}-like", "type": "like", "occurred_at": AT.format(minute=8), **common, "actor_id": "u2"},
+        {"event_id": f"{video_id}-share", "type": "share", "occurred_at": AT.format(minute=9), **common, "actor_id": "u3",
+         "channel": "whatsapp", "region": "FR"},
+        {"event_id": f"{video_id}-follow", "type": "follow", "occurred_at": AT.format(minute=10), "creator_id": creator_id, "actor_id": "u3"},
+    ]
+
+
+async def stored_ids(admin: asyncpg.Connection, prefix: str) -> list[str]:
+    rows = await admin.fetch("SELECT event_id FROM events WHERE event_id LIKE $1 || '%' ORDER BY event_id", prefix)
+    return [row["event_id"] for row in rows]
+
+
+async def test_post_events_stores_the_batch_and_its_rollups(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    events = video_events("v-store", creator_id="c-store")
+
+    response = await client.post("/events", content=ndjson(*events), headers=service_headers())
+
+    assert response.status_code == 200
+    assert response.json() == {"received": 7, "inserted": 7, "duplicates": 0}
+    assert await stored_ids(admin, "v-store-") == sorted(event["event_id"] for event in events)
+    video = await admin.fetchrow("SELECT creator_id, published_at FROM videos WHERE video_id = 'v-store'")
+    assert (video["creator_id"], video["published_at"].isoformat()) == ("c-store", "2025-06-01T12:00:00+00:00")
+    hourly = await admin.fetchrow(
+        "SELECT views, viewers, watch_ms, completed_views, likes, likers, shares, sharers, comments FROM video_hourly WHERE video_id = 'v-store'"
+    )
+    assert dict(hourly) == {
+        "views": 3, "viewers": 2, "watch_ms": 5500, "completed_views": 1, "likes": 1, "likers": 1, "shares": 1, "sharers": 1, "comments": 0,
+    }
+    channels = await admin.fetch("SELECT channel, shares, sharers FROM video_channels WHERE video_id = 'v-store'")
+    assert [tuple(row) for row in channels] == [("whatsapp", 1, 1)]
+    regions = await admin.fetch(
+        "SELECT value, views, viewers, shares FROM video_audience WHERE video_id = 'v-store' AND dimension = 'region' ORDER BY value"
+    )
+    assert [tuple(row) for row in regions] == [("DE", 1, 1, 0), ("FR", 1, 1, 1), ("unknown", 1, 1, 0)]
+    follows = await admin.fetchrow("SELECT follows, followers FROM creator_daily WHERE creator_id = 'c-store'")
+    assert tuple(follows) == (1, 1)
+
+
+async def test_post_events_retried_batch_stores_nothing_twice(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    body = ndjson(*video_events("v-retry"))
+    first = await client.post("/events", content=body, headers=service_headers())
+    rollup = "SELECT views, viewers, likes, shares FROM video_hourly WHERE video_id = 'v-retry'"
+    after_first = tuple(await admin.fetchrow(rollup))
+
+    retried = await client.post("/events", content=body, headers=service_headers())
+
+    assert first.json() == {"received": 7, "inserted": 7, "duplicates": 0}
+    assert retried.status_code == 200
+    assert retried.json() == {"received": 7, "inserted": 0, "duplicates": 7}
+    assert len(await stored_ids(admin, "v-retry-")) == 7
+    assert tuple(await admin.fetchrow(rollup)) == after_first == (3, 2, 1, 1)
+
+
+async def test_post_events_duplicate_within_a_batch_is_stored_once(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    view = video_events("v-twice")[1]
+
+    response = await client.post("/events", content=ndjson(view, view), headers=service_headers())
+
+    assert response.json() == {"received": 2, "inserted": 1, "duplicates": 1}
+    assert await stored_ids(admin, "v-twice-") == ["v-twice-view-1"]
+    assert await admin.fetchval("SELECT views FROM video_hourly WHERE video_id = 'v-twice'") == 1
+
+
+async def test_post_events_skips_blank_lines_and_crlf(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    events = video_events("v-blank")[:2]
+    body = b"\r\n".join(json.dumps(event).encode() for event in events).replace(b"\r\n", b"\r\n\r\n   \r\n")
+
+    response = await client.post("/events", content=body, headers=service_headers())
+
+    assert response.json() == {"received": 2, "inserted": 2, "duplicates": 0}
+    assert await stored_ids(admin, "v-blank-") == ["v-blank-pub", "v-blank-view-1"]
+
+
+async def test_post_events_bad_line_is_named_and_nothing_is_stored(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    events = video_events("v-bad")
+    events[2] = {**events[2], "region": "XX"}
+
+    response = await client.post("/events", content=ndjson(*events), headers=service_headers())
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "BAD_USER_INPUT"
+    assert error["total"] == 1
+    assert error["lines"] == [{"line": 3, "field": "region", "reason": "must be an ISO 3166-1 alpha-2 country code, e.g. DE"}]
+    assert await stored_ids(admin, "v-bad-") == []
+    assert await admin.fetchval("SELECT count(*) FROM videos WHERE video_id = 'v-bad'") == 0
+
+
+async def test_post_events_error_report_lists_100_lines_and_counts_all(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    good = video_events("v-many")[0]
+    bad = [{**good, "event_id": f"v-many-{n}", "type": "like", "channel": "x"} for n in range(150)]
+
+    response = await client.post("/events", content=ndjson(good, *bad), headers=service_headers())
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["total"] == 150
+    assert [entry["line"] for entry in error["lines"]] == list(range(2, 102))
+    assert {(entry["field"], entry["reason"]) for entry in error["lines"]} == {("channel", "not a field of this event type")}
+    assert await stored_ids(admin, "v-many-") == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [pytest.param(b"", id="empty"), pytest.param(b"\n \n\r\n", id="only-blank-lines")],
+)
+async def test_post_events_without_events_is_bad_input(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await client.post("/events", content=body, headers=service_headers())
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.parametrize(
+    ("video_id", "content_type"),
+    [
+        pytest.param("v-type-1", "application/x-ndjson", id="x-ndjson"),
+        pytest.param("v-type-2", "application/jsonl", id="jsonl"),
+        pytest.param("v-type-3", "application/json-lines", id="json-lines"),
+        pytest.param("v-type-4", "application/x-ndjson; charset=utf-8", id="with-parameter"),
+        pytest.param("v-type-5", "Application/X-NDJSON", id="mixed-case"),
+    ],
+)
+async def test_post_events_accepts_ndjson_media_types(
+    client: httpx.AsyncClient, admin: asyncpg.Connection, video_id: str, content_type: str
+) -> None:
+    response = await client.post("/events", content=ndjson(*video_events(video_id)), headers=service_headers(**{"Content-Type": content_type}))
+
+    assert response.status_code == 200
+    assert response.json()["inserted"] == 7
+    assert len(await stored_ids(admin, f"{video_id}-")) == 7
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        pytest.param("application/json", id="json"),
+        pytest.param("text/plain", id="text"),
+        pytest.param("multipart/form-data; boundary=x", id="multipart"),
+        pytest.param(None, id="missing"),
+    ],
+)
+async def test_post_events_other_media_type_is_415(client: httpx.AsyncClient, admin: asyncpg.Connection, content_type: str | None) -> None:
+    headers = service_headers()
+    del headers["Content-Type"]
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+
+    response = await client.post("/events", content=ndjson(*video_events("v-415")), headers=headers)
+
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "BAD_USER_INPUT"
+    assert await stored_ids(admin, "v-415-") == []
+
+
+async def test_post_events_body_at_the_limit_is_accepted(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    body = ndjson(*video_events("v-limit")[:2])
+    body += b" " * (MAX_INGEST_BYTES - len(body))
+
+    response = await client.post("/events", content=body, headers=service_headers())
+
+    assert len(body) == MAX_INGEST_BYTES
+    assert response.status_code == 200
+    assert await stored_ids(admin, "v-limit-") == ["v-limit-pub", "v-limit-view-1"]
+
+
+class ChunkedBody:
+    """A request body that arrives in chunks of a quarter of the limit; counts the chunks the app has read."""
+
+    def __init__(self, video_id: str, size: int) -> None:
+        body = ndjson(*video_events(video_id))
+        body += b" " * (size - len(body))
+        step = MAX_INGEST_BYTES // 4
+        self.chunks = [body[start : start + step] for start in range(0, size, step)]
+        self.read = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            self.read += 1
+            yield chunk
+
+
+async def test_post_events_declared_length_over_the_limit_is_413_unread(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    body = ChunkedBody("v-413-declared", size=1000)
+
+    response = await client.post("/events", content=body, headers=service_headers(**{"Content-Length": str(MAX_INGEST_BYTES + 1)}))
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "BAD_USER_INPUT"
+    assert str(MAX_INGEST_BYTES) in response.json()["error"]["message"]
+    assert body.read == 0
+    assert await stored_ids(admin, "v-413-declared-") == []
+
+
+@pytest.mark.parametrize(
+    ("video_id", "content_length"),
+    [
+        pytest.param("v-413-chunked", None, id="no-content-length"),
+        pytest.param("v-413-understated", "100", id="understated-content-length"),
+    ],
+)
+async def test_post_events_streamed_body_over_the_limit_is_413_when_it_passes_the_limit(
+    client: httpx.AsyncClient, admin: asyncpg.Connection, video_id: str, content_length: str | None
+) -> None:
+    body = ChunkedBody(video_id, size=2 * MAX_INGEST_BYTES)
+    headers = service_headers() if content_length is None else service_headers(**{"Content-Length": content_length})
+
+    response = await client.post("/events", content=body, headers=headers)
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "BAD_USER_INPUT"
+    # Four chunks fill the limit exactly; the fifth passes it, and reading stops there.
+    assert (body.read, len(body.chunks)) == (5, 8)
+    assert await stored_ids(admin, f"{video_id}-") == []
+
+
+async def test_post_events_streamed_body_at_the_limit_is_accepted(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    body = ChunkedBody("v-limit-chunked", size=MAX_INGEST_BYTES)
+
+    response = await client.post("/events", content=body, headers=service_headers())
+
+    assert response.status_code == 200
+    assert response.json() == {"received": 7, "inserted": 7, "duplicates": 0}
+    assert body.read == 4
+
+
+async def test_post_events_non_numeric_content_length_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post("/events", content=ndjson(*video_events("v-cl")), headers=service_headers(**{"Content-Length": "lots"}))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BAD_USER_INPUT"
+
+
+def expired_service_token() -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "sub": "ingest-bot", "kind": "service", "iat": now - 120, "exp": now - 60}
+    return jwt.encode(claims, APP_SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param(lambda: "Bearer not-a-jwt", id="malformed"),
+        pytest.param(lambda: f"Bearer {expired_service_token()}", id="expired"),
+        pytest.param(lambda: f"Bearer {create_token('another-secret-' + 'x' * 32, PrincipalKind.SERVICE, 'bot', 60)}", id="wrong-secret"),
+        pytest.param(lambda: f"Basic {token(PrincipalKind.SERVICE)}", id="wrong-scheme"),
+    ],
+)
+async def test_post_events_with_bad_token_is_401(client: httpx.AsyncClient, admin: asyncpg.Connection, authorization: Any) -> None:
+    response = await client.post("/events", content=ndjson(*video_events("v-401")), headers={**NDJSON, "Authorization": authorization()})
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"]["code"] == "UNAUTHENTICATED"
+    assert await stored_ids(admin, "v-401-") == []
+
+
+async def test_post_events_without_token_is_401(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    response = await client.post("/events", content=ndjson(*video_events("v-anon")), headers=NDJSON)
+
+    assert await stored_ids(admin, "v-anon-") == []
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"]["code"] == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [pytest.param(PrincipalKind.USER, id="user"), pytest.param(PrincipalKind.COMPLIANCE, id="compliance"), pytest.param(PrincipalKind.APP, id="app")],
+)
+async def test_post_events_with_other_kind_of_token_is_403(client: httpx.AsyncClient, admin: asyncpg.Connection, kind: PrincipalKind) -> None:
+    headers = {**NDJSON, "Authorization": f"Bearer {token(kind, 'u1')}"}
+
+    response = await client.post("/events", content=ndjson(*video_events("v-403")), headers=headers)
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "FORBIDDEN"
+    assert await stored_ids(admin, "v-403-") == []
+
+
+async def test_healthz_is_ok(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_reaches_the_store(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "store": "ok"}
+
+
+async def test_get_events_is_405(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/events", headers={"Authorization": f"Bearer {token(PrincipalKind.SERVICE)}"})).status_code == 405

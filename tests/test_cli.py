@@ -1,0 +1,373 @@
+"""The `gateway` command against the module's database, and the demo platform it loads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import jwt
+import pytest
+from typer.testing import CliRunner, Result
+
+from gateway.auth import Principal, PrincipalKind, authenticate
+from gateway.cli import app
+from gateway.demo import DemoPlatform
+from gateway.ingest.ndjson import parse_objects
+from gateway.store.migrate import migrations
+
+from conftest import SECRET, TEMPLATE, drop_database, fresh_database
+
+# Long enough for HS256: PyJWT warns (an error here) on a key under 32 bytes.
+TOKEN_SECRET = "cli-tests-token-secret-" + "0123456789abcdef" * 2
+AT = "2025-07-01T09:{minute:02d}:00Z"
+
+
+@pytest.fixture
+def env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_SECRET": SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+
+
+@pytest.fixture
+async def empty_store_env(server_url: str, template_url: str, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    """Like `env`, but naming a migrated database of this test's own that holds no events."""
+    name, url = await fresh_database(server_url, TEMPLATE)
+    yield {"GATEWAY_DATABASE_URL": url, "GATEWAY_SECRET": SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+    await drop_database(server_url, name)
+
+
+async def gateway(*args: str, env: dict[str, str], stdin: bytes | None = None) -> Result:
+    # The commands call asyncio.run(); they run in a thread of their own, outside the test's event loop.
+    def invoke() -> Result:
+        return CliRunner().invoke(app, list(args), input=stdin, env=env)
+
+    return await asyncio.to_thread(invoke)
+
+
+def said(result: Result) -> str:
+    """What the command told its user (stderr), with rich's line wrapping undone."""
+    return " ".join(result.stderr.split())
+
+
+def events(prefix: str, count: int) -> list[dict[str, Any]]:
+    published = {"event_id": f"{prefix}-pub", "type": "video_published", "occurred_at": AT.format(minute=0),
+                 "video_id": f"{prefix}-v", "creator_id": "u1", "actor_id": "u1"}
+    views = [
+        {"event_id": f"{prefix}-view-{n}", "type": "view", "occurred_at": AT.format(minute=n % 60), "video_id": f"{prefix}-v",
+         "creator_id": "u1", "actor_id": f"u{n + 2}", "watch_ms": 1000 * n, "region": "DE"}
+        for n in range(1, count)
+    ]
+    return [published, *views]
+
+
+def ndjson_file(path: Path, lines: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+async def stored(admin: asyncpg.Connection, prefix: str) -> int:
+    count: int = await admin.fetchval("SELECT count(*) FROM events WHERE event_id LIKE $1 || '%'", prefix)
+    return count
+
+
+async def test_ingest_file_stores_its_events_and_prints_totals(
+    env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    path = ndjson_file(tmp_path / "good.ndjson", events("cli-good", 5))
+
+    result = await gateway("ingest", str(path), env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "stored 5 new events (0 already present)" in said(result)
+    assert await stored(admin, "cli-good-") == 5
+    assert await admin.fetchval("SELECT views FROM video_hourly WHERE video_id = 'cli-good-v'") == 4
+
+
+async def test_ingest_same_file_twice_stores_it_once(env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path) -> None:
+    path = ndjson_file(tmp_path / "twice.ndjson", events("cli-twice", 3))
+    first = await gateway("ingest", str(path), env=env)
+
+    again = await gateway("ingest", str(path), env=env)
+
+    assert "stored 3 new events (0 already present)" in said(first)
+    assert again.exit_code == 0, again.output
+    assert "stored 0 new events (3 already present)" in said(again)
+    assert await stored(admin, "cli-twice-") == 3
+
+
+async def test_ingest_file_with_bad_line_3_exits_2_and_stores_nothing(
+    env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    lines = events("cli-bad", 5)
+    lines[2] = {**lines[2], "region": "XX"}
+    path = ndjson_file(tmp_path / "bad.ndjson", lines)
+
+    result = await gateway("ingest", str(path), env=env)
+
+    assert result.exit_code == 2
+    assert "1 invalid event line(s)" in said(result)
+    assert "line 3, field region: must be an ISO 3166-1 alpha-2 country code" in said(result)
+    assert await stored(admin, "cli-bad-") == 0
+
+
+async def test_ingest_validates_every_batch_before_storing_any(
+    env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    lines = events("cli-late", 40)
+    lines[34] = {**lines[34], "watch_ms": -1}
+    path = ndjson_file(tmp_path / "late.ndjson", lines)
+
+    result = await gateway("ingest", str(path), env={**env, "GATEWAY_INGEST_BATCH_SIZE": "10"})
+
+    assert result.exit_code == 2
+    assert "line 35, field watch_ms" in said(result)
+    assert await stored(admin, "cli-late-") == 0
+
+
+async def test_ingest_many_bad_lines_lists_100_and_counts_the_rest(
+    env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    path = ndjson_file(tmp_path / "many.ndjson", [{**line, "region": "de"} for line in events("cli-many", 130)])
+
+    result = await gateway("ingest", str(path), env=env)
+
+    assert result.exit_code == 2
+    assert "130 invalid event line(s)" in said(result)
+    assert "line 100, field region" in said(result)
+    assert "line 101," not in said(result)
+    assert "… and 30 more" in said(result)
+    assert await stored(admin, "cli-many-") == 0
+
+
+async def test_ingest_from_stdin_stores_its_events(env: dict[str, str], admin: asyncpg.Connection) -> None:
+    body = "".join(json.dumps(line) + "\n" for line in events("cli-stdin", 4)).encode()
+
+    result = await gateway("ingest", "-", env=env, stdin=body)
+
+    assert result.exit_code == 0, result.output
+    assert "stored 4 new events (0 already present)" in said(result)
+    assert await stored(admin, "cli-stdin-") == 4
+
+
+async def test_ingest_from_stdin_with_bad_line_exits_2(env: dict[str, str], admin: asyncpg.Connection) -> None:
+    body = b"".join(json.dumps(line).encode() + b"\n" for line in events("cli-stdin-bad", 2)) + b"{not json\n"
+
+    result = await gateway("ingest", "-", env=env, stdin=body)
+
+    assert result.exit_code == 2
+    assert "line 3: not valid JSON" in said(result)
+    assert await stored(admin, "cli-stdin-bad-") == 0
+
+
+async def test_ingest_missing_file_exits_2(env: dict[str, str], tmp_path: Path) -> None:
+    result = await gateway("ingest", str(tmp_path / "absent.ndjson"), env=env)
+
+    assert result.exit_code == 2
+    assert "no such file" in said(result)
+
+
+async def test_demo_data_stores_the_events_asked_for_and_is_idempotent(env: dict[str, str], admin: asyncpg.Connection) -> None:
+    args = ("demo-data", "--users", "50", "--videos", "10", "--events", "2000", "--seed", "7")
+
+    first = await gateway(*args, env=env)
+    count_after_first = await stored(admin, "demo-7-")
+    again = await gateway(*args, env=env)
+
+    assert first.exit_code == 0, first.output
+    assert "stored 2,000 new events (0 already present)" in said(first)
+    assert count_after_first == 2000
+    assert await admin.fetchval("SELECT count(*) FROM videos WHERE video_id ~ '^v([1-9]|10)$'") == 10
+    assert again.exit_code == 0, again.output
+    assert "stored 0 new events (2,000 already present)" in said(again)
+    assert await stored(admin, "demo-7-") == 2000
+
+
+async def test_demo_data_if_empty_does_nothing_on_a_store_with_data(env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path) -> None:
+    await gateway("ingest", str(ndjson_file(tmp_path / "some.ndjson", events("cli-some", 2))), env=env)
+    before = await admin.fetchval("SELECT count(*) FROM events")
+
+    result = await gateway("demo-data", "--users", "20", "--videos", "5", "--events", "100", "--seed", "8", "--if-empty", env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "the store already holds data; demo data not loaded" in said(result)
+    assert await stored(admin, "demo-8-") == 0
+    assert await admin.fetchval("SELECT count(*) FROM events") == before
+
+
+async def test_demo_data_if_empty_loads_an_empty_store(empty_store_env: dict[str, str]) -> None:
+    result = await gateway("demo-data", "--users", "20", "--videos", "5", "--events", "100", "--seed", "9", "--if-empty", env=empty_store_env)
+
+    assert result.exit_code == 0, result.output
+    assert "stored 100 new events (0 already present)" in said(result)
+    conn = await asyncpg.connect(empty_store_env["GATEWAY_DATABASE_URL"])
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE event_id LIKE 'demo-9-%'") == 100
+    finally:
+        await conn.close()
+
+
+async def test_demo_data_if_empty_does_nothing_on_a_store_with_only_follows(empty_store_env: dict[str, str], tmp_path: Path) -> None:
+    follow = {"event_id": "cli-follow-1", "type": "follow", "occurred_at": AT.format(minute=0), "creator_id": "u1", "actor_id": "u2"}
+    ingested = await gateway("ingest", str(ndjson_file(tmp_path / "follow.ndjson", [follow])), env=empty_store_env)
+    assert ingested.exit_code == 0, ingested.output
+
+    result = await gateway("demo-data", "--users", "20", "--videos", "5", "--events", "100", "--seed", "9", "--if-empty", env=empty_store_env)
+
+    assert "the store already holds data; demo data not loaded" in said(result)
+
+
+async def test_demo_data_with_fewer_events_than_videos_exits_2(env: dict[str, str], admin: asyncpg.Connection) -> None:
+    result = await gateway("demo-data", "--users", "20", "--videos", "50", "--events", "10", "--seed", "10", env=env)
+
+    assert result.exit_code == 2
+    assert "--events must be at least --videos" in said(result)
+    assert await stored(admin, "demo-10-") == 0
+
+
+async def test_migrate_applies_every_migration_then_none(server_url: str, tmp_path: Path) -> None:
+    name, url = await fresh_database(server_url, None)
+    env = {"GATEWAY_DATABASE_URL": url, "GATEWAY_SECRET": SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+    try:
+        first = await gateway("migrate", env=env)
+        again = await gateway("migrate", env=env)
+    finally:
+        await drop_database(server_url, name)
+
+    assert first.exit_code == 0, first.output
+    assert f"applied: {', '.join(f'{m.version:04d}_{m.name}' for m in migrations())}" in said(first)
+    assert again.exit_code == 0, again.output
+    assert "schema is up to date" in said(again)
+
+
+@pytest.mark.parametrize(
+    ("kind", "subject"),
+    [
+        pytest.param("service", "ingest-bot", id="service"),
+        pytest.param("user", "u42", id="user"),
+        pytest.param("compliance", "dpo", id="compliance"),
+    ],
+)
+async def test_token_create_prints_a_token_that_authenticates(kind: str, subject: str, tmp_path: Path) -> None:
+    env = {"GATEWAY_SECRET": TOKEN_SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+
+    result = await gateway("token", "create", "--kind", kind, "--subject", subject, env=env)
+
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert authenticate(f"Bearer {token}", TOKEN_SECRET) == Principal(PrincipalKind(kind), subject)
+
+
+async def test_token_create_ttl_sets_the_expiry(tmp_path: Path) -> None:
+    env = {"GATEWAY_SECRET": TOKEN_SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+
+    result = await gateway("token", "create", "--kind", "service", "--subject", "ingest-bot", "--ttl", "120", env=env)
+
+    claims = jwt.decode(result.stdout.strip(), TOKEN_SECRET, algorithms=["HS256"], options={"verify_iss": False})
+    assert claims["exp"] - claims["iat"] == 120
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("--kind", "app", "--subject", "a1"), id="app"),
+        pytest.param(("--kind", "anonymous", "--subject", "a1"), id="anonymous"),
+        pytest.param(("--kind", "admin", "--subject", "a1"), id="unknown-kind"),
+        pytest.param(("--kind", "service", "--subject", "bot", "--ttl", "0"), id="zero-ttl"),
+        pytest.param(("--kind", "service"), id="no-subject"),
+    ],
+)
+async def test_token_create_refuses_and_exits_2(args: tuple[str, ...], tmp_path: Path) -> None:
+    env = {"GATEWAY_SECRET": TOKEN_SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+
+    result = await gateway("token", "create", *args, env=env)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+
+
+# The demo platform itself: pure, deterministic, and valid by construction.
+
+END = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def platform_events() -> list[dict[str, Any]]:
+    return list(DemoPlatform(users=200, videos=40, events=20_000, seed=7, end=END).generate())
+
+
+def test_demo_platform_same_seed_and_end_gives_identical_events(platform_events: list[dict[str, Any]]) -> None:
+    again = list(DemoPlatform(users=200, videos=40, events=20_000, seed=7, end=END).generate())
+    other_seed = list(DemoPlatform(users=200, videos=40, events=20_000, seed=8, end=END).generate())
+
+    assert again == platform_events
+    assert other_seed != platform_events
+
+
+def test_demo_platform_gives_the_events_asked_for_with_unique_ids(platform_events: list[dict[str, Any]]) -> None:
+    published = [event["video_id"] for event in platform_events if event["type"] == "video_published"]
+
+    assert len(platform_events) == 20_000
+    assert len({event["event_id"] for event in platform_events}) == 20_000
+    assert sorted(published) == sorted(f"v{n}" for n in range(1, 41))
+
+
+def test_demo_platform_every_event_validates(platform_events: list[dict[str, Any]]) -> None:
+    batch = parse_objects(platform_events)
+
+    assert batch.errors == []
+    assert len(batch.records) == 20_000
+    assert {record[1] for record in batch.records} == {"video_published", "view", "like", "unlike", "comment", "share", "follow", "unfollow"}
+
+
+def test_demo_platform_has_small_audience_videos(platform_events: list[dict[str, Any]]) -> None:
+    viewers: dict[str, set[str]] = {}
+    for event in platform_events:
+        if event["type"] == "view":
+            viewers.setdefault(event["video_id"], set()).add(event["actor_id"])
+
+    small = sorted(video for video, actors in viewers.items() if len(actors) <= 5)
+    assert small
+    assert all(2 <= len(viewers[video]) for video in small)
+    assert max(len(actors) for actors in viewers.values()) > 100
+
+
+@pytest.mark.parametrize(
+    ("undo", "do", "target"),
+    [pytest.param("unlike", "like", "video_id", id="unlike"), pytest.param("unfollow", "follow", "creator_id", id="unfollow")],
+)
+def test_demo_platform_undoes_only_what_the_same_actor_did_before(
+    platform_events: list[dict[str, Any]], undo: str, do: str, target: str
+) -> None:
+    # In time order (generation order breaks ties), an actor's undos never outnumber their dos on the same target.
+    standing: Counter[tuple[str, str]] = Counter()
+    undone = 0
+    for _, event in sorted(enumerate(platform_events), key=lambda numbered: (numbered[1]["occurred_at"], numbered[0])):
+        if event["type"] not in (do, undo):
+            continue
+        key = (event[target], event["actor_id"])
+        if event["type"] == do:
+            standing[key] += 1
+            continue
+        undone += 1
+        assert standing[key] > 0, f"{event['event_id']} undoes a {do} that {event['actor_id']} had not made"
+        standing[key] -= 1
+
+    assert undone > 0
+
+
+def test_demo_platform_events_fall_in_its_window(platform_events: list[dict[str, Any]]) -> None:
+    start = min(event["occurred_at"] for event in platform_events)
+
+    assert start >= datetime(2025, 12, 4, tzinfo=UTC)
+    assert all(event["occurred_at"] < END for event in platform_events)
+
+
+def test_demo_platform_small_audience_shares_fall_before_end() -> None:
+    late = [event for event in DemoPlatform(users=50, videos=10, events=100, seed=25, end=END).generate() if event["occurred_at"] >= END]
+
+    assert late == []
