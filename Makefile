@@ -23,6 +23,9 @@ test: install
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+schema: install
+	$(BIN)/gateway schema > schema.graphql
+
 bench: install
 	$(BIN)/python bench/ingest.py
 

@@ -10,8 +10,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.config import Settings
+from gateway.graphql.schema import build_schema
 from gateway.routes.errors import EXCEPTION_HANDLERS
 from gateway.routes.events import post_events
+from gateway.routes.graphql import graphql_endpoint
 from gateway.routes.health import healthz, readyz
 from gateway.store.ingest import EventWriter
 from gateway.store.migrate import migrate
@@ -23,6 +25,7 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
+    schema = build_schema()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -31,11 +34,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await migrate(url, secret)
         store = await Store.open(url, secret)
         try:
-            yield {"settings": settings, "secret": secret, "store": store, "writer": EventWriter(store.ingest)}
+            yield {
+                "settings": settings,
+                "secret": secret,
+                "store": store,
+                "writer": EventWriter(store.ingest),
+                "schema": schema,
+            }
         finally:
             await store.close()
 
     routes = [
+        Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
         Route("/events", post_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

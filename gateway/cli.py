@@ -223,6 +223,14 @@ def demo_data(
         console.print(f"stored {totals.inserted:,} new events ({totals.duplicates:,} already present)")
 
 
+@app.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL); `make schema` writes it to schema.graphql."""
+    from gateway.graphql.schema import build_schema
+
+    typer.echo(build_schema().as_str())
+
+
 @token_app.command("create")
 def token_create(
     kind: Annotated[PrincipalKind, typer.Option(help="user, compliance or service.")],

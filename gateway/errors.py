@@ -50,6 +50,10 @@ class Forbidden(GatewayError):
     code = "FORBIDDEN"
     status_code = 403
 
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field  # the refused coordinate, e.g. "Video.shareTimeline"
+
 
 class NotFound(GatewayError):
     code = "NOT_FOUND"

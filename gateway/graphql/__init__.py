@@ -1,0 +1,1 @@
+"""The GraphQL API: types, resolvers, per-request context and the document cache."""

@@ -1,0 +1,79 @@
+"""The schema: `Query`, and the extension that hands Strawberry the already parsed and validated document."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from gateway.auth import PrincipalKind
+from gateway.errors import Forbidden, GatewayError, NotFound, Unauthenticated
+from gateway.graphql.documents import parse_document
+from gateway.graphql.types import Context, Creator, Me, Video
+from gateway.store import queries
+
+__all__ = ["Query", "build_schema"]
+
+log = logging.getLogger(__name__)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A video by id; null with NOT_FOUND when there is none.")
+    async def video(self, info: Context, id: strawberry.ID) -> Video | None:
+        row = await info.context.loaders.video.load(str(id))
+        if row is None:
+            raise NotFound(f"no video {id!r}")
+        return Video(row=row)
+
+    @strawberry.field(description="A creator by user id; null with NOT_FOUND when they have no videos or followers.")
+    async def creator(self, info: Context, id: strawberry.ID) -> Creator | None:
+        async with info.context.store.reader.acquire() as conn:
+            if not await queries.creator_exists(conn, str(id)):
+                raise NotFound(f"no creator {id!r}")
+        return Creator(creator_id=str(id))
+
+    @strawberry.field(description="The signed-in user's own activity.")
+    def me(self, info: Context) -> Me | None:
+        principal = info.context.principal
+        if principal.kind is PrincipalKind.ANONYMOUS:
+            raise Unauthenticated("sign in to see your own activity")
+        if principal.kind is not PrincipalKind.USER or principal.id is None:
+            raise Forbidden("`me` is for user principals", field="Query.me")
+        return Me(user_id=principal.id)
+
+
+class PreparedDocument(SchemaExtension):
+    """The HTTP layer parses and validates (with limits and caches) before execution;
+    this hands Strawberry that document so neither step runs twice."""
+
+    def on_parse(self) -> Iterator[None]:
+        query = self.execution_context.query
+        if query is not None:
+            self.execution_context.graphql_document = parse_document(query)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        self.execution_context.pre_execution_errors = []
+        yield
+
+
+class GatewaySchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        # Expected refusals are answers, not incidents; the HTTP layer logs unexpected ones with a request id.
+        return None
+
+
+def build_schema() -> strawberry.Schema:
+    return GatewaySchema(
+        query=Query,
+        extensions=[PreparedDocument],
+        config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=True),
+    )
+
+

@@ -1,0 +1,359 @@
+"""The GraphQL types. No type reachable from Query outside `Me` has a field that yields a user id
+other than a creator's own (`creatorId`, `Creator.id`): viewers, likers, commenters, followers and
+sharers are only ever counted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.auth import PrincipalKind
+from gateway.errors import BadUserInput, Forbidden
+from gateway.graphql.context import RequestContext
+from gateway.graphql.ranges import time_range
+from gateway.store import queries
+from gateway.store.queries import Bucket, VideoRow, VideoStatsRow
+
+__all__ = ["Creator", "Me", "Video"]
+
+Context = Info[RequestContext, None]
+
+
+@strawberry.enum(description="The width of a timeline bucket (UTC).")
+class Granularity(Enum):
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+@strawberry.enum
+class AudienceDimension(Enum):
+    REGION = "region"
+    AGE_BAND = "age_band"
+
+
+@strawberry.enum
+class VideoOrder(Enum):
+    PUBLISHED_AT = "published_at"
+    SHARES = "shares"
+
+
+def is_owner(info: Context, creator_id: str) -> bool:
+    principal = info.context.principal
+    return principal.kind is PrincipalKind.USER and principal.id == creator_id
+
+
+def require_owner(info: Context, creator_id: str, coordinate: str) -> None:
+    """Details of a video or creator are for the creator alone."""
+    if not is_owner(info, creator_id):
+        raise Forbidden(f"{coordinate} is visible to the creator only", field=coordinate)
+
+
+@strawberry.type(description="One time bucket; `count` is null when `suppressed`.")
+class TimeBucket:
+    start: datetime
+    count: int | None
+    suppressed: bool
+
+
+@strawberry.type
+class Timeline:
+    granularity: Granularity
+    start: datetime = strawberry.field(name="from")
+    end: datetime = strawberry.field(name="to")
+    buckets: list[TimeBucket]
+
+
+@strawberry.type(description="One cell of a breakdown; `count` is null when `suppressed`.")
+class BreakdownBucket:
+    key: str
+    count: int | None
+    suppressed: bool
+
+
+@strawberry.type
+class Breakdown:
+    buckets: list[BreakdownBucket]
+
+
+def time_buckets(buckets: list[Bucket]) -> list[TimeBucket]:
+    return [TimeBucket(start=bucket.key, count=bucket.count, suppressed=False) for bucket in buckets]  # type: ignore[arg-type]
+
+
+def breakdown(buckets: list[Bucket]) -> Breakdown:
+    return Breakdown(buckets=[BreakdownBucket(key=str(bucket.key), count=bucket.count, suppressed=False) for bucket in buckets])
+
+
+def ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@strawberry.type(description="Counts of a video. views, likes, comments and shares are public; the rest is the creator's.")
+class VideoStats:
+    row: strawberry.Private[VideoStatsRow]
+    creator_id: strawberry.Private[str]
+
+    @strawberry.field
+    def views(self) -> int:
+        return self.row.views
+
+    @strawberry.field(description="Likes net of unlikes.")
+    def likes(self) -> int:
+        return self.row.likes
+
+    @strawberry.field
+    def comments(self) -> int:
+        return self.row.comments
+
+    @strawberry.field
+    def shares(self) -> int:
+        return self.row.shares
+
+    @strawberry.field(description="Likes per view.")
+    def like_ratio(self, info: Context) -> float | None:
+        require_owner(info, self.creator_id, "VideoStats.likeRatio")
+        return ratio(self.row.likes, self.row.views)
+
+    @strawberry.field(description="Likes, comments and shares per view.")
+    def engagement_rate(self, info: Context) -> float | None:
+        require_owner(info, self.creator_id, "VideoStats.engagementRate")
+        return ratio(self.row.likes + self.row.comments + self.row.shares, self.row.views)
+
+    @strawberry.field
+    def average_watch_seconds(self, info: Context) -> float | None:
+        require_owner(info, self.creator_id, "VideoStats.averageWatchSeconds")
+        seconds = ratio(self.row.watch_ms, self.row.views)
+        return None if seconds is None else seconds / 1000
+
+    @strawberry.field(description="Share of views watched to the end.")
+    def completion_rate(self, info: Context) -> float | None:
+        require_owner(info, self.creator_id, "VideoStats.completionRate")
+        return ratio(self.row.completed_views, self.row.views)
+
+
+RangeStart = Annotated[
+    datetime | None, strawberry.argument(name="from", description="Inclusive start (default: a span before `to`).")
+]
+RangeEnd = Annotated[datetime | None, strawberry.argument(description="Exclusive end (default: now).")]
+
+
+async def video_timeline(
+    info: Context, metric: str, video: VideoRow, granularity: Granularity, start: datetime | None, end: datetime | None
+) -> Timeline:
+    require_owner(info, video.creator_id, f"Video.{metric[:-1]}Timeline")
+    width = queries.Granularity(granularity.value)
+    start, end = time_range(width, start, end, info.context.now)
+    async with info.context.store.reader.acquire() as conn:
+        buckets = await queries.timeline(conn, metric, video.video_id, start, end, width)
+    return Timeline(granularity=granularity, start=start, end=end, buckets=time_buckets(buckets))
+
+
+@strawberry.type
+class Video:
+    row: strawberry.Private[VideoRow]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.row.video_id)
+
+    @strawberry.field
+    def creator_id(self) -> strawberry.ID:
+        return strawberry.ID(self.row.creator_id)
+
+    @strawberry.field
+    def published_at(self) -> datetime | None:
+        return self.row.published_at
+
+    @strawberry.field
+    async def stats(self, info: Context) -> VideoStats:
+        return VideoStats(row=await info.context.loaders.stats.load(self.row.video_id), creator_id=self.row.creator_id)
+
+    @strawberry.field(description="Shares per bucket. The creator's only.")
+    async def share_timeline(
+        self,
+        info: Context,
+        granularity: Granularity = Granularity.DAY,
+        from_: RangeStart = None,
+        to: RangeEnd = None,
+    ) -> Timeline:
+        return await video_timeline(info, "shares", self.row, granularity, from_, to)
+
+    @strawberry.field(description="Views per bucket. The creator's only.")
+    async def view_timeline(
+        self,
+        info: Context,
+        granularity: Granularity = Granularity.DAY,
+        from_: RangeStart = None,
+        to: RangeEnd = None,
+    ) -> Timeline:
+        return await video_timeline(info, "views", self.row, granularity, from_, to)
+
+    @strawberry.field(description="Shares by channel. The creator's only.")
+    async def share_channels(self, info: Context) -> Breakdown:
+        require_owner(info, self.row.creator_id, "Video.shareChannels")
+        return breakdown(await info.context.loaders.channels.load(self.row.video_id))
+
+    @strawberry.field(description="Distinct viewers by region or age band. The creator's only.")
+    async def audience(self, info: Context, dimension: AudienceDimension) -> Breakdown:
+        require_owner(info, self.row.creator_id, "Video.audience")
+        async with info.context.store.reader.acquire() as conn:
+            return breakdown(await queries.audience(conn, self.row.video_id, dimension.value))
+
+
+@strawberry.type
+class CreatorTotals:
+    videos: int
+    views: int
+    likes: int
+    comments: int
+    shares: int
+    followers: int = strawberry.field(description="Follows net of unfollows.")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class VideoEdge:
+    cursor: str
+    node: Video
+
+
+@strawberry.type
+class VideoConnection:
+    edges: list[VideoEdge]
+    page_info: PageInfo
+
+
+MAX_PAGE = 100
+
+
+def encode_cursor(order: VideoOrder, sort_key: float, video_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([order.value, sort_key, video_id]).encode()).decode()
+
+
+def decode_cursor(order: VideoOrder, cursor: str) -> tuple[float, str]:
+    try:
+        kind, sort_key, video_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if kind != order.value or not isinstance(sort_key, int | float) or not isinstance(video_id, str):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise BadUserInput("`after` is not a cursor of this ordering; pass a cursor from `pageInfo.endCursor`") from exc
+    return float(sort_key), video_id
+
+
+@strawberry.type
+class Creator:
+    creator_id: strawberry.Private[str]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.creator_id)
+
+    @strawberry.field
+    async def totals(self, info: Context) -> CreatorTotals:
+        async with info.context.store.reader.acquire() as conn:
+            totals = await queries.creator_totals(conn, self.creator_id)
+        return CreatorTotals(**vars(totals))
+
+    @strawberry.field(description="The creator's videos, newest first or most shared first.")
+    async def videos(
+        self, info: Context, first: int = 10, after: str | None = None, order_by: VideoOrder = VideoOrder.PUBLISHED_AT
+    ) -> VideoConnection:
+        if not 1 <= first <= MAX_PAGE:
+            raise BadUserInput(f"`first` must be between 1 and {MAX_PAGE}")
+        position = decode_cursor(order_by, after) if after else None
+        async with info.context.store.reader.acquire() as conn:
+            rows = await queries.creator_videos(conn, self.creator_id, order_by.value, position, first + 1)
+        page = rows[:first]
+        for row, _ in page:
+            info.context.loaders.video.prime(row.video_id, row)
+        edges = [VideoEdge(cursor=encode_cursor(order_by, key, row.video_id), node=Video(row=row)) for row, key in page]
+        return VideoConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None),
+        )
+
+    @strawberry.field(description="Net new followers per bucket (DAY at finest). The creator's only.")
+    async def follower_growth(
+        self,
+        info: Context,
+        granularity: Granularity = Granularity.DAY,
+        from_: RangeStart = None,
+        to: RangeEnd = None,
+    ) -> Timeline:
+        require_owner(info, self.creator_id, "Creator.followerGrowth")
+        if granularity is Granularity.HOUR:
+            raise BadUserInput("followerGrowth is counted per day; use DAY, WEEK or MONTH")
+        width = queries.Granularity(granularity.value)
+        start, end = time_range(width, from_, to, info.context.now)
+        async with info.context.store.reader.acquire() as conn:
+            buckets = await queries.follower_growth(conn, self.creator_id, start, end, width)
+        return Timeline(granularity=granularity, start=start, end=end, buckets=time_buckets(buckets))
+
+
+@strawberry.type
+class MyShare:
+    video_id: strawberry.ID
+    channel: str
+    shared_at: datetime
+
+
+@strawberry.type
+class MyLike:
+    video_id: strawberry.ID
+    liked_at: datetime
+
+
+@strawberry.type
+class MyFollow:
+    creator_id: strawberry.ID
+    followed_at: datetime
+
+
+MAX_OWN_ROWS = 500
+
+
+def own_limit(first: int) -> int:
+    if not 1 <= first <= MAX_OWN_ROWS:
+        raise BadUserInput(f"`first` must be between 1 and {MAX_OWN_ROWS}")
+    return first
+
+
+@strawberry.type(description="The signed-in user's own activity. Nobody else's rows are reachable here.")
+class Me:
+    user_id: strawberry.Private[str]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.user_id)
+
+    @strawberry.field(description="Videos you shared, newest first.")
+    async def shares(self, info: Context, first: int = 50) -> list[MyShare]:
+        async with info.context.store.private.acquire() as conn:
+            rows = await queries.my_shares(conn, self.user_id, own_limit(first))
+        return [MyShare(video_id=strawberry.ID(r["video_id"]), channel=r["channel"], shared_at=r["occurred_at"]) for r in rows]
+
+    @strawberry.field(description="Videos you like now, most recent first.")
+    async def likes(self, info: Context, first: int = 50) -> list[MyLike]:
+        async with info.context.store.private.acquire() as conn:
+            rows = await queries.my_likes(conn, self.user_id, own_limit(first))
+        return [MyLike(video_id=strawberry.ID(r["video_id"]), liked_at=r["occurred_at"]) for r in rows]
+
+    @strawberry.field(description="Creators you follow now, most recent first.")
+    async def follows(self, info: Context, first: int = 50) -> list[MyFollow]:
+        async with info.context.store.private.acquire() as conn:
+            rows = await queries.my_follows(conn, self.user_id, own_limit(first))
+        return [MyFollow(creator_id=strawberry.ID(r["creator_id"]), followed_at=r["occurred_at"]) for r in rows]

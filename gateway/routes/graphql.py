@@ -1,0 +1,97 @@
+"""`/graphql`: GraphQL over HTTP (JSON). POST for any operation, GET for queries only."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from graphql import GraphQLError, OperationDefinitionNode, OperationType
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.auth import authenticate
+from gateway.errors import BadUserInput, GatewayError, Unauthenticated
+from gateway.graphql.context import RequestContext
+from gateway.graphql.documents import parse_document, validate_document
+from gateway.graphql.errors import format_error
+from gateway.graphql.loaders import Loaders
+
+__all__ = ["graphql_endpoint"]
+
+
+async def graphql_endpoint(request: Request) -> Response:
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    try:
+        principal = authenticate(request.headers.get("authorization"), request.state.secret)
+        query, variables, operation_name = await _read_operation(request)
+    except Unauthenticated as exc:
+        return _errors([_coded(exc)], 401, request_id, {"WWW-Authenticate": "Bearer"})
+    except BadUserInput as exc:
+        return _errors([_coded(exc)], 400, request_id)
+
+    schema = request.state.schema
+    try:
+        document = parse_document(query)
+    except GraphQLError as error:
+        return _errors([format_error(error, request_id)], 200, request_id)
+    if request.method == "GET" and _operation_type(document, operation_name) is not OperationType.QUERY:
+        return _errors([_coded(BadUserInput("only queries may be sent with GET; use POST"))], 405, request_id, {"Allow": "POST"})
+    errors = validate_document(schema._schema, document)
+    if errors:
+        return _errors([format_error(error, request_id) for error in errors], 200, request_id)
+
+    store = request.state.store
+    context = RequestContext(principal=principal, store=store, loaders=Loaders(store.reader), request_id=request_id)
+    result = await schema.execute(query, variable_values=variables, context_value=context, operation_name=operation_name)
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [format_error(error, request_id) for error in result.errors]
+    if result.extensions:
+        body["extensions"] = result.extensions
+    return JSONResponse(body, headers={"X-Request-Id": request_id})
+
+
+async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
+    if request.method == "GET":
+        params: dict[str, Any] = dict(request.query_params)
+        if "variables" in params:
+            params["variables"] = _json(params["variables"], "variables")
+    else:
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise BadUserInput("POST /graphql takes Content-Type: application/json")
+        params = _json(await request.body(), "the body")
+    if not isinstance(params, dict):
+        raise BadUserInput("the body must be a JSON object with `query`")
+    query, variables, operation_name = params.get("query"), params.get("variables"), params.get("operationName")
+    if not isinstance(query, str) or not query.strip():
+        raise BadUserInput("`query` must be a non-empty string")
+    if variables is not None and not isinstance(variables, dict):
+        raise BadUserInput("`variables` must be a JSON object")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise BadUserInput("`operationName` must be a string")
+    return query, variables, operation_name
+
+
+def _json(text: str | bytes, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadUserInput(f"{what} is not valid JSON") from exc
+
+
+def _operation_type(document: Any, operation_name: str | None) -> OperationType | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    for operation in operations:
+        if operation_name is None or (operation.name and operation.name.value == operation_name):
+            return operation.operation
+    return None
+
+
+def _coded(exc: GatewayError) -> dict[str, Any]:
+    return {"message": exc.message, "extensions": {"code": exc.code}}
+
+
+def _errors(errors: list[dict[str, Any]], status_code: int, request_id: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"errors": errors}, status_code=status_code, headers={"X-Request-Id": request_id, **(headers or {})})
