@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
-from gateway.errors import StoreUnavailable
+from gateway.errors import BadUserInput, StoreUnavailable
 from gateway.ingest.events import EVENT_COLUMNS, EventRecord
 
 __all__ = ["BatchResult", "EventWriter", "prepare_connection"]
@@ -76,6 +76,11 @@ class EventWriter:
                 if attempt == MAX_ATTEMPTS:
                     raise StoreUnavailable(f"ingest batch kept conflicting with concurrent batches: {exc}") from exc
                 log.info("ingest batch retried after %s (attempt %d)", type(exc).__name__, attempt)
+            except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
+                # Validation keeps these out; if one slips through, the whole batch is refused as input.
+                raise BadUserInput(f"the store refused the batch: {exc}") from exc
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                raise StoreUnavailable(f"the event store is unreachable: {exc}") from exc
         raise AssertionError("unreachable")
 
     async def _ensure_partitions(self, records: list[EventRecord]) -> None:

@@ -1,0 +1,222 @@
+"""A batch is stored whole or not at all, exactly once, whatever else is being ingested at the same time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from gateway.errors import BadUserInput, InvalidEvents
+from gateway.ingest.events import EVENT_COLUMNS
+from gateway.ingest.ndjson import parse_lines
+from gateway.ingest.pipeline import ingest_chunks
+from gateway.store.ingest import BatchResult, EventWriter
+from gateway.store.pools import Store
+
+from helpers import assert_rollups_match_events, event, ingest, records, snapshot, truncate_all, utc
+
+NOON = utc(2025, 5, 14, 12)
+
+
+@pytest.fixture
+async def writer(store: Store, admin: asyncpg.Connection) -> EventWriter:
+    """A writer onto a clean slate."""
+    await truncate_all(admin)
+    return EventWriter(store.ingest)
+
+
+async def stored_earlier(writer: EventWriter) -> None:
+    """Data already in the store, so that "nothing changed" is not the same as "still empty"."""
+    await ingest(
+        writer,
+        [
+            event("video_published", "old-1", NOON - timedelta(days=1), actor_id="c1"),
+            event("view", "old-2", NOON, region="DE"),
+            event("share", "old-3", NOON, actor_id="u2", channel="x"),
+            event("follow", "old-4", NOON, actor_id="u3"),
+        ],
+    )
+
+
+def lines(*events: dict[str, Any]) -> list[str]:
+    return [json.dumps(body) for body in events]
+
+
+def as_record(body: dict[str, Any], **raw: Any) -> tuple[Any, ...]:
+    """A valid event's record with some columns overwritten: what a writer could be handed by mistake."""
+    record = dict(zip(EVENT_COLUMNS, records([body])[0]))
+    return tuple((record | raw)[column] for column in EVENT_COLUMNS)
+
+
+@pytest.mark.parametrize(
+    "bad_line",
+    [
+        pytest.param('{"event_id": "n3", "type": "view"', id="not-json"),
+        pytest.param(json.dumps(event("share", "n3", NOON, channel="myspace")), id="unknown-channel"),
+        pytest.param(json.dumps(event("follow", "n3", NOON, creator_id="u1", actor_id="u1")), id="self-follow"),
+    ],
+)
+async def test_batch_with_one_bad_line_stores_nothing(writer: EventWriter, admin: asyncpg.Connection, bad_line: str) -> None:
+    await stored_earlier(writer)
+    before = await snapshot(admin)
+    batch = [*lines(event("view", "n1", NOON), event("like", "n2", NOON)), bad_line, *lines(event("comment", "n4", NOON))]
+
+    with pytest.raises(InvalidEvents) as refused:
+        await ingest_chunks(writer, [(1, batch)], parse_lines)
+
+    assert refused.value.total == 1
+    assert [error.line for error in refused.value.errors] == [3]
+    assert await snapshot(admin) == before
+
+
+@pytest.mark.parametrize(
+    "violation",
+    [
+        pytest.param({"watch_ms": -1}, id="negative-watch-time"),
+        pytest.param({"type": "like", "watch_ms": None, "completed": None, "channel": "sms"}, id="like-with-channel"),
+        pytest.param({"video_id": None}, id="view-without-video"),
+    ],
+)
+async def test_batch_failing_in_the_database_stores_nothing(
+    writer: EventWriter, admin: asyncpg.Connection, violation: dict[str, Any]
+) -> None:
+    await stored_earlier(writer)
+    before = await snapshot(admin)
+    first = [event("view", "m1", NOON), event("share", "m2", NOON, channel="email"), event("follow", "m3", NOON, actor_id="u4")]
+    rest = [event("like", "m5", NOON), event("comment", "m6", NOON + timedelta(hours=1))]
+    bad = as_record(event("view", "m4", NOON, actor_id="u9"), **violation)
+
+    with pytest.raises(BadUserInput) as refused:
+        await writer.write([*records(first), bad, *records(rest)])
+
+    assert isinstance(refused.value.__cause__, asyncpg.CheckViolationError)
+
+    assert await snapshot(admin) == before
+    # Not even the event_id ledger kept them: the good events are new when they come again.
+    assert await ingest(writer, first + rest) == BatchResult(received=5, inserted=5)
+
+
+async def test_retried_batch_changes_nothing(writer: EventWriter, admin: asyncpg.Connection) -> None:
+    batch = [
+        event("video_published", "r1", NOON, actor_id="c1"),
+        event("view", "r2", NOON, region="FR", age_band="25-34", completed=True),
+        event("like", "r3", NOON),
+        event("share", "r4", NOON, actor_id="u2"),
+        event("follow", "r5", NOON, actor_id="u2"),
+    ]
+    assert await ingest(writer, batch) == BatchResult(received=5, inserted=5)
+    after_first = await snapshot(admin)
+
+    retried = await ingest(writer, batch)
+
+    assert retried == BatchResult(received=5, inserted=0)
+    assert retried.duplicates == 5
+    assert await snapshot(admin) == after_first
+
+
+async def test_duplicate_event_ids_within_one_batch_count_once(writer: EventWriter, admin: asyncpg.Connection) -> None:
+    view = event("view", "d1", NOON, watch_ms=2_000)
+    share = event("share", "d2", NOON, actor_id="u2")
+
+    result = await ingest(writer, [view, share, view, view, share])
+
+    assert result == BatchResult(received=5, inserted=2)
+    assert await admin.fetchval("SELECT count(*) FROM events") == 2
+    hourly = await admin.fetchrow("SELECT views, watch_ms, viewers, shares, sharers FROM video_hourly")
+    assert dict(hourly) == {"views": 1, "watch_ms": 2_000, "viewers": 1, "shares": 1, "sharers": 1}
+    assert await admin.fetchval("SELECT shares FROM video_channels") == 1
+    await assert_rollups_match_events(admin)
+
+
+def overlapping_batches(seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Two batches sharing a random part of their events, in cells they both touch; one month is new to the store."""
+    rng = random.Random(seed)
+    new_month = utc(2010 + seed, 1 + seed, 1, 6)
+    events = []
+    for n in range(60):
+        kind = rng.choice(["view", "like", "unlike", "comment", "share", "follow", "unfollow"])
+        at = rng.choice([NOON, NOON + timedelta(minutes=70), new_month]) + timedelta(seconds=rng.randrange(3600))
+        fields: dict[str, Any] = {"actor_id": rng.choice(["u1", "u2", "u3"]), "region": rng.choice([None, "DE"])}
+        if kind == "share":
+            fields["channel"] = rng.choice(["x", "sms"])
+        events.append(event(kind, f"c{seed}-{n}", at, video_id=rng.choice(["v1", "v2"]), **fields))
+    shared = rng.sample(events, rng.randrange(10, 50))
+    rest = [body for body in events if body not in shared]
+    cut = rng.randrange(len(rest) + 1)
+    first, second = shared + rest[:cut], shared + rest[cut:]
+    rng.shuffle(first)
+    rng.shuffle(second)
+    return first, second
+
+
+@pytest.mark.parametrize("seed", [pytest.param(seed, id=f"seed-{seed}") for seed in range(6)])
+async def test_concurrent_overlapping_batches_double_count_nothing(writer: EventWriter, admin: asyncpg.Connection, seed: int) -> None:
+    first, second = overlapping_batches(seed)
+    distinct_ids = {body["event_id"] for body in first + second}
+
+    results = await asyncio.gather(ingest(writer, first), ingest(writer, second))
+
+    assert sum(result.inserted for result in results) == len(distinct_ids)
+    assert await admin.fetchval("SELECT count(*) FROM events") == len(distinct_ids)
+    await assert_rollups_match_events(admin)
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "partition", "hour", "day"),
+    [
+        pytest.param("2003-07-15T10:42:13Z", "events_2003m07", utc(2003, 7, 15, 10), date(2003, 7, 15), id="utc"),
+        pytest.param(
+            "2003-09-01T01:30:00+02:00", "events_2003m08", utc(2003, 8, 31, 23), date(2003, 8, 31), id="offset-across-month-end"
+        ),
+    ],
+)
+async def test_late_event_creates_its_partition_and_lands_in_its_utc_hour(
+    writer: EventWriter, admin: asyncpg.Connection, occurred_at: str, partition: str, hour: datetime, day: date
+) -> None:
+    await stored_earlier(writer)
+    assert await admin.fetchval("SELECT to_regclass($1)", partition) is None
+
+    await ingest(writer, [event("view", "late-1", occurred_at), event("follow", "late-2", occurred_at, actor_id="u7")])
+
+    placed = await admin.fetch("SELECT event_id, tableoid::regclass::text AS partition FROM events WHERE event_id LIKE 'late-%'")
+    assert {row["event_id"]: row["partition"] for row in placed} == {"late-1": partition, "late-2": partition}
+    assert await admin.fetchval("SELECT views FROM video_hourly WHERE hour = $1", hour) == 1
+    assert await admin.fetchval("SELECT follows FROM creator_daily WHERE day = $1", day) == 1
+    await assert_rollups_match_events(admin)
+
+
+DELIVERIES = [
+    pytest.param([[0, 1]], id="one-batch"),
+    pytest.param([[0], [1]], id="in-order"),
+    pytest.param([[1], [0]], id="undo-delivered-first"),
+]
+
+
+@pytest.mark.parametrize("delivery", DELIVERIES)
+async def test_unlike_after_like_nets_likes_to_zero(writer: EventWriter, admin: asyncpg.Connection, delivery: list[list[int]]) -> None:
+    pair = [event("like", "l1", NOON + timedelta(minutes=5)), event("unlike", "l2", NOON + timedelta(minutes=20))]
+
+    for batch in delivery:
+        await ingest(writer, [pair[n] for n in batch])
+
+    hourly = await admin.fetchrow("SELECT likes, likers, unlikers FROM video_hourly")
+    assert dict(hourly) == {"likes": 0, "likers": 1, "unlikers": 1}
+
+
+@pytest.mark.parametrize("delivery", DELIVERIES)
+async def test_unfollow_after_follow_nets_follows_to_zero(
+    writer: EventWriter, admin: asyncpg.Connection, delivery: list[list[int]]
+) -> None:
+    pair = [event("follow", "f1", NOON, actor_id="u5"), event("unfollow", "f2", NOON + timedelta(hours=3), actor_id="u5")]
+
+    for batch in delivery:
+        await ingest(writer, [pair[n] for n in batch])
+
+    daily = await admin.fetchrow("SELECT follows, unfollows, followers, unfollowers FROM creator_daily")
+    assert dict(daily) == {"follows": 1, "unfollows": 1, "followers": 1, "unfollowers": 1}
+    assert daily["follows"] - daily["unfollows"] == 0

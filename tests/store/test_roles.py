@@ -1,0 +1,130 @@
+"""The database itself keeps actor ids from the reader role, and raw events from being rewritten by ingest."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from gateway.store.ingest import EventWriter
+from gateway.store.pools import Store
+
+from helpers import ROLLUP_TABLES, event, ingest, utc
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def stored_events(store: Store) -> None:
+    """Some data (and so a partition of events) for every privilege to be tried against."""
+    await ingest(
+        EventWriter(store.ingest),
+        [
+            event("video_published", "r1", utc(2025, 3, 1, 9), actor_id="c1"),
+            event("view", "r2", utc(2025, 3, 1, 10)),
+            event("like", "r3", utc(2025, 3, 1, 10)),
+            event("share", "r4", utc(2025, 3, 1, 10), actor_id="u2", region="DE"),
+            event("follow", "r5", utc(2025, 3, 1, 11), actor_id="u3"),
+        ],
+    )
+
+
+async def denial(pool: asyncpg.Pool, statement: str) -> str:
+    """How the server answered `statement`: the SQLSTATE it refused with, or 'allowed'."""
+    async with pool.acquire() as conn:
+        try:
+            await conn.execute(statement)
+        except asyncpg.PostgresError as exc:
+            return str(exc.sqlstate)
+    return "allowed"
+
+
+INSUFFICIENT_PRIVILEGE = asyncpg.InsufficientPrivilegeError.sqlstate  # 42501
+
+
+async def private_tables(admin: asyncpg.Connection) -> list[str]:
+    """events and its partitions, event_ids, the actor ledgers, and any table with an actor_id column."""
+    rows = await admin.fetch(
+        """SELECT table_name FROM information_schema.tables
+           WHERE table_schema = 'public'
+             AND (table_name IN ('events', 'event_ids') OR table_name LIKE '%\\_actors'
+                  OR table_name IN (SELECT table_name FROM information_schema.columns
+                                    WHERE table_schema = 'public' AND column_name = 'actor_id'))
+           ORDER BY table_name"""
+    )
+    return [row["table_name"] for row in rows]
+
+
+async def test_reader_cannot_select_any_table_that_holds_actor_ids(store: Store, admin: asyncpg.Connection) -> None:
+    tables = await private_tables(admin)
+    assert {"events", "event_ids", "events_2025m03"} <= set(tables)
+    assert [table for table in tables if table.endswith("_actors")], "the actor ledgers should be found"
+
+    answers = {table: await denial(store.reader, f'SELECT * FROM "{table}" LIMIT 1') for table in tables}
+
+    assert answers == dict.fromkeys(tables, INSUFFICIENT_PRIVILEGE), "gateway_reader must get 42501 on every private table"
+
+
+async def test_reader_cannot_select_any_actor_id_column(store: Store, admin: asyncpg.Connection) -> None:
+    rows = await admin.fetch(
+        "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'actor_id'"
+    )
+    tables = sorted(row["table_name"] for row in rows)
+    assert {"events", "events_2025m03"} <= set(tables)
+    assert [table for table in tables if table.endswith("_actors")], "the actor ledgers should be found"
+
+    answers = {table: await denial(store.reader, f'SELECT actor_id FROM "{table}" LIMIT 1') for table in tables}
+
+    assert answers == dict.fromkeys(tables, INSUFFICIENT_PRIVILEGE), "gateway_reader must get 42501 on every actor_id column"
+
+
+@pytest.mark.parametrize("table", [pytest.param(table, id=table) for table in ROLLUP_TABLES])
+async def test_reader_can_select_rollup(store: Store, table: str) -> None:
+    async with store.reader.acquire() as conn:
+        rows = await conn.fetch(f"SELECT * FROM {table}")
+
+    assert rows, f"{table} should hold the rows the fixture's events rolled up into"
+
+
+# The column each rollup is keyed by first (for an UPDATE that would change nothing).
+KEY_OF = dict.fromkeys(ROLLUP_TABLES, "video_id") | {"creator_daily": "creator_id"}
+WRITES = {
+    "insert": "INSERT INTO {table} DEFAULT VALUES",
+    "update": "UPDATE {table} SET {key} = {key}",
+    "delete": "DELETE FROM {table}",
+    "truncate": "TRUNCATE {table}",
+}
+
+
+@pytest.mark.parametrize(
+    ("table", "write"),
+    [pytest.param(table, write, id=f"{write}-{table}") for table in ROLLUP_TABLES for write in WRITES],
+)
+async def test_reader_cannot_write_rollup(store: Store, admin: asyncpg.Connection, table: str, write: str) -> None:
+    before = await admin.fetch(f"SELECT * FROM {table}")
+
+    answer = await denial(store.reader, WRITES[write].format(table=table, key=KEY_OF[table]))
+
+    assert answer == INSUFFICIENT_PRIVILEGE
+    assert await admin.fetch(f"SELECT * FROM {table}") == before
+
+
+async def test_reader_cannot_create_event_partitions(store: Store) -> None:
+    assert await denial(store.reader, "SELECT ensure_events_partition('2030-01-01')") == INSUFFICIENT_PRIVILEGE
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("DELETE FROM {table}", id="delete"),
+        pytest.param("UPDATE {table} SET actor_id = 'someone-else'", id="update"),
+        pytest.param("TRUNCATE {table}", id="truncate"),
+    ],
+)
+async def test_ingest_cannot_rewrite_events_or_their_partitions(store: Store, admin: asyncpg.Connection, statement: str) -> None:
+    partitions = await admin.fetch("SELECT inhrelid::regclass::text AS name FROM pg_inherits WHERE inhparent = 'events'::regclass")
+    tables = ["events", *sorted(row["name"] for row in partitions)]
+    assert len(tables) > 1, "the fixture's events should have created a partition"
+    before = await admin.fetchval("SELECT count(*) FROM events")
+
+    answers = {table: await denial(store.ingest, statement.format(table=table)) for table in tables}
+
+    assert answers == dict.fromkeys(tables, INSUFFICIENT_PRIVILEGE), "gateway_ingest must not rewrite raw events"
+    assert await admin.fetchval("SELECT count(*) FROM events") == before
