@@ -14,6 +14,7 @@ from strawberry.types import ExecutionContext
 from gateway.auth import PrincipalKind
 from gateway.errors import Forbidden, GatewayError, NotFound, Unauthenticated
 from gateway.graphql.documents import parse_document
+from gateway.graphql.execution import ValueListExecutionContext
 from gateway.graphql.types import Context, Creator, Me, Video
 from gateway.store import queries
 
@@ -74,6 +75,7 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         extensions=[PreparedDocument],
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=True),
+        execution_context_class=ValueListExecutionContext,
     )
 
 
