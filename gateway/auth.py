@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -56,9 +57,19 @@ def authenticate(authorization: str | None, secret: str) -> Principal:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Authorization must be 'Bearer <token>'")
+    principal, expires = _verify(token.strip(), secret)
+    if expires <= time.time():
+        raise Unauthenticated("token expired")
+    return principal
+
+
+# A dashboard sends the same token many times a minute; verifying its signature
+# once is enough (the expiry is checked on every use).
+@functools.lru_cache(maxsize=4096)
+def _verify(token: str, secret: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(
-            token.strip(),
+            token,
             secret,
             algorithms=[ALGORITHM],
             issuer=ISSUER,
@@ -77,4 +88,4 @@ def authenticate(authorization: str | None, secret: str) -> Principal:
     scopes = claims.get("scopes", [])
     if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes):
         raise Unauthenticated("invalid token: scopes must be a list of strings")
-    return Principal(kind, str(claims["sub"]), frozenset(scopes))
+    return Principal(kind, str(claims["sub"]), frozenset(scopes)), float(claims["exp"])

@@ -8,7 +8,8 @@
     │   └── InvalidEvents        BAD_USER_INPUT    (HTTP 400, with the bad lines)
     ├── PayloadTooLarge          BAD_USER_INPUT    (HTTP 413)
     ├── UnsupportedMediaType     BAD_USER_INPUT    (HTTP 415)
-    └── StoreUnavailable         STORE_UNAVAILABLE (HTTP 503)
+    ├── StoreUnavailable         STORE_UNAVAILABLE (HTTP 503)
+    └── PolicyUnavailable        POLICY_UNAVAILABLE (HTTP 503)
 
 Code raises these; `gateway.routes.errors` renders them. Failures of foreign
 libraries (asyncpg, PyJWT) are translated into this tree where they are caught.
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidEvents",
     "NotFound",
     "PayloadTooLarge",
+    "PolicyUnavailable",
     "StoreUnavailable",
     "Unauthenticated",
     "UnsupportedMediaType",
@@ -77,6 +79,13 @@ class UnsupportedMediaType(GatewayError):
 
 class StoreUnavailable(GatewayError):
     code = "STORE_UNAVAILABLE"
+    status_code = 503
+
+
+class PolicyUnavailable(GatewayError):
+    """The policy engine erred, timed out or answered incompletely: no data is served (fail closed)."""
+
+    code = "POLICY_UNAVAILABLE"
     status_code = 503
 
 

@@ -6,6 +6,7 @@ import json
 import uuid
 from typing import Any
 
+import orjson
 from graphql import GraphQLError, OperationDefinitionNode, OperationType
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -49,7 +50,14 @@ async def graphql_endpoint(request: Request) -> Response:
         body["errors"] = [format_error(error, request_id) for error in result.errors]
     if result.extensions:
         body["extensions"] = result.extensions
-    return JSONResponse(body, headers={"X-Request-Id": request_id})
+    return FastJSONResponse(body, headers={"X-Request-Id": request_id})
+
+
+class FastJSONResponse(JSONResponse):
+    """orjson renders a dashboard's response several times faster than the json module."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
