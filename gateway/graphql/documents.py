@@ -25,7 +25,7 @@ from graphql import (
 )
 from graphql.validation import ASTValidationRule, ValidationContext
 
-__all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "QUERY_TOO_COMPLEX", "parse_document", "validate_document"]
+__all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "QUERY_TOO_COMPLEX", "parse_document", "validate_query"]
 
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 MAX_DEPTH = 10
@@ -105,12 +105,10 @@ def _walk(definition: object) -> list[FieldNode]:
 RULES = (*specified_rules, ComplexityLimits)
 
 
-def validate_document(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
-    return _validate(schema, document)
-
-
 @lru_cache(maxsize=CACHE_SIZE)
-def _validate(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
-    return validate(schema, document, RULES, hide_suggestions=True)
+def validate_query(schema: GraphQLSchema, query: str) -> list[GraphQLError]:
+    """Validation errors of an already parsed query, cached by its text (hashing a
+    document walks the whole tree; hashing the text is one pass over a string)."""
+    return validate(schema, parse_document(query), RULES, hide_suggestions=True)
 
 

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from gateway.auth import authenticate
 from gateway.errors import BadUserInput, GatewayError, Unauthenticated
 from gateway.graphql.context import RequestContext
-from gateway.graphql.documents import parse_document, validate_document
+from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error
 from gateway.graphql.loaders import Loaders
 
@@ -38,7 +38,7 @@ async def graphql_endpoint(request: Request) -> Response:
         return _errors([format_error(error, request_id)], 200, request_id)
     if request.method == "GET" and _operation_type(document, operation_name) is not OperationType.QUERY:
         return _errors([_coded(BadUserInput("only queries may be sent with GET; use POST"))], 405, request_id, {"Allow": "POST"})
-    errors = validate_document(schema._schema, document)
+    errors = validate_query(schema._schema, query)
     if errors:
         return _errors([format_error(error, request_id) for error in errors], 200, request_id)
 
