@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from gateway.auth import Principal
 from gateway.graphql.loaders import Loaders
+from gateway.policy.decider import PolicyDecider
+from gateway.policy.decision import Decision
 from gateway.store.pools import Store
 
 __all__ = ["RequestContext"]
@@ -18,5 +20,8 @@ class RequestContext:
     store: Store
     loaders: Loaders
     request_id: str
+    decider: PolicyDecider | None = None
+    # The policy's answer for this request, set by the policy guard before any resolver runs.
+    decision: Decision | None = None
     # One clock reading per request, so every default range in it agrees.
     now: datetime = field(default_factory=lambda: datetime.now(UTC))

@@ -29,7 +29,9 @@ def strip_suggestions(message: str) -> str:
     return SUGGESTION.sub("", message)
 
 
-def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
+def format_error(error: GraphQLError, request_id: str, uncoded: str = "GRAPHQL_VALIDATION_FAILED") -> dict[str, Any]:
+    """The client's view of `error`; `uncoded` is the code of graphql-core's own refusals in this phase
+    (validation, or the coercion of variables at execution)."""
     original = error.original_error
     if isinstance(original, GraphQLError):
         # graphql-core wraps its own refusals (e.g. a variable's bad enum value); they are the client's.
@@ -44,13 +46,7 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
         message = strip_suggestions(error.message)
         code = (error.extensions or {}).get("code")
         if code is None:
-            code = (
-                "GRAPHQL_PARSE_FAILED"
-                if isinstance(error, GraphQLSyntaxError)
-                else "BAD_USER_INPUT"
-                if error.message.startswith("Variable ")
-                else "GRAPHQL_VALIDATION_FAILED"
-            )
+            code = "GRAPHQL_PARSE_FAILED" if isinstance(error, GraphQLSyntaxError) else uncoded
         extensions = {"code": code}
     else:
         log.error("unexpected error in request %s at %s", request_id, error.path, exc_info=original)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -24,6 +25,18 @@ class Loaders:
         self.stats: DataLoader[str, VideoStatsRow] = DataLoader(self._batch(queries.stats_by_video, VideoStatsRow()))
         no_channels: list[Bucket] = []
         self.channels: DataLoader[str, list[Bucket]] = DataLoader(self._batch(queries.channels_by_video, no_channels))
+
+    # A loaded value is shared by every field that asked for it. When graphql-core
+    # abandons one of those fields (a sibling's error nulled its parent) it cancels
+    # what that field awaits; the shield keeps that from cancelling the shared load.
+    def video_of(self, video_id: str) -> Awaitable[VideoRow | None]:
+        return asyncio.shield(self.video.load(video_id))
+
+    def stats_of(self, video_id: str) -> Awaitable[VideoStatsRow]:
+        return asyncio.shield(self.stats.load(video_id))
+
+    def channels_of(self, video_id: str) -> Awaitable[list[Bucket]]:
+        return asyncio.shield(self.channels.load(video_id))
 
     def _batch(
         self,

@@ -31,7 +31,10 @@ def time_range(granularity: Granularity, start: datetime | None, end: datetime |
         if value is not None and value.tzinfo is None:
             raise BadUserInput(f"`{name}` must carry a time zone, e.g. 2026-11-01T00:00:00Z")
     end = end or now
-    start = start or end - DEFAULT_SPAN[granularity]
+    try:
+        start = start or end - DEFAULT_SPAN[granularity]
+    except OverflowError as exc:
+        raise BadUserInput("`to` is too early for a default `from`; give `from` as well") from exc
     if start >= end:
         raise BadUserInput("`from` must be before `to`")
     if end - start > MAX_SPAN[granularity]:

@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.auth import PrincipalKind
 from gateway.errors import Forbidden, GatewayError, NotFound, Unauthenticated
+from gateway.graphql.compliance import DecisionLogConnection, decision_log
 from gateway.graphql.documents import parse_document
 from gateway.graphql.execution import ValueListExecutionContext
 from gateway.graphql.types import Context, Creator, Me, Video
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 class Query:
     @strawberry.field(description="A video by id; null with NOT_FOUND when there is none.")
     async def video(self, info: Context, id: strawberry.ID) -> Video | None:
-        row = await info.context.loaders.video.load(str(id))
+        row = await info.context.loaders.video_of(str(id))
         if row is None:
             raise NotFound(f"no video {id!r}")
         return Video(row=row)
@@ -38,6 +39,10 @@ class Query:
             if not await queries.creator_exists(conn, str(id)):
                 raise NotFound(f"no creator {id!r}")
         return Creator(creator_id=str(id))
+
+    decision_log: DecisionLogConnection = strawberry.field(
+        resolver=decision_log, description="Policy decisions, oldest first. Compliance only."
+    )
 
     @strawberry.field(description="The signed-in user's own activity.")
     def me(self, info: Context) -> Me | None:

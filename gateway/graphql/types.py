@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Annotated
 
 import strawberry
+from graphql.pyutils import Path
 from strawberry.types import Info
 
 from gateway.auth import PrincipalKind
@@ -52,8 +53,39 @@ def is_owner(info: Context, creator_id: str) -> bool:
     return principal.kind is PrincipalKind.USER and principal.id == creator_id
 
 
+# Fields that check ownership at run time; the policy says, per request, whether they must
+# (`owner_only`). Without a policy decision (the guard switched off) they always do.
+OWNER_CHECKED = frozenset(
+    {
+        "VideoStats.likeRatio",
+        "VideoStats.engagementRate",
+        "VideoStats.averageWatchSeconds",
+        "VideoStats.completionRate",
+        "Video.shareTimeline",
+        "Video.viewTimeline",
+        "Video.shareChannels",
+        "Video.audience",
+        "Creator.followerGrowth",
+    }
+)
+
+
+def response_path(info: Context) -> str:
+    keys: list[str] = []
+    path: Path | None = info.path
+    while path is not None:
+        if isinstance(path.key, str):
+            keys.append(path.key)
+        path = path.prev
+    return ".".join(reversed(keys))
+
+
 def require_owner(info: Context, creator_id: str, coordinate: str) -> None:
-    """Details of a video or creator are for the creator alone."""
+    """Details of a video or creator are for the creator alone, unless the policy says otherwise."""
+    decision = info.context.decision
+    verdict = decision.fields.get(response_path(info)) if decision is not None else None
+    if verdict is not None and not verdict.owner_only:
+        return
     if not is_owner(info, creator_id):
         raise Forbidden(f"{coordinate} is visible to the creator only", field=coordinate)
 
@@ -175,7 +207,7 @@ class Video:
 
     @strawberry.field
     async def stats(self, info: Context) -> VideoStats:
-        return VideoStats(row=await info.context.loaders.stats.load(self.row.video_id), creator_id=self.row.creator_id)
+        return VideoStats(row=await info.context.loaders.stats_of(self.row.video_id), creator_id=self.row.creator_id)
 
     @strawberry.field(description="Shares per bucket. The creator's only.")
     async def share_timeline(
@@ -184,7 +216,7 @@ class Video:
         granularity: Granularity = Granularity.DAY,
         from_: RangeStart = None,
         to: RangeEnd = None,
-    ) -> Timeline:
+    ) -> Timeline | None:
         return await video_timeline(info, "shares", self.row, granularity, from_, to)
 
     @strawberry.field(description="Views per bucket. The creator's only.")
@@ -194,16 +226,16 @@ class Video:
         granularity: Granularity = Granularity.DAY,
         from_: RangeStart = None,
         to: RangeEnd = None,
-    ) -> Timeline:
+    ) -> Timeline | None:
         return await video_timeline(info, "views", self.row, granularity, from_, to)
 
     @strawberry.field(description="Shares by channel. The creator's only.")
-    async def share_channels(self, info: Context) -> Breakdown:
+    async def share_channels(self, info: Context) -> Breakdown | None:
         require_owner(info, self.row.creator_id, "Video.shareChannels")
-        return breakdown(await info.context.loaders.channels.load(self.row.video_id))
+        return breakdown(await info.context.loaders.channels_of(self.row.video_id))
 
     @strawberry.field(description="Distinct viewers by region or age band. The creator's only.")
-    async def audience(self, info: Context, dimension: AudienceDimension) -> Breakdown:
+    async def audience(self, info: Context, dimension: AudienceDimension) -> Breakdown | None:
         require_owner(info, self.row.creator_id, "Video.audience")
         async with info.context.store.reader.acquire() as conn:
             return breakdown(await queries.audience(conn, self.row.video_id, dimension.value))
@@ -249,9 +281,10 @@ def decode_cursor(order: VideoOrder, cursor: str) -> tuple[float, str]:
         kind, sort_key, video_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         if kind != order.value or not isinstance(sort_key, int | float) or not isinstance(video_id, str):
             raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error) as exc:
+        position = float(sort_key)
+    except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
         raise BadUserInput("`after` is not a cursor of this ordering; pass a cursor from `pageInfo.endCursor`") from exc
-    return float(sort_key), video_id
+    return position, video_id
 
 
 @strawberry.type
@@ -293,7 +326,7 @@ class Creator:
         granularity: Granularity = Granularity.DAY,
         from_: RangeStart = None,
         to: RangeEnd = None,
-    ) -> Timeline:
+    ) -> Timeline | None:
         require_owner(info, self.creator_id, "Creator.followerGrowth")
         if granularity is Granularity.HOUR:
             raise BadUserInput("followerGrowth is counted per day; use DAY, WEEK or MONTH")

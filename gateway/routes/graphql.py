@@ -47,7 +47,7 @@ async def graphql_endpoint(request: Request) -> Response:
     result = await schema.execute(query, variable_values=variables, context_value=context, operation_name=operation_name)
     body: dict[str, Any] = {"data": result.data}
     if result.errors:
-        body["errors"] = [format_error(error, request_id) for error in result.errors]
+        body["errors"] = [format_error(error, request_id, uncoded="BAD_USER_INPUT") for error in result.errors]
     if result.extensions:
         body["extensions"] = result.extensions
     return FastJSONResponse(body, headers={"X-Request-Id": request_id})

@@ -159,7 +159,7 @@ async def follower_growth(
                    sum(follows - unfollows)::bigint AS count, sum(followers)::bigint AS actors
             FROM creator_daily
             WHERE creator_id = $1 AND day >= (date_trunc($4, $2::timestamptz, 'UTC') AT TIME ZONE 'UTC')::date
-              AND day < ($3::timestamptz AT TIME ZONE 'UTC')::date
+              AND day::timestamp AT TIME ZONE 'UTC' < $3  -- a day that began before `to` counts whole
             GROUP BY 1
         )
         SELECT s.start, coalesce(c.count, 0), coalesce(c.actors, 0)

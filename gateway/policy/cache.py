@@ -1,0 +1,50 @@
+"""A bounded LRU of policy decisions, keyed so that a reload or another principal never hits."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+
+from gateway.policy.decision import Decision
+
+__all__ = ["DecisionCache"]
+
+
+class DecisionCache:
+    """Decisions by key; the key starts with the policy revision, so a reload invalidates them all."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, Decision] = OrderedDict()
+        self._revision: str | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, revision: str, key: Hashable) -> Decision | None:
+        if revision != self._revision:
+            # A new policy is in force: nothing decided under the old one may be served.
+            self._entries.clear()
+            self._revision = revision
+        decision = self._entries.get(key)
+        if decision is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return decision
+
+    def put(self, revision: str, key: Hashable, decision: Decision) -> None:
+        if revision != self._revision:
+            return  # decided under a policy that has since been replaced
+        self._entries[key] = decision
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def hit_rate(self) -> float:
+        asked = self.hits + self.misses
+        return self.hits / asked if asked else 0.0

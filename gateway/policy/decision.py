@@ -1,0 +1,92 @@
+"""The contract between the gateway and its Rego policy: what goes in, what comes out.
+
+Input (one per request, built by the policy guard):
+
+    {
+      "principal": {"kind": "user", "id": "u1", "scopes": []},
+      "operation": {"name": "Dashboard", "type": "query", "hash": "<sha256 of the document>"},
+      "fields": [
+        {"path": "video.shareTimeline", "coordinate": "Video.shareTimeline",
+         "type": "Video", "field": "shareTimeline", "alias": null,
+         "arguments": {"granularity": "DAY", "from": null, "to": null}}
+      ]
+    }
+
+`path` is the response path (aliases, not field names, and no list indexes),
+unique within a request. The entrypoint `data.gateway.authz.decision` answers:
+
+    {
+      "fields": {"video.shareTimeline": {"allow": true, "reason": "…", "owner_only": true}},
+      "obligations": {"k_threshold": 5, "granularity_floor": "HOUR", …}
+    }
+
+A field missing from `fields`, or a malformed answer, is the engine failing:
+the request gets POLICY_UNAVAILABLE, never data (fail closed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gateway.errors import PolicyUnavailable
+
+__all__ = ["ENTRYPOINT", "Decision", "FieldVerdict", "PolicyEngine", "parse_decision"]
+
+# The rule every engine evaluates, as an OPA Data API path and as a Rego reference.
+ENTRYPOINT = "gateway/authz/decision"
+ENTRYPOINT_REF = "data.gateway.authz.decision"
+
+
+class FieldVerdict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    allow: bool
+    reason: str = ""
+    # Allowed only on data the principal owns (checked by the resolver at run time).
+    owner_only: bool = False
+
+
+class _DecisionDocument(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    fields: dict[str, FieldVerdict]
+    obligations: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Decision:
+    fields: dict[str, FieldVerdict]
+    obligations: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_decision(document: Any, paths: list[str]) -> Decision:
+    """Check an engine's answer against the paths asked about; anything off fails closed."""
+    try:
+        parsed = _DecisionDocument.model_validate(document)
+    except ValidationError as exc:
+        raise PolicyUnavailable(f"the policy answered in an unexpected shape: {exc.errors()[0]['msg']}") from exc
+    missing = [path for path in paths if path not in parsed.fields]
+    if missing:
+        raise PolicyUnavailable(f"the policy gave no decision for {missing[0]}")
+    return Decision(fields=dict(parsed.fields), obligations=dict(parsed.obligations))
+
+
+class PolicyEngine(Protocol):
+    """Evaluates the entrypoint for one input. Implementations: embedded (regopy), OPA server."""
+
+    @property
+    def revision(self) -> str:
+        """Identifies the policy in force; changes whenever it is reloaded."""
+        ...
+
+    async def evaluate(self, policy_input: dict[str, Any]) -> Any:
+        """The raw value of `data.gateway.authz.decision` for this input.
+
+        Raises PolicyUnavailable when the engine errs, times out or has no policy.
+        """
+        ...
+
+    async def close(self) -> None: ...

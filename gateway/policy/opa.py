@@ -1,0 +1,69 @@
+"""The OPA-server engine: `POST /v1/data/gateway/authz/decision` through opa-python-client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from opa_client.opa_async import AsyncOpaClient
+
+from gateway.errors import PolicyUnavailable
+from gateway.policy.decision import ENTRYPOINT
+
+__all__ = ["OpaServerEngine"]
+
+DEFAULT_TIMEOUT = 0.250
+# The server's policy can change without telling us: decisions are cached for
+# at most this long (the revision rotates), so a change there takes effect here soon.
+REVISION_SECONDS = 5.0
+
+
+class OpaServerEngine:
+    reads_principal_id = True  # the server's policy is not ours to inspect
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"GATEWAY_OPA_URL must be http(s)://host[:port], not {url!r}")
+        self.url = url
+        self.timeout = timeout
+        self.last_error: str | None = None
+        self._client = AsyncOpaClient(
+            host=parts.hostname,
+            port=parts.port or (443 if parts.scheme == "https" else 8181),
+            ssl=parts.scheme == "https",
+            timeout=timeout,
+            retries=0,
+        )
+        self._package, _, self._rule = ENTRYPOINT.rpartition("/")
+
+    async def start(self) -> None:
+        await self._client.__aenter__()
+
+    @property
+    def revision(self) -> str:
+        return f"opa:{self.url}:{int(time.monotonic() // REVISION_SECONDS)}"
+
+    async def evaluate(self, policy_input: dict[str, Any]) -> Any:
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self._client.query_rule(
+                    input_data=policy_input, package_path=self._package, rule_name=self._rule
+                )
+        except TimeoutError as exc:
+            self.last_error = f"the OPA server did not answer within {self.timeout * 1000:.0f} ms"
+            raise PolicyUnavailable(self.last_error) from exc
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            self.last_error = f"the OPA server failed: {exc}"
+            raise PolicyUnavailable(self.last_error) from exc
+        if not isinstance(response, dict) or "result" not in response:
+            self.last_error = f"the OPA server has no {ENTRYPOINT} (is the policy loaded?)"
+            raise PolicyUnavailable(self.last_error)
+        self.last_error = None
+        return response["result"]
+
+    async def close(self) -> None:
+        await self._client.close_connection()

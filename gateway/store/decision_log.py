@@ -1,0 +1,125 @@
+"""The decision log in Postgres: a background writer that appends in batches, and the compliance read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import datetime
+
+import asyncpg
+
+from gateway.policy.decider import DecisionRecord
+
+__all__ = ["DecisionLogWriter", "read_decisions"]
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("decision_id", "timestamp", "revision", "path", "input", "result", "cache_hit", "denied", "duration_ms")
+
+
+class DecisionLogWriter:
+    """Appends decisions off the request path: a request only enqueues its record.
+
+    The queue is bounded: if the store falls so far behind that it fills,
+    further records are dropped rather than blocking requests; each drop is
+    logged and counted in `dropped`.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, max_pending: int = 50_000, batch_size: int = 1_000) -> None:
+        self._pool = pool
+        self._queue: asyncio.Queue[DecisionRecord] = asyncio.Queue(max_pending)
+        self._batch_size = batch_size
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="decision-log-writer")
+
+    def record(self, record: DecisionRecord) -> None:
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.error("decision log is %d behind; dropped decision %s", self._queue.qsize(), record.decision_id)
+
+    async def flush(self) -> None:
+        """Write everything queued so far (used at shutdown and by tests)."""
+        while not self._queue.empty():
+            await self._write(self._take())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    def _take(self) -> list[DecisionRecord]:
+        batch: list[DecisionRecord] = []
+        while len(batch) < self._batch_size and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first, *self._take()]
+            try:
+                await self._write(batch)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.exception("writing %d decisions failed; retrying", len(batch))
+                for record in batch:
+                    self.record(record)
+                await asyncio.sleep(1)
+
+    async def _write(self, batch: list[DecisionRecord]) -> None:
+        if not batch:
+            return
+        rows = [
+            (
+                r.decision_id,
+                r.timestamp,
+                r.revision,
+                r.path,
+                json.dumps(r.input),
+                json.dumps(r.result),
+                r.cache_hit,
+                r.denied,
+                r.duration_ms,
+            )
+            for r in batch
+        ]
+        async with self._pool.acquire() as conn:
+            await conn.copy_records_to_table("decision_log", records=rows, columns=COLUMNS)
+        self.written += len(batch)
+
+
+async def read_decisions(
+    conn: asyncpg.Connection,
+    start: datetime | None,
+    end: datetime | None,
+    denied: bool | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    after_time, after_id = after if after else (None, None)
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT decision_id::text, timestamp, revision, path, input::text, result::text, cache_hit, denied, duration_ms
+           FROM decision_log
+           WHERE ($1::timestamptz IS NULL OR timestamp >= $1)
+             AND ($2::timestamptz IS NULL OR timestamp < $2)
+             AND ($3::boolean IS NULL OR denied = $3)
+             AND ($4::timestamptz IS NULL OR (timestamp, decision_id) > ($4, $5::uuid))
+           ORDER BY timestamp, decision_id
+           LIMIT $6""",
+        start,
+        end,
+        denied,
+        after_time,
+        after_id,
+        limit,
+    )
+    return rows

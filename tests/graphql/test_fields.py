@@ -1,0 +1,450 @@
+"""Every field of the API against the hand-built platform of fixture_platform.py, for each kind of principal.
+
+The numbers below are counted by hand from fixture_platform.EVENTS (the comments there sum them up),
+never by running SQL. Who sees what, before compliance's policy lands: anyone sees a video's id,
+creator, publication time and public counts, and a creator's totals and videos; the creator alone
+sees the rest about their own videos; `me` is a user's own activity.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind
+
+from fixture_platform import (
+    ADA,
+    ADA_FIRST,
+    ADA_SECOND,
+    BO,
+    BO_ONLY,
+    EVENTS,
+    FOLLOWER,
+    LIKER,
+    SHARER,
+    UNFOLLOWER,
+    VIDEO_OWNER,
+    VIEWER,
+    VIEWER_FR,
+)
+from harness import Gateway
+
+OWNER_ADA = Principal(PrincipalKind.USER, ADA)
+OWNER_BO = Principal(PrincipalKind.USER, BO)
+SERVICE = Principal(PrincipalKind.SERVICE, "ingest-bot")
+
+PRINCIPALS = [
+    pytest.param(ANONYMOUS, id="anonymous"),
+    pytest.param(OWNER_ADA, id="creator-ada"),
+    pytest.param(OWNER_BO, id="creator-bo"),
+    pytest.param(Principal(PrincipalKind.USER, VIEWER), id="viewer"),
+    pytest.param(SERVICE, id="service"),
+]
+VIDEOS = [pytest.param(video, id=video) for video in (ADA_FIRST, ADA_SECOND, BO_ONLY)]
+
+
+def is_owner(principal: Principal, video: str) -> bool:
+    return principal.kind is PrincipalKind.USER and principal.id == VIDEO_OWNER[video]
+
+
+# Every principal that does not own ADA_FIRST (nor ADA's profile).
+NOT_ADA = [p for p in PRINCIPALS if p.values[0] != OWNER_ADA]
+# Every (principal, video) but the owner's.
+NOT_OWNER_OF = [
+    pytest.param(p.values[0], v.values[0], id=f"{p.id}-{v.id}") for p in PRINCIPALS for v in VIDEOS if not is_owner(p.values[0], v.values[0])
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def platform(gateway: Gateway) -> None:
+    result = await gateway.ingest(EVENTS)
+    assert result.inserted == len(EVENTS)
+
+
+def iso(day: int, hour: int = 0, minute: int = 0, *, month: int = 3) -> str:
+    """A time of 2025 as the API writes it."""
+    return f"2025-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:00+00:00"
+
+
+def buckets(first: str, step: timedelta, counts: list[int]) -> list[dict[str, Any]]:
+    """A dense series of unsuppressed buckets, `step` apart from `first`."""
+    start = datetime.fromisoformat(first)
+    return [{"start": (start + n * step).isoformat(), "count": count, "suppressed": False} for n, count in enumerate(counts)]
+
+
+def cells(*pairs: tuple[str, int]) -> list[dict[str, Any]]:
+    return [{"key": key, "count": count, "suppressed": False} for key, count in pairs]
+
+
+def answer(response: httpx.Response) -> Any:
+    """The data of a response that must have succeeded completely."""
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def refusals(response: httpx.Response) -> list[tuple[str, str | None, list[str | int] | None]]:
+    """(code, extensions.field, path) of each error; the response must be a GraphQL result."""
+    assert response.status_code == 200, response.text
+    return [(e["extensions"]["code"], e["extensions"].get("field"), e.get("path")) for e in response.json()["errors"]]
+
+
+def value_at(data: Any, path: list[str | int]) -> Any:
+    """The value at `path`, or None where it or any object above it is null."""
+    for key in path:
+        if data is None:
+            return None
+        data = data[key]
+    return data
+
+
+# --- Video: id, creator, publication time and public counts -----------------------------------
+
+PUBLIC_VIDEO = {
+    ADA_FIRST: {"id": ADA_FIRST, "creatorId": ADA, "publishedAt": iso(3, 10),
+                "stats": {"views": 7, "likes": 2, "comments": 3, "shares": 5}},
+    ADA_SECOND: {"id": ADA_SECOND, "creatorId": ADA, "publishedAt": iso(12, 8),
+                 "stats": {"views": 2, "likes": 1, "comments": 0, "shares": 4}},
+    BO_ONLY: {"id": BO_ONLY, "creatorId": BO, "publishedAt": iso(5, 15),
+              "stats": {"views": 1, "likes": 0, "comments": 1, "shares": 1}},
+}
+PUBLIC_VIDEO_QUERY = "query($id: ID!) { video(id: $id) { id creatorId publishedAt stats { views likes comments shares } } }"
+
+
+@pytest.mark.parametrize("video", VIDEOS)
+@pytest.mark.parametrize("principal", PRINCIPALS)
+async def test_video_public_fields_are_the_same_for_every_principal(gateway: Gateway, principal: Principal, video: str) -> None:
+    response = await gateway.graphql(PUBLIC_VIDEO_QUERY, {"id": video}, principal=principal)
+
+    assert answer(response) == {"video": PUBLIC_VIDEO[video]}
+
+
+# --- VideoStats: the owner's four ratios --------------------------------------------------------
+
+ALL_STATS_QUERY = """query($id: ID!) { video(id: $id) { stats {
+    views likes comments shares likeRatio engagementRate averageWatchSeconds completionRate } } }"""
+OWNER_STATS = {
+    # likes / views; (likes + comments + shares) / views; watch seconds / views; completed / views
+    ADA_FIRST: {"likeRatio": 2 / 7, "engagementRate": 10 / 7, "averageWatchSeconds": 18.0, "completionRate": 4 / 7},
+    ADA_SECOND: {"likeRatio": 0.5, "engagementRate": 2.5, "averageWatchSeconds": 5.0, "completionRate": 0.0},
+    BO_ONLY: {"likeRatio": 0.0, "engagementRate": 2.0, "averageWatchSeconds": 12.0, "completionRate": 1.0},
+}
+OWNER_ONLY_STATS = ("likeRatio", "engagementRate", "averageWatchSeconds", "completionRate")
+
+
+@pytest.mark.parametrize("video", VIDEOS)
+async def test_video_stats_owner_sees_all_eight(gateway: Gateway, video: str) -> None:
+    owner = Principal(PrincipalKind.USER, VIDEO_OWNER[video])
+
+    stats = answer(await gateway.graphql(ALL_STATS_QUERY, {"id": video}, principal=owner))["video"]["stats"]
+
+    assert stats == {**PUBLIC_VIDEO[video]["stats"], **OWNER_STATS[video]}
+
+
+@pytest.mark.parametrize(("principal", "video"), NOT_OWNER_OF)
+async def test_video_stats_ratios_are_refused_to_all_but_the_owner(gateway: Gateway, principal: Principal, video: str) -> None:
+    response = await gateway.graphql(ALL_STATS_QUERY, {"id": video}, principal=principal)
+
+    assert refusals(response) == [
+        ("FORBIDDEN", f"VideoStats.{field}", ["video", "stats", field]) for field in OWNER_ONLY_STATS
+    ]
+    assert response.json()["data"] == {
+        "video": {"stats": {**PUBLIC_VIDEO[video]["stats"], **dict.fromkeys(OWNER_ONLY_STATS)}}
+    }
+
+
+# --- Timelines ----------------------------------------------------------------------------------
+
+HOUR, DAY, WEEK = timedelta(hours=1), timedelta(days=1), timedelta(weeks=1)
+TIMELINE_QUERY = """query($id: ID!, $g: Granularity!, $from: DateTime, $to: DateTime) {
+    video(id: $id) { %s(granularity: $g, from: $from, to: $to) { granularity from to buckets { start count suppressed } } } }"""
+
+
+@pytest.mark.parametrize(
+    ("field", "video", "granularity", "start", "end", "expected"),
+    [
+        # ADA_FIRST's shares: 3rd 10:55; 4th 09:40, 09:45; 6th 18:20; 10th 20:05.
+        pytest.param("shareTimeline", ADA_FIRST, "HOUR", iso(4, 8), iso(4, 12), buckets(iso(4, 8), HOUR, [0, 2, 0, 0]), id="shares-hour"),
+        pytest.param("shareTimeline", ADA_FIRST, "DAY", iso(2), iso(8), buckets(iso(2), DAY, [0, 1, 2, 0, 1, 0]), id="shares-day"),
+        pytest.param("shareTimeline", ADA_FIRST, "WEEK", iso(3), iso(24), buckets(iso(3), WEEK, [4, 1, 0]), id="shares-week"),
+        pytest.param("shareTimeline", ADA_FIRST, "MONTH", iso(1, month=2), iso(1, month=5),
+                     [{"start": iso(1, month=m), "count": c, "suppressed": False} for m, c in ((2, 0), (3, 5), (4, 0))], id="shares-month"),
+        pytest.param("shareTimeline", ADA_SECOND, "DAY", iso(12), iso(15), buckets(iso(12), DAY, [0, 2, 2]), id="second-video-shares-day"),
+        pytest.param("shareTimeline", BO_ONLY, "HOUR", iso(5, 15), iso(5, 18), buckets(iso(5, 15), HOUR, [0, 1, 0]), id="other-creator-shares-hour"),
+        # ADA_FIRST's views: 3rd 10:15, 10:40, 11:05; 4th 09:00, 09:30, 12:00; 10th 20:00.
+        pytest.param("viewTimeline", ADA_FIRST, "HOUR", iso(3, 9), iso(3, 13), buckets(iso(3, 9), HOUR, [0, 2, 1, 0]), id="views-hour"),
+        pytest.param("viewTimeline", ADA_FIRST, "DAY", iso(2), iso(8), buckets(iso(2), DAY, [0, 3, 3, 0, 0, 0]), id="views-day"),
+        pytest.param("viewTimeline", ADA_FIRST, "WEEK", iso(3), iso(24), buckets(iso(3), WEEK, [6, 1, 0]), id="views-week"),
+        pytest.param("viewTimeline", ADA_FIRST, "DAY", iso(20), iso(23), buckets(iso(20), DAY, [0, 0, 0]), id="views-none-in-range"),
+    ],
+)
+async def test_video_timeline_owner_sees_dense_buckets(
+    gateway: Gateway, field: str, video: str, granularity: str, start: str, end: str, expected: list[dict[str, Any]]
+) -> None:
+    owner = Principal(PrincipalKind.USER, VIDEO_OWNER[video])
+    variables = {"id": video, "g": granularity, "from": start, "to": end}
+
+    timeline = answer(await gateway.graphql(TIMELINE_QUERY % field, variables, principal=owner))["video"][field]
+
+    assert timeline == {"granularity": granularity, "from": start, "to": end, "buckets": expected}
+
+
+# --- Breakdowns ---------------------------------------------------------------------------------
+
+CHANNELS_QUERY = "query($id: ID!) { video(id: $id) { shareChannels { buckets { key count suppressed } } } }"
+AUDIENCE_QUERY = "query($id: ID!, $d: AudienceDimension!) { video(id: $id) { audience(dimension: $d) { buckets { key count suppressed } } } }"
+
+
+@pytest.mark.parametrize(
+    ("video", "expected"),
+    [
+        pytest.param(ADA_FIRST, cells(("whatsapp", 3), ("copy_link", 1), ("email", 1)), id=ADA_FIRST),
+        pytest.param(ADA_SECOND, cells(("sms", 3), ("direct_message", 1)), id=ADA_SECOND),
+        pytest.param(BO_ONLY, cells(("x", 1)), id=BO_ONLY),
+    ],
+)
+async def test_share_channels_owner_sees_shares_per_channel_most_first(gateway: Gateway, video: str, expected: list[dict[str, Any]]) -> None:
+    owner = Principal(PrincipalKind.USER, VIDEO_OWNER[video])
+
+    data = answer(await gateway.graphql(CHANNELS_QUERY, {"id": video}, principal=owner))
+
+    assert data == {"video": {"shareChannels": {"buckets": expected}}}
+
+
+@pytest.mark.parametrize(
+    ("video", "dimension", "expected"),
+    [
+        # Distinct viewers: VIEWER viewed twice from DE and counts once; SHARER's share from IT is no viewer;
+        # SHARER_NO_REGION's view had no region, VIEWER_FR's no age band.
+        pytest.param(ADA_FIRST, "REGION", cells(("DE", 3), ("FR", 1), ("US", 1), ("unknown", 1)), id="first-region"),
+        pytest.param(ADA_FIRST, "AGE_BAND", cells(("18-24", 2), ("25-34", 1), ("35-44", 1), ("45-54", 1), ("unknown", 1)), id="first-age-band"),
+        pytest.param(ADA_SECOND, "REGION", cells(("DE", 1), ("FR", 1)), id="second-region"),
+        pytest.param(ADA_SECOND, "AGE_BAND", cells(("18-24", 1), ("unknown", 1)), id="second-age-band"),
+        pytest.param(BO_ONLY, "REGION", cells(("DE", 1)), id="other-creator-region"),
+    ],
+)
+async def test_audience_owner_sees_distinct_viewers_per_cell(
+    gateway: Gateway, video: str, dimension: str, expected: list[dict[str, Any]]
+) -> None:
+    owner = Principal(PrincipalKind.USER, VIDEO_OWNER[video])
+
+    data = answer(await gateway.graphql(AUDIENCE_QUERY, {"id": video, "d": dimension}, principal=owner))
+
+    assert data == {"video": {"audience": {"buckets": expected}}}
+
+
+# --- Refusals of the owner's video fields ------------------------------------------------------
+
+VIDEO_DETAILS = [
+    pytest.param(TIMELINE_QUERY % "shareTimeline", {"g": "DAY", "from": iso(2), "to": iso(8)}, "Video.shareTimeline", id="shareTimeline"),
+    pytest.param(TIMELINE_QUERY % "viewTimeline", {"g": "HOUR", "from": iso(3), "to": iso(4)}, "Video.viewTimeline", id="viewTimeline"),
+    pytest.param(CHANNELS_QUERY, {}, "Video.shareChannels", id="shareChannels"),
+    pytest.param(AUDIENCE_QUERY, {"d": "REGION"}, "Video.audience", id="audience-region"),
+    pytest.param(AUDIENCE_QUERY, {"d": "AGE_BAND"}, "Video.audience", id="audience-age-band"),
+]
+
+
+@pytest.mark.parametrize(("query", "variables", "coordinate"), VIDEO_DETAILS)
+@pytest.mark.parametrize("principal", NOT_ADA)
+async def test_video_details_are_refused_to_all_but_the_owner(
+    gateway: Gateway, principal: Principal, query: str, variables: dict[str, Any], coordinate: str
+) -> None:
+    field = coordinate.split(".")[1]
+
+    response = await gateway.graphql(query, {"id": ADA_FIRST, **variables}, principal=principal)
+
+    assert refusals(response) == [("FORBIDDEN", coordinate, ["video", field])]
+    assert value_at(response.json()["data"], ["video", field]) is None
+
+
+async def test_refused_detail_leaves_the_public_fields_of_its_video(gateway: Gateway) -> None:
+    query = "query($id: ID!) { video(id: $id) { id stats { views } shareChannels { buckets { key count } } } }"
+
+    response = await gateway.graphql(query, {"id": ADA_FIRST})
+
+    assert refusals(response) == [("FORBIDDEN", "Video.shareChannels", ["video", "shareChannels"])]
+    assert response.json()["data"] == {"video": {"id": ADA_FIRST, "stats": {"views": 7}, "shareChannels": None}}
+
+
+# --- Creator: totals, videos, followerGrowth ----------------------------------------------------
+
+TOTALS = {
+    # ADA: 7 + 2 views, 2 + 1 likes, 3 + 0 comments, 5 + 4 shares, 3 follows - 1 unfollow.
+    ADA: {"videos": 2, "views": 9, "likes": 3, "comments": 3, "shares": 9, "followers": 2},
+    BO: {"videos": 1, "views": 1, "likes": 0, "comments": 1, "shares": 1, "followers": 2},
+}
+
+
+@pytest.mark.parametrize("creator", [pytest.param(ADA, id=ADA), pytest.param(BO, id=BO)])
+@pytest.mark.parametrize("principal", PRINCIPALS)
+async def test_creator_totals_are_public(gateway: Gateway, principal: Principal, creator: str) -> None:
+    query = "query($id: ID!) { creator(id: $id) { id totals { videos views likes comments shares followers } } }"
+
+    data = answer(await gateway.graphql(query, {"id": creator}, principal=principal))
+
+    assert data == {"creator": {"id": creator, "totals": TOTALS[creator]}}
+
+
+VIDEOS_QUERY = """query($id: ID!, $first: Int!, $after: String, $order: VideoOrder!) {
+    creator(id: $id) { videos(first: $first, after: $after, orderBy: $order) {
+        edges { cursor node { id stats { shares } } } pageInfo { hasNextPage endCursor } } } }"""
+
+
+async def videos_page(gateway: Gateway, principal: Principal, order: str, first: int, after: str | None = None) -> dict[str, Any]:
+    variables = {"id": ADA, "first": first, "after": after, "order": order}
+    connection: dict[str, Any] = answer(await gateway.graphql(VIDEOS_QUERY, variables, principal=principal))["creator"]["videos"]
+    return connection
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        # Newest first: ADA_SECOND was published on the 12th, ADA_FIRST on the 3rd.
+        pytest.param("PUBLISHED_AT", [(ADA_SECOND, 4), (ADA_FIRST, 5)], id="published-at"),
+        pytest.param("SHARES", [(ADA_FIRST, 5), (ADA_SECOND, 4)], id="shares"),
+    ],
+)
+@pytest.mark.parametrize("principal", PRINCIPALS)
+async def test_creator_videos_in_either_order(gateway: Gateway, principal: Principal, order: str, expected: list[tuple[str, int]]) -> None:
+    connection = await videos_page(gateway, principal, order, first=10)
+
+    assert [(e["node"]["id"], e["node"]["stats"]["shares"]) for e in connection["edges"]] == expected
+    assert connection["pageInfo"] == {"hasNextPage": False, "endCursor": connection["edges"][-1]["cursor"]}
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [pytest.param("PUBLISHED_AT", [ADA_SECOND, ADA_FIRST], id="published-at"), pytest.param("SHARES", [ADA_FIRST, ADA_SECOND], id="shares")],
+)
+async def test_creator_videos_pages_follow_end_cursor(gateway: Gateway, order: str, expected: list[str]) -> None:
+    first = await videos_page(gateway, ANONYMOUS, order, first=1)
+    second = await videos_page(gateway, ANONYMOUS, order, first=1, after=first["pageInfo"]["endCursor"])
+
+    assert [e["node"]["id"] for e in first["edges"] + second["edges"]] == expected
+    assert first["pageInfo"] == {"hasNextPage": True, "endCursor": first["edges"][0]["cursor"]}
+    assert second["pageInfo"] == {"hasNextPage": False, "endCursor": second["edges"][0]["cursor"]}
+
+
+async def test_creator_videos_after_the_last_page_is_empty(gateway: Gateway) -> None:
+    last = await videos_page(gateway, ANONYMOUS, "SHARES", first=2)
+
+    after = await videos_page(gateway, ANONYMOUS, "SHARES", first=2, after=last["pageInfo"]["endCursor"])
+
+    assert after == {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}
+
+
+@pytest.mark.parametrize(("made_by", "used_with"), [("PUBLISHED_AT", "SHARES"), ("SHARES", "PUBLISHED_AT")])
+async def test_creator_videos_cursor_of_another_ordering_is_bad_input(gateway: Gateway, made_by: str, used_with: str) -> None:
+    cursor = (await videos_page(gateway, ANONYMOUS, made_by, first=1))["pageInfo"]["endCursor"]
+
+    response = await gateway.graphql(VIDEOS_QUERY, {"id": ADA, "first": 1, "after": cursor, "order": used_with})
+
+    assert refusals(response) == [("BAD_USER_INPUT", None, ["creator", "videos"])]
+    assert response.json()["data"] == {"creator": None}
+
+
+FOLLOWER_GROWTH_QUERY = """query($id: ID!, $g: Granularity!, $from: DateTime, $to: DateTime) {
+    creator(id: $id) { followerGrowth(granularity: $g, from: $from, to: $to) { granularity from to buckets { start count suppressed } } } }"""
+
+
+@pytest.mark.parametrize(
+    ("creator", "granularity", "start", "end", "expected"),
+    [
+        # ADA: +2 on the 4th, -1 on the 11th, +1 on the 12th; a week's count is net, not gross.
+        pytest.param(ADA, "DAY", iso(3), iso(14), buckets(iso(3), DAY, [0, 2, 0, 0, 0, 0, 0, 0, -1, 1, 0]), id="ada-day"),
+        pytest.param(ADA, "WEEK", iso(3), iso(24), buckets(iso(3), WEEK, [2, 0, 0]), id="ada-week"),
+        pytest.param(ADA, "MONTH", iso(1, month=2), iso(1, month=4),
+                     [{"start": iso(1, month=2), "count": 0, "suppressed": False}, {"start": iso(1), "count": 2, "suppressed": False}],
+                     id="ada-month"),
+        pytest.param(BO, "DAY", iso(4), iso(8), buckets(iso(4), DAY, [0, 1, 1, 0]), id="bo-day"),
+    ],
+)
+async def test_follower_growth_owner_sees_net_follows_per_bucket(
+    gateway: Gateway, creator: str, granularity: str, start: str, end: str, expected: list[dict[str, Any]]
+) -> None:
+    variables = {"id": creator, "g": granularity, "from": start, "to": end}
+
+    data = answer(await gateway.graphql(FOLLOWER_GROWTH_QUERY, variables, principal=Principal(PrincipalKind.USER, creator)))
+
+    assert data == {"creator": {"followerGrowth": {"granularity": granularity, "from": start, "to": end, "buckets": expected}}}
+
+
+@pytest.mark.parametrize("principal", NOT_ADA)
+async def test_follower_growth_is_refused_to_all_but_the_creator(gateway: Gateway, principal: Principal) -> None:
+    response = await gateway.graphql(FOLLOWER_GROWTH_QUERY, {"id": ADA, "g": "DAY", "from": iso(3), "to": iso(14)}, principal=principal)
+
+    assert refusals(response) == [("FORBIDDEN", "Creator.followerGrowth", ["creator", "followerGrowth"])]
+    assert value_at(response.json()["data"], ["creator", "followerGrowth"]) is None
+
+
+async def test_follower_growth_counts_the_last_partial_day(gateway: Gateway) -> None:
+    variables = {"id": ADA, "g": "DAY", "from": iso(3), "to": iso(4, 12)}
+
+    data = answer(await gateway.graphql(FOLLOWER_GROWTH_QUERY, variables, principal=OWNER_ADA))
+
+    assert [b["count"] for b in data["creator"]["followerGrowth"]["buckets"]] == [0, 2]
+
+
+# --- Me: a user's own rows ---------------------------------------------------------------------
+
+ME_QUERY = "{ me { id shares { videoId channel sharedAt } likes { videoId likedAt } follows { creatorId followedAt } } }"
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        # Unliked ADA_FIRST on the 5th: only ADA_SECOND is liked now. Newest first everywhere.
+        pytest.param(VIEWER, {"shares": [], "likes": [{"videoId": ADA_SECOND, "likedAt": iso(12, 9, 5)}],
+                              "follows": [{"creatorId": ADA, "followedAt": iso(12, 10)},
+                                          {"creatorId": BO, "followedAt": iso(5, 16, 20)}]}, id="viewer"),
+        pytest.param(SHARER, {"shares": [
+            {"videoId": ADA_SECOND, "channel": "direct_message", "sharedAt": iso(14, 7)},
+            {"videoId": ADA_SECOND, "channel": "sms", "sharedAt": iso(13, 11, 30)},
+            {"videoId": ADA_SECOND, "channel": "sms", "sharedAt": iso(13, 11)},
+            {"videoId": ADA_FIRST, "channel": "whatsapp", "sharedAt": iso(6, 18, 20)},
+            {"videoId": BO_ONLY, "channel": "x", "sharedAt": iso(5, 16, 45)},
+            {"videoId": ADA_FIRST, "channel": "copy_link", "sharedAt": iso(4, 9, 45)},
+            {"videoId": ADA_FIRST, "channel": "whatsapp", "sharedAt": iso(4, 9, 40)},
+        ], "likes": [], "follows": [{"creatorId": BO, "followedAt": iso(6, 10)}]}, id="sharer"),
+        pytest.param(VIEWER_FR, {"shares": [{"videoId": ADA_FIRST, "channel": "whatsapp", "sharedAt": iso(3, 10, 55)}],
+                                 "likes": [{"videoId": ADA_FIRST, "likedAt": iso(3, 10, 45)}], "follows": []}, id="viewer-fr"),
+        # Liked BO_ONLY and took it back.
+        pytest.param(LIKER, {"shares": [], "likes": [{"videoId": ADA_FIRST, "likedAt": iso(4, 9, 10)}], "follows": []}, id="liker"),
+        pytest.param(FOLLOWER, {"shares": [], "likes": [], "follows": [{"creatorId": ADA, "followedAt": iso(4, 10)}]}, id="follower"),
+        pytest.param(UNFOLLOWER, {"shares": [], "likes": [], "follows": []}, id="unfollower"),
+        # Publishing is none of these.
+        pytest.param(ADA, {"shares": [], "likes": [], "follows": []}, id="creator"),
+    ],
+)
+async def test_me_is_the_users_own_rows_only(gateway: Gateway, user: str, expected: dict[str, Any]) -> None:
+    data = answer(await gateway.graphql(ME_QUERY, principal=Principal(PrincipalKind.USER, user)))
+
+    assert data == {"me": {"id": user, **expected}}
+
+
+async def test_me_first_limits_the_rows_newest_first(gateway: Gateway) -> None:
+    query = "{ me { shares(first: 2) { sharedAt } likes(first: 1) { videoId } follows(first: 1) { creatorId } } }"
+
+    data = answer(await gateway.graphql(query, principal=Principal(PrincipalKind.USER, SHARER)))
+
+    assert data == {"me": {"shares": [{"sharedAt": iso(14, 7)}, {"sharedAt": iso(13, 11, 30)}], "likes": [], "follows": [{"creatorId": BO}]}}
+
+
+@pytest.mark.parametrize(
+    ("principal", "code", "field"),
+    [
+        pytest.param(ANONYMOUS, "UNAUTHENTICATED", None, id="anonymous"),
+        pytest.param(SERVICE, "FORBIDDEN", "Query.me", id="service"),
+        pytest.param(Principal(PrincipalKind.COMPLIANCE, "auditor"), "FORBIDDEN", "Query.me", id="compliance"),
+    ],
+)
+async def test_me_needs_a_user(gateway: Gateway, principal: Principal, code: str, field: str | None) -> None:
+    response = await gateway.graphql(ME_QUERY, principal=principal)
+
+    assert refusals(response) == [(code, field, ["me"])]
+    assert response.json()["data"] == {"me": None}

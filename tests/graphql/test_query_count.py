@@ -1,0 +1,106 @@
+"""A page of videos costs the same number of SQL statements whatever its size: dataloaders batch the
+per-video lookups. Statements are counted with asyncpg's query loggers on every connection of the
+reader pool the app's lifespan opened."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from asyncpg.connection import LoggedQuery
+
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind
+
+from harness import Gateway
+
+FEW, MANY = "creator-five", "creator-fifty"
+VIDEO_COUNT = {FEW: 5, MANY: 50}
+
+
+def video_events(creator: str, number: int) -> list[dict[str, Any]]:
+    """A published video with one view, one like and one share."""
+    video = f"{creator}-video-{number:02d}"
+    common = {"video_id": video, "creator_id": creator, "actor_id": f"fan-{number:02d}"}
+    day = f"2025-03-{1 + number % 28:02d}"
+    return [
+        {"event_id": f"{video}-pub", "type": "video_published", "occurred_at": f"{day}T08:00:00Z", **common, "actor_id": creator},
+        {"event_id": f"{video}-view", "type": "view", "occurred_at": f"{day}T09:00:00Z", **common, "watch_ms": 1000},
+        {"event_id": f"{video}-like", "type": "like", "occurred_at": f"{day}T09:01:00Z", **common},
+        {"event_id": f"{video}-share", "type": "share", "occurred_at": f"{day}T09:02:00Z", **common, "channel": "sms"},
+    ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def platform(gateway: Gateway) -> None:
+    await gateway.ingest([event for creator, count in VIDEO_COUNT.items() for n in range(count) for event in video_events(creator, n)])
+
+
+@contextlib.asynccontextmanager
+async def statements_on(pool: asyncpg.Pool) -> AsyncIterator[list[str]]:
+    """The statements sent on any connection of `pool` while the block runs."""
+    statements: list[str] = []
+
+    def log(record: LoggedQuery) -> None:
+        statements.append(record.query)
+
+    # Check out every connection the pool may hold (it opens the missing ones), so every one logs.
+    connections = [await pool.acquire() for _ in range(pool.get_max_size())]
+    for connection in connections:
+        connection.add_query_logger(log)
+        await pool.release(connection)
+    try:
+        yield statements
+        # asyncpg hands records to loggers with loop.call_soon: let the ones queued so far run.
+        flushed = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(flushed.set_result, None)
+        await flushed
+    finally:
+        for connection in [await pool.acquire() for _ in range(pool.get_max_size())]:
+            connection.remove_query_logger(log)
+            await pool.release(connection)
+
+
+PAGE = """query($id: ID!) { creator(id: $id) { videos(first: 50) {
+    edges { node { id stats { views likes comments shares } } } } } }"""
+PAGE_WITH_CHANNELS = """query($id: ID!) { creator(id: $id) { videos(first: 50) {
+    edges { node { id stats { views likes comments shares } shareChannels { buckets { key count } } } } } } }"""
+
+
+@pytest.mark.parametrize("creator", [pytest.param(FEW, id="5-videos"), pytest.param(MANY, id="50-videos")])
+@pytest.mark.parametrize(
+    ("query", "as_owner", "statements"),
+    [
+        # creator_exists, creator_videos (which primes the video loader), one stats batch.
+        pytest.param(PAGE, False, 3, id="stats"),
+        # ... and one batch of channels, for the owner.
+        pytest.param(PAGE_WITH_CHANNELS, True, 4, id="stats-and-channels"),
+    ],
+)
+async def test_page_of_videos_costs_constant_statements(
+    gateway: Gateway, creator: str, query: str, as_owner: bool, statements: int
+) -> None:
+    asking = Principal(PrincipalKind.USER, creator) if as_owner else ANONYMOUS
+
+    async with statements_on(gateway.store.reader) as sent:
+        response = await gateway.graphql(query, {"id": creator}, principal=asking)
+
+    edges = response.json()["data"]["creator"]["videos"]["edges"]
+    assert len(edges) == VIDEO_COUNT[creator]
+    assert {str(edge["node"]["stats"]) for edge in edges} == {str({"views": 1, "likes": 1, "comments": 0, "shares": 1})}
+    assert len(sent) == statements, sent
+
+
+@pytest.mark.parametrize("count", [3, 30])
+async def test_aliased_videos_cost_constant_statements(gateway: Gateway, count: int) -> None:
+    query = "{ " + " ".join(f'v{n}: video(id: "{MANY}-video-{n:02d}") {{ stats {{ views }} }}' for n in range(count)) + " }"
+
+    async with statements_on(gateway.store.reader) as sent:
+        response = await gateway.graphql(query)
+
+    assert response.json() == {"data": {f"v{n}": {"stats": {"views": 1}} for n in range(count)}}
+    # One batch of videos, one of stats.
+    assert len(sent) == 2, sent
