@@ -28,6 +28,7 @@ schema: install
 
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/graphql.py
 
 clean:
 	rm -rf $(VENV) .gateway .pytest_cache .hypothesis

@@ -1,0 +1,628 @@
+"""GraphQL overhead: a creator's dashboard query under uvicorn, against a bare Starlette endpoint running the same SQL.
+
+Run: .venv/bin/python bench/graphql.py [--events N] [--scale-events M] [--duration S] [--rounds R]
+
+Uses GATEWAY_DATABASE_URL's server, or a throwaway embedded Postgres. One run:
+1. loads N demo events (gateway.demo.DemoPlatform through the real ingest
+   path) into a fresh database; the most shared video and its creator are the
+   dashboard's subject;
+2. serves the real app (create_app, uvicorn with uvloop + httptools, one
+   worker) and, in another process, a bare Starlette endpoint that runs the same
+   statements (gateway.store.queries) on the same kind of pool (Store.reader)
+   with no authentication, no GraphQL, and answers the same JSON; checks once
+   that both answers are equal;
+3. drives each server in turn from a third process (32 keep-alive HTTP/1.1
+   clients on raw asyncio streams): a warm-up, then a fixed duration; rounds
+   alternate graphql, bare, graphql, bare, … and the best round of each counts.
+
+Targets: GraphQL >= 0.5 of the bare endpoint's requests/s; with
+--scale-events M, p50 at M events <= 1.3x p50 at N events (both data sets
+are measured in the same interleaved rounds). The machine is shared and
+noisy: read the ratios, not the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+# Run as a script, this file's folder comes first on sys.path, and this file
+# (graphql.py) would shadow graphql-core for everything imported below.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+
+import asyncpg  # noqa: E402
+import httpx  # noqa: E402
+
+from gateway.auth import PrincipalKind, create_token  # noqa: E402
+from gateway.demo import DemoPlatform  # noqa: E402
+from gateway.ingest.ndjson import parse_objects  # noqa: E402
+from gateway.ingest.pipeline import ingest_chunks  # noqa: E402
+from gateway.store.ingest import BatchResult, EventWriter  # noqa: E402
+from gateway.store.migrate import migrate  # noqa: E402
+from gateway.store.pools import Store  # noqa: E402
+from gateway.store.server import ensure_database, start_embedded  # noqa: E402
+
+ROOT = _HERE.parent
+HOST = "127.0.0.1"
+BATCH = 10_000
+SEED = 42
+# HS256 wants >= 32 bytes. On a server of your own (GATEWAY_DATABASE_URL) GATEWAY_SECRET is used when set,
+# because migrate() gives the cluster-wide roles passwords derived from the secret.
+BENCH_SECRET = "bench-graphql-secret-not-for-production-0123456789"
+SPAN = timedelta(days=30)
+
+DASHBOARD = (
+    "query Dashboard($id: ID!, $from: DateTime!, $to: DateTime!) { video(id: $id) { id "
+    "stats { views likes comments shares likeRatio engagementRate } "
+    "shareTimeline(granularity: DAY, from: $from, to: $to) { buckets { start count suppressed } } "
+    "shareChannels { buckets { key count suppressed } } } }"
+)
+
+Item = TypeVar("Item")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data sets
+
+
+@dataclass
+class Dataset:
+    label: str
+    events: int
+    name: str
+    url: str
+    video_id: str = ""
+    creator_id: str = ""
+    shares: int = 0
+    load_seconds: float = 0.0
+
+
+def chunked(items: Iterable[Item], size: int) -> Iterator[tuple[int, list[Item]]]:
+    iterator = iter(items)
+    line = 1
+    while chunk := list(itertools.islice(iterator, size)):
+        yield line, chunk
+        line += len(chunk)
+
+
+def label_of(events: int) -> str:
+    for unit, size in (("M", 1_000_000), ("k", 1_000)):
+        if events >= size and events % (size // 10) == 0:
+            return f"{events / size:g}{unit}"
+    return f"{events:,}"
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(await conn.fetchval("SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text)", name))
+    finally:
+        await conn.close()
+
+
+async def build_dataset(server_url: str, events: int, secret: str, end: datetime) -> Dataset:
+    name = f"gateway_bench_graphql_{os.getpid()}_{events}"
+    await drop_database(server_url, name)
+    dataset = Dataset(label_of(events), events, name, await ensure_database(server_url, name))
+    await migrate(dataset.url, secret)
+    users, videos = max(100, events // 50), max(10, events // 300)
+    print(f"[{dataset.label}] loading {events:,} events ({users:,} users, {videos:,} videos) through ingest …", flush=True)
+    platform = DemoPlatform(users=users, videos=videos, events=events, seed=SEED, end=end)
+
+    started = last_report = time.perf_counter()
+    loaded = 0
+
+    def progress(result: BatchResult) -> None:
+        nonlocal loaded, last_report
+        loaded += result.received
+        now = time.perf_counter()
+        if now - last_report >= 10 and loaded < events:
+            last_report = now
+            rate = loaded / (now - started)
+            print(f"  {loaded:>12,} / {events:,} events ({loaded / events:4.0%})  {rate:,.0f} events/s  "
+                  f"eta {(events - loaded) / rate:.0f} s", flush=True)
+
+    store = await Store.open(dataset.url, secret)
+    try:
+        totals = await ingest_chunks(EventWriter(store.ingest), chunked(platform.generate(), BATCH), parse_objects, on_batch=progress)
+    finally:
+        await store.close()
+    dataset.load_seconds = time.perf_counter() - started
+    assert totals.received == events, totals
+
+    conn = await asyncpg.connect(dataset.url)
+    try:
+        # Leave nothing for autovacuum or a checkpoint to do while we measure.
+        vacuum_started = time.perf_counter()
+        await conn.execute("VACUUM (ANALYZE)")
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CHECKPOINT")
+        vacuum_seconds = time.perf_counter() - vacuum_started
+        subject = await conn.fetchrow(
+            """SELECT v.video_id, v.creator_id, sum(h.shares)::bigint AS shares
+               FROM video_hourly h JOIN videos v USING (video_id)
+               GROUP BY v.video_id, v.creator_id ORDER BY shares DESC, v.video_id LIMIT 1"""
+        )
+    finally:
+        await conn.close()
+    dataset.video_id, dataset.creator_id, dataset.shares = subject["video_id"], subject["creator_id"], subject["shares"]
+    print(f"[{dataset.label}] loaded in {dataset.load_seconds:.1f} s ({events / dataset.load_seconds:,.0f} events/s; "
+          f"vacuum+checkpoint {vacuum_seconds:.1f} s); subject: video {dataset.video_id} by {dataset.creator_id}, "
+          f"{dataset.shares:,} shares", flush=True)
+    return dataset
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The bare endpoint (runs in its own process: `graphql.py _bare --port P`, GATEWAY_DATABASE_URL / GATEWAY_SECRET from env)
+
+
+def bare_app(url: str, secret: str) -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from gateway.store import queries
+    from gateway.store.queries import Granularity, VideoStatsRow
+
+    def ratio(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        store = await Store.open(url, secret)
+        try:
+            yield {"reader": store.reader}
+        finally:
+            await store.close()
+
+    async def dashboard(request: Request) -> Response:
+        # No authentication, no GraphQL: the same statements, each on a connection of its own as the
+        # dataloaders and the timeline resolver take them, the three after the video lookup run concurrently.
+        body = json.loads(await request.body())
+        video_id = body["id"]
+        start, end = datetime.fromisoformat(body["from"]), datetime.fromisoformat(body["to"])
+        reader = request.state.reader
+        async with reader.acquire() as conn:
+            row = (await queries.videos_by_id(conn, [video_id])).get(video_id)
+        if row is None:
+            return JSONResponse({"data": {"video": None}})
+
+        async def stats() -> VideoStatsRow:
+            async with reader.acquire() as conn:
+                return (await queries.stats_by_video(conn, [video_id])).get(video_id, VideoStatsRow())
+
+        async def timeline() -> list[queries.Bucket]:
+            async with reader.acquire() as conn:
+                return await queries.timeline(conn, "shares", video_id, start, end, Granularity.DAY)
+
+        async def channels() -> list[queries.Bucket]:
+            async with reader.acquire() as conn:
+                return (await queries.channels_by_video(conn, [video_id])).get(video_id, [])
+
+        counts, series, cells = await asyncio.gather(stats(), timeline(), channels())
+        video = {
+            "id": row.video_id,
+            "stats": {
+                "views": counts.views,
+                "likes": counts.likes,
+                "comments": counts.comments,
+                "shares": counts.shares,
+                "likeRatio": ratio(counts.likes, counts.views),
+                "engagementRate": ratio(counts.likes + counts.comments + counts.shares, counts.views),
+            },
+            "shareTimeline": {"buckets": [{"start": b.key.isoformat(), "count": b.count, "suppressed": False} for b in series]},  # type: ignore[union-attr]
+            "shareChannels": {"buckets": [{"key": str(b.key), "count": b.count, "suppressed": False} for b in cells]},
+        }
+        return JSONResponse({"data": {"video": video}})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[Route("/dashboard", dashboard, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])],
+        lifespan=lifespan,
+    )
+
+
+def serve(which: str, port: int) -> None:
+    import uvicorn
+
+    if which == "graphql":
+        from gateway.app import create_app
+        from gateway.config import Settings
+
+        app = create_app(Settings())  # GATEWAY_DATABASE_URL and GATEWAY_SECRET from the environment
+    else:
+        app = bare_app(os.environ["GATEWAY_DATABASE_URL"], os.environ["GATEWAY_SECRET"])
+    uvicorn.run(app, host=HOST, port=port, loop="uvloop", http="httptools", workers=1, access_log=False, log_level="warning")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The load generator (runs in its own process: `graphql.py _load …`; prints one JSON line)
+
+
+def percentile(ordered: list[int], q: float) -> float:
+    """Nearest rank, in milliseconds, of latencies in nanoseconds."""
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] / 1e6
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each process in `pids` and of each of their children (Postgres backends)."""
+    import psutil  # type: ignore[import-untyped]  # comes with pgserver
+
+    found: dict[int, float] = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+            for each in [process, *process.children()]:
+                with contextlib.suppress(psutil.Error):
+                    times = each.cpu_times()
+                    found[each.pid] = times.user + times.system
+    return found
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+async def drive(port: int, request: bytes, concurrency: int, warmup: float, duration: float,
+                server_pid: int, postgres_pid: int | None) -> dict[str, Any]:
+    WARMUP, MEASURE, STOP = 0, 1, 2
+    phase = WARMUP
+    latencies: list[int] = []
+    errors: list[str] = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            while phase != STOP:
+                counted = phase == MEASURE
+                started = time.perf_counter_ns()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                lowered = head.lower()
+                at = lowered.index(b"\r\ncontent-length:") + 17
+                body = await reader.readexactly(int(lowered[at : lowered.index(b"\r\n", at)]))
+                finished = time.perf_counter_ns()
+                if not head.startswith(b"HTTP/1.1 200 ") or b'"errors"' in body:
+                    if len(errors) < 5:
+                        errors.append((head.split(b"\r\n", 1)[0] + b" " + body[:300]).decode(errors="replace"))
+                    else:
+                        errors.append("")
+                elif counted and phase == MEASURE:
+                    latencies.append(finished - started)
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(client()) for _ in range(concurrency)]
+    watched = [server_pid] + ([postgres_pid] if postgres_pid else [])
+    try:
+        await asyncio.sleep(warmup)
+        for task in tasks:
+            if task.done():
+                task.result()  # a client that failed to connect or read fails the run
+        cpu_before, own_before = cpu_seconds(watched), time.process_time()
+        started = time.perf_counter()
+        phase = MEASURE
+        await asyncio.sleep(duration)
+        phase = STOP
+        elapsed = time.perf_counter() - started
+        cpu_after, own_after = cpu_seconds(watched), time.process_time()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+    finally:
+        for task in tasks:
+            task.cancel()
+    server_cpu = cpu_delta({p: s for p, s in cpu_before.items() if p == server_pid}, {p: s for p, s in cpu_after.items() if p == server_pid})
+    postgres_cpu = cpu_delta({p: s for p, s in cpu_before.items() if p != server_pid}, {p: s for p, s in cpu_after.items() if p != server_pid})
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50": percentile(latencies, 0.50),
+        "p99": percentile(latencies, 0.99),
+        "errors": len(errors),
+        "error_samples": [e for e in errors if e][:3],
+        "cpu_loadgen": (own_after - own_before) / elapsed,
+        "cpu_server": server_cpu / elapsed,
+        "cpu_postgres": postgres_cpu / elapsed if postgres_pid else None,
+    }
+
+
+def load_main(argv: list[str]) -> None:
+    import uvloop
+
+    parser = argparse.ArgumentParser(prog="graphql.py _load")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--request-file", type=Path, required=True)
+    parser.add_argument("--concurrency", type=int, required=True)
+    parser.add_argument("--warmup", type=float, required=True)
+    parser.add_argument("--duration", type=float, required=True)
+    parser.add_argument("--server-pid", type=int, required=True)
+    parser.add_argument("--postgres-pid", type=int)
+    args = parser.parse_args(argv)
+    result = uvloop.run(drive(args.port, args.request_file.read_bytes(), args.concurrency, args.warmup, args.duration,
+                              args.server_pid, args.postgres_pid))
+    print(json.dumps(result), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The orchestrator
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    kind: str  # "graphql" or "bare"
+    dataset: Dataset
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    request: Path = field(default=Path())
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind} {self.dataset.label}"
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def start_server(kind: str, dataset: Dataset, secret: str, workdir: Path) -> Server:
+    port = free_port()
+    log = workdir / f"{kind}-{dataset.label}.log"
+    env = {**os.environ, "GATEWAY_DATABASE_URL": dataset.url, "GATEWAY_SECRET": secret,
+           "GATEWAY_DATA_DIR": str(workdir / "data")}
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), f"_{kind}", "--port", str(port)],
+                                   cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return Server(kind, dataset, port, process, log)
+
+
+def wait_ready(server: Server, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} server exited with {server.process.returncode}:\n{server.log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.base}/healthz", timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.name} server did not answer /healthz within {timeout:.0f} s:\n{server.log.read_text()[-3000:]}")
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(timeout=5)
+
+
+def raw_request(path: str, port: int, token: str, body: bytes) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def prepare(server: Server, secret: str, start: datetime, end: datetime, workdir: Path) -> dict[str, Any]:
+    """Writes the server's raw request to a file, sends it once and returns the response's data."""
+    dataset = server.dataset
+    token = create_token(secret, PrincipalKind.USER, dataset.creator_id, ttl_seconds=24 * 3600)
+    if server.kind == "graphql":
+        path = "/graphql"
+        payload = {"query": DASHBOARD, "operationName": "Dashboard",
+                   "variables": {"id": dataset.video_id, "from": start.isoformat(), "to": end.isoformat()}}
+    else:
+        path = "/dashboard"
+        payload = {"id": dataset.video_id, "from": start.isoformat(), "to": end.isoformat()}
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    server.request = workdir / f"request-{server.kind}-{dataset.label}.http"
+    server.request.write_bytes(raw_request(path, server.port, token, body))
+    response = httpx.post(f"{server.base}{path}", content=body, timeout=30,
+                          headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    answer = response.json()
+    if response.status_code != 200 or answer.get("errors"):
+        raise RuntimeError(f"{server.name} answered {response.status_code}: {response.text[:2000]}")
+    data: dict[str, Any] = answer["data"]
+    return data
+
+
+def run_load(server: Server, args: argparse.Namespace, postgres_pid: int | None, warmup: float, duration: float) -> dict[str, Any]:
+    command = [sys.executable, str(Path(__file__).resolve()), "_load", "--port", str(server.port),
+               "--request-file", str(server.request), "--concurrency", str(args.concurrency),
+               "--warmup", str(warmup), "--duration", str(duration), "--server-pid", str(server.process.pid)]
+    if postgres_pid:
+        command += ["--postgres-pid", str(postgres_pid)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=warmup + duration + 120, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator against {server.name} failed:\n{done.stderr.decode()[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    if result["errors"]:
+        raise RuntimeError(f"{server.name}: {result['errors']} failed requests, e.g. {result['error_samples']}")
+    return result
+
+
+def cpu_note(result: dict[str, Any]) -> str:
+    note = f"cpu: loadgen {result['cpu_loadgen']:4.0%}  server {result['cpu_server']:4.0%}"
+    if result["cpu_postgres"] is not None:
+        note += f"  postgres {result['cpu_postgres']:4.0%}"
+    return note
+
+
+def describe(data: dict[str, Any]) -> str:
+    video = data["video"]
+    stats = video["stats"]
+    return (f"views {stats['views']:,} likes {stats['likes']:,} comments {stats['comments']:,} shares {stats['shares']:,}; "
+            f"{len(video['shareTimeline']['buckets'])} daily buckets "
+            f"({sum(b['count'] for b in video['shareTimeline']['buckets']):,} shares in range); "
+            f"{len(video['shareChannels']['buckets'])} channels")
+
+
+def orchestrate(args: argparse.Namespace) -> None:
+    # platformdirs warns (at pgserver's exit handler too) when XDG_RUNTIME_DIR is unset; pgserver copes.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-graphql-"))
+    server_url = os.environ.get("GATEWAY_DATABASE_URL")
+    postgres_pid: int | None = None
+    secret = BENCH_SECRET
+    if server_url:
+        secret = os.environ.get("GATEWAY_SECRET") or BENCH_SECRET
+    else:
+        pgdata = Path(tempfile.mkdtemp(prefix="gateway-bench-pg-"))
+        pgdata.chmod(0o755)  # the embedded server runs as its own system user when we are root
+        # It stops and removes its directory when this process exits (cleanup_mode="delete").
+        server_url = start_embedded(pgdata, cleanup_mode="delete")
+        postgres_pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    if len(secret) < 32:
+        raise SystemExit("GATEWAY_SECRET must be at least 32 characters")
+
+    # DemoPlatform's window ends at the top of the current hour, so the last 30 days hold its 4 weeks of data;
+    # every request names the same explicit [from, to) so both servers count the same buckets.
+    now = datetime.now(UTC).replace(microsecond=0)
+    data_end = now.replace(minute=0, second=0)
+    range_end = now
+    range_start = range_end - SPAN
+
+    datasets: list[Dataset] = []
+    servers: list[Server] = []
+    try:
+        sizes = [args.events] + ([args.scale_events] if args.scale_events else [])
+        for events in sizes:
+            datasets.append(asyncio.run(build_dataset(server_url, events, secret, data_end)))
+
+        for dataset in datasets:
+            for kind in ("graphql", "bare"):
+                servers.append(start_server(kind, dataset, secret, workdir))
+        for server in servers:
+            wait_ready(server)
+        print(f"servers up: {', '.join(f'{s.name} on :{s.port} (pid {s.process.pid})' for s in servers)}", flush=True)
+
+        for dataset in datasets:
+            graphql_server, bare_server = (next(s for s in servers if s.dataset is dataset and s.kind == kind)
+                                           for kind in ("graphql", "bare"))
+            graphql_data = prepare(graphql_server, secret, range_start, range_end, workdir)
+            bare_data = prepare(bare_server, secret, range_start, range_end, workdir)
+            if graphql_data != bare_data:
+                raise RuntimeError(f"[{dataset.label}] answers differ:\ngraphql: {json.dumps(graphql_data)[:3000]}\n"
+                                   f"bare:    {json.dumps(bare_data)[:3000]}")
+            print(f"[{dataset.label}] graphql and bare answers are equal: {describe(graphql_data)}", flush=True)
+
+        print(f"\n{args.rounds} round(s) per server, {args.concurrency} clients, warm-up {args.warmup:g} s, "
+              f"measured {args.duration:g} s each", flush=True)
+        results: dict[str, list[dict[str, Any]]] = {server.name: [] for server in servers}
+        for round_no in range(1, args.rounds + 1):
+            for server in servers:
+                result = run_load(server, args, postgres_pid, args.warmup, args.duration)
+                results[server.name].append(result)
+                print(f"  round {round_no}  {server.name:<14} {result['rps']:>8,.0f} req/s  p50 {result['p50']:7.2f} ms  "
+                      f"p99 {result['p99']:7.2f} ms  ({result['requests']:,} requests; {cpu_note(result)})", flush=True)
+
+        # How fast can the load generator go? /healthz of the bare server is about the cheapest request there is.
+        ceiling_server = next(s for s in servers if s.kind == "bare")
+        ceiling_request = workdir / "request-healthz.http"
+        ceiling_request.write_bytes(f"GET /healthz HTTP/1.1\r\nHost: {HOST}:{ceiling_server.port}\r\n\r\n".encode())
+        saved, ceiling_server.request = ceiling_server.request, ceiling_request
+        ceiling = run_load(ceiling_server, args, postgres_pid, 0.5, min(3.0, args.duration))
+        ceiling_server.request = saved
+
+        best = {name: max(runs, key=lambda r: r["rps"]) for name, runs in results.items()}
+        print("\nbest round of each (by req/s):")
+        print(f"  {'':<14} {'req/s':>8}  {'p50 ms':>8}  {'p99 ms':>8}")
+        for name, result in best.items():
+            print(f"  {name:<14} {result['rps']:>8,.0f}  {result['p50']:>8.2f}  {result['p99']:>8.2f}   ({cpu_note(result)})")
+        busiest = max((r for runs in results.values() for r in runs), key=lambda r: r["cpu_loadgen"])
+        print(f"  load generator: at most {busiest['cpu_loadgen']:.0%} of a core during the rounds; against /healthz "
+              f"it drives {ceiling['rps']:,.0f} req/s at {ceiling['cpu_loadgen']:.0%} of a core, so it is not the bottleneck")
+        for dataset in datasets:
+            over, under = best[f"graphql {dataset.label}"], best[f"bare {dataset.label}"]
+            ratio = over["rps"] / under["rps"]
+            verdict = "ok" if ratio >= 0.5 else "BELOW TARGET"
+            print(f"[{dataset.label}] ratio graphql / bare req/s: {ratio:.2f}  (target >= 0.50: {verdict}); "
+                  f"p50 graphql / bare: {over['p50'] / under['p50']:.2f}")
+        if len(datasets) == 2:
+            small, big = datasets
+            for kind in ("graphql", "bare"):
+                growth = best[f"{kind} {big.label}"]["p50"] / best[f"{kind} {small.label}"]["p50"]
+                target = f"  (target <= 1.30: {'ok' if growth <= 1.3 else 'ABOVE TARGET'})" if kind == "graphql" else ""
+                print(f"[scale] {kind} p50 at {big.label} / p50 at {small.label}: {growth:.2f}{target}")
+    finally:
+        for server in servers:
+            stop_server(server)
+        if os.environ.get("GATEWAY_DATABASE_URL"):
+            for dataset in datasets:
+                with contextlib.suppress(Exception):
+                    asyncio.run(drop_database(server_url, dataset.name))
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in ("_graphql", "_bare"):
+        port_parser = argparse.ArgumentParser(prog=f"graphql.py {sys.argv[1]}")
+        port_parser.add_argument("--port", type=int, required=True)
+        serve(sys.argv[1][1:], port_parser.parse_args(sys.argv[2:]).port)
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_load":
+        load_main(sys.argv[2:])
+        return
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000, help="events in the data set (default 10,000)")
+    parser.add_argument("--scale-events", type=int, default=None,
+                        help="also measure on a second data set of this many events (e.g. 5,000,000) and compare p50")
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent keep-alive clients (default 32)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per round (default 2)")
+    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per round (default 8)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per server, alternating (default 2)")
+    args = parser.parse_args()
+    if args.scale_events is not None and args.scale_events <= args.events:
+        parser.error("--scale-events must be larger than --events")
+
+    # A SIGTERM (or a closed terminal) unwinds like Ctrl-C, so the finally blocks stop the servers.
+    def unwind(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, unwind)
+    signal.signal(signal.SIGHUP, unwind)
+    try:
+        orchestrate(args)
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()
