@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +19,7 @@ from gateway.routes.health import healthz, readyz
 from gateway.store.ingest import EventWriter
 from gateway.store.migrate import migrate
 from gateway.store.pools import Store
-from gateway.store.server import database_url
+from gateway.store.server import database_url, release_embedded
 
 __all__ = ["create_app"]
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             }
         finally:
             await store.close()
+            await asyncio.to_thread(release_embedded, settings)
 
     routes = [
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),

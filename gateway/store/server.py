@@ -6,17 +6,19 @@ import asyncio
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from gateway.config import Settings
 
-__all__ = ["EMBEDDED_DATABASE", "database_url", "ensure_database", "start_embedded"]
+__all__ = ["EMBEDDED_DATABASE", "database_url", "ensure_database", "release_embedded", "start_embedded"]
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "gateway"
+_handles: dict[Path, Any] = {}
 EMBEDDED_TUNING = """
 ALTER SYSTEM SET max_wal_size = '4GB';
 ALTER SYSTEM SET checkpoint_timeout = '15min';
@@ -46,9 +48,24 @@ def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
         server = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
         # Bulk ingest rewrites many index pages; fewer checkpoints mean fewer full-page WAL images.
         server.psql(EMBEDDED_TUNING)
+    _handles[pgdata.resolve()] = server
     url: str = server.get_uri()
     log.info("embedded postgres running in %s", pgdata)
     return url
+
+
+def release_embedded(settings: Settings) -> None:
+    """Let go of the embedded server `settings` names, if this process started it; the last
+    process to let go stops it.
+
+    pgserver does this at exit too, but uvicorn re-raises SIGTERM after its
+    graceful shutdown, which ends the process before exit handlers run.
+    """
+    if settings.database_url:
+        return
+    server = _handles.pop((settings.data_dir / "pgdata").resolve(), None)
+    if server is not None:
+        server.cleanup()
 
 
 async def ensure_database(server_url: str, name: str, template: str | None = None) -> str:
