@@ -21,6 +21,7 @@ run: install
 
 test: install
 	$(BIN)/mypy
+	$(BIN)/gateway policy test
 	$(BIN)/python -m pytest
 
 schema: install
@@ -28,7 +29,7 @@ schema: install
 
 bench: install
 	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/graphql.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) .gateway .pytest_cache .hypothesis

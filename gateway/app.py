@@ -1,4 +1,4 @@
-"""The Starlette application: routes, and the lifespan that opens the store."""
+"""The Starlette application: routes, and the lifespan that opens the store and the policy engine."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.config import Settings
 from gateway.graphql.schema import build_schema
+from gateway.policy.cache import DecisionCache
+from gateway.policy.decider import PolicyDecider
+from gateway.policy.engines import open_engine
 from gateway.routes.errors import EXCEPTION_HANDLERS
 from gateway.routes.events import post_events
 from gateway.routes.graphql import graphql_endpoint
 from gateway.routes.health import healthz, readyz
+from gateway.routes.metrics import GatewayCollector, metrics
+from gateway.store.decision_log import DecisionLogWriter
 from gateway.store.ingest import EventWriter
 from gateway.store.migrate import migrate
 from gateway.store.pools import Store
@@ -24,9 +30,10 @@ from gateway.store.server import database_url, release_embedded
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, policy_guard: bool = True) -> Starlette:
+    """The gateway. `policy_guard=False` serves without asking the policy: the benchmark's baseline only."""
     settings = settings or Settings()
-    schema = build_schema()
+    schema = build_schema(policy_guard=policy_guard)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -34,6 +41,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         url = await database_url(settings)
         await migrate(url, secret)
         store = await Store.open(url, secret)
+        engine = await open_engine(settings)
+        decision_log = DecisionLogWriter(store.ingest)
+        decision_log.start()
+        decider = PolicyDecider(engine, DecisionCache(settings.policy_cache_size), record=decision_log.record)
+        registry = CollectorRegistry(auto_describe=True)
+        registry.register(GatewayCollector(decider, decision_log))
         try:
             yield {
                 "settings": settings,
@@ -41,8 +54,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "store": store,
                 "writer": EventWriter(store.ingest),
                 "schema": schema,
+                "engine": engine,
+                "decider": decider,
+                "decision_log": decision_log,
+                "metrics": registry,
             }
         finally:
+            await decision_log.close()
+            await engine.close()
             await store.close()
             await asyncio.to_thread(release_embedded, settings)
 
@@ -51,5 +70,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/events", post_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)

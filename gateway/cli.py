@@ -32,6 +32,7 @@ from gateway.config import Settings
 from gateway.errors import InvalidEvents
 from gateway.ingest.ndjson import check_lines, parse_lines, parse_objects
 from gateway.ingest.pipeline import IngestTotals, ingest_chunks
+from gateway.policy.worker import PolicyFiles, PolicyFilesError
 from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.migrate import migrate as apply_migrations
 from gateway.store.pools import Store
@@ -40,6 +41,8 @@ from gateway.store.server import database_url
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="privacy-gateway: engagement aggregates without a path to a sharer.")
 token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens.")
 app.add_typer(token_app, name="token")
+policy_app = typer.Typer(no_args_is_help=True, help="Compliance tooling for the Rego policy.")
+app.add_typer(policy_app, name="policy")
 
 console = Console(stderr=True)
 Item = TypeVar("Item")
@@ -242,3 +245,73 @@ def token_create(
         console.print("[red]--kind must be user, compliance or service (app tokens come from 'gateway apps authorize')[/red]")
         raise typer.Exit(EXIT_BAD_INPUT)
     typer.echo(create_token(Settings().signing_secret(), kind, subject, ttl))
+
+
+PolicyDirOption = Annotated[
+    Path | None, typer.Option("--policy-dir", help="The policy directory (default GATEWAY_POLICY_DIR, else policies/).")
+]
+
+
+def read_policy(policy_dir: Path | None) -> PolicyFiles:
+    directory = policy_dir or Settings().policy_dir
+    try:
+        return PolicyFiles.read(directory)
+    except (PolicyFilesError, OSError, UnicodeDecodeError) as exc:
+        console.print(f"[red]cannot read the policy in {directory}: {exc}[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+
+
+@policy_app.command("test")
+def policy_test(
+    policy_dir: PolicyDirOption = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds each test may take.")] = 10.0,
+) -> None:
+    """Run every `test_` rule of the policy's *_test.rego, each isolated: exit 1 on a failure, 2 on a parse error."""
+    from gateway.policy.testing import PolicyTestResult, run_tests
+
+    files = read_policy(policy_dir)
+
+    def report(result: PolicyTestResult) -> None:
+        if result.passed:
+            typer.echo(f"PASS {result.test.name} ({result.seconds * 1000:.0f} ms)")
+        else:
+            typer.echo(f"FAIL {result.test.name}: {result.reason}")
+
+    run = asyncio.run(run_tests(files, timeout=timeout, on_result=report))
+    if run.load_error is not None:
+        typer.echo(f"parse error: {run.load_error}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    failed = len(run.failures)
+    typer.echo(f"{len(run.results) - failed} passed, {failed} failed ({len(run.results)} tests in {len(files.tests)} files)")
+    if failed:
+        raise typer.Exit(1)
+
+
+@policy_app.command("check")
+def policy_check(
+    policy_dir: PolicyDirOption = None,
+    schema_path: Annotated[Path, typer.Option("--schema", help="The schema the policy decides on.")] = Path("schema.graphql"),
+) -> None:
+    """Parse the policy, check every field coordinate its data names against the schema (exit 1 on a
+    missing one, 2 on a parse error), and list schema fields no policy allows (a warning)."""
+    from gateway.policy.testing import check_policy
+
+    files = read_policy(policy_dir)
+    try:
+        schema_sdl = schema_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        console.print(f"[red]cannot read the schema: {exc}[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    check = asyncio.run(check_policy(files, schema_sdl))
+    if check.parse_error is not None:
+        typer.echo(f"parse error: {check.parse_error}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    for note in check.notes:
+        typer.echo(f"note: {note}")
+    for warning in check.warnings:
+        typer.echo(f"warning: {warning}")
+    for error in check.errors:
+        typer.echo(f"error: {error}")
+    typer.echo(f"{len(check.errors)} error(s), {len(check.warnings)} warning(s)")
+    if check.errors:
+        raise typer.Exit(1)

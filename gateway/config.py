@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     # Largest `POST /events` body accepted; bigger ones get 413 unread.
     max_ingest_bytes: int = 32 * 1024 * 1024
     ingest_batch_size: int = 10_000
+    # Seconds a policy evaluation may take before the request fails closed (503).
+    policy_timeout: float = Field(default=0.25, gt=0)
+    # Policy decisions kept in the LRU cache; 0 asks the engine every time.
+    policy_cache_size: int = Field(default=4096, ge=0)
 
     def signing_secret(self) -> str:
         """`GATEWAY_SECRET`, or in development one generated once and kept in the data dir."""

@@ -10,16 +10,63 @@ the decision, with its obligations, in the request context.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator
+from typing import Any
 
-from graphql import ExecutionResult, GraphQLError
+import orjson
+from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 from gateway.errors import Forbidden, PolicyUnavailable
 from gateway.graphql.context import RequestContext
-from gateway.policy.fields import collect_fields, select_operation
+from gateway.policy.decider import PolicyQuestion
+from gateway.policy.fields import RequestedField, collect_fields, select_operation
 
 __all__ = ["PolicyGuard"]
+
+# The same dashboard query with the same variables asks the same question every time.
+QUESTION_CACHE_SIZE = 2048
+_questions: OrderedDict[tuple[int, str, bytes, str | None], PolicyQuestion] = OrderedDict()
+
+
+class _BadVariables(Exception):
+    def __init__(self, errors: list[GraphQLError]) -> None:
+        self.errors = errors
+
+
+def _question(
+    schema: GraphQLSchema,
+    query: str,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: dict[str, Any] | None,
+) -> PolicyQuestion:
+    try:
+        variables_key = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:
+        raise PolicyUnavailable(f"the variables cannot be sent to the policy: {exc}") from exc
+    key = (id(schema), query, variables_key, operation.name.value if operation.name else None)
+    question = _questions.get(key)
+    if question is not None:
+        _questions.move_to_end(key)
+        return question
+    fields = collect_fields(schema, document, operation, variables)
+    errors = [item for item in fields if isinstance(item, GraphQLError)]
+    if errors:
+        raise _BadVariables(errors)
+    question = PolicyQuestion(
+        operation={
+            "name": operation.name.value if operation.name else None,
+            "type": operation.operation.value,
+            "hash": hashlib.sha256(query.encode()).hexdigest(),
+        },
+        fields=[item for item in fields if isinstance(item, RequestedField)],
+    )
+    _questions[key] = question
+    while len(_questions) > QUESTION_CACHE_SIZE:
+        _questions.popitem(last=False)
+    return question
 
 
 class PolicyGuard(SchemaExtension):
@@ -33,22 +80,19 @@ class PolicyGuard(SchemaExtension):
         if document is None or operation is None or execution.query is None:
             yield
             return
-        fields = collect_fields(execution.schema._schema, document, operation, execution.variables)
-        if fields and isinstance(fields[0], GraphQLError):
-            execution.result = ExecutionResult(data=None, errors=[error for error in fields if isinstance(error, GraphQLError)])
+        try:
+            question = _question(execution.schema._schema, execution.query, document, operation, execution.variables)
+        except _BadVariables as exc:
+            execution.result = ExecutionResult(data=None, errors=exc.errors)
             yield
             return
-        requested = [field for field in fields if not isinstance(field, GraphQLError)]
+        except PolicyUnavailable as exc:
+            execution.result = ExecutionResult(data=None, errors=[GraphQLError(exc.message, original_error=exc)])
+            yield
+            return
+        requested = question.fields
         try:
-            decision = await context.decider.decide(
-                context.principal,
-                {
-                    "name": execution.operation_name or (operation.name.value if operation.name else None),
-                    "type": operation.operation.value,
-                    "hash": hashlib.sha256(execution.query.encode()).hexdigest(),
-                },
-                requested,
-            )
+            decision = await context.decider.decide(context.principal, question)
         except PolicyUnavailable as exc:
             execution.result = ExecutionResult(data=None, errors=[GraphQLError(exc.message, original_error=exc)])
             yield

@@ -16,6 +16,7 @@ from gateway.errors import Forbidden, GatewayError, NotFound, Unauthenticated
 from gateway.graphql.compliance import DecisionLogConnection, decision_log
 from gateway.graphql.documents import parse_document
 from gateway.graphql.execution import ValueListExecutionContext
+from gateway.graphql.policy_guard import PolicyGuard
 from gateway.graphql.types import Context, Creator, Me, Video
 from gateway.store import queries
 
@@ -75,10 +76,11 @@ class GatewaySchema(strawberry.Schema):
         return None
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(*, policy_guard: bool = True) -> strawberry.Schema:
+    """The schema; `policy_guard=False` exists for the benchmark's baseline only."""
     return GatewaySchema(
         query=Query,
-        extensions=[PreparedDocument],
+        extensions=[PreparedDocument, PolicyGuard] if policy_guard else [PreparedDocument],
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=True),
         execution_context_class=ValueListExecutionContext,
     )

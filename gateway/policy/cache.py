@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable
-
-from gateway.policy.decision import Decision
+from typing import Generic, TypeVar
 
 __all__ = ["DecisionCache"]
 
+Entry = TypeVar("Entry")
 
-class DecisionCache:
+
+class DecisionCache(Generic[Entry]):
     """Decisions by key; the key starts with the policy revision, so a reload invalidates them all."""
 
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, Decision] = OrderedDict()
+        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self._revision: str | None = None
         self.hits = 0
         self.misses = 0
 
-    def get(self, revision: str, key: Hashable) -> Decision | None:
+    def get(self, revision: str, key: Hashable) -> Entry | None:
         if revision != self._revision:
             # A new policy is in force: nothing decided under the old one may be served.
             self._entries.clear()
@@ -33,7 +34,7 @@ class DecisionCache:
         self.hits += 1
         return decision
 
-    def put(self, revision: str, key: Hashable, decision: Decision) -> None:
+    def put(self, revision: str, key: Hashable, decision: Entry) -> None:
         if revision != self._revision:
             return  # decided under a policy that has since been replaced
         self._entries[key] = decision

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from gateway.auth import Principal
 from gateway.errors import PolicyUnavailable
@@ -16,76 +17,99 @@ from gateway.policy.cache import DecisionCache
 from gateway.policy.decision import ENTRYPOINT, Decision, PolicyEngine, parse_decision
 from gateway.policy.fields import RequestedField
 
-__all__ = ["DecisionRecord", "PolicyDecider"]
+__all__ = ["DecisionRecord", "PolicyDecider", "PolicyQuestion"]
+
+
+@dataclass(frozen=True)
+class PolicyQuestion:
+    """What one operation asks the policy, independent of who asks: reused across requests."""
+
+    operation: dict[str, Any]
+    fields: list[RequestedField]
+    field_inputs: list[dict[str, Any]] = field(init=False)
+    # operation + fields as JSON: part of the cache key and of the logged input.
+    serialized: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        inputs = [requested.as_input() for requested in self.fields]
+        object.__setattr__(self, "field_inputs", inputs)
+        try:
+            serialized = orjson.dumps({"operation": self.operation, "fields": inputs}, option=orjson.OPT_SORT_KEYS)
+        except TypeError as exc:
+            raise PolicyUnavailable(f"a requested field's arguments cannot be sent to the policy: {exc}") from exc
+        object.__setattr__(self, "serialized", serialized)
+
+    @property
+    def paths(self) -> list[str]:
+        return [requested.path for requested in self.fields]
 
 
 @dataclass(frozen=True)
 class DecisionRecord:
-    """One entry of the decision log, in OPA's decision-log shape."""
+    """One entry of the decision log, in OPA's decision-log shape; input and result are JSON."""
 
     decision_id: str
     timestamp: datetime
     revision: str
     path: str
-    input: dict[str, Any]
-    result: dict[str, Any]
+    input: bytes
+    result: bytes
     cache_hit: bool
     denied: bool
     duration_ms: float
+
+
+@dataclass(frozen=True)
+class _Cached:
+    decision: Decision
+    result: bytes
+    denied: bool
 
 
 class PolicyDecider:
     def __init__(
         self,
         engine: PolicyEngine,
-        cache: DecisionCache | None = None,
+        cache: DecisionCache[_Cached] | None = None,
         record: Callable[[DecisionRecord], None] = lambda record: None,
     ) -> None:
         self.engine = engine
-        self.cache = cache if cache is not None else DecisionCache()
+        self.cache: DecisionCache[_Cached] = cache if cache is not None else DecisionCache()
         self._record = record
 
-    async def decide(
-        self, principal: Principal, operation: dict[str, Any], fields: list[RequestedField]
-    ) -> Decision:
+    async def decide(self, principal: Principal, question: PolicyQuestion) -> Decision:
         started = time.perf_counter()
         revision = self.engine.revision
-        field_inputs = [requested.as_input() for requested in fields]
-        policy_input: dict[str, Any] = {
-            "principal": {"kind": principal.kind.value, "id": principal.id, "scopes": sorted(principal.scopes)},
-            "operation": operation,
-            "fields": field_inputs,
-        }
-        key = self._key(principal, operation, field_inputs)
-        decision = self.cache.get(revision, key)
-        cache_hit = decision is not None
-        if decision is None:
-            raw = await self.engine.evaluate(policy_input)
-            decision = parse_decision(raw, [requested.path for requested in fields])
-            self.cache.put(revision, key, decision)
+        scopes = sorted(principal.scopes)
+        principal_input = {"kind": principal.kind.value, "id": principal.id, "scopes": scopes}
+        # The principal's id is part of the key only when the policy can read it.
+        reads_id = getattr(self.engine, "reads_principal_id", True)
+        key = (principal.kind, tuple(scopes), principal.id if reads_id else None, question.serialized)
+        cached = self.cache.get(revision, key)
+        cache_hit = cached is not None
+        if cached is None:
+            policy_input = {"principal": principal_input, "operation": question.operation, "fields": question.field_inputs}
+            decision = parse_decision(await self.engine.evaluate(policy_input), question.paths)
+            result = orjson.dumps(
+                {
+                    "fields": {path: verdict.model_dump() for path, verdict in decision.fields.items()},
+                    "obligations": decision.obligations,
+                }
+            )
+            cached = _Cached(decision, result, denied=any(not v.allow for v in decision.fields.values()))
+            self.cache.put(revision, key, cached)
         self._record(
             DecisionRecord(
                 decision_id=str(uuid.uuid4()),
                 timestamp=datetime.now(UTC),
                 revision=revision,
                 path=ENTRYPOINT,
-                input=policy_input,
-                result={
-                    "fields": {path: verdict.model_dump() for path, verdict in decision.fields.items()},
-                    "obligations": decision.obligations,
-                },
+                # {"principal": …, "operation": …, "fields": …} without re-serializing the shared part.
+                input=b'{"principal":' + orjson.dumps(principal_input) + b"," + question.serialized[1:],
+                result=cached.result,
                 cache_hit=cache_hit,
-                denied=any(not verdict.allow for verdict in decision.fields.values()),
+                denied=cached.denied,
                 duration_ms=(time.perf_counter() - started) * 1000,
             )
         )
-        return decision
-
-    def _key(self, principal: Principal, operation: dict[str, Any], fields: list[dict[str, Any]]) -> tuple[Any, ...]:
-        # The principal's id is part of the key only when the policy can read it.
-        principal_id = principal.id if getattr(self.engine, "reads_principal_id", True) else None
-        try:
-            field_set = json.dumps([operation, fields], sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise PolicyUnavailable(f"a requested field's arguments cannot be sent to the policy: {exc}") from exc
-        return (principal.kind, tuple(sorted(principal.scopes)), principal_id, field_set)
+        return cached.decision

@@ -44,6 +44,11 @@ class OpaServerEngine:
         await self._client.__aenter__()
 
     @property
+    def ready(self) -> bool:
+        """The server answered the last evaluation (or none has been asked yet)."""
+        return self.last_error is None
+
+    @property
     def revision(self) -> str:
         return f"opa:{self.url}:{int(time.monotonic() // REVISION_SECONDS)}"
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import authenticate
-from gateway.errors import BadUserInput, GatewayError, Unauthenticated
+from gateway.errors import BadUserInput, GatewayError, PolicyUnavailable, Unauthenticated
 from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error
@@ -43,14 +43,23 @@ async def graphql_endpoint(request: Request) -> Response:
         return _errors([format_error(error, request_id) for error in errors], 200, request_id)
 
     store = request.state.store
-    context = RequestContext(principal=principal, store=store, loaders=Loaders(store.reader), request_id=request_id)
+    context = RequestContext(
+        principal=principal,
+        store=store,
+        loaders=Loaders(store.reader),
+        request_id=request_id,
+        decider=request.state.decider,
+    )
     result = await schema.execute(query, variable_values=variables, context_value=context, operation_name=operation_name)
     body: dict[str, Any] = {"data": result.data}
+    status_code = 200
     if result.errors:
         body["errors"] = [format_error(error, request_id, uncoded="BAD_USER_INPUT") for error in result.errors]
+        if any(error["extensions"]["code"] == PolicyUnavailable.code for error in body["errors"]):
+            status_code = PolicyUnavailable.status_code  # fail closed, and say so to load balancers
     if result.extensions:
         body["extensions"] = result.extensions
-    return FastJSONResponse(body, headers={"X-Request-Id": request_id})
+    return FastJSONResponse(body, status_code=status_code, headers={"X-Request-Id": request_id})
 
 
 class FastJSONResponse(JSONResponse):

@@ -14,9 +14,15 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready when the store answers and a policy is in force; a rejected policy edit is reported
+    (the last good policy keeps serving, so the gateway stays ready)."""
+    engine = request.state.engine
+    policy = {"revision": engine.revision or None, "error": engine.last_error}
     try:
         async with request.state.store.reader.acquire(timeout=2) as conn:
             await conn.fetchval("SELECT 1")
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ready", "store": "ok"})
+        return JSONResponse({"status": "unavailable", "store": str(exc), "policy": policy}, status_code=503)
+    if not engine.ready:
+        return JSONResponse({"status": "unavailable", "store": "ok", "policy": policy}, status_code=503)
+    return JSONResponse({"status": "ready", "store": "ok", "policy": policy})

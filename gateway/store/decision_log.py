@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from datetime import datetime
 
@@ -84,8 +83,8 @@ class DecisionLogWriter:
                 r.timestamp,
                 r.revision,
                 r.path,
-                json.dumps(r.input),
-                json.dumps(r.result),
+                r.input.decode(),
+                r.result.decode(),
                 r.cache_hit,
                 r.denied,
                 r.duration_ms,

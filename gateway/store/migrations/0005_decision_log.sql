@@ -9,8 +9,8 @@ CREATE TABLE decision_log (
     timestamp   timestamptz NOT NULL,
     revision    text        NOT NULL,
     path        text        NOT NULL,
-    input       jsonb       NOT NULL,
-    result      jsonb       NOT NULL,
+    input       json        NOT NULL,  -- json, not jsonb: written on every request, read rarely
+    result      json        NOT NULL,
     cache_hit   boolean     NOT NULL,
     denied      boolean     NOT NULL,
     duration_ms double precision NOT NULL

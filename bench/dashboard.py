@@ -1,6 +1,6 @@
 """GraphQL overhead: a creator's dashboard query under uvicorn, against a bare Starlette endpoint running the same SQL.
 
-Run: .venv/bin/python bench/graphql.py [--events N] [--scale-events M] [--duration S] [--rounds R]
+Run: .venv/bin/python bench/dashboard.py [--events N] [--scale-events M] [--duration S] [--rounds R]
 
 Uses GATEWAY_DATABASE_URL's server, or a throwaway embedded Postgres. One run:
 1. loads N demo events (gateway.demo.DemoPlatform through the real ingest

@@ -1,0 +1,291 @@
+"""The default policy engine: the policy directory's Rego, evaluated by regopy in a worker process.
+
+The policy is read once into a bundle (entrypoint `data.gateway.authz.decision`) that a
+worker process evaluates per request; regopy never runs in the gateway's own process,
+so when it crashes the request gets POLICY_UNAVAILABLE and a fresh worker takes the next.
+
+Reloads are atomic: a new revision goes live only after its own `*_test.rego` pass, its
+bundle builds and it answers a probe request for every principal kind. Otherwise the last
+good revision stays in force and `last_error` says why (never fail open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from gateway.auth import PrincipalKind
+from gateway.errors import PolicyUnavailable
+from gateway.policy.decision import ENTRYPOINT, parse_decision
+from gateway.policy.testing import run_tests
+from gateway.policy.worker import (
+    DATA_FILE,
+    PolicyFiles,
+    PolicyFilesError,
+    RegoWorker,
+    WorkerBusy,
+    WorkerClosed,
+    WorkerError,
+)
+
+__all__ = ["EmbeddedEngine"]
+
+logger = logging.getLogger("gateway.policy")
+
+# A probe asks about these fields for every principal kind; any well-formed answer will do.
+PROBE_FIELDS: list[dict[str, Any]] = [
+    {"path": "__typename", "coordinate": "Query.__typename", "type": "Query", "field": "__typename", "alias": None, "arguments": {}},
+    {"path": "video", "coordinate": "Query.video", "type": "Query", "field": "video", "alias": None, "arguments": {"id": "probe"}},
+    {
+        "path": "video.shareTimeline",
+        "coordinate": "Video.shareTimeline",
+        "type": "Video",
+        "field": "shareTimeline",
+        "alias": None,
+        "arguments": {"granularity": "DAY", "from": None, "to": None},
+    },
+    {"path": "__schema.types.name", "coordinate": "__Type.name", "type": "__Type", "field": "name", "alias": None, "arguments": {}},
+]
+
+
+class _Served:
+    """The revision in force and the worker that serves it, restarted when it dies."""
+
+    def __init__(self, files: PolicyFiles, worker: RegoWorker, start_timeout: float) -> None:
+        self.files = files
+        self._worker = worker
+        self._start_timeout = start_timeout
+        self._restart: asyncio.Task[RegoWorker] | None = None
+        self.closing = False
+
+    async def worker(self) -> RegoWorker:
+        """The live worker, waiting (at most the start timeout) for a restart when the last one died."""
+        if self.closing:
+            raise WorkerClosed("this revision has been retired")
+        if self._worker.alive:
+            return self._worker
+        restart = self.restart()
+        try:
+            async with asyncio.timeout(self._start_timeout):
+                worker = await asyncio.shield(restart)
+        except TimeoutError as exc:
+            raise PolicyUnavailable("the policy engine is restarting") from exc
+        except WorkerError as exc:
+            raise PolicyUnavailable(f"the policy engine does not restart: {exc}") from exc
+        return worker
+
+    @property
+    def worker_pid(self) -> int:
+        return self._worker.pid
+
+    def restart(self) -> asyncio.Task[RegoWorker]:
+        """Starts a fresh worker for this revision unless one is starting already."""
+        if self._restart is None and not self.closing:
+            self._restart = asyncio.create_task(self._start())
+            # Its failure is reported to whoever waits for it; nobody may, after an eager restart.
+            self._restart.add_done_callback(lambda task: task.cancelled() or task.exception())
+        if self._restart is None:
+            raise WorkerClosed("this revision has been retired")
+        return self._restart
+
+    async def _start(self) -> RegoWorker:
+        try:
+            await self._worker.close()
+            worker = await RegoWorker.start(self.files.modules, self.files.data, entrypoints=[ENTRYPOINT], timeout=self._start_timeout)
+            self._worker = worker
+            logger.info("policy engine restarted (worker %d) for policy %s", worker.pid, self.files.revision[:12])
+            return worker
+        finally:
+            self._restart = None
+
+    async def close(self) -> None:
+        self.closing = True
+        if self._restart is not None and not self._restart.done():
+            self._restart.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WorkerError):
+                await self._restart
+        await self._worker.close()
+
+
+class EmbeddedEngine:
+    """PolicyEngine over the Rego in `policy_dir`, run by regopy in a worker process.
+
+    Args:
+        policy_dir: the directory of `*.rego`, `*_test.rego` and `data.json`.
+        timeout: seconds one evaluation may take; a request waits at most as long again
+            for its turn. Past either, PolicyUnavailable.
+        start_timeout: seconds a worker may take to start and load the bundle; a request
+            waits at most this long for a worker that is restarting.
+        test_timeout: seconds each policy test may take during a reload.
+        poll_interval: seconds between checks of the directory for changes (`start()`).
+    """
+
+    def __init__(
+        self,
+        policy_dir: Path,
+        *,
+        timeout: float = 0.25,
+        start_timeout: float = 10.0,
+        test_timeout: float = 10.0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.policy_dir = policy_dir
+        self.timeout = timeout
+        self.start_timeout = start_timeout
+        self.test_timeout = test_timeout
+        self.poll_interval = poll_interval
+        # Why the last reload did not go live; None once a revision is in force and unchallenged.
+        self.last_error: str | None = None
+        self._served: _Served | None = None
+        self._rejected_revision: str | None = None
+        self._reload_lock = asyncio.Lock()
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def revision(self) -> str:
+        """The revision in force (a sha256 of the policy files), or "" when none is."""
+        return self._served.files.revision if self._served is not None else ""
+
+    @property
+    def ready(self) -> bool:
+        return self._served is not None
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The process evaluating the policy in force (diagnostics: the worker is restarted when it dies)."""
+        return self._served.worker_pid if self._served is not None else None
+
+    async def start(self) -> None:
+        """Loads the policy and starts watching the directory; a policy that does not load leaves
+        the engine unready (every evaluation fails closed) until a good one is written."""
+        seen = await asyncio.to_thread(self._fingerprint)
+        await self.reload()
+        self._watcher = asyncio.create_task(self._watch(seen))
+
+    async def reload(self) -> bool:
+        """Reads the directory again; returns whether a new revision went live."""
+        async with self._reload_lock:
+            try:
+                files = await asyncio.to_thread(PolicyFiles.read, self.policy_dir)
+            except (PolicyFilesError, OSError, UnicodeDecodeError) as exc:
+                self._reject(None, f"it cannot be read: {exc}")
+                return False
+            if files.revision == self.revision:
+                self.last_error = None
+                self._rejected_revision = None
+                return False
+            if files.revision == self._rejected_revision:
+                return False
+            why = await self._vet(files)
+            if isinstance(why, str):
+                self._reject(files.revision, why)
+                return False
+            previous, self._served = self._served, _Served(files, why, self.start_timeout)
+            self.last_error = None
+            self._rejected_revision = None
+            logger.info("policy %s in force (%d modules, %d tests)", files.revision[:12], len(files.modules), len(files.tests))
+            if previous is not None:
+                await previous.close()
+            return True
+
+    async def _vet(self, files: PolicyFiles) -> RegoWorker | str:
+        """A worker serving the new revision, or why the revision may not go live."""
+        run = await run_tests(files, timeout=self.test_timeout)
+        if run.load_error is not None:
+            return f"it does not parse: {run.load_error}"
+        if run.failures:
+            failed = "; ".join(f"{result.test.name} ({result.reason})" for result in run.failures[:5])
+            return f"{len(run.failures)} of {len(run.results)} policy tests fail: {failed}"
+        try:
+            worker = await RegoWorker.start(files.modules, files.data, entrypoints=[ENTRYPOINT], timeout=self.start_timeout)
+        except WorkerError as exc:
+            return f"it does not load: {exc}"
+        try:
+            for kind in PrincipalKind:
+                decision = await self._evaluate_on(worker, _probe_input(kind), self.start_timeout)
+                parse_decision(decision, [probe["path"] for probe in PROBE_FIELDS])
+        except (PolicyUnavailable, WorkerError) as exc:
+            await worker.close()
+            return f"it fails a probe request: {exc}"
+        return worker
+
+    def _reject(self, revision: str | None, why: str) -> None:
+        self._rejected_revision = revision
+        rejected = f"policy {revision[:12]}" if revision else "the policy directory"
+        kept = f"policy {self.revision[:12]} stays in force" if self.revision else "no policy is in force"
+        self.last_error = f"{rejected} was rejected, {why}; {kept}"
+        logger.error("%s", self.last_error)
+
+    async def evaluate(self, policy_input: dict[str, Any]) -> Any:
+        while True:
+            served = self._served
+            if served is None:
+                raise PolicyUnavailable(f"no policy is in force: {self.last_error or 'the engine has not started'}")
+            try:
+                worker = await served.worker()
+                return await self._evaluate_on(worker, policy_input, self.timeout)
+            except WorkerClosed:
+                # A reload or a restart retired the worker while the request waited: ask again.
+                if self._served is served and served.closing:
+                    raise PolicyUnavailable("the policy engine is shutting down") from None
+            except WorkerBusy as exc:
+                raise PolicyUnavailable(str(exc)) from exc
+            except WorkerError as exc:
+                logger.error("policy engine failed (%s); starting a fresh one", exc)
+                with contextlib.suppress(WorkerClosed):
+                    served.restart()
+                raise PolicyUnavailable(str(exc)) from exc
+
+    @staticmethod
+    async def _evaluate_on(worker: RegoWorker, policy_input: dict[str, Any], timeout: float) -> Any:
+        reply = await worker.request({"op": "evaluate", "input": policy_input}, timeout)
+        if not reply.get("ok"):
+            raise PolicyUnavailable(f"the policy erred: {reply.get('error')}")
+        if reply.get("undefined"):
+            raise PolicyUnavailable("the policy gave no decision: data.gateway.authz.decision is undefined")
+        return reply["value"]
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        async with self._reload_lock:
+            if self._served is not None:
+                await self._served.close()
+                self._served = None
+
+    async def _watch(self, seen: tuple[tuple[str, int, int], ...]) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            current = await asyncio.to_thread(self._fingerprint)
+            if current == seen:
+                continue
+            seen = current
+            try:
+                await self.reload()
+            except Exception:
+                logger.exception("policy reload failed; the policy in force stays")
+
+    def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """Names, modification times and sizes of the policy files: a change means "read again"."""
+        if not self.policy_dir.is_dir():
+            return ()
+        paths = [*self.policy_dir.rglob("*.rego"), self.policy_dir / DATA_FILE]
+        entries = []
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                stat = path.stat()
+                entries.append((path.as_posix(), stat.st_mtime_ns, stat.st_size))
+        return tuple(sorted(entries))
+
+
+def _probe_input(kind: PrincipalKind) -> dict[str, Any]:
+    return {
+        "principal": {"kind": kind.value, "id": f"probe-{kind.value}", "scopes": []},
+        "operation": {"name": "Probe", "type": "query", "hash": "probe"},
+        "fields": PROBE_FIELDS,
+    }

@@ -1,0 +1,41 @@
+"""`GET /metrics`: Prometheus text format, read from the live objects at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.policy.decider import PolicyDecider
+from gateway.store.decision_log import DecisionLogWriter
+
+__all__ = ["GatewayCollector", "metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class GatewayCollector(Collector):
+    def __init__(self, decider: PolicyDecider, decision_log: DecisionLogWriter) -> None:
+        self.decider, self.decision_log = decider, decision_log
+
+    def collect(self) -> Iterator[Metric]:
+        cache = self.decider.cache
+        decisions = CounterMetricFamily("gateway_policy_decisions", "Policy decisions by cache outcome.", labels=["cache"])
+        decisions.add_metric(["hit"], cache.hits)
+        decisions.add_metric(["miss"], cache.misses)
+        yield decisions
+        yield GaugeMetricFamily("gateway_policy_cache_hit_ratio", "Share of decisions served from the cache.", value=cache.hit_rate)
+        yield GaugeMetricFamily("gateway_policy_cache_entries", "Decisions held in the cache.", value=len(cache))
+        logged = CounterMetricFamily("gateway_decision_log_records", "Decision-log records by outcome.", labels=["outcome"])
+        logged.add_metric(["written"], self.decision_log.written)
+        logged.add_metric(["dropped"], self.decision_log.dropped)
+        yield logged
+
+
+async def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.state.metrics
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE)

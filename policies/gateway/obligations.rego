@@ -1,0 +1,64 @@
+# METADATA
+# title: Obligations
+# description: |
+#   How the fields authz allows must be answered, per principal kind (and, for rate
+#   limits, per app scope). The figures live in data.obligations: `defaults`, the
+#   strictest terms, apply to any kind that does not override them (including a
+#   kind the policy does not know).
+#
+#   input (see gateway.authz): reads input.principal.kind and input.principal.scopes only.
+#
+#   The answer, under decision.obligations:
+#     k_threshold            a cell or bucket backed by fewer distinct actors is suppressed
+#     granularity_floor      the finest timeline bucket served (HOUR, DAY, WEEK, MONTH)
+#     bucket_delay_seconds   the newest bucket is served only this long after it closes
+#     epsilon                {metric: ε} of the noise added to counts; {} means exact counts
+#     epsilon_budget_per_day ε one (app, user) may spend a day; null means no budget
+#     rate_limit             {requests_per_minute}
+package gateway.obligations
+
+import rego.v1
+
+# METADATA
+# description: Everything below, as one object (decision.obligations).
+obligations := {
+	"k_threshold": k_threshold,
+	"granularity_floor": granularity_floor,
+	"bucket_delay_seconds": bucket_delay_seconds,
+	"epsilon": epsilon,
+	"epsilon_budget_per_day": epsilon_budget_per_day,
+	"rate_limit": rate_limit,
+}
+
+# METADATA
+# description: The overrides data.obligations lists for input.principal.kind; {} for other kinds.
+principal_terms := object.get(data.obligations.principals, input.principal.kind, {})
+
+term(name) := object.get(principal_terms, name, data.obligations.defaults[name])
+
+k_threshold := term("k_threshold")
+
+granularity_floor := term("granularity_floor")
+
+bucket_delay_seconds := term("bucket_delay_seconds")
+
+epsilon := term("epsilon")
+
+epsilon_budget_per_day := term("epsilon_budget_per_day")
+
+# METADATA
+# description: The tightest of the limits that apply to the principal (requests_per_minute).
+rate_limit := {"requests_per_minute": min(requests_per_minute)}
+
+# METADATA
+# description: |
+#   The limits that apply: the kind's, and those of the scopes in input.principal.scopes
+#   that set their own (rate_limit_by_scope).
+requests_per_minute contains limit if {
+	limit := term("rate_limit").requests_per_minute
+}
+
+requests_per_minute contains limit if {
+	some scope in object.get(input.principal, "scopes", [])
+	limit := principal_terms.rate_limit_by_scope[scope].requests_per_minute
+}
