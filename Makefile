@@ -30,6 +30,7 @@ schema: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/policy.py
 
 clean:
 	rm -rf $(VENV) .gateway .pytest_cache .hypothesis
