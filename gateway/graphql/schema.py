@@ -18,6 +18,7 @@ from gateway.graphql.documents import parse_document
 from gateway.graphql.execution import ValueListExecutionContext
 from gateway.graphql.policy_guard import PolicyGuard
 from gateway.graphql.types import Context, Creator, Me, Video
+from gateway.ingest.events import is_platform_id
 from gateway.store import queries
 
 __all__ = ["Query", "build_schema"]
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 class Query:
     @strawberry.field(description="A video by id; null with NOT_FOUND when there is none.")
     async def video(self, info: Context, id: strawberry.ID) -> Video | None:
+        if not is_platform_id(id):
+            raise NotFound(f"no video {id!r}")  # no stored id looks like this one
         row = await info.context.loaders.video_of(str(id))
         if row is None:
             raise NotFound(f"no video {id!r}")
@@ -36,6 +39,8 @@ class Query:
 
     @strawberry.field(description="A creator by user id; null with NOT_FOUND when they have no videos or followers.")
     async def creator(self, info: Context, id: strawberry.ID) -> Creator | None:
+        if not is_platform_id(id):
+            raise NotFound(f"no creator {id!r}")  # no stored id looks like this one
         async with info.context.store.reader.acquire() as conn:
             if not await queries.creator_exists(conn, str(id)):
                 raise NotFound(f"no creator {id!r}")

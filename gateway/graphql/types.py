@@ -20,6 +20,7 @@ from gateway.auth import PrincipalKind
 from gateway.errors import BadUserInput, Forbidden
 from gateway.graphql.context import RequestContext
 from gateway.graphql.ranges import time_range
+from gateway.ingest.events import is_platform_id
 from gateway.store import queries
 from gateway.store.queries import Bucket, VideoRow, VideoStatsRow
 
@@ -279,7 +280,7 @@ def encode_cursor(order: VideoOrder, sort_key: float, video_id: str) -> str:
 def decode_cursor(order: VideoOrder, cursor: str) -> tuple[float, str]:
     try:
         kind, sort_key, video_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if kind != order.value or not isinstance(sort_key, int | float) or not isinstance(video_id, str):
+        if kind != order.value or not isinstance(sort_key, int | float) or not isinstance(video_id, str) or not is_platform_id(video_id):
             raise ValueError(cursor)
         position = float(sort_key)
     except (ValueError, TypeError, OverflowError, binascii.Error) as exc:

@@ -6,6 +6,7 @@ The models are the single definition of a valid event: `POST /events`,
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal, Self
@@ -14,7 +15,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway.ingest.regions import ISO_3166_ALPHA2
 
-__all__ = ["AGE_BANDS", "EVENT_COLUMNS", "Channel", "Event", "EventRecord", "event_adapter", "to_record"]
+__all__ = ["AGE_BANDS", "EVENT_COLUMNS", "Channel", "Event", "EventRecord", "event_adapter", "is_platform_id", "to_record"]
 
 
 class Channel(StrEnum):
@@ -32,7 +33,14 @@ class Channel(StrEnum):
 AGE_BANDS = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 
 # Platform ids: short opaque strings, no whitespace or control characters.
-Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+_id = re.compile(ID_PATTERN)
+
+
+def is_platform_id(value: str) -> bool:
+    """Whether `value` could be a stored id (anything else names nothing)."""
+    return _id.fullmatch(value) is not None
 
 # Events before the platform existed, or from a clock far ahead, are bad input.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)

@@ -77,6 +77,18 @@ class DecisionLogWriter:
     async def _write(self, batch: list[DecisionRecord]) -> None:
         if not batch:
             return
+        try:
+            await self._copy(batch)
+        except asyncpg.DataError:
+            # One record the store refuses must not hold back the rest: write them one by one.
+            for record in batch:
+                try:
+                    await self._copy([record])
+                except asyncpg.DataError as exc:
+                    self.dropped += 1
+                    log.error("decision %s cannot be stored (%s); dropped", record.decision_id, exc)
+
+    async def _copy(self, batch: list[DecisionRecord]) -> None:
         rows = [
             (
                 r.decision_id,

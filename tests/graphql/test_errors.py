@@ -16,15 +16,21 @@ import graphql
 import httpx
 import jwt
 import pytest
+import strawberry
 
 from gateway.auth import ISSUER, Principal, PrincipalKind, create_token
-from gateway.graphql.schema import build_schema
+from gateway.graphql.context import RequestContext
+from gateway.graphql.loaders import Loaders
+from gateway.graphql.schema import Query, build_schema
+from gateway.graphql.types import Context, Video, require_owner
 
 from harness import APP_SECRET, Gateway, authorization
 
 CREATOR = "creator-err"
 VIDEO = "video-err"
 OWNER = Principal(PrincipalKind.USER, CREATOR)
+# A user who viewed the video: the policy lets users ask for its details, the resolvers refuse them.
+VIEWER = Principal(PrincipalKind.USER, "viewer-e1")
 PUBLIC_QUERY = '{ video(id: "video-err") { id stats { views } } }'
 
 
@@ -59,6 +65,33 @@ async def test_unknown_id_is_null_and_not_found(gateway: Gateway, query: str, ro
         "data": {root: None},
         "errors": [{"message": message, "extensions": {"code": "NOT_FOUND"}, "locations": [{"line": 1, "column": 3}], "path": [root]}],
     }
+
+
+@pytest.mark.parametrize(
+    "video_id",
+    [
+        pytest.param("a\u0000b", id="nul"),
+        pytest.param("x" * 5000, id="very-long"),
+        pytest.param("white space", id="whitespace"),
+    ],
+)
+async def test_id_no_stored_id_can_look_like_is_not_found_and_still_logged(gateway: Gateway, video_id: str) -> None:
+    query = "query($id: ID!) { video(id: $id) { id } }"
+    log = gateway.state["decision_log"]
+    dropped = log.dropped
+    response = await gateway.graphql(query, {"id": video_id})
+    await log.flush()
+
+    assert response.status_code == 200
+    assert response.json()["data"] == {"video": None}
+    assert codes(response) == ["NOT_FOUND"]
+    # The decision about it reached the log: a strange argument never holds the log back.
+    assert log.dropped == dropped
+    async with gateway.state["store"].private.acquire() as conn:
+        logged = await conn.fetchval(
+            "SELECT count(*) FROM decision_log WHERE strpos(input::text, $1) > 0", json.dumps(video_id)[1:-1]
+        )
+    assert logged == 1
 
 
 # --- Bad arguments -------------------------------------------------------------------------------
@@ -134,18 +167,61 @@ async def test_to_so_early_that_the_default_from_is_out_of_range_is_bad_user_inp
 
 
 async def test_refused_detail_beside_a_shared_load_is_answered(gateway: Gateway) -> None:
+    # `a` and `b` share the stats load; `a`'s shareChannels is refused at run time (the policy allows it
+    # to users, on their own videos only). The API's details are nullable, so the refusal nulls no
+    # parent and cancels nothing: the test below is the one that reaches the cancellation.
     query = """{ a: video(id: "video-err") { stats { views } shareChannels { buckets { key } } }
                  b: video(id: "video-err") { stats { views } } }"""
 
     try:
-        response = await gateway.graphql(query)
+        response = await gateway.graphql(query, principal=VIEWER)
     except asyncio.CancelledError as exc:
         raise AssertionError("the request died with CancelledError") from exc
 
     assert response.status_code == 200
-    assert response.json()["data"]["b"] == {"stats": {"views": 1}}
+    assert response.json()["data"] == {"a": {"stats": {"views": 1}, "shareChannels": None}, "b": {"stats": {"views": 1}}}
     assert [(e["extensions"], e["path"]) for e in response.json()["errors"]] == [
         ({"code": "FORBIDDEN", "field": "Video.shareChannels"}, ["a", "shareChannels"])
+    ]
+
+
+@strawberry.type
+class DetailedVideo:
+    """A video with one detail that, unlike the API's, is non-null: refusing it nulls the whole object,
+    so graphql-core abandons and cancels its sibling `video`, which awaits loads shared with the request."""
+
+    creator_id: strawberry.Private[str]
+    video: Video
+
+    @strawberry.field
+    async def detail(self, info: Context) -> int:
+        require_owner(info, self.creator_id, "DetailedVideo.detail")
+        return 0
+
+
+@strawberry.type
+class QueryWithADetailedVideo(Query):
+    @strawberry.field
+    async def detailed_video(self, info: Context, id: strawberry.ID) -> DetailedVideo | None:
+        row = await info.context.loaders.video_of(str(id))
+        assert row is not None
+        return DetailedVideo(creator_id=row.creator_id, video=Video(row=row))
+
+
+async def test_load_shared_with_a_field_refused_at_run_time_is_not_cancelled(gateway: Gateway) -> None:
+    schema = strawberry.Schema(query=QueryWithADetailedVideo)
+    query = """{ a: detailedVideo(id: "video-err") { video { stats { views } } detail }
+                 b: video(id: "video-err") { stats { views } } }"""
+    context = RequestContext(principal=VIEWER, store=gateway.store, loaders=Loaders(gateway.store.reader), request_id="shared-load")
+
+    try:
+        result = await schema.execute(query, context_value=context)
+    except asyncio.CancelledError as exc:
+        raise AssertionError("the request died with CancelledError, which an ASGI server answers with HTTP 500") from exc
+
+    assert result.data == {"a": None, "b": {"stats": {"views": 1}}}
+    assert [(error.path, getattr(error.original_error, "field", None)) for error in result.errors or []] == [
+        (["a", "detail"], "DetailedVideo.detail")
     ]
 
 

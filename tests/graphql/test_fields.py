@@ -1,9 +1,17 @@
 """Every field of the API against the hand-built platform of fixture_platform.py, for each kind of principal.
 
 The numbers below are counted by hand from fixture_platform.EVENTS (the comments there sum them up),
-never by running SQL. Who sees what, before compliance's policy lands: anyone sees a video's id,
-creator, publication time and public counts, and a creator's totals and videos; the creator alone
-sees the rest about their own videos; `me` is a user's own activity.
+never by running SQL. Who sees what, under compliance's policy (policies/):
+- anonymous and every user see a video's id, creator, publication time and public counts, and a
+  creator's totals and videos;
+- users may ask for the rest about a video or creator, but it is their own data only: the resolver
+  refuses another user's at run time (that field null and FORBIDDEN, the rest of the data served),
+  and the creator sees it all;
+- `me` is a user's own activity;
+- the service principal is ingest-only.
+A field the policy does not grant the principal refuses the whole operation before any resolver
+runs: `data: null`, and one FORBIDDEN per denied field, at its response path, naming its coordinate,
+with the policy's reason as the message.
 """
 
 from __future__ import annotations
@@ -37,13 +45,13 @@ OWNER_ADA = Principal(PrincipalKind.USER, ADA)
 OWNER_BO = Principal(PrincipalKind.USER, BO)
 SERVICE = Principal(PrincipalKind.SERVICE, "ingest-bot")
 
-PRINCIPALS = [
-    pytest.param(ANONYMOUS, id="anonymous"),
+USERS = [
     pytest.param(OWNER_ADA, id="creator-ada"),
     pytest.param(OWNER_BO, id="creator-bo"),
     pytest.param(Principal(PrincipalKind.USER, VIEWER), id="viewer"),
-    pytest.param(SERVICE, id="service"),
 ]
+# Everyone the policy lets read public counts.
+READERS = [pytest.param(ANONYMOUS, id="anonymous"), *USERS]
 VIDEOS = [pytest.param(video, id=video) for video in (ADA_FIRST, ADA_SECOND, BO_ONLY)]
 
 
@@ -51,11 +59,11 @@ def is_owner(principal: Principal, video: str) -> bool:
     return principal.kind is PrincipalKind.USER and principal.id == VIDEO_OWNER[video]
 
 
-# Every principal that does not own ADA_FIRST (nor ADA's profile).
-NOT_ADA = [p for p in PRINCIPALS if p.values[0] != OWNER_ADA]
-# Every (principal, video) but the owner's.
-NOT_OWNER_OF = [
-    pytest.param(p.values[0], v.values[0], id=f"{p.id}-{v.id}") for p in PRINCIPALS for v in VIDEOS if not is_owner(p.values[0], v.values[0])
+# Every user but ADA: the policy lets them ask about ADA_FIRST's details (and ADA's), the resolver refuses.
+OTHER_USERS_THAN_ADA = [p for p in USERS if p.values[0] != OWNER_ADA]
+# Every (user, video) but the owner's.
+OTHER_USERS_OF = [
+    pytest.param(p.values[0], v.values[0], id=f"{p.id}-{v.id}") for p in USERS for v in VIDEOS if not is_owner(p.values[0], v.values[0])
 ]
 
 
@@ -94,13 +102,19 @@ def refusals(response: httpx.Response) -> list[tuple[str, str | None, list[str |
     return [(e["extensions"]["code"], e["extensions"].get("field"), e.get("path")) for e in response.json()["errors"]]
 
 
-def value_at(data: Any, path: list[str | int]) -> Any:
-    """The value at `path`, or None where it or any object above it is null."""
-    for key in path:
-        if data is None:
-            return None
-        data = data[key]
-    return data
+def denied_by_policy(response: httpx.Response) -> list[tuple[str, str | None, list[str | int] | None]]:
+    """(code, extensions.field, path) of each error of an operation the policy refused as a whole:
+    `data` is null (no resolver ran) and each message is the policy's reason, which names the field."""
+    body = response.json()
+    assert response.status_code == 200 and sorted(body) == ["data", "errors"] and body["data"] is None, response.text
+    for error in body["errors"]:
+        assert error["extensions"]["field"] in error["message"], error
+    return refusals(response)
+
+
+def denied(*fields: tuple[str, str]) -> list[tuple[str, str | None, list[str | int] | None]]:
+    """The refusals denied_by_policy returns for (coordinate, response path with dots) in document order."""
+    return [("FORBIDDEN", coordinate, path.split(".")) for coordinate, path in fields]
 
 
 # --- Video: id, creator, publication time and public counts -----------------------------------
@@ -114,14 +128,29 @@ PUBLIC_VIDEO = {
               "stats": {"views": 1, "likes": 0, "comments": 1, "shares": 1}},
 }
 PUBLIC_VIDEO_QUERY = "query($id: ID!) { video(id: $id) { id creatorId publishedAt stats { views likes comments shares } } }"
+PUBLIC_STATS_DENIED = [(f"VideoStats.{field}", f"video.stats.{field}") for field in ("views", "likes", "comments", "shares")]
 
 
 @pytest.mark.parametrize("video", VIDEOS)
-@pytest.mark.parametrize("principal", PRINCIPALS)
-async def test_video_public_fields_are_the_same_for_every_principal(gateway: Gateway, principal: Principal, video: str) -> None:
+@pytest.mark.parametrize("principal", READERS)
+async def test_video_public_fields_are_the_same_for_anonymous_and_every_user(gateway: Gateway, principal: Principal, video: str) -> None:
     response = await gateway.graphql(PUBLIC_VIDEO_QUERY, {"id": video}, principal=principal)
 
     assert answer(response) == {"video": PUBLIC_VIDEO[video]}
+
+
+@pytest.mark.parametrize("video", VIDEOS)
+async def test_video_public_fields_are_refused_to_the_service(gateway: Gateway, video: str) -> None:
+    response = await gateway.graphql(PUBLIC_VIDEO_QUERY, {"id": video}, principal=SERVICE)
+
+    assert denied_by_policy(response) == denied(
+        ("Query.video", "video"),
+        ("Video.id", "video.id"),
+        ("Video.creatorId", "video.creatorId"),
+        ("Video.publishedAt", "video.publishedAt"),
+        ("Video.stats", "video.stats"),
+        *PUBLIC_STATS_DENIED,
+    )
 
 
 # --- VideoStats: the owner's four ratios --------------------------------------------------------
@@ -146,8 +175,8 @@ async def test_video_stats_owner_sees_all_eight(gateway: Gateway, video: str) ->
     assert stats == {**PUBLIC_VIDEO[video]["stats"], **OWNER_STATS[video]}
 
 
-@pytest.mark.parametrize(("principal", "video"), NOT_OWNER_OF)
-async def test_video_stats_ratios_are_refused_to_all_but_the_owner(gateway: Gateway, principal: Principal, video: str) -> None:
+@pytest.mark.parametrize(("principal", "video"), OTHER_USERS_OF)
+async def test_video_stats_ratios_are_refused_at_run_time_to_other_users(gateway: Gateway, principal: Principal, video: str) -> None:
     response = await gateway.graphql(ALL_STATS_QUERY, {"id": video}, principal=principal)
 
     assert refusals(response) == [
@@ -156,6 +185,26 @@ async def test_video_stats_ratios_are_refused_to_all_but_the_owner(gateway: Gate
     assert response.json()["data"] == {
         "video": {"stats": {**PUBLIC_VIDEO[video]["stats"], **dict.fromkeys(OWNER_ONLY_STATS)}}
     }
+
+
+RATIOS_DENIED = [(f"VideoStats.{field}", f"video.stats.{field}") for field in OWNER_ONLY_STATS]
+
+
+@pytest.mark.parametrize("video", VIDEOS)
+@pytest.mark.parametrize(
+    ("principal", "expected"),
+    [
+        pytest.param(ANONYMOUS, denied(*RATIOS_DENIED), id="anonymous"),
+        pytest.param(SERVICE, denied(("Query.video", "video"), ("Video.stats", "video.stats"), *PUBLIC_STATS_DENIED, *RATIOS_DENIED),
+                     id="service"),
+    ],
+)
+async def test_video_stats_ratios_refuse_the_whole_operation_to_anonymous_and_the_service(
+    gateway: Gateway, principal: Principal, expected: list[Any], video: str
+) -> None:
+    response = await gateway.graphql(ALL_STATS_QUERY, {"id": video}, principal=principal)
+
+    assert denied_by_policy(response) == expected
 
 
 # --- Timelines ----------------------------------------------------------------------------------
@@ -240,18 +289,43 @@ async def test_audience_owner_sees_distinct_viewers_per_cell(
 
 # --- Refusals of the owner's video fields ------------------------------------------------------
 
-VIDEO_DETAILS = [
-    pytest.param(TIMELINE_QUERY % "shareTimeline", {"g": "DAY", "from": iso(2), "to": iso(8)}, "Video.shareTimeline", id="shareTimeline"),
-    pytest.param(TIMELINE_QUERY % "viewTimeline", {"g": "HOUR", "from": iso(3), "to": iso(4)}, "Video.viewTimeline", id="viewTimeline"),
-    pytest.param(CHANNELS_QUERY, {}, "Video.shareChannels", id="shareChannels"),
-    pytest.param(AUDIENCE_QUERY, {"d": "REGION"}, "Video.audience", id="audience-region"),
-    pytest.param(AUDIENCE_QUERY, {"d": "AGE_BAND"}, "Video.audience", id="audience-age-band"),
+def timeline_denied(parent: str, path: str) -> list[tuple[str, str]]:
+    """A timeline's coordinates as TIMELINE_QUERY and FOLLOWER_GROWTH_QUERY select them: the field at
+    `path`, its granularity, from, to and buckets, and each bucket's start, count and suppressed."""
+    field = path.split(".")[-1]
+    return [
+        (f"{parent}.{field}", path),
+        *[(f"Timeline.{name}", f"{path}.{name}") for name in ("granularity", "from", "to", "buckets")],
+        *[(f"TimeBucket.{name}", f"{path}.buckets.{name}") for name in ("start", "count", "suppressed")],
+    ]
+
+
+def breakdown_denied(field: str) -> list[tuple[str, str]]:
+    """A breakdown's coordinates as CHANNELS_QUERY and AUDIENCE_QUERY select them."""
+    return [
+        (f"Video.{field}", f"video.{field}"),
+        ("Breakdown.buckets", f"video.{field}.buckets"),
+        *[(f"BreakdownBucket.{name}", f"video.{field}.buckets.{name}") for name in ("key", "count", "suppressed")],
+    ]
+
+
+# (id, query, variables, the detail's coordinate, what the policy denies anonymous: the detail and all under it)
+DETAILS = [
+    ("shareTimeline", TIMELINE_QUERY % "shareTimeline", {"g": "DAY", "from": iso(2), "to": iso(8)}, "Video.shareTimeline",
+     timeline_denied("Video", "video.shareTimeline")),
+    ("viewTimeline", TIMELINE_QUERY % "viewTimeline", {"g": "HOUR", "from": iso(3), "to": iso(4)}, "Video.viewTimeline",
+     timeline_denied("Video", "video.viewTimeline")),
+    ("shareChannels", CHANNELS_QUERY, {}, "Video.shareChannels", breakdown_denied("shareChannels")),
+    ("audience-region", AUDIENCE_QUERY, {"d": "REGION"}, "Video.audience", breakdown_denied("audience")),
+    ("audience-age-band", AUDIENCE_QUERY, {"d": "AGE_BAND"}, "Video.audience", breakdown_denied("audience")),
 ]
+VIDEO_DETAILS = [pytest.param(query, variables, coordinate, id=name) for name, query, variables, coordinate, _ in DETAILS]
+VIDEO_DETAILS_DENIED = [pytest.param(query, variables, fields, id=name) for name, query, variables, _, fields in DETAILS]
 
 
 @pytest.mark.parametrize(("query", "variables", "coordinate"), VIDEO_DETAILS)
-@pytest.mark.parametrize("principal", NOT_ADA)
-async def test_video_details_are_refused_to_all_but_the_owner(
+@pytest.mark.parametrize("principal", OTHER_USERS_THAN_ADA)
+async def test_video_details_are_refused_at_run_time_to_other_users(
     gateway: Gateway, principal: Principal, query: str, variables: dict[str, Any], coordinate: str
 ) -> None:
     field = coordinate.split(".")[1]
@@ -259,16 +333,53 @@ async def test_video_details_are_refused_to_all_but_the_owner(
     response = await gateway.graphql(query, {"id": ADA_FIRST, **variables}, principal=principal)
 
     assert refusals(response) == [("FORBIDDEN", coordinate, ["video", field])]
-    assert value_at(response.json()["data"], ["video", field]) is None
+    assert response.json()["data"] == {"video": {field: None}}
+
+
+@pytest.mark.parametrize(("query", "variables", "denied_to_anonymous"), VIDEO_DETAILS_DENIED)
+@pytest.mark.parametrize(
+    ("principal", "also_denied"),
+    [pytest.param(ANONYMOUS, [], id="anonymous"), pytest.param(SERVICE, [("Query.video", "video")], id="service")],
+)
+async def test_video_details_refuse_the_whole_operation_to_anonymous_and_the_service(
+    gateway: Gateway,
+    principal: Principal,
+    also_denied: list[tuple[str, str]],
+    query: str,
+    variables: dict[str, Any],
+    denied_to_anonymous: list[tuple[str, str]],
+) -> None:
+    response = await gateway.graphql(query, {"id": ADA_FIRST, **variables}, principal=principal)
+
+    assert denied_by_policy(response) == denied(*also_denied, *denied_to_anonymous)
+
+
+DETAIL_BESIDE_PUBLIC_FIELDS = "query($id: ID!) { video(id: $id) { id stats { views } shareChannels { buckets { key count } } } }"
 
 
 async def test_refused_detail_leaves_the_public_fields_of_its_video(gateway: Gateway) -> None:
-    query = "query($id: ID!) { video(id: $id) { id stats { views } shareChannels { buckets { key count } } } }"
-
-    response = await gateway.graphql(query, {"id": ADA_FIRST})
+    response = await gateway.graphql(DETAIL_BESIDE_PUBLIC_FIELDS, {"id": ADA_FIRST}, principal=Principal(PrincipalKind.USER, VIEWER))
 
     assert refusals(response) == [("FORBIDDEN", "Video.shareChannels", ["video", "shareChannels"])]
     assert response.json()["data"] == {"video": {"id": ADA_FIRST, "stats": {"views": 7}, "shareChannels": None}}
+
+
+async def test_denied_detail_withholds_the_public_fields_beside_it(gateway: Gateway) -> None:
+    response = await gateway.graphql(DETAIL_BESIDE_PUBLIC_FIELDS, {"id": ADA_FIRST})
+
+    assert denied_by_policy(response) == denied(
+        ("Video.shareChannels", "video.shareChannels"),
+        ("Breakdown.buckets", "video.shareChannels.buckets"),
+        ("BreakdownBucket.key", "video.shareChannels.buckets.key"),
+        ("BreakdownBucket.count", "video.shareChannels.buckets.count"),
+    )
+
+
+async def test_denied_field_runs_no_resolver(gateway: Gateway) -> None:
+    # Had `video` run, an unknown id would be NOT_FOUND; the policy's refusal comes first and alone.
+    response = await gateway.graphql('{ video(id: "no-such-video") { id stats { views likeRatio } } }')
+
+    assert denied_by_policy(response) == denied(("VideoStats.likeRatio", "video.stats.likeRatio"))
 
 
 # --- Creator: totals, videos, followerGrowth ----------------------------------------------------
@@ -280,14 +391,27 @@ TOTALS = {
 }
 
 
-@pytest.mark.parametrize("creator", [pytest.param(ADA, id=ADA), pytest.param(BO, id=BO)])
-@pytest.mark.parametrize("principal", PRINCIPALS)
-async def test_creator_totals_are_public(gateway: Gateway, principal: Principal, creator: str) -> None:
-    query = "query($id: ID!) { creator(id: $id) { id totals { videos views likes comments shares followers } } }"
+TOTALS_QUERY = "query($id: ID!) { creator(id: $id) { id totals { videos views likes comments shares followers } } }"
 
-    data = answer(await gateway.graphql(query, {"id": creator}, principal=principal))
+
+@pytest.mark.parametrize("creator", [pytest.param(ADA, id=ADA), pytest.param(BO, id=BO)])
+@pytest.mark.parametrize("principal", READERS)
+async def test_creator_totals_are_public(gateway: Gateway, principal: Principal, creator: str) -> None:
+    data = answer(await gateway.graphql(TOTALS_QUERY, {"id": creator}, principal=principal))
 
     assert data == {"creator": {"id": creator, "totals": TOTALS[creator]}}
+
+
+@pytest.mark.parametrize("creator", [pytest.param(ADA, id=ADA), pytest.param(BO, id=BO)])
+async def test_creator_totals_are_refused_to_the_service(gateway: Gateway, creator: str) -> None:
+    response = await gateway.graphql(TOTALS_QUERY, {"id": creator}, principal=SERVICE)
+
+    assert denied_by_policy(response) == denied(
+        ("Query.creator", "creator"),
+        ("Creator.id", "creator.id"),
+        ("Creator.totals", "creator.totals"),
+        *[(f"CreatorTotals.{field}", f"creator.totals.{field}") for field in ("videos", "views", "likes", "comments", "shares", "followers")],
+    )
 
 
 VIDEOS_QUERY = """query($id: ID!, $first: Int!, $after: String, $order: VideoOrder!) {
@@ -309,12 +433,32 @@ async def videos_page(gateway: Gateway, principal: Principal, order: str, first:
         pytest.param("SHARES", [(ADA_FIRST, 5), (ADA_SECOND, 4)], id="shares"),
     ],
 )
-@pytest.mark.parametrize("principal", PRINCIPALS)
+@pytest.mark.parametrize("principal", READERS)
 async def test_creator_videos_in_either_order(gateway: Gateway, principal: Principal, order: str, expected: list[tuple[str, int]]) -> None:
     connection = await videos_page(gateway, principal, order, first=10)
 
     assert [(e["node"]["id"], e["node"]["stats"]["shares"]) for e in connection["edges"]] == expected
     assert connection["pageInfo"] == {"hasNextPage": False, "endCursor": connection["edges"][-1]["cursor"]}
+
+
+@pytest.mark.parametrize("order", ["PUBLISHED_AT", "SHARES"])
+async def test_creator_videos_are_refused_to_the_service(gateway: Gateway, order: str) -> None:
+    response = await gateway.graphql(VIDEOS_QUERY, {"id": ADA, "first": 10, "order": order}, principal=SERVICE)
+
+    # List items have no index in a policy path: `edges` stands for every edge.
+    assert denied_by_policy(response) == denied(
+        ("Query.creator", "creator"),
+        ("Creator.videos", "creator.videos"),
+        ("VideoConnection.edges", "creator.videos.edges"),
+        ("VideoEdge.cursor", "creator.videos.edges.cursor"),
+        ("VideoEdge.node", "creator.videos.edges.node"),
+        ("Video.id", "creator.videos.edges.node.id"),
+        ("Video.stats", "creator.videos.edges.node.stats"),
+        ("VideoStats.shares", "creator.videos.edges.node.stats.shares"),
+        ("VideoConnection.pageInfo", "creator.videos.pageInfo"),
+        ("PageInfo.hasNextPage", "creator.videos.pageInfo.hasNextPage"),
+        ("PageInfo.endCursor", "creator.videos.pageInfo.endCursor"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -374,12 +518,24 @@ async def test_follower_growth_owner_sees_net_follows_per_bucket(
     assert data == {"creator": {"followerGrowth": {"granularity": granularity, "from": start, "to": end, "buckets": expected}}}
 
 
-@pytest.mark.parametrize("principal", NOT_ADA)
-async def test_follower_growth_is_refused_to_all_but_the_creator(gateway: Gateway, principal: Principal) -> None:
+@pytest.mark.parametrize("principal", OTHER_USERS_THAN_ADA)
+async def test_follower_growth_is_refused_at_run_time_to_other_users(gateway: Gateway, principal: Principal) -> None:
     response = await gateway.graphql(FOLLOWER_GROWTH_QUERY, {"id": ADA, "g": "DAY", "from": iso(3), "to": iso(14)}, principal=principal)
 
     assert refusals(response) == [("FORBIDDEN", "Creator.followerGrowth", ["creator", "followerGrowth"])]
-    assert value_at(response.json()["data"], ["creator", "followerGrowth"]) is None
+    assert response.json()["data"] == {"creator": {"followerGrowth": None}}
+
+
+@pytest.mark.parametrize(
+    ("principal", "also_denied"),
+    [pytest.param(ANONYMOUS, [], id="anonymous"), pytest.param(SERVICE, [("Query.creator", "creator")], id="service")],
+)
+async def test_follower_growth_refuses_the_whole_operation_to_anonymous_and_the_service(
+    gateway: Gateway, principal: Principal, also_denied: list[tuple[str, str]]
+) -> None:
+    response = await gateway.graphql(FOLLOWER_GROWTH_QUERY, {"id": ADA, "g": "DAY", "from": iso(3), "to": iso(14)}, principal=principal)
+
+    assert denied_by_policy(response) == denied(*also_denied, *timeline_denied("Creator", "creator.followerGrowth"))
 
 
 async def test_follower_growth_counts_the_last_partial_day(gateway: Gateway) -> None:
@@ -435,16 +591,31 @@ async def test_me_first_limits_the_rows_newest_first(gateway: Gateway) -> None:
     assert data == {"me": {"shares": [{"sharedAt": iso(14, 7)}, {"sharedAt": iso(13, 11, 30)}], "likes": [], "follows": [{"creatorId": BO}]}}
 
 
+ME_DENIED = [
+    ("Query.me", "me"),
+    ("Me.id", "me.id"),
+    ("Me.shares", "me.shares"),
+    *[(f"MyShare.{field}", f"me.shares.{field}") for field in ("videoId", "channel", "sharedAt")],
+    ("Me.likes", "me.likes"),
+    *[(f"MyLike.{field}", f"me.likes.{field}") for field in ("videoId", "likedAt")],
+    ("Me.follows", "me.follows"),
+    *[(f"MyFollow.{field}", f"me.follows.{field}") for field in ("creatorId", "followedAt")],
+]
+
+
 @pytest.mark.parametrize(
-    ("principal", "code", "field"),
+    "principal",
     [
-        pytest.param(ANONYMOUS, "UNAUTHENTICATED", None, id="anonymous"),
-        pytest.param(SERVICE, "FORBIDDEN", "Query.me", id="service"),
-        pytest.param(Principal(PrincipalKind.COMPLIANCE, "auditor"), "FORBIDDEN", "Query.me", id="compliance"),
+        pytest.param(ANONYMOUS, id="anonymous"),
+        pytest.param(SERVICE, id="service"),
+        pytest.param(Principal(PrincipalKind.COMPLIANCE, "auditor"), id="compliance"),
     ],
 )
-async def test_me_needs_a_user(gateway: Gateway, principal: Principal, code: str, field: str | None) -> None:
+async def test_me_needs_a_user(gateway: Gateway, principal: Principal) -> None:
     response = await gateway.graphql(ME_QUERY, principal=principal)
 
-    assert refusals(response) == [(code, field, ["me"])]
-    assert response.json()["data"] == {"me": None}
+    # The policy refuses before `me` runs, so anonymous gets FORBIDDEN here, not the resolver's UNAUTHENTICATED.
+    assert denied_by_policy(response) == denied(*ME_DENIED)
+    assert [error["message"] for error in response.json()["errors"]] == [
+        f"{coordinate} is not allowed for {principal.kind.value}" for coordinate, _ in ME_DENIED
+    ]

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.app import create_app
 from gateway.auth import ISSUER, PrincipalKind, create_token
 from gateway.config import Settings
+from gateway.policy.worker import PolicyFiles
 from gateway.store.migrate import migrate
 
 from conftest import SECRET
@@ -353,11 +354,13 @@ async def test_healthz_is_ok(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_readyz_reaches_the_store(client: httpx.AsyncClient) -> None:
+async def test_readyz_reaches_the_store_and_names_the_policy_in_force(client: httpx.AsyncClient) -> None:
+    in_force = PolicyFiles.read(Settings().policy_dir).revision
+
     response = await client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "store": "ok"}
+    assert response.json() == {"status": "ready", "store": "ok", "policy": {"revision": in_force, "error": None}}
 
 
 async def test_get_events_is_405(client: httpx.AsyncClient) -> None:
