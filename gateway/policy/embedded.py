@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,14 @@ class EmbeddedEngine:
         return self._served is not None
 
     @property
+    def reads_principal_id(self) -> bool:
+        """Whether the policy in force may read the principal's id (then the decision cache keys on it)."""
+        return self._served is None or reads_principal_id(self._served.files.modules.values())
+
+    async def check(self) -> None:
+        """Readiness is known without asking: a policy is in force or not."""
+
+    @property
     def worker_pid(self) -> int | None:
         """The process evaluating the policy in force (diagnostics: the worker is restarted when it dies)."""
         return self._served.worker_pid if self._served is not None else None
@@ -281,6 +291,24 @@ class EmbeddedEngine:
                 stat = path.stat()
                 entries.append((path.as_posix(), stat.st_mtime_ns, stat.st_size))
         return tuple(sorted(entries))
+
+
+_COMMENT = re.compile(r"#.*$", re.MULTILINE)
+# input.principal followed by .kind / .scopes, or as object.get(input.principal, "kind" | "scopes", …).
+_PRINCIPAL = re.compile(r"input\s*\.\s*principal\b(\s*\.\s*(kind|scopes)\b|\s*,\s*\"(kind|scopes)\")?")
+
+
+def reads_principal_id(sources: Iterable[str]) -> bool:
+    """Conservatively, whether Rego `sources` can read `input.principal.id`: any use of
+    `input.principal` other than its `.kind` or `.scopes` (the whole object passed on,
+    `.id`, `["id"]`) counts as reading it, and so does any use of `input` as a whole."""
+    for source in sources:
+        code = _COMMENT.sub("", source)
+        if any(match.group(1) is None for match in _PRINCIPAL.finditer(code)):
+            return True
+        if re.search(r"\binput\b(?!\s*\.)", code):
+            return True
+    return False
 
 
 def _probe_input(kind: PrincipalKind) -> dict[str, Any]:

@@ -22,6 +22,9 @@ class ServingEngine(Protocol):
 
     async def evaluate(self, policy_input: dict[str, Any]) -> Any: ...
 
+    async def check(self) -> None:
+        """Refresh `ready` and `last_error` (for /readyz)."""
+
     async def close(self) -> None: ...
 
 

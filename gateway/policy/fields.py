@@ -23,6 +23,7 @@ from graphql import (
     GraphQLError,
     GraphQLField,
     GraphQLIncludeDirective,
+    GraphQLInterfaceType,
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
@@ -80,7 +81,10 @@ def collect_fields(
         return []
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     walker = _Walker(schema, fragments, variables)
-    walker.walk(root, operation.selection_set, "")
+    try:
+        walker.walk(root, operation.selection_set, "")
+    except GraphQLError as error:  # an argument's value, e.g. an explicit null for a non-null argument
+        return [error]
     return list(walker.found.values())
 
 
@@ -112,6 +116,11 @@ class _Walker:
             return  # validation has refused unknown fields already
         key = node.alias.value if node.alias else node.name.value
         path = f"{prefix}.{key}" if prefix else key
+        existing = self.found.get(path)
+        if existing is not None and existing.coordinate != f"{parent.name}.{node.name.value}":
+            # Two fields under one response name (exclusive type conditions on an abstract
+            # type): each is decided, the second under its path qualified by its type.
+            path = f"{path}@{parent.name}"
         if path not in self.found:
             arguments = get_argument_values(definition, node, self.variables, hide_suggestions=True)
             self.found[path] = RequestedField(
@@ -140,7 +149,7 @@ def _field_definition(schema: GraphQLSchema, parent: GraphQLNamedType, name: str
             return SchemaMetaFieldDef
         if name == "__type":
             return TypeMetaFieldDef
-    if isinstance(parent, GraphQLObjectType):
+    if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
         field: GraphQLField | None = parent.fields.get(name)
         return field
     return None

@@ -48,6 +48,16 @@ class OpaServerEngine:
         """The server answered the last evaluation (or none has been asked yet)."""
         return self.last_error is None
 
+    async def check(self) -> None:
+        """Ask the server's /health, so readiness recovers without a request having to succeed first."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                healthy = await self._client.check_health()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.last_error = f"the OPA server is unreachable: {exc or type(exc).__name__}"
+            return
+        self.last_error = None if healthy else "the OPA server reports itself unhealthy"
+
     @property
     def revision(self) -> str:
         return f"opa:{self.url}:{int(time.monotonic() // REVISION_SECONDS)}"

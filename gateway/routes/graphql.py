@@ -17,6 +17,7 @@ from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error
 from gateway.graphql.loaders import Loaders
+from gateway.policy.fields import select_operation
 
 __all__ = ["graphql_endpoint"]
 
@@ -41,6 +42,9 @@ async def graphql_endpoint(request: Request) -> Response:
     errors = validate_query(schema._schema, query)
     if errors:
         return _errors([format_error(error, request_id) for error in errors], 200, request_id)
+    if select_operation(document, operation_name) is None:
+        named = f"no operation named {operation_name!r}" if operation_name else "several operations and no operationName"
+        return _errors([_coded(BadUserInput(f"the document has {named}"))], 400, request_id)
 
     store = request.state.store
     context = RequestContext(

@@ -17,6 +17,7 @@ async def readyz(request: Request) -> Response:
     """Ready when the store answers and a policy is in force; a rejected policy edit is reported
     (the last good policy keeps serving, so the gateway stays ready)."""
     engine = request.state.engine
+    await engine.check()
     policy = {"revision": engine.revision or None, "error": engine.last_error}
     try:
         async with request.state.store.reader.acquire(timeout=2) as conn:

@@ -31,6 +31,8 @@ class DecisionLogWriter:
         self._queue: asyncio.Queue[DecisionRecord] = asyncio.Queue(max_pending)
         self._batch_size = batch_size
         self._task: asyncio.Task[None] | None = None
+        # Held while a batch is being written, so that flush() and close() wait for it.
+        self._writing = asyncio.Lock()
         self.written = 0
         self.dropped = 0
 
@@ -45,13 +47,15 @@ class DecisionLogWriter:
             log.error("decision log is %d behind; dropped decision %s", self._queue.qsize(), record.decision_id)
 
     async def flush(self) -> None:
-        """Write everything queued so far (used at shutdown and by tests)."""
-        while not self._queue.empty():
-            await self._write(self._take())
+        """Write every decision recorded so far, including a batch the background task is writing."""
+        async with self._writing:
+            while not self._queue.empty():
+                await self._write(self._take())
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            async with self._writing:  # let a batch in flight land first
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
@@ -65,14 +69,23 @@ class DecisionLogWriter:
     async def _run(self) -> None:
         while True:
             first = await self._queue.get()
-            batch = [first, *self._take()]
             try:
-                await self._write(batch)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.exception("writing %d decisions failed; retrying", len(batch))
-                for record in batch:
-                    self.record(record)
-                await asyncio.sleep(1)
+                await self._writing.acquire()
+            except asyncio.CancelledError:
+                self.record(first)  # closing: flush() writes it
+                raise
+            try:
+                batch = [first, *self._take()]
+                try:
+                    await self._write(batch)
+                    continue
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    log.exception("writing %d decisions failed; retrying", len(batch))
+                    for record in batch:
+                        self.record(record)
+            finally:
+                self._writing.release()
+            await asyncio.sleep(1)
 
     async def _write(self, batch: list[DecisionRecord]) -> None:
         if not batch:

@@ -1,0 +1,189 @@
+"""The decider and its cache, with an engine that counts what it is asked: the cache key, the bounded
+LRU, and what reaches the decision log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind
+from gateway.errors import PolicyUnavailable
+from gateway.policy.cache import DecisionCache
+from gateway.policy.decider import DecisionRecord, PolicyDecider, PolicyQuestion
+from gateway.policy.decision import ENTRYPOINT, Decision, FieldVerdict
+from gateway.policy.fields import RequestedField
+
+OPERATION = {"name": "Dashboard", "type": "query", "hash": "0" * 64}
+VIDEO = RequestedField(path="video", type="Query", field="video", alias=None, arguments={"id": "v1"})
+TIMELINE = RequestedField(path="video.shareTimeline", type="Video", field="shareTimeline", alias=None, arguments={"granularity": "DAY"})
+
+
+class CountingEngine:
+    """Allows every field but Video.shareTimeline; `reads_principal_id` as the test says."""
+
+    def __init__(self, reads_principal_id: bool, answer_paths: bool = True) -> None:
+        self.reads_principal_id = reads_principal_id
+        self.answer_paths = answer_paths
+        self.revision = "r1"
+        self.inputs: list[dict[str, Any]] = []
+
+    async def evaluate(self, policy_input: dict[str, Any]) -> Any:
+        self.inputs.append(policy_input)
+        fields = {
+            requested["path"]: {"allow": requested["coordinate"] != "Video.shareTimeline", "reason": requested["coordinate"]}
+            for requested in policy_input["fields"]
+        }
+        if not self.answer_paths:
+            fields.popitem()
+        return {"fields": fields, "obligations": {"k_threshold": 5}}
+
+    async def close(self) -> None:
+        return None
+
+
+def user(user_id: str) -> Principal:
+    return Principal(PrincipalKind.USER, user_id)
+
+
+def decision(reason: str) -> Decision:
+    return Decision(fields={"video": FieldVerdict(allow=True, reason=reason)})
+
+
+@pytest.mark.parametrize(
+    ("reads_principal_id", "engine_calls"),
+    [pytest.param(True, 2, id="engine-reads-the-id"), pytest.param(False, 1, id="engine-ignores-the-id")],
+)
+async def test_principal_id_is_in_the_key_only_when_the_engine_reads_it(reads_principal_id: bool, engine_calls: int) -> None:
+    engine = CountingEngine(reads_principal_id)
+    decider = PolicyDecider(engine)
+
+    await decider.decide(user("u1"), PolicyQuestion(OPERATION, [VIDEO]))
+    await decider.decide(user("u2"), PolicyQuestion(OPERATION, [VIDEO]))
+
+    assert len(engine.inputs) == engine_calls
+    assert [input_["principal"]["id"] for input_ in engine.inputs] == ["u1", "u2"][:engine_calls]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        pytest.param(ANONYMOUS, id="kind"),
+        pytest.param(Principal(PrincipalKind.APP, "u1", frozenset({"stats", "insights"})), id="scopes"),
+    ],
+)
+async def test_principal_kind_and_scopes_are_always_in_the_key(other: Principal) -> None:
+    engine = CountingEngine(reads_principal_id=False)
+    decider = PolicyDecider(engine)
+
+    await decider.decide(Principal(PrincipalKind.APP, "u1", frozenset({"stats"})), PolicyQuestion(OPERATION, [VIDEO]))
+    await decider.decide(other, PolicyQuestion(OPERATION, [VIDEO]))
+
+    assert len(engine.inputs) == 2
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param([VIDEO, TIMELINE], id="another-field"),
+        pytest.param([RequestedField(path="video", type="Query", field="video", alias=None, arguments={"id": "v2"})], id="another-argument"),
+        pytest.param([RequestedField(path="clip", type="Query", field="video", alias="clip", arguments={"id": "v1"})], id="another-path"),
+    ],
+)
+async def test_fields_and_arguments_are_in_the_key(fields: list[RequestedField]) -> None:
+    engine = CountingEngine(reads_principal_id=False)
+    decider = PolicyDecider(engine)
+
+    await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, [VIDEO]))
+    await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, fields))
+
+    assert len(engine.inputs) == 2
+
+
+async def test_revision_change_invalidates_the_cache() -> None:
+    engine = CountingEngine(reads_principal_id=False)
+    decider = PolicyDecider(engine)
+    await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, [VIDEO]))
+
+    engine.revision = "r2"
+    await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, [VIDEO]))
+    await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, [VIDEO]))
+
+    assert len(engine.inputs) == 2
+    assert (decider.cache.hits, decider.cache.misses) == (1, 2)
+
+
+async def test_every_decision_is_recorded_with_its_cache_outcome() -> None:
+    records: list[DecisionRecord] = []
+    decider = PolicyDecider(CountingEngine(reads_principal_id=True), record=records.append)
+
+    await decider.decide(user("u1"), PolicyQuestion(OPERATION, [VIDEO, TIMELINE]))
+    await decider.decide(user("u1"), PolicyQuestion(OPERATION, [VIDEO, TIMELINE]))
+
+    assert [(record.cache_hit, record.denied, record.revision, record.path) for record in records] == [
+        (False, True, "r1", ENTRYPOINT),
+        (True, True, "r1", ENTRYPOINT),
+    ]
+    assert json.loads(records[0].input) == {
+        "principal": {"kind": "user", "id": "u1", "scopes": []},
+        "operation": OPERATION,
+        "fields": [VIDEO.as_input(), TIMELINE.as_input()],
+    }
+    assert json.loads(records[0].result) == {
+        "fields": {
+            "video": {"allow": True, "reason": "Query.video", "owner_only": False},
+            "video.shareTimeline": {"allow": False, "reason": "Video.shareTimeline", "owner_only": False},
+        },
+        "obligations": {"k_threshold": 5},
+    }
+    assert records[0].decision_id != records[1].decision_id
+
+
+async def test_incomplete_answer_is_neither_cached_nor_recorded() -> None:
+    records: list[DecisionRecord] = []
+    engine = CountingEngine(reads_principal_id=False, answer_paths=False)
+    decider = PolicyDecider(engine, record=records.append)
+
+    for _ in range(2):
+        with pytest.raises(PolicyUnavailable, match="no decision for video.shareTimeline"):
+            await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, [VIDEO, TIMELINE]))
+
+    assert len(engine.inputs) == 2
+    assert records == []
+    assert len(decider.cache) == 0
+
+
+def test_arguments_the_policy_cannot_read_fail_closed() -> None:
+    odd = RequestedField(path="video", type="Query", field="video", alias=None, arguments={"id": object()})
+
+    with pytest.raises(PolicyUnavailable, match="cannot be sent to the policy"):
+        PolicyQuestion(OPERATION, [odd])
+
+
+def test_cache_is_a_bounded_lru() -> None:
+    cache: DecisionCache[Decision] = DecisionCache(max_entries=2)
+    cache.get("r1", "a")
+    cache.put("r1", "a", decision("a"))
+    cache.put("r1", "b", decision("b"))
+
+    assert cache.get("r1", "a") == decision("a")  # now the most recently used
+    cache.put("r1", "c", decision("c"))
+
+    assert len(cache) == 2
+    assert cache.get("r1", "b") is None
+    assert cache.get("r1", "a") == decision("a")
+    assert cache.get("r1", "c") == decision("c")
+    assert (cache.hits, cache.misses) == (3, 2)
+    assert cache.hit_rate == pytest.approx(3 / 5)
+
+
+def test_cache_drops_a_decision_made_under_a_replaced_revision() -> None:
+    cache: DecisionCache[Decision] = DecisionCache()
+    cache.get("r1", "a")
+    cache.get("r2", "b")  # r2 is now in force
+
+    cache.put("r1", "a", decision("stale"))
+
+    assert cache.get("r2", "a") is None
+    assert len(cache) == 0
