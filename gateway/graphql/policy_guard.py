@@ -98,6 +98,9 @@ class PolicyGuard(SchemaExtension):
             yield
             return
         context.decision = decision
+        if not decision.any_denied:
+            yield
+            return
         denied = [
             GraphQLError(
                 decision.fields[field.path].reason or f"{field.coordinate} is not allowed",
@@ -107,6 +110,5 @@ class PolicyGuard(SchemaExtension):
             for field in requested
             if not decision.fields[field.path].allow
         ]
-        if denied:
-            execution.result = ExecutionResult(data=None, errors=denied)
+        execution.result = ExecutionResult(data=None, errors=denied)
         yield

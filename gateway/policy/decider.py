@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,8 @@ class PolicyQuestion:
     # operation + fields as JSON: part of the cache key and of the logged input.
     serialized: bytes = field(init=False)
 
+    digest: bytes = field(init=False)
+
     def __post_init__(self) -> None:
         inputs = [requested.as_input() for requested in self.fields]
         object.__setattr__(self, "field_inputs", inputs)
@@ -38,6 +41,7 @@ class PolicyQuestion:
         except TypeError as exc:
             raise PolicyUnavailable(f"a requested field's arguments cannot be sent to the policy: {exc}") from exc
         object.__setattr__(self, "serialized", serialized)
+        object.__setattr__(self, "digest", hashlib.sha256(serialized).digest())
 
     @property
     def paths(self) -> list[str]:
@@ -46,23 +50,37 @@ class PolicyQuestion:
 
 @dataclass(frozen=True)
 class DecisionRecord:
-    """One entry of the decision log, in OPA's decision-log shape; input and result are JSON."""
+    """One entry of the decision log, in OPA's decision-log shape.
+
+    The input is kept as the principal plus the question (operation and fields),
+    and the question and the result by digest as well: many requests ask the
+    same question and get the same answer, which the log stores once.
+    """
 
     decision_id: str
     timestamp: datetime
     revision: str
     path: str
-    input: bytes
+    principal: bytes
+    question: bytes
+    question_digest: bytes
     result: bytes
+    result_digest: bytes
     cache_hit: bool
     denied: bool
     duration_ms: float
+
+    @property
+    def input(self) -> bytes:
+        """{"principal": …, "operation": …, "fields": …} as JSON."""
+        return b'{"principal":' + self.principal + b"," + self.question[1:]
 
 
 @dataclass(frozen=True)
 class _Cached:
     decision: Decision
     result: bytes
+    result_digest: bytes
     denied: bool
 
 
@@ -96,7 +114,7 @@ class PolicyDecider:
                     "obligations": decision.obligations,
                 }
             )
-            cached = _Cached(decision, result, denied=any(not v.allow for v in decision.fields.values()))
+            cached = _Cached(decision, result, hashlib.sha256(result).digest(), denied=decision.any_denied)
             self.cache.put(revision, key, cached)
         self._record(
             DecisionRecord(
@@ -104,9 +122,11 @@ class PolicyDecider:
                 timestamp=datetime.now(UTC),
                 revision=revision,
                 path=ENTRYPOINT,
-                # {"principal": …, "operation": …, "fields": …} without re-serializing the shared part.
-                input=b'{"principal":' + orjson.dumps(principal_input) + b"," + question.serialized[1:],
+                principal=orjson.dumps(principal_input),
+                question=question.serialized,
+                question_digest=question.digest,
                 result=cached.result,
+                result_digest=cached.result_digest,
                 cache_hit=cache_hit,
                 denied=cached.denied,
                 duration_ms=(time.perf_counter() - started) * 1000,

@@ -60,6 +60,11 @@ class _DecisionDocument(BaseModel):
 class Decision:
     fields: dict[str, FieldVerdict]
     obligations: dict[str, Any] = field(default_factory=dict)
+    # Whether any field is denied, worked out once (a cached decision serves many requests).
+    any_denied: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "any_denied", any(not verdict.allow for verdict in self.fields.values()))
 
 
 def parse_decision(document: Any, paths: list[str]) -> Decision:

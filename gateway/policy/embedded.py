@@ -145,6 +145,7 @@ class EmbeddedEngine:
         self._rejected_revision: str | None = None
         self._reload_lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
+        self._reads_id: tuple[str, bool] | None = None  # (revision, answer), read on every decision
 
     @property
     def revision(self) -> str:
@@ -158,7 +159,12 @@ class EmbeddedEngine:
     @property
     def reads_principal_id(self) -> bool:
         """Whether the policy in force may read the principal's id (then the decision cache keys on it)."""
-        return self._served is None or reads_principal_id(self._served.files.modules.values())
+        if self._served is None:
+            return True
+        files = self._served.files
+        if self._reads_id is None or self._reads_id[0] != files.revision:
+            self._reads_id = (files.revision, reads_principal_id(files.modules.values()))
+        return self._reads_id[1]
 
     async def check(self) -> None:
         """Readiness is known without asking: a policy is in force or not."""

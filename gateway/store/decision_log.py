@@ -15,7 +15,9 @@ __all__ = ["DecisionLogWriter", "read_decisions"]
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("decision_id", "timestamp", "revision", "path", "input", "result", "cache_hit", "denied", "duration_ms")
+COLUMNS = ("decision_id", "timestamp", "revision", "path", "principal", "question", "result", "cache_hit", "denied", "duration_ms")
+# Digests of bodies known to be stored; past this many it starts afresh (a re-insert is harmless).
+KNOWN_BODIES_LIMIT = 100_000
 
 
 class DecisionLogWriter:
@@ -33,6 +35,7 @@ class DecisionLogWriter:
         self._task: asyncio.Task[None] | None = None
         # Held while a batch is being written, so that flush() and close() wait for it.
         self._writing = asyncio.Lock()
+        self._stored_bodies: set[bytes] = set()
         self.written = 0
         self.dropped = 0
 
@@ -102,22 +105,39 @@ class DecisionLogWriter:
                     log.error("decision %s cannot be stored (%s); dropped", record.decision_id, exc)
 
     async def _copy(self, batch: list[DecisionRecord]) -> None:
+        bodies: dict[bytes, str] = {}
+        for r in batch:
+            for digest, body in ((r.question_digest, r.question), (r.result_digest, r.result)):
+                if digest not in self._stored_bodies:
+                    bodies[digest] = body.decode()
         rows = [
             (
                 r.decision_id,
                 r.timestamp,
                 r.revision,
                 r.path,
-                r.input.decode(),
-                r.result.decode(),
+                r.principal.decode(),
+                r.question_digest,
+                r.result_digest,
                 r.cache_hit,
                 r.denied,
                 r.duration_ms,
             )
             for r in batch
         ]
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
+            if bodies:
+                await conn.execute(
+                    """INSERT INTO decision_bodies (digest, body)
+                       SELECT * FROM unnest($1::bytea[], $2::text[]::json[]) ORDER BY 1
+                       ON CONFLICT (digest) DO NOTHING""",
+                    list(bodies),
+                    list(bodies.values()),
+                )
             await conn.copy_records_to_table("decision_log", records=rows, columns=COLUMNS)
+        if len(self._stored_bodies) > KNOWN_BODIES_LIMIT:
+            self._stored_bodies.clear()
+        self._stored_bodies.update(bodies)
         self.written += len(batch)
 
 
@@ -131,13 +151,17 @@ async def read_decisions(
 ) -> list[asyncpg.Record]:
     after_time, after_id = after if after else (None, None)
     rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT decision_id::text, timestamp, revision, path, input::text, result::text, cache_hit, denied, duration_ms
-           FROM decision_log
-           WHERE ($1::timestamptz IS NULL OR timestamp >= $1)
-             AND ($2::timestamptz IS NULL OR timestamp < $2)
-             AND ($3::boolean IS NULL OR denied = $3)
-             AND ($4::timestamptz IS NULL OR (timestamp, decision_id) > ($4, $5::uuid))
-           ORDER BY timestamp, decision_id
+        """SELECT l.decision_id::text, l.timestamp, l.revision, l.path,
+                  '{"principal":' || l.principal::text || ',' || substr(q.body::text, 2) AS input,
+                  r.body::text AS result, l.cache_hit, l.denied, l.duration_ms
+           FROM decision_log l
+           JOIN decision_bodies q ON q.digest = l.question
+           JOIN decision_bodies r ON r.digest = l.result
+           WHERE ($1::timestamptz IS NULL OR l.timestamp >= $1)
+             AND ($2::timestamptz IS NULL OR l.timestamp < $2)
+             AND ($3::boolean IS NULL OR l.denied = $3)
+             AND ($4::timestamptz IS NULL OR (l.timestamp, l.decision_id) > ($4, $5::uuid))
+           ORDER BY l.timestamp, l.decision_id
            LIMIT $6""",
         start,
         end,

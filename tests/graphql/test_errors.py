@@ -89,7 +89,9 @@ async def test_id_no_stored_id_can_look_like_is_not_found_and_still_logged(gatew
     assert log.dropped == dropped
     async with gateway.state["store"].private.acquire() as conn:
         logged = await conn.fetchval(
-            "SELECT count(*) FROM decision_log WHERE strpos(input::text, $1) > 0", json.dumps(video_id)[1:-1]
+            """SELECT count(*) FROM decision_log l JOIN decision_bodies q ON q.digest = l.question
+               WHERE strpos(q.body::text, $1) > 0""",
+            json.dumps(video_id)[1:-1],
         )
     assert logged == 1
 

@@ -729,13 +729,21 @@ async def test_close_writes_a_batch_already_taken(gateway: Gateway, admin: async
     writer = DecisionLogWriter(pool)
     writer.start()
     decision_id = str(uuid.uuid4())
-    record = DecisionRecord(decision_id, datetime.now(UTC), "r1", ENTRYPOINT, b"{}", b"{}", False, False, 1.0)
+    question, result = b'{"operation":{},"fields":[]}', b'{"fields":{}}'
+    record = DecisionRecord(
+        decision_id, datetime.now(UTC), "r1", ENTRYPOINT, b"{}", question, hashlib.sha256(question).digest(),
+        result, hashlib.sha256(result).digest(), False, False, 1.0,
+    )
     held = [await pool.acquire() for _ in range(pool.get_max_size())]
     try:
         writer.record(record)
-        await asyncio.sleep(0.05)  # the background task takes the record and waits for a connection
+        async with asyncio.timeout(5):
+            while not writer._writing.locked():  # the background task has taken the record and waits for a connection
+                await asyncio.sleep(0)
         closing = asyncio.create_task(writer.close())
-        await asyncio.sleep(0.05)
+        for _ in range(10):
+            await asyncio.sleep(0)  # let close() start waiting for the batch in flight
+        assert not closing.done()
     finally:
         for connection in held:
             await pool.release(connection)
