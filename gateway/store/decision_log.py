@@ -28,13 +28,18 @@ class DecisionLogWriter:
     logged and counted in `dropped`.
     """
 
-    def __init__(self, pool: asyncpg.Pool, max_pending: int = 50_000, batch_size: int = 1_000) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, max_pending: int = 50_000, batch_size: int = 1_000, linger: float = 0.1
+    ) -> None:
         self._pool = pool
         self._queue: asyncio.Queue[DecisionRecord] = asyncio.Queue(max_pending)
         self._batch_size = batch_size
+        # After the first record of a batch, wait this long for more: one COPY per batch, not per request.
+        self._linger = linger
         self._task: asyncio.Task[None] | None = None
         # Held while a batch is being written, so that flush() and close() wait for it.
         self._writing = asyncio.Lock()
+        self._waiting = asyncio.Event()  # set while records are queued
         self._stored_bodies: set[bytes] = set()
         self.written = 0
         self.dropped = 0
@@ -45,6 +50,7 @@ class DecisionLogWriter:
     def record(self, record: DecisionRecord) -> None:
         try:
             self._queue.put_nowait(record)
+            self._waiting.set()
         except asyncio.QueueFull:
             self.dropped += 1
             log.error("decision log is %d behind; dropped decision %s", self._queue.qsize(), record.decision_id)
@@ -70,15 +76,16 @@ class DecisionLogWriter:
         return batch
 
     async def _run(self) -> None:
+        # Records stay queued until taken under the lock, so flush() and close() see all of them.
         while True:
-            first = await self._queue.get()
-            try:
-                await self._writing.acquire()
-            except asyncio.CancelledError:
-                self.record(first)  # closing: flush() writes it
-                raise
-            try:
-                batch = [first, *self._take()]
+            await self._waiting.wait()
+            if self._queue.qsize() < self._batch_size:
+                await asyncio.sleep(self._linger)
+            async with self._writing:
+                self._waiting.clear()
+                batch = self._take()
+                if not self._queue.empty():
+                    self._waiting.set()  # more than one batch was waiting
                 try:
                     await self._write(batch)
                     continue
@@ -86,8 +93,6 @@ class DecisionLogWriter:
                     log.exception("writing %d decisions failed; retrying", len(batch))
                     for record in batch:
                         self.record(record)
-            finally:
-                self._writing.release()
             await asyncio.sleep(1)
 
     async def _write(self, batch: list[DecisionRecord]) -> None:
