@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,11 @@ import asyncpg
 import httpx
 
 from gateway.app import create_app
-from gateway.auth import PrincipalKind, create_token
+from gateway.auth import Principal, PrincipalKind, create_token
 from gateway.config import Settings
 from gateway.demo import DemoPlatform
 from gateway.ingest.ndjson import parse_objects
 from gateway.ingest.pipeline import ingest_chunks
-from gateway.auth import Principal
 from gateway.policy.decider import PolicyDecider, PolicyQuestion
 from gateway.policy.decision import Decision, FieldVerdict, parse_decision
 from gateway.store.ingest import EventWriter

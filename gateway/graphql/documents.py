@@ -23,7 +23,7 @@ from graphql import (
     specified_rules,
     validate,
 )
-from graphql.validation import ASTValidationRule, ValidationContext
+from graphql.validation import ASTValidationRule
 
 __all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "QUERY_TOO_COMPLEX", "parse_document", "validate_query"]
 

@@ -12,7 +12,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.auth import PrincipalKind
-from gateway.errors import Forbidden, GatewayError, NotFound, Unauthenticated
+from gateway.errors import Forbidden, NotFound, Unauthenticated
 from gateway.graphql.compliance import DecisionLogConnection, decision_log
 from gateway.graphql.documents import parse_document
 from gateway.graphql.execution import ValueListExecutionContext

@@ -54,23 +54,6 @@ def is_owner(info: Context, creator_id: str) -> bool:
     return principal.kind is PrincipalKind.USER and principal.id == creator_id
 
 
-# Fields that check ownership at run time; the policy says, per request, whether they must
-# (`owner_only`). Without a policy decision (the guard switched off) they always do.
-OWNER_CHECKED = frozenset(
-    {
-        "VideoStats.likeRatio",
-        "VideoStats.engagementRate",
-        "VideoStats.averageWatchSeconds",
-        "VideoStats.completionRate",
-        "Video.shareTimeline",
-        "Video.viewTimeline",
-        "Video.shareChannels",
-        "Video.audience",
-        "Creator.followerGrowth",
-    }
-)
-
-
 def response_path(info: Context) -> str:
     keys: list[str] = []
     path: Path | None = info.path
@@ -82,7 +65,10 @@ def response_path(info: Context) -> str:
 
 
 def require_owner(info: Context, creator_id: str, coordinate: str) -> None:
-    """Details of a video or creator are for the creator alone, unless the policy says otherwise."""
+    """Details of a video or creator are for the creator alone, unless the policy says otherwise.
+
+    The policy's `owner_only` verdict is honoured by the fields that call this (the
+    details of a video or a creator); without a decision (guard off) they always check."""
     decision = info.context.decision
     verdict = decision.fields.get(response_path(info)) if decision is not None else None
     if verdict is not None and not verdict.owner_only:

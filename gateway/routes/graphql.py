@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode, OperationType
+from graphql import GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -37,12 +37,13 @@ async def graphql_endpoint(request: Request) -> Response:
         document = parse_document(query)
     except GraphQLError as error:
         return _errors([format_error(error, request_id)], 200, request_id)
-    if request.method == "GET" and _operation_type(document, operation_name) is not OperationType.QUERY:
+    operation = select_operation(document, operation_name)
+    if request.method == "GET" and (operation is None or operation.operation is not OperationType.QUERY):
         return _errors([_coded(BadUserInput("only queries may be sent with GET; use POST"))], 405, request_id, {"Allow": "POST"})
     errors = validate_query(schema._schema, query)
     if errors:
         return _errors([format_error(error, request_id) for error in errors], 200, request_id)
-    if select_operation(document, operation_name) is None:
+    if operation is None:
         named = f"no operation named {operation_name!r}" if operation_name else "several operations and no operationName"
         return _errors([_coded(BadUserInput(f"the document has {named}"))], 400, request_id)
 
@@ -100,14 +101,6 @@ def _json(text: str | bytes, what: str) -> Any:
         return json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadUserInput(f"{what} is not valid JSON") from exc
-
-
-def _operation_type(document: Any, operation_name: str | None) -> OperationType | None:
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    for operation in operations:
-        if operation_name is None or (operation.name and operation.name.value == operation_name):
-            return operation.operation
-    return None
 
 
 def _coded(exc: GatewayError) -> dict[str, Any]:

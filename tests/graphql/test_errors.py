@@ -500,3 +500,20 @@ async def test_unexpected_error_is_masked_and_logged_with_the_request_id(
     assert "permission" not in response.text and "video_channels" not in response.text
     [record] = [r for r in caplog.records if "req-masked-1" in r.getMessage()]
     assert record.exc_info is not None and isinstance(record.exc_info[1], asyncpg.InsufficientPrivilegeError)
+
+
+@pytest.mark.parametrize(
+    ("query", "operation_name"),
+    [
+        pytest.param("query A { __typename } query B { __typename }", "C", id="no-such-name"),
+        pytest.param("query A { __typename } query B { __typename }", None, id="several-and-no-name"),
+    ],
+)
+async def test_operation_name_that_selects_nothing_is_bad_user_input(gateway: Gateway, query: str, operation_name: str | None) -> None:
+    body: dict[str, Any] = {"query": query}
+    if operation_name is not None:
+        body["operationName"] = operation_name
+    response = await gateway.http.post("/graphql", json=body)
+
+    assert response.status_code == 400
+    assert codes(response) == ["BAD_USER_INPUT"]
