@@ -84,10 +84,25 @@ class ValueListExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if not isinstance(scalar, GraphQLScalarType) or definition is None or node.arguments:
                 columns = None
                 break
-            columns.append((response_key, definition.python_name, scalar.serialize, isinstance(field_type, GraphQLNonNull)))
+            columns.append((response_key, definition.python_name, _serializer(scalar), isinstance(field_type, GraphQLNonNull)))
         # The list is kept alive with its plan so that its id cannot be reused during execution.
         self._plans[key] = (field_details_list, columns)
         return columns
+
+
+INT_RANGE = range(-(2**31), 2**31)
+
+
+def _serializer(scalar: GraphQLScalarType) -> Callable[[Any], Any]:
+    """The scalar's serialize, with the common case (already the right Python type) short-cut."""
+    serialize = scalar.serialize
+    if scalar.name == "Int":
+        return lambda value: value if type(value) is int and value in INT_RANGE else serialize(value)
+    if scalar.name == "Boolean":
+        return lambda value: value if type(value) is bool else serialize(value)
+    if scalar.name in ("String", "ID"):
+        return lambda value: value if type(value) is str else serialize(value)
+    return serialize
 
 
 def _rows(columns: list[Column], items: Iterable[Any], item_is_non_null: bool) -> list[Any] | None:
