@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 import strawberry
+from fixture_platform import ADA, ADA_FIRST, EVENTS
+from harness import Gateway
 
 from gateway.auth import Principal, PrincipalKind
 from gateway.graphql.context import RequestContext
 from gateway.graphql.loaders import Loaders
 from gateway.graphql.schema import GatewaySchema, PreparedDocument, Query, build_schema
-
-from fixture_platform import ADA, ADA_FIRST, EVENTS
-from harness import Gateway
 
 SELECTIONS = """
 query Shapes($id: ID!, $inc: Boolean!, $skip: Boolean!) {
