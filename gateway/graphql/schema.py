@@ -35,7 +35,7 @@ class Query:
         row = await info.context.loaders.video_of(str(id))
         if row is None:
             raise NotFound(f"no video {id!r}")
-        return Video(row=row)
+        return Video.of(row)
 
     @strawberry.field(description="A creator by user id; null with NOT_FOUND when they have no videos or followers.")
     async def creator(self, info: Context, id: strawberry.ID) -> Creator | None:

@@ -118,24 +118,17 @@ def ratio(part: int, whole: int) -> float | None:
 
 @strawberry.type(description="Counts of a video. views, likes, comments and shares are public; the rest is the creator's.")
 class VideoStats:
+    # Plain attributes, not resolvers: the public counts are read on every dashboard request.
+    views: int
+    likes: int = strawberry.field(description="Likes net of unlikes.")
+    comments: int
+    shares: int
     row: strawberry.Private[VideoStatsRow]
     creator_id: strawberry.Private[str]
 
-    @strawberry.field
-    def views(self) -> int:
-        return self.row.views
-
-    @strawberry.field(description="Likes net of unlikes.")
-    def likes(self) -> int:
-        return self.row.likes
-
-    @strawberry.field
-    def comments(self) -> int:
-        return self.row.comments
-
-    @strawberry.field
-    def shares(self) -> int:
-        return self.row.shares
+    @classmethod
+    def of(cls, row: VideoStatsRow, creator_id: str) -> VideoStats:
+        return cls(views=row.views, likes=row.likes, comments=row.comments, shares=row.shares, row=row, creator_id=creator_id)
 
     @strawberry.field(description="Likes per view.")
     def like_ratio(self, info: Context) -> float | None:
@@ -178,23 +171,18 @@ async def video_timeline(
 
 @strawberry.type
 class Video:
+    id: strawberry.ID
+    creator_id: strawberry.ID
+    published_at: datetime | None
     row: strawberry.Private[VideoRow]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.row.video_id)
-
-    @strawberry.field
-    def creator_id(self) -> strawberry.ID:
-        return strawberry.ID(self.row.creator_id)
-
-    @strawberry.field
-    def published_at(self) -> datetime | None:
-        return self.row.published_at
+    @classmethod
+    def of(cls, row: VideoRow) -> Video:
+        return cls(id=strawberry.ID(row.video_id), creator_id=strawberry.ID(row.creator_id), published_at=row.published_at, row=row)
 
     @strawberry.field
     async def stats(self, info: Context) -> VideoStats:
-        return VideoStats(row=await info.context.loaders.stats_of(self.row.video_id), creator_id=self.row.creator_id)
+        return VideoStats.of(await info.context.loaders.stats_of(self.row.video_id), self.row.creator_id)
 
     @strawberry.field(description="Shares per bucket. The creator's only.")
     async def share_timeline(
@@ -300,7 +288,7 @@ class Creator:
         page = rows[:first]
         for row, _ in page:
             info.context.loaders.video.prime(row.video_id, row)
-        edges = [VideoEdge(cursor=encode_cursor(order_by, key, row.video_id), node=Video(row=row)) for row, key in page]
+        edges = [VideoEdge(cursor=encode_cursor(order_by, key, row.video_id), node=Video.of(row)) for row, key in page]
         return VideoConnection(
             edges=edges,
             page_info=PageInfo(has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None),

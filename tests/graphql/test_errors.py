@@ -207,7 +207,7 @@ class QueryWithADetailedVideo(Query):
     async def detailed_video(self, info: Context, id: strawberry.ID) -> DetailedVideo | None:
         row = await info.context.loaders.video_of(str(id))
         assert row is not None
-        return DetailedVideo(creator_id=row.creator_id, video=Video(row=row))
+        return DetailedVideo(creator_id=row.creator_id, video=Video.of(row))
 
 
 async def test_load_shared_with_a_field_refused_at_run_time_is_not_cancelled(gateway: Gateway) -> None:
