@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import math
 import os
@@ -38,11 +37,11 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 # Run as a script, this file's folder comes first on sys.path, and this file
 # (graphql.py) would shadow graphql-core for everything imported below.
@@ -55,7 +54,7 @@ import httpx  # noqa: E402
 from gateway.auth import PrincipalKind, create_token  # noqa: E402
 from gateway.demo import DemoPlatform  # noqa: E402
 from gateway.ingest.ndjson import parse_objects  # noqa: E402
-from gateway.ingest.pipeline import ingest_chunks  # noqa: E402
+from gateway.ingest.pipeline import chunked, ingest_chunks  # noqa: E402
 from gateway.store.ingest import BatchResult, EventWriter  # noqa: E402
 from gateway.store.migrate import migrate  # noqa: E402
 from gateway.store.pools import Store  # noqa: E402
@@ -77,7 +76,6 @@ DASHBOARD = (
     "shareChannels { buckets { key count suppressed } } } }"
 )
 
-Item = TypeVar("Item")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -94,14 +92,6 @@ class Dataset:
     creator_id: str = ""
     shares: int = 0
     load_seconds: float = 0.0
-
-
-def chunked(items: Iterable[Item], size: int) -> Iterator[tuple[int, list[Item]]]:
-    iterator = iter(items)
-    line = 1
-    while chunk := list(itertools.islice(iterator, size)):
-        yield line, chunk
-        line += len(chunk)
 
 
 def label_of(events: int) -> str:

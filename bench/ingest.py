@@ -23,7 +23,7 @@ import asyncpg
 from gateway.demo import DemoPlatform
 from gateway.ingest.events import EVENT_COLUMNS
 from gateway.ingest.ndjson import parse_lines
-from gateway.ingest.pipeline import ingest_chunks
+from gateway.ingest.pipeline import chunked, ingest_chunks
 from gateway.store.ingest import EventWriter
 from gateway.store.migrate import migrate
 from gateway.store.pools import Store
@@ -58,7 +58,7 @@ async def main(events: int) -> None:
     records = parse_lines(lines).records
 
     started = time.perf_counter()
-    totals = ingest_chunks(EventWriter(store.ingest), ((1, lines[i : i + BATCH]) for i in range(0, len(lines), BATCH)), parse_lines)
+    totals = ingest_chunks(EventWriter(store.ingest), chunked(lines, BATCH), parse_lines)
     result = await totals
     ingest_seconds = time.perf_counter() - started
     assert result.inserted == len(lines), result

@@ -30,7 +30,7 @@ from gateway.auth import Principal, PrincipalKind, create_token
 from gateway.config import Settings
 from gateway.demo import DemoPlatform
 from gateway.ingest.ndjson import parse_objects
-from gateway.ingest.pipeline import ingest_chunks
+from gateway.ingest.pipeline import chunked, ingest_chunks
 from gateway.policy.decider import PolicyDecider, PolicyQuestion
 from gateway.policy.decision import Decision, FieldVerdict, parse_decision
 from gateway.store.ingest import EventWriter
@@ -68,9 +68,7 @@ async def load_dataset(url: str, events: int) -> tuple[str, str]:
     try:
         platform = DemoPlatform(users=max(100, events // 50), videos=max(10, events // 300), events=events, seed=7,
                                 end=datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
-        objects = list(platform.generate())
-        chunks = ((i + 1, objects[i : i + 5_000]) for i in range(0, len(objects), 5_000))
-        await ingest_chunks(EventWriter(store.ingest), chunks, parse_objects)
+        await ingest_chunks(EventWriter(store.ingest), chunked(platform.generate(), 5_000), parse_objects)
         async with store.reader.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT v.video_id, v.creator_id FROM videos v JOIN video_channels c USING (video_id) "

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, BinaryIO, TypeVar
+from typing import Annotated, BinaryIO
 
 import typer
 from rich.console import Console
@@ -31,7 +30,7 @@ from gateway.auth import PrincipalKind, create_token
 from gateway.config import Settings
 from gateway.errors import InvalidEvents
 from gateway.ingest.ndjson import check_lines, parse_lines, parse_objects
-from gateway.ingest.pipeline import IngestTotals, ingest_chunks
+from gateway.ingest.pipeline import IngestTotals, chunked, ingest_chunks
 from gateway.policy.worker import PolicyFiles, PolicyFilesError
 from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.migrate import migrate as apply_migrations
@@ -45,7 +44,6 @@ policy_app = typer.Typer(no_args_is_help=True, help="Compliance tooling for the 
 app.add_typer(policy_app, name="policy")
 
 console = Console(stderr=True)
-Item = TypeVar("Item")
 
 # Exit status for bad input (invalid events, bad arguments).
 EXIT_BAD_INPUT = 2
@@ -113,14 +111,6 @@ def progress_bar() -> Progress:
         console=console,
         refresh_per_second=4,
     )
-
-
-def chunked(items: Iterable[Item], size: int, first_line: int = 1) -> Iterator[tuple[int, list[Item]]]:
-    iterator = iter(items)
-    line = first_line
-    while chunk := list(itertools.islice(iterator, size)):
-        yield line, chunk
-        line += len(chunk)
 
 
 def report_invalid(exc: InvalidEvents) -> None:

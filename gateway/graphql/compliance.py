@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
+import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
 
 from gateway.auth import PrincipalKind
 from gateway.errors import BadUserInput, Forbidden
+from gateway.graphql import cursors
 from gateway.graphql.types import Context, PageInfo
 from gateway.store.decision_log import read_decisions
 
@@ -47,15 +47,18 @@ class DecisionLogConnection:
 
 
 def _cursor(timestamp: datetime, decision_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([timestamp.isoformat(), decision_id]).encode()).decode()
+    return cursors.encode(timestamp.isoformat(), decision_id)
 
 
 def _position(cursor: str) -> tuple[datetime, str]:
-    try:
-        timestamp, decision_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(timestamp), str(decision_id)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise BadUserInput("`after` is not a decision-log cursor; pass `pageInfo.endCursor`") from exc
+    def position(parts: list[Any]) -> tuple[datetime, str]:
+        timestamp, decision_id = parts
+        moment = datetime.fromisoformat(timestamp)
+        if moment.tzinfo is None:
+            raise ValueError(timestamp)
+        return moment, str(uuid.UUID(decision_id))
+
+    return cursors.decode(cursor, position, "`after` is not a decision-log cursor; pass `pageInfo.endCursor`")
 
 
 async def decision_log(

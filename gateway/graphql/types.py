@@ -5,12 +5,9 @@ sharers are only ever counted.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from graphql.pyutils import Path
@@ -18,23 +15,20 @@ from strawberry.types import Info
 
 from gateway.auth import PrincipalKind
 from gateway.errors import BadUserInput, Forbidden
+from gateway.graphql import cursors
 from gateway.graphql.context import RequestContext
 from gateway.graphql.ranges import time_range
 from gateway.ingest.events import is_platform_id
 from gateway.store import queries
-from gateway.store.queries import Bucket, VideoRow, VideoStatsRow
+from gateway.store.queries import Bucket, Granularity, VideoRow, VideoStatsRow
 
 __all__ = ["Creator", "Me", "Video"]
 
 Context = Info[RequestContext, None]
 
 
-@strawberry.enum(description="The width of a timeline bucket (UTC).")
-class Granularity(Enum):
-    HOUR = "hour"
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
+# The store's own enum, exposed as is: resolvers pass the argument straight to the queries.
+strawberry.enum(Granularity, description="The width of a timeline bucket (UTC).")
 
 
 @strawberry.enum
@@ -162,10 +156,9 @@ async def video_timeline(
     info: Context, metric: str, video: VideoRow, granularity: Granularity, start: datetime | None, end: datetime | None
 ) -> Timeline:
     require_owner(info, video.creator_id, f"Video.{metric[:-1]}Timeline")
-    width = queries.Granularity(granularity.value)
-    start, end = time_range(width, start, end, info.context.now)
+    start, end = time_range(granularity, start, end, info.context.now)
     async with info.context.store.reader.acquire() as conn:
-        buckets = await queries.timeline(conn, metric, video.video_id, start, end, width)
+        buckets = await queries.timeline(conn, metric, video.video_id, start, end, granularity)
     return Timeline(granularity=granularity, start=start, end=end, buckets=time_buckets(buckets))
 
 
@@ -248,18 +241,17 @@ MAX_PAGE = 100
 
 
 def encode_cursor(order: VideoOrder, sort_key: float, video_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([order.value, sort_key, video_id]).encode()).decode()
+    return cursors.encode(order.value, sort_key, video_id)
 
 
 def decode_cursor(order: VideoOrder, cursor: str) -> tuple[float, str]:
-    try:
-        kind, sort_key, video_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    def position(parts: list[Any]) -> tuple[float, str]:
+        kind, sort_key, video_id = parts
         if kind != order.value or not isinstance(sort_key, int | float) or not isinstance(video_id, str) or not is_platform_id(video_id):
             raise ValueError(cursor)
-        position = float(sort_key)
-    except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
-        raise BadUserInput("`after` is not a cursor of this ordering; pass a cursor from `pageInfo.endCursor`") from exc
-    return position, video_id
+        return float(sort_key), video_id
+
+    return cursors.decode(cursor, position, "`after` is not a cursor of this ordering; pass a cursor from `pageInfo.endCursor`")
 
 
 @strawberry.type
@@ -305,10 +297,9 @@ class Creator:
         require_owner(info, self.creator_id, "Creator.followerGrowth")
         if granularity is Granularity.HOUR:
             raise BadUserInput("followerGrowth is counted per day; use DAY, WEEK or MONTH")
-        width = queries.Granularity(granularity.value)
-        start, end = time_range(width, from_, to, info.context.now)
+        start, end = time_range(granularity, from_, to, info.context.now)
         async with info.context.store.reader.acquire() as conn:
-            buckets = await queries.follower_growth(conn, self.creator_id, start, end, width)
+            buckets = await queries.follower_growth(conn, self.creator_id, start, end, granularity)
         return Timeline(granularity=granularity, start=start, end=end, buckets=time_buckets(buckets))
 
 

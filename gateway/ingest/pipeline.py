@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -10,9 +11,18 @@ from typing import TypeVar
 from gateway.ingest.ndjson import ParsedBatch
 from gateway.store.ingest import BatchResult, EventWriter
 
-__all__ = ["IngestTotals", "ingest_chunks"]
+__all__ = ["IngestTotals", "chunked", "ingest_chunks"]
 
 Item = TypeVar("Item")
+
+
+def chunked(items: Iterable[Item], size: int, first_line: int = 1) -> Iterator[tuple[int, list[Item]]]:
+    """`items` in lists of `size`, each with the line number of its first item."""
+    iterator = iter(items)
+    line = first_line
+    while chunk := list(itertools.islice(iterator, size)):
+        yield line, chunk
+        line += len(chunk)
 
 
 @dataclass

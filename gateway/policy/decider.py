@@ -81,7 +81,6 @@ class _Cached:
     decision: Decision
     result: bytes
     result_digest: bytes
-    denied: bool
 
 
 class PolicyDecider:
@@ -101,8 +100,8 @@ class PolicyDecider:
         scopes = sorted(principal.scopes)
         principal_input = {"kind": principal.kind.value, "id": principal.id, "scopes": scopes}
         # The principal's id is part of the key only when the policy can read it.
-        reads_id = getattr(self.engine, "reads_principal_id", True)
-        key = (principal.kind, tuple(scopes), principal.id if reads_id else None, question.serialized)
+        principal_id = principal.id if self.engine.reads_principal_id else None
+        key = (principal.kind, tuple(scopes), principal_id, question.serialized)
         cached = self.cache.get(revision, key)
         cache_hit = cached is not None
         if cached is None:
@@ -114,7 +113,7 @@ class PolicyDecider:
                     "obligations": decision.obligations,
                 }
             )
-            cached = _Cached(decision, result, hashlib.sha256(result).digest(), denied=decision.any_denied)
+            cached = _Cached(decision, result, hashlib.sha256(result).digest())
             self.cache.put(revision, key, cached)
         self._record(
             DecisionRecord(
@@ -128,7 +127,7 @@ class PolicyDecider:
                 result=cached.result,
                 result_digest=cached.result_digest,
                 cache_hit=cache_hit,
-                denied=cached.denied,
+                denied=cached.decision.any_denied,
                 duration_ms=(time.perf_counter() - started) * 1000,
             )
         )

@@ -35,9 +35,8 @@ from gateway.errors import PolicyUnavailable
 
 __all__ = ["ENTRYPOINT", "Decision", "FieldVerdict", "PolicyEngine", "parse_decision"]
 
-# The rule every engine evaluates, as an OPA Data API path and as a Rego reference.
+# The rule every engine evaluates, as an OPA Data API path.
 ENTRYPOINT = "gateway/authz/decision"
-ENTRYPOINT_REF = "data.gateway.authz.decision"
 
 
 class FieldVerdict(BaseModel):
@@ -82,10 +81,27 @@ def parse_decision(document: Any, paths: list[str]) -> Decision:
 class PolicyEngine(Protocol):
     """Evaluates the entrypoint for one input. Implementations: embedded (regopy), OPA server."""
 
+    last_error: str | None  # why the engine is not serving, or why the last policy edit was rejected
+
     @property
     def revision(self) -> str:
         """Identifies the policy in force; changes whenever it is reloaded."""
         ...
+
+    @property
+    def ready(self) -> bool:
+        """A policy is in force (for /readyz)."""
+        ...
+
+    @property
+    def reads_principal_id(self) -> bool:
+        """Whether the policy may read `input.principal.id` (then the decision cache keys on it)."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def check(self) -> None:
+        """Refresh `ready` and `last_error` (for /readyz)."""
 
     async def evaluate(self, policy_input: dict[str, Any]) -> Any:
         """The raw value of `data.gateway.authz.decision` for this input.

@@ -22,7 +22,9 @@ REVISION_SECONDS = 5.0
 
 
 class OpaServerEngine:
-    reads_principal_id = True  # the server's policy is not ours to inspect
+    @property
+    def reads_principal_id(self) -> bool:
+        return True  # the server's policy is not ours to inspect
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         parts = urlsplit(url)

@@ -48,6 +48,7 @@ class RecordingEngine:
     """Keeps the input it is asked about and fails closed, so that no resolver runs."""
 
     revision = "recording"
+    reads_principal_id = True
 
     def __init__(self) -> None:
         self.inputs: list[dict[str, Any]] = []

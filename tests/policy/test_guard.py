@@ -5,6 +5,7 @@ the embedded engine (over a copy of policies/ this module may edit) or by the OP
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -750,3 +751,20 @@ async def test_close_writes_a_batch_already_taken(gateway: Gateway, admin: async
     await closing
 
     assert await admin.fetchval("SELECT count(*) FROM decision_log WHERE decision_id = $1", uuid.UUID(decision_id)) == 1
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        pytest.param(["2026-11-27T12:00:00+00:00", "not-a-uuid"], id="decision-id-not-a-uuid"),
+        pytest.param(["2026-11-27T12:00:00", str(uuid.uuid4())], id="timestamp-without-zone"),
+        pytest.param(["yesterday", str(uuid.uuid4())], id="timestamp-not-iso"),
+        pytest.param({"at": 1}, id="not-a-list"),
+    ],
+)
+async def test_decision_log_cursor_that_no_page_ended_on_is_bad_user_input(gateway: Gateway, after: Any) -> None:
+    cursor = base64.urlsafe_b64encode(json.dumps(after).encode()).decode()
+    response = await ask(gateway, LOG_PAGE, {"first": 1, "after": cursor}, principal=AUDITOR)
+
+    assert response.status_code == 200
+    assert [error["extensions"]["code"] for error in response.json()["errors"]] == ["BAD_USER_INPUT"]
