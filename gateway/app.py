@@ -17,6 +17,8 @@ from gateway.graphql.schema import build_schema
 from gateway.policy.cache import DecisionCache
 from gateway.policy.decider import PolicyDecider
 from gateway.policy.engines import open_engine
+from gateway.privacy.noise import derive_noise_key
+from gateway.privacy.terms import PrivacyTerms
 from gateway.routes.errors import EXCEPTION_HANDLERS
 from gateway.routes.events import post_events
 from gateway.routes.graphql import graphql_endpoint
@@ -31,6 +33,9 @@ from gateway.store.server import database_url, release_embedded
 __all__ = ["create_app"]
 
 GC_THRESHOLD = 20_000
+
+
+BASELINE_TERMS = PrivacyTerms.parse({"k_threshold": 5, "granularity_floor": "HOUR", "bucket_delay_seconds": 3600})
 
 
 def create_app(settings: Settings | None = None, *, policy_guard: bool = True) -> Starlette:
@@ -59,6 +64,9 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True) -
             yield {
                 "settings": settings,
                 "secret": secret,
+                "noise_key": derive_noise_key(secret),
+                # Without the policy guard (the benchmark's baseline) nothing decides the terms: a creator's.
+                "fixed_terms": None if policy_guard else BASELINE_TERMS,
                 "store": store,
                 "writer": EventWriter(store.ingest),
                 "schema": schema,

@@ -12,7 +12,7 @@ import jwt
 
 from gateway.errors import Unauthenticated
 
-__all__ = ["ANONYMOUS", "Principal", "PrincipalKind", "authenticate", "create_token"]
+__all__ = ["ANONYMOUS", "Principal", "PrincipalKind", "authenticate", "create_app_token", "create_token"]
 
 ISSUER = "privacy-gateway"
 ALGORITHM = "HS256"
@@ -28,11 +28,15 @@ class PrincipalKind(StrEnum):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking: a kind, an id (none for anonymous) and the scopes granted (apps)."""
+    """Who is asking: a kind, an id (none for anonymous) and the scopes granted (apps).
+
+    An app acts on behalf of one user: its `id` is that user's and `app_id` names the app.
+    """
 
     kind: PrincipalKind
     id: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    app_id: str | None = None
 
 
 ANONYMOUS = Principal(PrincipalKind.ANONYMOUS)
@@ -41,13 +45,27 @@ ANONYMOUS = Principal(PrincipalKind.ANONYMOUS)
 def create_token(secret: str, kind: PrincipalKind, subject: str, ttl_seconds: int, scopes: Iterable[str] = ()) -> str:
     if kind is PrincipalKind.ANONYMOUS:
         raise ValueError("anonymous principals carry no token")
+    if kind is PrincipalKind.APP:
+        raise ValueError("app tokens come from create_app_token")
+    claims: dict[str, object] = {"sub": subject, "kind": kind.value}
+    if scopes:
+        claims["scopes"] = sorted(set(scopes))
+    return _sign(secret, claims, ttl_seconds)
+
+
+def create_app_token(secret: str, app_id: str, user_id: str, scopes: Iterable[str], ttl_seconds: int) -> str:
+    """A token for app `app_id` acting on behalf of `user_id`, limited to `scopes`."""
+    granted = sorted(set(scopes))
+    if not granted:
+        raise ValueError("an app token needs at least one scope")
+    return _sign(secret, {"sub": user_id, "kind": PrincipalKind.APP.value, "app": app_id, "scopes": granted}, ttl_seconds)
+
+
+def _sign(secret: str, claims: dict[str, object], ttl_seconds: int) -> str:
     if ttl_seconds <= 0:
         raise ValueError("ttl must be positive")
     now = int(time.time())
-    claims = {"iss": ISSUER, "sub": subject, "kind": kind.value, "iat": now, "exp": now + ttl_seconds}
-    if scopes:
-        claims["scopes"] = sorted(set(scopes))
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return jwt.encode({"iss": ISSUER, **claims, "iat": now, "exp": now + ttl_seconds}, secret, algorithm=ALGORITHM)
 
 
 def authenticate(authorization: str | None, secret: str) -> Principal:
@@ -88,4 +106,12 @@ def _verify(token: str, secret: str) -> tuple[Principal, float]:
     scopes = claims.get("scopes", [])
     if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes):
         raise Unauthenticated("invalid token: scopes must be a list of strings")
-    return Principal(kind, str(claims["sub"]), frozenset(scopes)), float(claims["exp"])
+    app_id = claims.get("app")
+    if kind is PrincipalKind.APP:
+        if not isinstance(app_id, str) or not app_id:
+            raise Unauthenticated("invalid token: an app token must name its app")
+        if not scopes:
+            raise Unauthenticated("invalid token: an app token must carry its scopes")
+    elif "app" in claims:
+        raise Unauthenticated("invalid token: only an app token names an app")
+    return Principal(kind, str(claims["sub"]), frozenset(scopes), app_id), float(claims["exp"])

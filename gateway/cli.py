@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import shutil
 import sys
 import tempfile
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -26,9 +28,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from gateway.auth import PrincipalKind, create_token
+from gateway.auth import PrincipalKind, create_app_token, create_token
 from gateway.config import Settings
 from gateway.errors import InvalidEvents
+from gateway.ingest.events import is_platform_id
 from gateway.ingest.ndjson import check_lines, parse_lines, parse_objects
 from gateway.ingest.pipeline import IngestTotals, chunked, ingest_chunks
 from gateway.policy.worker import PolicyFiles, PolicyFilesError
@@ -40,6 +43,8 @@ from gateway.store.server import database_url
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="privacy-gateway: engagement aggregates without a path to a sharer.")
 token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens.")
 app.add_typer(token_app, name="token")
+apps_app = typer.Typer(no_args_is_help=True, help="Third-party apps and the users who authorize them.")
+app.add_typer(apps_app, name="apps")
 policy_app = typer.Typer(no_args_is_help=True, help="Compliance tooling for the Rego policy.")
 app.add_typer(policy_app, name="policy")
 
@@ -83,16 +88,30 @@ def migrate() -> None:
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
+async def migrated_database(settings: Settings) -> str:
+    """The admin URL of the gateway's database, once every migration is applied."""
+    url = await database_url(settings)
+    await apply_migrations(url, settings.signing_secret())
+    return url
+
+
 @asynccontextmanager
 async def open_writer(settings: Settings) -> AsyncIterator[tuple[Store, EventWriter]]:
-    secret = settings.signing_secret()
-    url = await database_url(settings)
-    await apply_migrations(url, secret)
-    store = await Store.open(url, secret)
+    store = await Store.open(await migrated_database(settings), settings.signing_secret())
     try:
         yield store, EventWriter(store.ingest)
     finally:
         await store.close()
+
+
+@asynccontextmanager
+async def open_owner(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the database's owner, for the tables no pool role may touch (apps)."""
+    conn = await asyncpg.connect(await migrated_database(settings))
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 class EventsPerSecond(ProgressColumn):
@@ -235,6 +254,74 @@ def token_create(
         console.print("[red]--kind must be user, compliance or service (app tokens come from 'gateway apps authorize')[/red]")
         raise typer.Exit(EXIT_BAD_INPUT)
     typer.echo(create_token(Settings().signing_secret(), kind, subject, ttl))
+
+
+# An app token outlives a session: the user authorized the app once.
+APP_TOKEN_TTL = 30 * 24 * 3600
+
+
+@apps_app.command("create")
+def apps_create(name: Annotated[str, typer.Option(help="The app's name, as its users see it.")]) -> None:
+    """Register a third-party app; prints its id."""
+    if not name.strip():
+        console.print("[red]--name must not be empty[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    app_id = f"app_{secrets.token_hex(8)}"
+
+    async def run() -> None:
+        async with open_owner(Settings()) as conn:
+            await conn.execute("INSERT INTO apps (app_id, name) VALUES ($1, $2)", app_id, name)
+
+    asyncio.run(run())
+    typer.echo(app_id)
+
+
+@apps_app.command("authorize")
+def apps_authorize(
+    app_id: Annotated[str, typer.Option("--app", help="The app's id, from 'gateway apps create'.")],
+    user_id: Annotated[str, typer.Option("--user", help="The user the app acts on behalf of.")],
+    scopes: Annotated[str, typer.Option(help="The scopes the user grants, comma-separated: e.g. stats,insights.")],
+    ttl: Annotated[int, typer.Option(min=1, help="Seconds until the token expires (default 30 days).")] = APP_TOKEN_TTL,
+) -> None:
+    """Record that a user authorized an app for some scopes (replacing any earlier grant); prints an app token."""
+    granted = sorted({scope.strip() for scope in scopes.split(",") if scope.strip()})
+    if not granted:
+        console.print("[red]--scopes must name at least one scope[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if not is_platform_id(user_id):
+        console.print(f"[red]--user {user_id!r} is not a user id[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    known = app_scopes(read_policy(None))
+    unknown = [scope for scope in granted if scope not in known]
+    if unknown:
+        console.print(f"[red]unknown scope(s): {', '.join(unknown)} (the policy defines: {', '.join(sorted(known)) or 'none'})[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    settings = Settings()
+
+    async def run() -> None:
+        async with open_owner(settings) as conn:
+            await conn.execute(
+                """INSERT INTO app_authorizations (app_id, user_id, scopes) VALUES ($1, $2, $3)
+                   ON CONFLICT (app_id, user_id) DO UPDATE SET scopes = EXCLUDED.scopes, authorized_at = now()""",
+                app_id,
+                user_id,
+                granted,
+            )
+
+    try:
+        asyncio.run(run())
+    except asyncpg.ForeignKeyViolationError as exc:
+        console.print(f"[red]no such app: {app_id}[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    typer.echo(create_app_token(settings.signing_secret(), app_id, user_id, granted, ttl))
+
+
+def app_scopes(files: PolicyFiles) -> set[str]:
+    """The scopes an app can be granted: the keys of `access.principals.app.scopes` in the policy's data."""
+    node: object = files.data_document()
+    for key in ("access", "principals", "app", "scopes"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return set(node) if isinstance(node, dict) else set()
 
 
 PolicyDirOption = Annotated[

@@ -8,6 +8,7 @@
     │   └── InvalidEvents        BAD_USER_INPUT    (HTTP 400, with the bad lines)
     ├── PayloadTooLarge          BAD_USER_INPUT    (HTTP 413)
     ├── UnsupportedMediaType     BAD_USER_INPUT    (HTTP 415)
+    ├── BudgetExhausted          BUDGET_EXHAUSTED  (HTTP 429, with when the budget resets)
     ├── StoreUnavailable         STORE_UNAVAILABLE (HTTP 503)
     └── PolicyUnavailable        POLICY_UNAVAILABLE (HTTP 503)
 
@@ -18,9 +19,12 @@ libraries (asyncpg, PyJWT) are translated into this tree where they are caught.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 __all__ = [
     "BadUserInput",
+    "BudgetExhausted",
     "EventError",
     "Forbidden",
     "GatewayError",
@@ -42,6 +46,10 @@ class GatewayError(Exception):
         super().__init__(message)
         self.message = message
 
+    def extensions(self) -> dict[str, Any]:
+        """What the error adds to `extensions` beside its code."""
+        return {}
+
 
 class Unauthenticated(GatewayError):
     code = "UNAUTHENTICATED"
@@ -55,6 +63,9 @@ class Forbidden(GatewayError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field  # the refused coordinate, e.g. "Video.shareTimeline"
+
+    def extensions(self) -> dict[str, Any]:
+        return {"field": self.field} if self.field else {}
 
 
 class NotFound(GatewayError):
@@ -75,6 +86,21 @@ class PayloadTooLarge(GatewayError):
 class UnsupportedMediaType(GatewayError):
     code = "BAD_USER_INPUT"
     status_code = 415
+
+
+class BudgetExhausted(GatewayError):
+    """An app's question would spend more ε than its user's budget has left today."""
+
+    code = "BUDGET_EXHAUSTED"
+    status_code = 429
+
+    def __init__(self, message: str, resets_at: datetime, budget_left: float) -> None:
+        super().__init__(message)
+        self.resets_at = resets_at
+        self.budget_left = budget_left
+
+    def extensions(self) -> dict[str, Any]:
+        return {"resetsAt": self.resets_at.isoformat(), "budgetLeft": self.budget_left}
 
 
 class StoreUnavailable(GatewayError):

@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
-from gateway.auth import ANONYMOUS, ISSUER, Principal, PrincipalKind, authenticate, create_token
+from gateway.auth import ANONYMOUS, ISSUER, Principal, PrincipalKind, authenticate, create_app_token, create_token
 from gateway.errors import Unauthenticated
 
 # PyJWT warns (an error here) on an HMAC key shorter than the hash: 32 bytes for HS256, 64 for HS512.
@@ -51,10 +51,28 @@ def test_token_round_trips_to_its_principal(kind: PrincipalKind, subject: str) -
     assert authenticate(f"Bearer {token}", SIGNING_SECRET) == Principal(kind, subject)
 
 
-def test_app_token_round_trips_with_its_scopes() -> None:
-    token = create_token(SIGNING_SECRET, PrincipalKind.APP, "app-1", ttl_seconds=60, scopes=["stats", "shares", "stats"])
+def test_app_token_round_trips_to_the_user_it_acts_for() -> None:
+    token = create_app_token(SIGNING_SECRET, "app_1", "u42", ["stats", "insights", "stats"], ttl_seconds=60)
 
-    assert authenticate(f"Bearer {token}", SIGNING_SECRET) == Principal(PrincipalKind.APP, "app-1", frozenset({"stats", "shares"}))
+    principal = authenticate(f"Bearer {token}", SIGNING_SECRET)
+
+    assert (principal.kind, principal.id, principal.scopes, principal.app_id) == (PrincipalKind.APP, "u42", frozenset({"stats", "insights"}), "app_1")
+
+
+def test_app_token_names_the_app_and_sorted_scopes() -> None:
+    token = create_app_token(SIGNING_SECRET, "app_1", "u42", ["stats", "insights"], ttl_seconds=90)
+
+    decoded = jwt.decode(token, options={"verify_signature": False})
+
+    assert (decoded["kind"], decoded["sub"], decoded["app"], decoded["scopes"]) == ("app", "u42", "app_1", ["insights", "stats"])
+    assert decoded["exp"] - decoded["iat"] == 90
+
+
+def test_non_app_token_names_no_app() -> None:
+    token = create_token(SIGNING_SECRET, PrincipalKind.USER, "u42", ttl_seconds=60)
+
+    assert "app" not in jwt.decode(token, options={"verify_signature": False})
+    assert authenticate(f"Bearer {token}", SIGNING_SECRET).app_id is None
 
 
 def test_token_expires_after_its_ttl() -> None:
@@ -105,6 +123,13 @@ def test_no_header_is_anonymous() -> None:
         pytest.param(lambda: f"Bearer {signed(claims(kind='anonymous'))}", "invalid token: unknown principal kind", id="anonymous-kind"),
         pytest.param(lambda: f"Bearer {signed(claims(scopes='stats'))}", "invalid token: scopes must be a list of strings", id="scopes-not-a-list"),
         pytest.param(lambda: f"Bearer {signed(claims(scopes=['stats', 1]))}", "invalid token: scopes must be a list of strings", id="scope-not-a-string"),
+        pytest.param(lambda: f"Bearer {signed(claims(kind='app', scopes=['stats']))}", "invalid token: an app token must name its app", id="app-without-app-claim"),
+        pytest.param(lambda: f"Bearer {signed(claims(kind='app', app=7, scopes=['stats']))}", "invalid token: an app token must name its app", id="app-claim-not-a-string"),
+        pytest.param(lambda: f"Bearer {signed(claims(kind='app', app='', scopes=['stats']))}", "invalid token: an app token must name its app", id="app-claim-empty"),
+        pytest.param(lambda: f"Bearer {signed(claims(kind='app', app='app_1', scopes=[]))}", "invalid token: an app token must carry its scopes", id="app-with-empty-scopes"),
+        pytest.param(lambda: f"Bearer {signed(claims(kind='app', app='app_1'))}", "invalid token: an app token must carry its scopes", id="app-without-scopes"),
+        pytest.param(lambda: f"Bearer {signed(claims(app='app_1'))}", "invalid token: only an app token names an app", id="user-token-naming-an-app"),
+        pytest.param(lambda: f"Bearer {signed(claims(kind='service', app='app_1'))}", "invalid token: only an app token names an app", id="service-token-naming-an-app"),
         pytest.param(lambda: "Bearer not-a-jwt", "invalid token", id="malformed"),
         pytest.param(lambda: "Bearer a.b.c", "invalid token", id="malformed-three-parts"),
         pytest.param(lambda: "Bearer ", "Authorization must be 'Bearer <token>'", id="bearer-without-token"),
@@ -134,6 +159,7 @@ def test_pyjwt_errors_do_not_leak_through_authenticate() -> None:
     ("kind", "ttl_seconds", "message"),
     [
         pytest.param(PrincipalKind.ANONYMOUS, 60, "anonymous principals carry no token", id="anonymous"),
+        pytest.param(PrincipalKind.APP, 60, "app tokens come from create_app_token", id="app"),
         pytest.param(PrincipalKind.USER, 0, "ttl must be positive", id="zero-ttl"),
         pytest.param(PrincipalKind.USER, -1, "ttl must be positive", id="negative-ttl"),
     ],
@@ -141,3 +167,15 @@ def test_pyjwt_errors_do_not_leak_through_authenticate() -> None:
 def test_create_token_refuses(kind: PrincipalKind, ttl_seconds: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         create_token(SIGNING_SECRET, kind, "u42", ttl_seconds)
+
+
+@pytest.mark.parametrize(
+    ("scopes", "ttl_seconds", "message"),
+    [
+        pytest.param([], 60, "an app token needs at least one scope", id="no-scopes"),
+        pytest.param(["stats"], 0, "ttl must be positive", id="zero-ttl"),
+    ],
+)
+def test_create_app_token_refuses(scopes: list[str], ttl_seconds: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        create_app_token(SIGNING_SECRET, "app_1", "u42", scopes, ttl_seconds)

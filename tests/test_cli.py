@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from gateway.store.migrate import migrations
 
 from conftest import SECRET, TEMPLATE, drop_database, fresh_database
 
+POLICY_DIR = Path(__file__).parent.parent / "policies"
 # Long enough for HS256: PyJWT warns (an error here) on a key under 32 bytes.
 TOKEN_SECRET = "cli-tests-token-secret-" + "0123456789abcdef" * 2
 AT = "2025-07-01T09:{minute:02d}:00Z"
@@ -288,6 +290,118 @@ async def test_token_create_refuses_and_exits_2(args: tuple[str, ...], tmp_path:
 
     assert result.exit_code == 2
     assert result.stdout == ""
+
+
+# Third-party apps: registered, then authorized by a user for some scopes.
+
+
+@pytest.fixture
+def apps_env(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "GATEWAY_POLICY_DIR": str(POLICY_DIR)}
+
+
+async def created_app(apps_env: dict[str, str], name: str) -> str:
+    result = await gateway("apps", "create", "--name", name, env=apps_env)
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip()
+
+
+async def test_apps_create_prints_an_id_that_is_stored(apps_env: dict[str, str], admin: asyncpg.Connection) -> None:
+    app_id = await created_app(apps_env, "Acme Insights")
+
+    assert re.fullmatch(r"app_[0-9a-f]{16}", app_id)
+    assert await admin.fetchval("SELECT name FROM apps WHERE app_id = $1", app_id) == "Acme Insights"
+
+
+async def test_apps_create_migrates_a_fresh_database_first(server_url: str, tmp_path: Path) -> None:
+    name, url = await fresh_database(server_url, None)
+    try:
+        app_id = await created_app({"GATEWAY_DATABASE_URL": url, "GATEWAY_SECRET": SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")}, "First")
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval("SELECT name FROM apps WHERE app_id = $1", app_id) == "First"
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(server_url, name)
+
+
+async def test_apps_create_gives_each_app_its_own_id(apps_env: dict[str, str]) -> None:
+    assert await created_app(apps_env, "Same Name") != await created_app(apps_env, "Same Name")
+
+
+async def test_apps_create_with_empty_name_exits_2(apps_env: dict[str, str], admin: asyncpg.Connection) -> None:
+    before = await admin.fetchval("SELECT count(*) FROM apps")
+
+    result = await gateway("apps", "create", "--name", " ", env=apps_env)
+
+    assert result.exit_code == 2
+    assert "--name must not be empty" in said(result)
+    assert result.stdout == ""
+    assert await admin.fetchval("SELECT count(*) FROM apps") == before
+
+
+async def test_apps_authorize_prints_a_token_that_acts_for_the_user_with_the_granted_scopes(
+    apps_env: dict[str, str], admin: asyncpg.Connection
+) -> None:
+    app_id = await created_app(apps_env, "Acme Insights")
+
+    result = await gateway("apps", "authorize", "--app", app_id, "--user", "u42", "--scopes", "stats,insights", env=apps_env)
+
+    assert result.exit_code == 0, result.output
+    principal = authenticate(f"Bearer {result.stdout.strip()}", SECRET)
+    assert principal == Principal(PrincipalKind.APP, "u42", frozenset({"stats", "insights"}), app_id=app_id)
+    stored_scopes = await admin.fetchval("SELECT scopes FROM app_authorizations WHERE app_id = $1 AND user_id = 'u42'", app_id)
+    assert stored_scopes == ["insights", "stats"]
+
+
+async def test_apps_authorize_again_replaces_the_scopes(apps_env: dict[str, str], admin: asyncpg.Connection) -> None:
+    app_id = await created_app(apps_env, "Acme Insights")
+    await gateway("apps", "authorize", "--app", app_id, "--user", "u7", "--scopes", "stats,insights", env=apps_env)
+
+    again = await gateway("apps", "authorize", "--app", app_id, "--user", "u7", "--scopes", "activity", env=apps_env)
+
+    assert again.exit_code == 0, again.output
+    assert authenticate(f"Bearer {again.stdout.strip()}", SECRET).scopes == frozenset({"activity"})
+    rows = await admin.fetch("SELECT scopes FROM app_authorizations WHERE app_id = $1", app_id)
+    assert [row["scopes"] for row in rows] == [["activity"]]
+
+
+@pytest.mark.parametrize(
+    ("ttl_args", "seconds"),
+    [pytest.param((), 30 * 24 * 3600, id="default-30-days"), pytest.param(("--ttl", "120"), 120, id="ttl")],
+)
+async def test_apps_authorize_sets_the_token_expiry(apps_env: dict[str, str], ttl_args: tuple[str, ...], seconds: int) -> None:
+    app_id = await created_app(apps_env, "Acme Insights")
+
+    result = await gateway("apps", "authorize", "--app", app_id, "--user", "u42", "--scopes", "stats", *ttl_args, env=apps_env)
+
+    claims = jwt.decode(result.stdout.strip(), SECRET, algorithms=["HS256"], options={"verify_iss": False})
+    assert claims["exp"] - claims["iat"] == seconds
+
+
+@pytest.mark.parametrize(
+    ("app_id", "user_id", "scopes", "reason"),
+    [
+        pytest.param("app_0000000000000000", "u42", "stats", "no such app: app_0000000000000000", id="unknown-app"),
+        pytest.param(None, "u42", "stats,sharers", "unknown scope(s): sharers", id="unknown-scope"),
+        pytest.param(None, "u42", "", "--scopes must name at least one scope", id="empty-scopes"),
+        pytest.param(None, "u42", " , ", "--scopes must name at least one scope", id="blank-scopes"),
+        pytest.param(None, "u 42", "stats", "--user 'u 42' is not a user id", id="bad-user-id"),
+    ],
+)
+async def test_apps_authorize_refuses_and_stores_nothing(
+    apps_env: dict[str, str], admin: asyncpg.Connection, app_id: str | None, user_id: str, scopes: str, reason: str
+) -> None:
+    app_id = app_id or await created_app(apps_env, "Refused")
+    before = await admin.fetchval("SELECT count(*) FROM app_authorizations")
+
+    result = await gateway("apps", "authorize", "--app", app_id, "--user", user_id, "--scopes", scopes, env=apps_env)
+
+    assert result.exit_code == 2
+    assert reason in said(result)
+    assert result.stdout == ""
+    assert await admin.fetchval("SELECT count(*) FROM app_authorizations") == before
 
 
 # The demo platform itself: pure, deterministic, and valid by construction.

@@ -9,6 +9,7 @@ from gateway.auth import Principal
 from gateway.graphql.loaders import Loaders
 from gateway.policy.decider import PolicyDecider
 from gateway.policy.decision import Decision
+from gateway.privacy.layer import PrivacyLayer
 from gateway.store.pools import Store
 
 __all__ = ["RequestContext"]
@@ -23,5 +24,9 @@ class RequestContext:
     decider: PolicyDecider | None = None
     # The policy's answer for this request, set by the policy guard before any resolver runs.
     decision: Decision | None = None
+    # Key of the consistent noise (derived from GATEWAY_SECRET).
+    noise_key: bytes = b""
+    # The decision's obligations applied to this request's answers, set with `decision`.
+    privacy: PrivacyLayer | None = None
     # One clock reading per request, so every default range in it agrees.
     now: datetime = field(default_factory=lambda: datetime.now(UTC))

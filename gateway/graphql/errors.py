@@ -14,7 +14,7 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from gateway.errors import Forbidden, GatewayError
+from gateway.errors import GatewayError
 
 __all__ = ["MASKED_MESSAGE", "format_error", "strip_suggestions"]
 
@@ -39,9 +39,7 @@ def format_error(error: GraphQLError, request_id: str, uncoded: str = "GRAPHQL_V
     extensions: dict[str, Any]
     if isinstance(original, GatewayError):
         message = original.message
-        extensions = {"code": original.code}
-        if isinstance(original, Forbidden) and original.field:
-            extensions["field"] = original.field
+        extensions = {"code": original.code, **original.extensions()}
     elif original is None:
         message = strip_suggestions(error.message)
         code = (error.extensions or {}).get("code")

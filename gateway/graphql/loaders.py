@@ -1,4 +1,10 @@
-"""Per-request dataloaders: every video, stats and channel lookup of one request is one SQL statement."""
+"""Per-request dataloaders: every video, stats and channel lookup of one request is one SQL statement.
+
+Stats and channels are read as the privacy layer will release them: closed
+floor buckets before the request's cutoff, totals in steps of k
+(gateway.privacy.release). The layer is known once the policy has decided,
+before any resolver runs.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ from typing import TypeVar
 import asyncpg
 from strawberry.dataloader import DataLoader
 
+from gateway.errors import PolicyUnavailable
+from gateway.privacy.layer import PrivacyLayer
+from gateway.privacy.release import ReleasedStats, release_video_stats
 from gateway.store import queries
 from gateway.store.queries import Bucket, VideoRow, VideoStatsRow
 
@@ -16,15 +25,17 @@ __all__ = ["Loaders"]
 
 Value = TypeVar("Value")
 
+NOTHING_RELEASED = ReleasedStats(VideoStatsRow(), None)
+
 
 class Loaders:
     def __init__(self, reader: asyncpg.Pool) -> None:
         self._reader = reader
+        self.layer: PrivacyLayer | None = None  # set by the policy guard
         no_video: VideoRow | None = None
         self.video: DataLoader[str, VideoRow | None] = DataLoader(self._batch(queries.videos_by_id, no_video))
-        self.stats: DataLoader[str, VideoStatsRow] = DataLoader(self._batch(queries.stats_by_video, VideoStatsRow()))
-        no_channels: list[Bucket] = []
-        self.channels: DataLoader[str, list[Bucket]] = DataLoader(self._batch(queries.channels_by_video, no_channels))
+        self.stats: DataLoader[str, ReleasedStats] = DataLoader(self._batch(self._released_stats, NOTHING_RELEASED))
+        self.channels: DataLoader[str, list[Bucket]] = DataLoader(self._released_channels)
 
     # A loaded value is shared by every field that asked for it. When graphql-core
     # abandons one of those fields (a sibling's error nulled its parent) it cancels
@@ -32,11 +43,31 @@ class Loaders:
     def video_of(self, video_id: str) -> Awaitable[VideoRow | None]:
         return asyncio.shield(self.video.load(video_id))
 
-    def stats_of(self, video_id: str) -> Awaitable[VideoStatsRow]:
+    def stats_of(self, video_id: str) -> Awaitable[ReleasedStats]:
         return asyncio.shield(self.stats.load(video_id))
 
     def channels_of(self, video_id: str) -> Awaitable[list[Bucket]]:
         return asyncio.shield(self.channels.load(video_id))
+
+    def _layer(self) -> PrivacyLayer:
+        if self.layer is None:
+            raise PolicyUnavailable("no privacy terms for this request")  # never serve without them
+        return self.layer
+
+    async def _released_stats(self, conn: asyncpg.Connection, video_ids: Sequence[str]) -> dict[str, ReleasedStats]:
+        layer = self._layer()
+        series = await queries.stats_series(conn, video_ids, layer.terms.floor, layer.cutoff)
+        return {video_id: release_video_stats(rows, layer.k, layer.terms.floor) for video_id, rows in series.items()}
+
+    async def _released_channels(self, video_ids: list[str]) -> list[list[Bucket]]:
+        # Channels count the hours whose shares the totals released; the stats load says which.
+        released = await self.stats.load_many(video_ids)
+        until = {video_id: stats.shares_until for video_id, stats in zip(video_ids, released, strict=True) if stats.shares_until}
+        if not until:
+            return [[] for _ in video_ids]
+        async with self._reader.acquire() as conn:
+            found = await queries.channels_released(conn, until)
+        return [found.get(video_id, []) for video_id in video_ids]
 
     def _batch(
         self,

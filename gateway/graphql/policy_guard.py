@@ -4,7 +4,8 @@ One input per request (principal, operation, every field with its path,
 alias and arguments) goes to the decider; a denied field refuses the whole
 operation (`data: null`, one FORBIDDEN error per denied field, no resolver
 runs); an engine failure refuses it with POLICY_UNAVAILABLE. Resolvers find
-the decision, with its obligations, in the request context.
+the decision in the request context, and its obligations as the request's
+privacy layer (malformed obligations refuse the request as well).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from gateway.errors import Forbidden, PolicyUnavailable
 from gateway.graphql.context import RequestContext
 from gateway.policy.decider import PolicyQuestion
 from gateway.policy.fields import RequestedField, collect_fields, select_operation
+from gateway.privacy.layer import PrivacyLayer
+from gateway.privacy.terms import terms_of
 
 __all__ = ["PolicyGuard"]
 
@@ -98,6 +101,13 @@ class PolicyGuard(SchemaExtension):
             yield
             return
         context.decision = decision
+        try:
+            terms = terms_of(decision.obligations)
+        except PolicyUnavailable as exc:
+            execution.result = ExecutionResult(data=None, errors=[GraphQLError(exc.message, original_error=exc)])
+            yield
+            return
+        context.privacy = context.loaders.layer = PrivacyLayer(terms, context.principal, context.noise_key, context.now)
         if not decision.any_denied:
             yield
             return

@@ -55,8 +55,8 @@ class Query:
         principal = info.context.principal
         if principal.kind is PrincipalKind.ANONYMOUS:
             raise Unauthenticated("sign in to see your own activity")
-        if principal.kind is not PrincipalKind.USER or principal.id is None:
-            raise Forbidden("`me` is for user principals", field="Query.me")
+        if principal.kind not in (PrincipalKind.USER, PrincipalKind.APP) or principal.id is None:
+            raise Forbidden("`me` is for users, and apps acting for one", field="Query.me")
         return Me(user_id=principal.id)
 
 

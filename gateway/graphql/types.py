@@ -5,6 +5,7 @@ sharers are only ever counted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
@@ -14,17 +15,25 @@ from graphql.pyutils import Path
 from strawberry.types import Info
 
 from gateway.auth import PrincipalKind
-from gateway.errors import BadUserInput, Forbidden
+from gateway.errors import BadUserInput, Forbidden, PolicyUnavailable
 from gateway.graphql import cursors
 from gateway.graphql.context import RequestContext
 from gateway.graphql.ranges import time_range
-from gateway.ingest.events import is_platform_id
+from gateway.ingest.events import AGE_BANDS, Channel, is_platform_id
+from gateway.privacy.layer import PrivacyLayer
+from gateway.privacy.release import release_creator_totals
+from gateway.privacy.suppression import Cell
 from gateway.store import queries
-from gateway.store.queries import Bucket, Granularity, VideoRow, VideoStatsRow
+from gateway.store.queries import Bucket, Granularity, VideoRow
 
 __all__ = ["Creator", "Me", "Video"]
 
 Context = Info[RequestContext, None]
+
+# The domains breakdowns list in full, and the key regions below k are pooled under.
+CHANNELS = tuple(channel.value for channel in Channel)
+AGE_BAND_KEYS = (*AGE_BANDS, "unknown")
+OTHER_REGIONS = "OTHER"
 
 
 # The store's own enum, exposed as is: resolvers pass the argument straight to the queries.
@@ -44,8 +53,16 @@ class VideoOrder(Enum):
 
 
 def is_owner(info: Context, creator_id: str) -> bool:
+    """The principal is the creator, or an app acting for them."""
     principal = info.context.principal
-    return principal.kind is PrincipalKind.USER and principal.id == creator_id
+    return principal.kind in (PrincipalKind.USER, PrincipalKind.APP) and principal.id == creator_id
+
+
+def privacy(info: Context) -> PrivacyLayer:
+    layer = info.context.privacy
+    if layer is None:
+        raise PolicyUnavailable("no privacy terms for this request")  # never serve without them
+    return layer
 
 
 def response_path(info: Context) -> str:
@@ -98,52 +115,91 @@ class Breakdown:
     buckets: list[BreakdownBucket]
 
 
-def time_buckets(buckets: list[Bucket]) -> list[TimeBucket]:
-    return [TimeBucket(start=bucket.key, count=bucket.count, suppressed=False) for bucket in buckets]  # type: ignore[arg-type]
+def time_buckets(cells: list[Cell]) -> list[TimeBucket]:
+    return [TimeBucket(start=cell.key, count=cell.count, suppressed=cell.count is None) for cell in cells]  # type: ignore[arg-type]
 
 
-def breakdown(buckets: list[Bucket]) -> Breakdown:
-    return Breakdown(buckets=[BreakdownBucket(key=str(bucket.key), count=bucket.count, suppressed=False) for bucket in buckets])
+def breakdown(cells: list[Cell]) -> Breakdown:
+    """Visible cells first, largest first; suppressed cells after, in key order (never by their size)."""
+    ranked = sorted(cells, key=lambda cell: (cell.count is None, -(cell.count or 0), str(cell.key)))
+    return Breakdown(buckets=[BreakdownBucket(key=str(cell.key), count=cell.count, suppressed=cell.count is None) for cell in ranked])
+
+
+def full_domain(buckets: list[Bucket], keys: Iterable[str]) -> list[Bucket]:
+    """`buckets` with an empty bucket for every key of the domain that has none: which keys
+    are listed then says nothing about who was there."""
+    found = {str(bucket.key): bucket for bucket in buckets}
+    return [found.get(key, Bucket(key, 0, 0)) for key in keys]
 
 
 def ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-@strawberry.type(description="Counts of a video. views, likes, comments and shares are public; the rest is the creator's.")
+@strawberry.type(
+    description="Counts of a video as released: closed buckets only, growing in steps of k distinct actors "
+    "(and noised for apps). views, likes, comments and shares are public; the rest is the creator's."
+)
 class VideoStats:
     # Plain attributes, not resolvers: the public counts are read on every dashboard request.
     views: int
     likes: int = strawberry.field(description="Likes net of unlikes.")
     comments: int
     shares: int
-    row: strawberry.Private[VideoStatsRow]
+    completed_views: strawberry.Private[int]
+    watch_ms: strawberry.Private[int | None]  # None: not served to this principal (noised counts)
     creator_id: strawberry.Private[str]
 
     @classmethod
-    def of(cls, row: VideoStatsRow, creator_id: str) -> VideoStats:
-        return cls(views=row.views, likes=row.likes, comments=row.comments, shares=row.shares, row=row, creator_id=creator_id)
+    async def of(cls, info: Context, video_id: str, creator_id: str) -> VideoStats:
+        layer = privacy(info)
+        row = (await info.context.loaders.stats_of(video_id)).stats
+        shares = layer.count("shares", video_id, row.shares)
+        if layer.terms.noised:
+            # The total stays consistent with the visible channels it is the sum of.
+            channels = layer.cells(
+                "shares", video_id, full_domain(await info.context.loaders.channels_of(video_id), CHANNELS), scope="channel", tally=False
+            )
+            shares = consistent_total(shares, channels)
+        return cls(
+            views=layer.count("views", video_id, row.views),
+            likes=layer.count("likes", video_id, row.likes),
+            comments=layer.count("comments", video_id, row.comments),
+            shares=shares,
+            completed_views=layer.count("completed_views", video_id, row.completed_views),
+            watch_ms=None if layer.terms.noised else row.watch_ms,
+            creator_id=creator_id,
+        )
 
     @strawberry.field(description="Likes per view.")
     def like_ratio(self, info: Context) -> float | None:
         require_owner(info, self.creator_id, "VideoStats.likeRatio")
-        return ratio(self.row.likes, self.row.views)
+        return ratio(self.likes, self.views)
 
     @strawberry.field(description="Likes, comments and shares per view.")
     def engagement_rate(self, info: Context) -> float | None:
         require_owner(info, self.creator_id, "VideoStats.engagementRate")
-        return ratio(self.row.likes + self.row.comments + self.row.shares, self.row.views)
+        return ratio(self.likes + self.comments + self.shares, self.views)
 
-    @strawberry.field
+    @strawberry.field(description="Null where counts are noised: watch time has no bounded sensitivity.")
     def average_watch_seconds(self, info: Context) -> float | None:
         require_owner(info, self.creator_id, "VideoStats.averageWatchSeconds")
-        seconds = ratio(self.row.watch_ms, self.row.views)
+        seconds = None if self.watch_ms is None else ratio(self.watch_ms, self.views)
         return None if seconds is None else seconds / 1000
 
     @strawberry.field(description="Share of views watched to the end.")
     def completion_rate(self, info: Context) -> float | None:
         require_owner(info, self.creator_id, "VideoStats.completionRate")
-        return ratio(self.row.completed_views, self.row.views)
+        return ratio(min(self.completed_views, self.views), self.views)
+
+
+def consistent_total(total: int, parts: list[Cell]) -> int:
+    """A noisy total post-processed against its noisy parts: their sum when every part is
+    visible, and never less than the visible parts add up to."""
+    visible = sum(cell.count for cell in parts if cell.count is not None)
+    if all(cell.count is not None for cell in parts):
+        return visible
+    return max(total, visible)
 
 
 RangeStart = Annotated[
@@ -156,10 +212,12 @@ async def video_timeline(
     info: Context, metric: str, video: VideoRow, granularity: Granularity, start: datetime | None, end: datetime | None
 ) -> Timeline:
     require_owner(info, video.creator_id, f"Video.{metric[:-1]}Timeline")
-    start, end = time_range(granularity, start, end, info.context.now)
+    layer = privacy(info)
+    start, end = layer.served_range(granularity, *time_range(granularity, start, end, info.context.now))
     async with info.context.store.reader.acquire() as conn:
         buckets = await queries.timeline(conn, metric, video.video_id, start, end, granularity)
-    return Timeline(granularity=granularity, start=start, end=end, buckets=time_buckets(buckets))
+    cells = layer.cells(metric, video.video_id, buckets, scope=granularity.value)
+    return Timeline(granularity=granularity, start=start, end=end, buckets=time_buckets(cells))
 
 
 @strawberry.type
@@ -175,7 +233,7 @@ class Video:
 
     @strawberry.field
     async def stats(self, info: Context) -> VideoStats:
-        return VideoStats.of(await info.context.loaders.stats_of(self.row.video_id), self.row.creator_id)
+        return await VideoStats.of(info, self.row.video_id, self.row.creator_id)
 
     @strawberry.field(description="Shares per bucket. The creator's only.")
     async def share_timeline(
@@ -200,13 +258,21 @@ class Video:
     @strawberry.field(description="Shares by channel. The creator's only.")
     async def share_channels(self, info: Context) -> Breakdown | None:
         require_owner(info, self.row.creator_id, "Video.shareChannels")
-        return breakdown(await info.context.loaders.channels_of(self.row.video_id))
+        buckets = full_domain(await info.context.loaders.channels_of(self.row.video_id), CHANNELS)
+        return breakdown(privacy(info).cells("shares", self.row.video_id, buckets, scope="channel"))
 
-    @strawberry.field(description="Distinct viewers by region or age band. The creator's only.")
+    @strawberry.field(
+        description="Distinct viewers by region or age band. The creator's only. Every age band is listed; "
+        "regions below k are pooled into one suppressed `OTHER` cell, which is always present."
+    )
     async def audience(self, info: Context, dimension: AudienceDimension) -> Breakdown | None:
         require_owner(info, self.row.creator_id, "Video.audience")
         async with info.context.store.reader.acquire() as conn:
-            return breakdown(await queries.audience(conn, self.row.video_id, dimension.value))
+            buckets = await queries.audience(conn, self.row.video_id, dimension.value)
+        layer = privacy(info)
+        if dimension is AudienceDimension.AGE_BAND:
+            return breakdown(layer.cells("viewers", self.row.video_id, full_domain(buckets, AGE_BAND_KEYS), scope="age_band"))
+        return breakdown(layer.cells("viewers", self.row.video_id, buckets, scope="region", pool_key=OTHER_REGIONS))
 
 
 @strawberry.type
@@ -262,11 +328,22 @@ class Creator:
     def id(self) -> strawberry.ID:
         return strawberry.ID(self.creator_id)
 
-    @strawberry.field
+    @strawberry.field(description="Totals as released: closed buckets only, growing in steps of k distinct actors.")
     async def totals(self, info: Context) -> CreatorTotals:
+        layer = privacy(info)
         async with info.context.store.reader.acquire() as conn:
-            totals = await queries.creator_totals(conn, self.creator_id)
-        return CreatorTotals(**vars(totals))
+            videos = await queries.creator_video_count(conn, self.creator_id)
+            series = await queries.creator_series(conn, self.creator_id, layer.terms.floor, layer.cutoff)
+            follows = await queries.follower_series(conn, self.creator_id, layer.cutoff)
+        totals = release_creator_totals(series, follows, layer.k)
+        return CreatorTotals(
+            videos=videos,
+            views=layer.count("views", self.creator_id, totals.views),
+            likes=layer.count("likes", self.creator_id, totals.likes),
+            comments=layer.count("comments", self.creator_id, totals.comments),
+            shares=layer.count("shares", self.creator_id, totals.shares),
+            followers=layer.count("followers", self.creator_id, totals.followers),
+        )
 
     @strawberry.field(description="The creator's videos, newest first or most shared first.")
     async def videos(
@@ -297,10 +374,12 @@ class Creator:
         require_owner(info, self.creator_id, "Creator.followerGrowth")
         if granularity is Granularity.HOUR:
             raise BadUserInput("followerGrowth is counted per day; use DAY, WEEK or MONTH")
-        start, end = time_range(granularity, from_, to, info.context.now)
+        layer = privacy(info)
+        start, end = layer.served_range(granularity, *time_range(granularity, from_, to, info.context.now))
         async with info.context.store.reader.acquire() as conn:
             buckets = await queries.follower_growth(conn, self.creator_id, start, end, granularity)
-        return Timeline(granularity=granularity, start=start, end=end, buckets=time_buckets(buckets))
+        cells = layer.cells("followers", self.creator_id, buckets, scope=granularity.value, clamp=False)
+        return Timeline(granularity=granularity, start=start, end=end, buckets=time_buckets(cells))
 
 
 @strawberry.type

@@ -12,12 +12,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import authenticate
-from gateway.errors import BadUserInput, GatewayError, PolicyUnavailable, Unauthenticated
+from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PolicyUnavailable, Unauthenticated
 from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error
 from gateway.graphql.loaders import Loaders
 from gateway.policy.fields import select_operation
+from gateway.privacy.budget import charge
+from gateway.privacy.layer import PrivacyLayer
 
 __all__ = ["graphql_endpoint"]
 
@@ -54,17 +56,33 @@ async def graphql_endpoint(request: Request) -> Response:
         loaders=Loaders(store.reader),
         request_id=request_id,
         decider=request.state.decider,
+        noise_key=request.state.noise_key,
     )
+    fixed_terms = request.state.fixed_terms
+    if fixed_terms is not None:
+        context.privacy = context.loaders.layer = PrivacyLayer(fixed_terms, principal, context.noise_key, context.now)
     result = await schema.execute(query, variable_values=variables, context_value=context, operation_name=operation_name)
     body: dict[str, Any] = {"data": result.data}
     status_code = 200
+    headers = {"X-Request-Id": request_id}
     if result.errors:
         body["errors"] = [format_error(error, request_id, uncoded="BAD_USER_INPUT") for error in result.errors]
         if any(error["extensions"]["code"] == PolicyUnavailable.code for error in body["errors"]):
             status_code = PolicyUnavailable.status_code  # fail closed, and say so to load balancers
-    if result.extensions:
-        body["extensions"] = result.extensions
-    return FastJSONResponse(body, status_code=status_code, headers={"X-Request-Id": request_id})
+    extensions = dict(result.extensions or {})
+    layer = context.privacy
+    if layer is not None:
+        try:
+            await charge(store.reader, layer, principal)
+        except BudgetExhausted as exc:
+            # Nothing of the answer is released: the budget did not cover it.
+            body = {"data": None, "errors": [_coded(exc)]}
+            status_code = exc.status_code
+            headers["Retry-After"] = str(max(1, int((exc.resets_at - context.now).total_seconds())))
+        extensions["privacy"] = layer.report()
+    if extensions:
+        body["extensions"] = extensions
+    return FastJSONResponse(body, status_code=status_code, headers=headers)
 
 
 class FastJSONResponse(JSONResponse):
@@ -104,7 +122,7 @@ def _json(text: str | bytes, what: str) -> Any:
 
 
 def _coded(exc: GatewayError) -> dict[str, Any]:
-    return {"message": exc.message, "extensions": {"code": exc.code}}
+    return {"message": exc.message, "extensions": {"code": exc.code, **exc.extensions()}}
 
 
 def _errors(errors: list[dict[str, Any]], status_code: int, request_id: str, headers: dict[str, str] | None = None) -> Response:

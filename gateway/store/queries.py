@@ -7,7 +7,7 @@ from a fixed table, never formatted from input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -16,20 +16,21 @@ import asyncpg
 
 __all__ = [
     "Bucket",
-    "CreatorTotals",
     "Granularity",
     "VideoRow",
     "VideoStatsRow",
     "audience",
-    "channels_by_video",
+    "channels_released",
     "creator_exists",
-    "creator_totals",
+    "creator_series",
+    "creator_video_count",
     "creator_videos",
     "follower_growth",
+    "follower_series",
     "my_follows",
     "my_likes",
     "my_shares",
-    "stats_by_video",
+    "stats_series",
     "timeline",
     "videos_by_id",
 ]
@@ -68,16 +69,6 @@ class Bucket:
     actors: int
 
 
-@dataclass(frozen=True)
-class CreatorTotals:
-    videos: int
-    views: int
-    likes: int
-    comments: int
-    shares: int
-    followers: int
-
-
 async def videos_by_id(conn: asyncpg.Connection, video_ids: Sequence[str]) -> dict[str, VideoRow]:
     rows = await conn.fetch(
         "SELECT video_id, creator_id, published_at FROM videos WHERE video_id = ANY($1::text[])", list(video_ids)
@@ -85,21 +76,49 @@ async def videos_by_id(conn: asyncpg.Connection, video_ids: Sequence[str]) -> di
     return {row["video_id"]: VideoRow(*row) for row in rows}
 
 
-async def stats_by_video(conn: asyncpg.Connection, video_ids: Sequence[str]) -> dict[str, VideoStatsRow]:
-    rows = await conn.fetch(
-        """SELECT video_id, sum(views)::bigint, sum(likes)::bigint, sum(comments)::bigint, sum(shares)::bigint,
-                  sum(watch_ms)::bigint, sum(completed_views)::bigint
-           FROM video_hourly WHERE video_id = ANY($1::text[]) GROUP BY video_id""",
-        list(video_ids),
-    )
-    return {row[0]: VideoStatsRow(*row[1:]) for row in rows}
+# A video's totals are released from its closed floor buckets (gateway.privacy.release): one row
+# per video and bucket, oldest first. Each count is followed by its distinct-actor units.
+_STATS_SERIES = """
+SELECT video_id, date_trunc($2, hour, 'UTC') AS bucket,
+       sum(views)::bigint, sum(watch_ms)::bigint, sum(completed_views)::bigint, sum(viewers)::bigint,
+       sum(likes)::bigint, sum(likers + unlikers)::bigint,
+       sum(comments)::bigint, sum(commenters)::bigint,
+       sum(shares)::bigint, sum(sharers)::bigint
+FROM video_hourly
+WHERE video_id = ANY($1::text[]) AND hour < $3
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
 
 
-async def channels_by_video(conn: asyncpg.Connection, video_ids: Sequence[str]) -> dict[str, list[Bucket]]:
+async def stats_series(
+    conn: asyncpg.Connection, video_ids: Sequence[str], floor: Granularity, cutoff: datetime
+) -> dict[str, list[asyncpg.Record]]:
+    """Per video, its `floor` buckets before `cutoff`: (video_id, bucket, views, watch_ms, completed_views,
+    viewers, likes, like units, comments, commenters, shares, sharers)."""
+    rows = await conn.fetch(_STATS_SERIES, list(video_ids), floor.value, cutoff)
+    found: dict[str, list[asyncpg.Record]] = {}
+    for row in rows:
+        found.setdefault(row[0], []).append(row)
+    return found
+
+
+async def channels_released(
+    conn: asyncpg.Connection, released_until: Mapping[str, datetime]
+) -> dict[str, list[Bucket]]:
+    """Shares by channel per video, counting the hours before the video's released end only.
+
+    A cell's actors is the smaller of two upper bounds of its distinct sharers in those hours:
+    the sum of the hourly distinct counts, and the video's lifetime distinct count."""
     rows = await conn.fetch(
-        """SELECT video_id, channel::text, shares, sharers FROM video_channels
-           WHERE video_id = ANY($1::text[]) ORDER BY video_id, shares DESC, channel""",
-        list(video_ids),
+        """SELECT r.video_id, c.channel::text, sum(c.shares)::bigint,
+                  least(sum(c.sharers), max(t.sharers))::bigint
+           FROM unnest($1::text[], $2::timestamptz[]) AS r(video_id, released_until)
+           JOIN video_hourly_channels c ON c.video_id = r.video_id AND c.hour < r.released_until
+           LEFT JOIN video_channels t ON t.video_id = c.video_id AND t.channel = c.channel
+           GROUP BY 1, 2""",
+        list(released_until),
+        list(released_until.values()),
     )
     found: dict[str, list[Bucket]] = {}
     for row in rows:
@@ -183,17 +202,41 @@ async def creator_exists(conn: asyncpg.Connection, creator_id: str) -> bool:
     return found
 
 
-async def creator_totals(conn: asyncpg.Connection, creator_id: str) -> CreatorTotals:
-    row = await conn.fetchrow(
-        """SELECT (SELECT count(*) FROM videos WHERE creator_id = $1),
-                  coalesce(sum(h.views), 0)::bigint, coalesce(sum(h.likes), 0)::bigint,
-                  coalesce(sum(h.comments), 0)::bigint, coalesce(sum(h.shares), 0)::bigint,
-                  (SELECT coalesce(sum(follows - unfollows), 0)::bigint FROM creator_daily WHERE creator_id = $1)
+async def creator_video_count(conn: asyncpg.Connection, creator_id: str) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM videos WHERE creator_id = $1", creator_id)
+    return count
+
+
+async def creator_series(
+    conn: asyncpg.Connection, creator_id: str, floor: Granularity, cutoff: datetime
+) -> list[asyncpg.Record]:
+    """The creator's `floor` buckets before `cutoff`, summed over their videos: (bucket, views, viewers,
+    likes, like units, comments, commenters, shares, sharers)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT date_trunc($2, h.hour, 'UTC') AS bucket,
+                  sum(h.views)::bigint, sum(h.viewers)::bigint, sum(h.likes)::bigint, sum(h.likers + h.unlikers)::bigint,
+                  sum(h.comments)::bigint, sum(h.commenters)::bigint, sum(h.shares)::bigint, sum(h.sharers)::bigint
            FROM videos v JOIN video_hourly h USING (video_id)
-           WHERE v.creator_id = $1""",
+           WHERE v.creator_id = $1 AND h.hour < $3
+           GROUP BY 1 ORDER BY 1""",
         creator_id,
+        floor.value,
+        cutoff,
     )
-    return CreatorTotals(*row)
+    return rows
+
+
+async def follower_series(conn: asyncpg.Connection, creator_id: str, cutoff: datetime) -> list[asyncpg.Record]:
+    """The creator's whole days that ended by `cutoff`, oldest first: (day, net follows, follow units)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT day, (follows - unfollows)::bigint, (followers + unfollowers)::bigint
+           FROM creator_daily
+           WHERE creator_id = $1 AND day::timestamp AT TIME ZONE 'UTC' + interval '1 day' <= $2
+           ORDER BY day""",
+        creator_id,
+        cutoff,
+    )
+    return rows
 
 
 # Keyset pages of a creator's videos; the cursor is the last row's sort key.

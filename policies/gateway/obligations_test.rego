@@ -19,7 +19,7 @@ test_k_threshold_per_kind if {
 	cases := [
 		{"principal": kind("user"), "k": 5},
 		{"principal": app(["insights"]), "k": 50},
-		{"principal": kind("anonymous"), "k": 50},
+		{"principal": kind("anonymous"), "k": 5},
 		{"principal": kind("compliance"), "k": 50},
 		{"principal": kind("robot"), "k": 50},
 	]

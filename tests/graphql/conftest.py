@@ -12,7 +12,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.store.migrate import migrate
 
-from harness import APP_SECRET, Gateway, serve
+from harness import APP_SECRET, FIELD_TEST_TERMS, Gateway, policies_with, serve
 
 ROOT_CONFTEST = Path(__file__).parent.parent / "conftest.py"
 
@@ -29,9 +29,11 @@ def pytest_plugin_registered(plugin: object, manager: pytest.PytestPluginManager
 
 
 @pytest.fixture(scope="module")
-async def gateway(database_url: str) -> AsyncIterator[Gateway]:
-    """The app over this module's database, its lifespan run as a server runs it."""
-    app = create_app(Settings(database_url=database_url, secret=APP_SECRET))
+async def gateway(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+    """The app over this module's database, its lifespan run as a server runs it, under the shipped
+    policy with the thresholds off (FIELD_TEST_TERMS)."""
+    policy_dir = policies_with(tmp_path_factory.mktemp("policies"), FIELD_TEST_TERMS)
+    app = create_app(Settings(database_url=database_url, secret=APP_SECRET, policy_dir=policy_dir))
     async with app.router.lifespan_context(app) as state:
         async with serve(app, dict(state or {})) as http:
             yield Gateway(state=dict(state or {}), http=http)

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from gateway.auth import ANONYMOUS, Principal, PrincipalKind, create_token
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind, create_app_token, create_token
 from gateway.ingest.ndjson import parse_objects
 from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.pools import Store
 
-__all__ = ["APP_SECRET", "Gateway", "authorization", "serve"]
+__all__ = ["APP_SECRET", "FIELD_TEST_TERMS", "Gateway", "authorization", "policies_with", "serve"]
+
+SHIPPED_POLICIES = Path(__file__).parents[2] / "policies"
+
+# The field tests check what each field computes from a hand-counted fixture of a few people,
+# so they run under the shipped policy with its thresholds off: no k, no delay after a bucket
+# closes. What the thresholds do is tested in tests/privacy and tests/attacks, under the
+# shipped terms.
+FIELD_TEST_TERMS = {"k_threshold": 0, "bucket_delay_seconds": 0}
 
 # The app signs with a secret long enough for HS256 (PyJWT warns, an error here, below 32 bytes).
 APP_SECRET = "graphql-tests-app-secret-" + "0123456789abcdef" * 2
@@ -53,7 +64,26 @@ def authorization(principal: Principal) -> dict[str, str]:
     if principal.kind is PrincipalKind.ANONYMOUS:
         return {}
     assert principal.id is not None
-    return {"Authorization": f"Bearer {create_token(APP_SECRET, principal.kind, principal.id, ttl_seconds=300)}"}
+    if principal.kind is PrincipalKind.APP:
+        app_id = principal.app_id or "app-tests"
+        token = create_app_token(APP_SECRET, app_id, principal.id, sorted(principal.scopes) or ["stats"], ttl_seconds=300)
+    else:
+        token = create_token(APP_SECRET, principal.kind, principal.id, ttl_seconds=300)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def policies_with(target: Path, terms: dict[str, Any]) -> Path:
+    """A copy of the shipped policies in `target` whose obligations set `terms` for every principal kind."""
+    # The shipped Rego tests pin the shipped figures; a policy with other figures goes without them.
+    shutil.copytree(SHIPPED_POLICIES, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*_test.rego"))
+    data_file = target / "data.json"
+    data = json.loads(data_file.read_text())
+    obligations = data["obligations"]
+    obligations["defaults"].update(terms)
+    for overrides in obligations["principals"].values():
+        overrides.update(terms)
+    data_file.write_text(json.dumps(data, indent=2))
+    return target
 
 
 @contextlib.asynccontextmanager

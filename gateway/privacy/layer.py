@@ -1,0 +1,119 @@
+"""One request's privacy layer: the policy's terms applied to every aggregate a resolver serves.
+
+Resolvers hand it what they read from the rollups; it hands back what may be
+released (suppressed cells, closed and delayed buckets, totals in steps of k,
+noise for the principals whose obligations carry ε), keeps the tally that
+becomes `extensions.privacy`, and records each noisy release for the budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
+
+import orjson
+
+from gateway.auth import Principal
+from gateway.privacy.noise import noisy_count
+from gateway.privacy.release import cutoff, truncate
+from gateway.privacy.suppression import Cell, suppress
+from gateway.privacy.terms import PrivacyTerms
+from gateway.store.queries import Bucket, Granularity
+
+__all__ = ["PrivacyLayer"]
+
+
+class PrivacyLayer:
+    def __init__(self, terms: PrivacyTerms, principal: Principal, noise_key: bytes, now: datetime) -> None:
+        self.terms = terms
+        self._principal = principal
+        self._noise_key = noise_key
+        self.now = now
+        # Data at or after this instant is not served: the newest floor bucket closed `delay` ago ends here.
+        self.cutoff = cutoff(now, terms.floor, terms.delay)
+        self.suppressed_cells = 0
+        self.noised = False
+        # Noisy releases of this request: digest of (question, data) → ε it costs.
+        self.releases: dict[bytes, Fraction] = {}
+        self.epsilon_spent: Fraction = Fraction(0)
+        self.budget_left: Fraction | None = None
+
+    @property
+    def k(self) -> int:
+        return self.terms.k
+
+    # -- time -------------------------------------------------------------------------------
+
+    def served_range(self, granularity: Granularity, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+        """[start, end) widened to whole `granularity` buckets at the start and cut to whole, closed,
+        delayed buckets at the end: overlapping ranges share their buckets, and no bucket is partial."""
+        start = truncate(start, granularity)
+        newest = truncate(self.now - self.terms.delay, granularity)
+        return start, max(start, min(truncate(end, granularity), newest))
+
+    # -- cells ------------------------------------------------------------------------------
+
+    def cells(
+        self,
+        metric: str,
+        subject: str,
+        buckets: Sequence[Bucket],
+        *,
+        scope: str,
+        pool_key: str | None = None,
+        clamp: bool = True,
+        tally: bool = True,
+    ) -> list[Cell]:
+        """`buckets` as they may be served: k-suppressed (with complementary suppression; pooled into
+        one `pool_key` cell when given) and, for principals with ε for `metric`, noised, as one noisy
+        release. `scope` names the kind of cell (a granularity, "channel", "region"…) for the PRF."""
+        cells = suppress(buckets, self.terms.k, pool_key=pool_key)
+        if tally:
+            self.suppressed_cells += sum(1 for cell in cells if cell.count is None)
+        epsilon = self.terms.epsilon.get(metric)
+        visible = [(str(cell.key), cell.count) for cell in cells if cell.count is not None]
+        if epsilon is None or not visible:
+            return cells
+        self._release(epsilon, "cells", metric, subject, scope, visible)
+        return [
+            cell
+            if cell.count is None
+            else Cell(cell.key, self._noise(epsilon, metric, subject, f"{scope}:{cell.key}", cell.count, clamp), cell.actors)
+            for cell in cells
+        ]
+
+    def count(self, metric: str, subject: str, value: int, *, clamp: bool = True) -> int:
+        """A released total: noised (one release) when the principal's terms carry ε for `metric`."""
+        epsilon = self.terms.epsilon.get(metric)
+        if epsilon is None:
+            return value
+        self._release(epsilon, "total", metric, subject, value)
+        return self._noise(epsilon, metric, subject, "total", value, clamp)
+
+    def _noise(self, epsilon: Fraction, metric: str, subject: str, bucket: str, value: int, clamp: bool) -> int:
+        self.noised = True
+        noisy = noisy_count(self._noise_key, epsilon, value, metric, subject, bucket, self._principal.app_id)
+        return max(0, noisy) if clamp else noisy
+
+    def _release(self, epsilon: Fraction, *question: Any) -> None:
+        digest = hmac.new(self._noise_key, orjson.dumps([self._principal.app_id, *question]), hashlib.sha256).digest()
+        self.releases[digest] = epsilon
+
+    # -- report -----------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        """`extensions.privacy` of the response."""
+        return {
+            "k": self.terms.k,
+            "granularityFloor": self.terms.floor.name,
+            "suppressedCells": self.suppressed_cells,
+            "noised": self.noised,
+            "epsilonSpent": float(self.epsilon_spent),
+            "budgetLeft": None if self.budget_left is None else float(self.budget_left),
+        }
+
+

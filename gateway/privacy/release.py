@@ -1,0 +1,135 @@
+"""What may be served of a time series, and when.
+
+Two rules, both stateless (every replica, every restart, gives the same answer):
+
+* **Closed buckets only, after a delay.** A bucket of the principal's granularity
+  floor is served once it has closed and `delay` has passed: a share cannot be
+  lined up with a comment posted a minute earlier, and no answer changes while
+  its bucket is still filling.
+* **Totals grow in steps of k.** Walking the closed buckets oldest first, a total
+  takes in the buckets behind it only once they hold at least k distinct-actor
+  units; what comes after the last full step is held back. Two answers to the
+  same total asked at different times (yesterday's and today's count) therefore
+  differ by the activity of at least k actors, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway.store.queries import Granularity, VideoStatsRow
+
+__all__ = [
+    "Released",
+    "ReleasedStats",
+    "ReleasedTotals",
+    "bucket_after",
+    "cutoff",
+    "release_creator_totals",
+    "release_video_stats",
+    "released_sums",
+    "truncate",
+]
+
+
+def truncate(moment: datetime, granularity: Granularity) -> datetime:
+    """The start of the bucket (UTC; weeks start on Monday) that `moment` falls in."""
+    moment = moment.astimezone(UTC)
+    if granularity is Granularity.HOUR:
+        return moment.replace(minute=0, second=0, microsecond=0)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if granularity is Granularity.DAY:
+        return day
+    if granularity is Granularity.WEEK:
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def bucket_after(start: datetime, granularity: Granularity) -> datetime:
+    """The start of the bucket that follows the one starting at `start`."""
+    if granularity is Granularity.MONTH:
+        return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    step = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1), Granularity.WEEK: timedelta(weeks=1)}
+    return start + step[granularity]
+
+
+def cutoff(now: datetime, granularity: Granularity, delay: timedelta) -> datetime:
+    """The end of the newest `granularity` bucket that closed at least `delay` before `now`;
+    data at or after it is not served."""
+    return truncate(now - delay, granularity)
+
+
+@dataclass(frozen=True)
+class Released:
+    """Column sums over the released buckets, and the index of the last one (-1: none released)."""
+
+    sums: list[int]
+    last: int
+
+
+def released_sums(rows: Iterable[tuple[Sequence[int], int]], k: int, width: int) -> Released:
+    """Column sums of `width` counts over the closed buckets `rows` (oldest first, each as
+    (counts, distinct-actor units)) that are released in steps of at least `k` units."""
+    released = [0] * width
+    pending = [0] * width
+    held = 0
+    last = -1
+    for index, (counts, units) in enumerate(rows):
+        for column in range(width):
+            pending[column] += counts[column]
+        held += units
+        if held >= k:
+            for column in range(width):
+                released[column] += pending[column]
+                pending[column] = 0
+            held = 0
+            last = index
+    return Released(released, last)
+
+
+@dataclass(frozen=True)
+class ReleasedStats:
+    stats: VideoStatsRow
+    shares_until: datetime | None  # the end of the last released share bucket; None: no share released
+
+
+def release_video_stats(rows: Sequence[Sequence[Any]], k: int, floor: Granularity) -> ReleasedStats:
+    """A video's totals from `queries.stats_series` rows: views with watch time and completions
+    (in steps of k viewers), likes, comments and shares, each in its own steps."""
+    views = released_sums(((row[2:5], row[5]) for row in rows), k, 3)
+    likes = released_sums(((row[6:7], row[7]) for row in rows), k, 1)
+    comments = released_sums(((row[8:9], row[9]) for row in rows), k, 1)
+    shares = released_sums(((row[10:11], row[11]) for row in rows), k, 1)
+    stats = VideoStatsRow(
+        views=views.sums[0],
+        watch_ms=views.sums[1],
+        completed_views=views.sums[2],
+        likes=likes.sums[0],
+        comments=comments.sums[0],
+        shares=shares.sums[0],
+    )
+    until = bucket_after(rows[shares.last][1], floor) if shares.last >= 0 else None
+    return ReleasedStats(stats, until)
+
+
+@dataclass(frozen=True)
+class ReleasedTotals:
+    views: int
+    likes: int
+    comments: int
+    shares: int
+    followers: int
+
+
+def release_creator_totals(rows: Sequence[Sequence[Any]], follower_rows: Sequence[Sequence[Any]], k: int) -> ReleasedTotals:
+    """A creator's totals from `queries.creator_series` and `queries.follower_series` rows."""
+    return ReleasedTotals(
+        views=released_sums(((row[1:2], row[2]) for row in rows), k, 1).sums[0],
+        likes=released_sums(((row[3:4], row[4]) for row in rows), k, 1).sums[0],
+        comments=released_sums(((row[5:6], row[6]) for row in rows), k, 1).sums[0],
+        shares=released_sums(((row[7:8], row[8]) for row in rows), k, 1).sums[0],
+        followers=released_sums(((row[1:2], row[2]) for row in follower_rows), k, 1).sums[0],
+    )

@@ -1,0 +1,51 @@
+"""k-threshold suppression of breakdown cells and time buckets.
+
+A cell backed by fewer than k distinct actors is served as `count: null,
+suppressed: true`, and so is an empty one: otherwise "suppressed" would mean
+"one to k-1 actors", which is itself a presence. When exactly one cell is
+suppressed while the total is visible elsewhere, total minus the others would
+give it back; the next-smallest cell is suppressed with it (complementary
+suppression), so only a sum over two or more cells can be recovered.
+
+The order of what is served never depends on a suppressed cell's size:
+visible cells come first, largest first; suppressed cells follow in key order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from gateway.store.queries import Bucket
+
+__all__ = ["Cell", "suppress"]
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    key: str | datetime | date
+    count: int | None  # None when suppressed
+    actors: int
+
+    @property
+    def suppressed(self) -> bool:
+        return self.count is None
+
+
+def suppress(buckets: Sequence[Bucket], k: int, *, pool_key: str | None = None) -> list[Cell]:
+    """`buckets`, in their order, with each one below `k` distinct actors suppressed, plus
+    complementary suppression (the total is taken to be visible).
+
+    With `pool_key` (a breakdown over a domain too large to list, such as regions), suppressed
+    cells are not listed by key: they are served as one suppressed `pool_key` cell, always
+    present; once it holds any cell it counts as one suppressed cell for complementary suppression."""
+    hidden = {index for index, bucket in enumerate(buckets) if bucket.actors < k}
+    suppressed_cells = min(len(hidden), 1) if pool_key is not None else len(hidden)
+    if suppressed_cells == 1 and len(hidden) < len(buckets):
+        shown = [index for index in range(len(buckets)) if index not in hidden]
+        smallest = min(shown, key=lambda index: (buckets[index].count, buckets[index].actors, str(buckets[index].key)))
+        hidden.add(smallest)
+    if pool_key is None:
+        return [Cell(bucket.key, None if index in hidden else bucket.count, bucket.actors) for index, bucket in enumerate(buckets)]
+    shown_cells = [Cell(bucket.key, bucket.count, bucket.actors) for index, bucket in enumerate(buckets) if index not in hidden]
+    return [*shown_cells, Cell(pool_key, None, sum(buckets[index].actors for index in hidden))]

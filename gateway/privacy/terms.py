@@ -1,0 +1,94 @@
+"""The policy's obligations for one decision, checked and typed once.
+
+A decision the gateway cannot read as terms is the policy failing, so the
+request fails closed (POLICY_UNAVAILABLE), never served with weaker terms.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import timedelta
+from fractions import Fraction
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.errors import PolicyUnavailable
+from gateway.store.queries import Granularity
+
+__all__ = ["PrivacyTerms", "terms_of"]
+
+
+class _Obligations(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    k_threshold: int = Field(ge=0)  # 0: no threshold (the policy's call, e.g. in a test policy)
+    granularity_floor: Granularity
+    bucket_delay_seconds: int = Field(ge=0)
+    epsilon: dict[str, float] = {}
+    epsilon_budget_per_day: float | None = Field(default=None, ge=0)
+
+
+class PrivacyTerms:
+    """k, the granularity floor, the delay after a bucket closes, ε per metric and the daily ε budget."""
+
+    __slots__ = ("budget_per_day", "delay", "epsilon", "floor", "k")
+
+    def __init__(
+        self,
+        k: int,
+        floor: Granularity,
+        delay: timedelta,
+        epsilon: dict[str, Fraction],
+        budget_per_day: Fraction | None,
+    ) -> None:
+        self.k = k
+        self.floor = floor
+        self.delay = delay
+        self.epsilon = epsilon
+        self.budget_per_day = budget_per_day
+
+    @property
+    def noised(self) -> bool:
+        return bool(self.epsilon)
+
+    @classmethod
+    def parse(cls, obligations: dict[str, Any]) -> PrivacyTerms:
+        try:
+            parsed = _Obligations.model_validate({**obligations, "granularity_floor": str(obligations.get("granularity_floor", "")).lower()})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise PolicyUnavailable(f"the policy's obligations are malformed ({where}: {error['msg']})") from exc
+        epsilon = {}
+        for metric, value in parsed.epsilon.items():
+            if not value > 0:
+                raise PolicyUnavailable(f"the policy's obligations are malformed (epsilon.{metric} must be positive)")
+            # ε as the decimal the policy wrote (0.1 is 1/10, not the nearest binary fraction):
+            # the sampler needs it as an exact ratio of integers.
+            epsilon[metric] = Fraction(repr(value)).limit_denominator(10**6)
+        budget = None if parsed.epsilon_budget_per_day is None else Fraction(repr(parsed.epsilon_budget_per_day))
+        return cls(
+            k=parsed.k_threshold,
+            floor=parsed.granularity_floor,
+            delay=timedelta(seconds=parsed.bucket_delay_seconds),
+            epsilon=epsilon,
+            budget_per_day=budget,
+        )
+
+
+# A cached decision serves many requests with the same obligations object: parse it once.
+_CACHE_SIZE = 256
+_parsed: OrderedDict[int, tuple[dict[str, Any], PrivacyTerms]] = OrderedDict()
+
+
+def terms_of(obligations: dict[str, Any]) -> PrivacyTerms:
+    key = id(obligations)
+    hit = _parsed.get(key)
+    if hit is not None and hit[0] is obligations:
+        return hit[1]
+    terms = PrivacyTerms.parse(obligations)
+    _parsed[key] = (obligations, terms)  # holding the dict keeps its id from being reused
+    while len(_parsed) > _CACHE_SIZE:
+        _parsed.popitem(last=False)
+    return terms

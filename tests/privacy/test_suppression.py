@@ -1,0 +1,63 @@
+"""k-threshold and complementary suppression."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.privacy.suppression import suppress
+from gateway.store.queries import Bucket
+
+
+def served(buckets: list[Bucket], k: int, pool_key: str | None = None) -> list[tuple[object, int | None]]:
+    return [(cell.key, cell.count) for cell in suppress(buckets, k, pool_key=pool_key)]
+
+
+def test_cells_below_k_distinct_actors_are_suppressed_and_empty_ones_too() -> None:
+    buckets = [Bucket("whatsapp", 40, 30), Bucket("x", 9, 4), Bucket("email", 0, 0), Bucket("sms", 6, 5)]
+    assert served(buckets, 5) == [("whatsapp", 40), ("x", None), ("email", None), ("sms", 6)]
+
+
+def test_the_count_does_not_decide_only_distinct_actors_do() -> None:
+    # One account sharing 12 times is still one actor.
+    assert served([Bucket("a", 12, 1), Bucket("b", 10, 10), Bucket("c", 1, 1)], 5) == [("a", None), ("b", 10), ("c", None)]
+
+
+def test_one_suppressed_cell_takes_the_next_smallest_with_it() -> None:
+    buckets = [Bucket("whatsapp", 40, 30), Bucket("x", 1, 1), Bucket("email", 7, 6), Bucket("sms", 6, 6)]
+    # total 54 is public: alone, x would be 54 - 40 - 7 - 6.
+    assert served(buckets, 5) == [("whatsapp", 40), ("x", None), ("email", 7), ("sms", None)]
+
+
+def test_ties_for_next_smallest_are_broken_by_actors_then_key() -> None:
+    buckets = [Bucket("a", 1, 1), Bucket("c", 6, 6), Bucket("b", 6, 5), Bucket("d", 6, 5)]
+    assert served(buckets, 5) == [("a", None), ("c", 6), ("b", None), ("d", 6)]
+
+
+def test_nothing_to_hide_hides_nothing() -> None:
+    buckets = [Bucket("a", 10, 10), Bucket("b", 5, 5)]
+    assert served(buckets, 5) == [("a", 10), ("b", 5)]
+
+
+def test_a_lone_cell_below_k_has_no_partner() -> None:
+    assert served([Bucket("a", 2, 2)], 5) == [("a", None)]
+
+
+def test_pooled_cells_hide_their_keys_and_take_the_smallest_visible_with_them() -> None:
+    buckets = [Bucket("DE", 50, 50), Bucket("IS", 1, 1), Bucket("FR", 9, 9), Bucket("US", 30, 30)]
+    assert served(buckets, 5, pool_key="OTHER") == [("DE", 50), ("US", 30), ("OTHER", None)]
+
+
+def test_the_pool_is_served_even_when_empty() -> None:
+    assert served([Bucket("DE", 50, 50), Bucket("FR", 9, 9)], 5, pool_key="OTHER") == [("DE", 50), ("FR", 9), ("OTHER", None)]
+
+
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 12)), min_size=1, max_size=12), st.integers(1, 10))
+def test_no_suppressed_cell_can_be_recomputed_from_the_total(cells: list[tuple[int, int]], k: int) -> None:
+    buckets = [Bucket(f"key-{index}", max(count, actors), actors) for index, (count, actors) in enumerate(cells)]
+    result = suppress(buckets, k)
+    hidden = [cell for cell in result if cell.count is None]
+    # Every cell below k is hidden; none at or above k is hidden unless as the one complement.
+    assert all(cell.count is None for cell in result if cell.actors < k)
+    # Total minus the visible cells gives a hidden cell back only when exactly one is hidden.
+    assert len(hidden) != 1 or len(result) == 1
