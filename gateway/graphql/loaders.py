@@ -25,7 +25,7 @@ __all__ = ["Loaders"]
 
 Value = TypeVar("Value")
 
-NOTHING_RELEASED = ReleasedStats(VideoStatsRow(), None)
+NOTHING_RELEASED = ReleasedStats(VideoStatsRow(), None, None)
 
 
 class Loaders:

@@ -21,7 +21,7 @@ from gateway.graphql.context import RequestContext
 from gateway.graphql.ranges import time_range
 from gateway.ingest.events import AGE_BANDS, Channel, is_platform_id
 from gateway.privacy.layer import PrivacyLayer
-from gateway.privacy.release import release_creator_totals
+from gateway.privacy.release import release_video_stats, released_followers
 from gateway.privacy.suppression import Cell
 from gateway.store import queries
 from gateway.store.queries import Bucket, Granularity, VideoRow
@@ -267,8 +267,12 @@ class Video:
     )
     async def audience(self, info: Context, dimension: AudienceDimension) -> Breakdown | None:
         require_owner(info, self.row.creator_id, "Video.audience")
-        async with info.context.store.reader.acquire() as conn:
-            buckets = await queries.audience(conn, self.row.video_id, dimension.value)
+        # As of the video's released views: a viewer who just came is not in it yet.
+        until = (await info.context.loaders.stats_of(self.row.video_id)).views_until
+        buckets = []
+        if until is not None:
+            async with info.context.store.reader.acquire() as conn:
+                buckets = await queries.audience(conn, self.row.video_id, dimension.value, until)
         layer = privacy(info)
         if dimension is AudienceDimension.AGE_BAND:
             return breakdown(layer.cells("viewers", self.row.video_id, full_domain(buckets, AGE_BAND_KEYS), scope="age_band"))
@@ -328,21 +332,23 @@ class Creator:
     def id(self) -> strawberry.ID:
         return strawberry.ID(self.creator_id)
 
-    @strawberry.field(description="Totals as released: closed buckets only, growing in steps of k distinct actors.")
+    @strawberry.field(
+        description="Totals as released: the sums of the videos' released counts, and followers in steps of k."
+    )
     async def totals(self, info: Context) -> CreatorTotals:
         layer = privacy(info)
         async with info.context.store.reader.acquire() as conn:
             videos = await queries.creator_video_count(conn, self.creator_id)
-            series = await queries.creator_series(conn, self.creator_id, layer.terms.floor, layer.cutoff)
+            series = await queries.creator_stats_series(conn, self.creator_id, layer.terms.floor, layer.cutoff)
             follows = await queries.follower_series(conn, self.creator_id, layer.cutoff)
-        totals = release_creator_totals(series, follows, layer.k)
+        released = [release_video_stats(rows, layer.k, layer.terms.floor).stats for rows in series.values()]
         return CreatorTotals(
             videos=videos,
-            views=layer.count("views", self.creator_id, totals.views),
-            likes=layer.count("likes", self.creator_id, totals.likes),
-            comments=layer.count("comments", self.creator_id, totals.comments),
-            shares=layer.count("shares", self.creator_id, totals.shares),
-            followers=layer.count("followers", self.creator_id, totals.followers),
+            views=layer.count("views", self.creator_id, sum(stats.views for stats in released)),
+            likes=layer.count("likes", self.creator_id, sum(stats.likes for stats in released)),
+            comments=layer.count("comments", self.creator_id, sum(stats.comments for stats in released)),
+            shares=layer.count("shares", self.creator_id, sum(stats.shares for stats in released)),
+            followers=layer.count("followers", self.creator_id, released_followers(follows, layer.k)),
         )
 
     @strawberry.field(description="The creator's videos, newest first or most shared first.")

@@ -25,11 +25,10 @@ from gateway.store.queries import Granularity, VideoStatsRow
 __all__ = [
     "Released",
     "ReleasedStats",
-    "ReleasedTotals",
     "bucket_after",
     "cutoff",
-    "release_creator_totals",
     "release_video_stats",
+    "released_followers",
     "released_sums",
     "truncate",
 ]
@@ -93,7 +92,9 @@ def released_sums(rows: Iterable[tuple[Sequence[int], int]], k: int, width: int)
 @dataclass(frozen=True)
 class ReleasedStats:
     stats: VideoStatsRow
-    shares_until: datetime | None  # the end of the last released share bucket; None: no share released
+    # The end of the last bucket whose views (shares) are released; None: none is.
+    views_until: datetime | None
+    shares_until: datetime | None
 
 
 def release_video_stats(rows: Sequence[Sequence[Any]], k: int, floor: Granularity) -> ReleasedStats:
@@ -111,25 +112,12 @@ def release_video_stats(rows: Sequence[Sequence[Any]], k: int, floor: Granularit
         comments=comments.sums[0],
         shares=shares.sums[0],
     )
-    until = bucket_after(rows[shares.last][1], floor) if shares.last >= 0 else None
-    return ReleasedStats(stats, until)
+    def until(released: Released) -> datetime | None:
+        return bucket_after(rows[released.last][1], floor) if released.last >= 0 else None
+
+    return ReleasedStats(stats, until(views), until(shares))
 
 
-@dataclass(frozen=True)
-class ReleasedTotals:
-    views: int
-    likes: int
-    comments: int
-    shares: int
-    followers: int
-
-
-def release_creator_totals(rows: Sequence[Sequence[Any]], follower_rows: Sequence[Sequence[Any]], k: int) -> ReleasedTotals:
-    """A creator's totals from `queries.creator_series` and `queries.follower_series` rows."""
-    return ReleasedTotals(
-        views=released_sums(((row[1:2], row[2]) for row in rows), k, 1).sums[0],
-        likes=released_sums(((row[3:4], row[4]) for row in rows), k, 1).sums[0],
-        comments=released_sums(((row[5:6], row[6]) for row in rows), k, 1).sums[0],
-        shares=released_sums(((row[7:8], row[8]) for row in rows), k, 1).sums[0],
-        followers=released_sums(((row[1:2], row[2]) for row in follower_rows), k, 1).sums[0],
-    )
+def released_followers(rows: Iterable[Sequence[Any]], k: int) -> int:
+    """Net followers from `queries.follower_series` rows, in steps of k follow units."""
+    return released_sums(((row[1:2], row[2]) for row in rows), k, 1).sums[0]

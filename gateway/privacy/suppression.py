@@ -38,9 +38,11 @@ def suppress(buckets: Sequence[Bucket], k: int, *, pool_key: str | None = None) 
 
     With `pool_key` (a breakdown over a domain too large to list, such as regions), suppressed
     cells are not listed by key: they are served as one suppressed `pool_key` cell, always
-    present; once it holds any cell it counts as one suppressed cell for complementary suppression."""
+    present, which counts as the one suppressed cell for complementary suppression whenever there
+    is a threshold: the smallest listed cell always joins it, so whether the pool holds anything
+    does not show either."""
     hidden = {index for index, bucket in enumerate(buckets) if bucket.actors < k}
-    suppressed_cells = min(len(hidden), 1) if pool_key is not None else len(hidden)
+    suppressed_cells = (1 if k > 0 else 0) if pool_key is not None else len(hidden)
     if suppressed_cells == 1 and len(hidden) < len(buckets):
         shown = [index for index in range(len(buckets)) if index not in hidden]
         smallest = min(shown, key=lambda index: (buckets[index].count, buckets[index].actors, str(buckets[index].key)))

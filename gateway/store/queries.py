@@ -22,7 +22,7 @@ __all__ = [
     "audience",
     "channels_released",
     "creator_exists",
-    "creator_series",
+    "creator_stats_series",
     "creator_video_count",
     "creator_videos",
     "follower_growth",
@@ -85,10 +85,21 @@ SELECT video_id, date_trunc($2, hour, 'UTC') AS bucket,
        sum(comments)::bigint, sum(commenters)::bigint,
        sum(shares)::bigint, sum(sharers)::bigint
 FROM video_hourly
-WHERE video_id = ANY($1::text[]) AND hour < $3
+WHERE {videos} AND hour < $3
 GROUP BY 1, 2
 ORDER BY 1, 2
 """
+STATS_SERIES_STATEMENTS = {
+    "videos": _STATS_SERIES.format(videos="video_id = ANY($1::text[])"),
+    "creator": _STATS_SERIES.format(videos="video_id IN (SELECT video_id FROM videos WHERE creator_id = $1)"),
+}
+
+
+def _by_video(rows: list[asyncpg.Record]) -> dict[str, list[asyncpg.Record]]:
+    found: dict[str, list[asyncpg.Record]] = {}
+    for row in rows:
+        found.setdefault(row[0], []).append(row)
+    return found
 
 
 async def stats_series(
@@ -96,11 +107,14 @@ async def stats_series(
 ) -> dict[str, list[asyncpg.Record]]:
     """Per video, its `floor` buckets before `cutoff`: (video_id, bucket, views, watch_ms, completed_views,
     viewers, likes, like units, comments, commenters, shares, sharers)."""
-    rows = await conn.fetch(_STATS_SERIES, list(video_ids), floor.value, cutoff)
-    found: dict[str, list[asyncpg.Record]] = {}
-    for row in rows:
-        found.setdefault(row[0], []).append(row)
-    return found
+    return _by_video(await conn.fetch(STATS_SERIES_STATEMENTS["videos"], list(video_ids), floor.value, cutoff))
+
+
+async def creator_stats_series(
+    conn: asyncpg.Connection, creator_id: str, floor: Granularity, cutoff: datetime
+) -> dict[str, list[asyncpg.Record]]:
+    """`stats_series` of every video of the creator."""
+    return _by_video(await conn.fetch(STATS_SERIES_STATEMENTS["creator"], creator_id, floor.value, cutoff))
 
 
 async def channels_released(
@@ -126,13 +140,9 @@ async def channels_released(
     return found
 
 
-async def audience(conn: asyncpg.Connection, video_id: str, dimension: str) -> list[Bucket]:
-    rows = await conn.fetch(
-        """SELECT value, viewers, viewers FROM video_audience
-           WHERE video_id = $1 AND dimension = $2 AND viewers > 0 ORDER BY viewers DESC, value""",
-        video_id,
-        dimension,
-    )
+async def audience(conn: asyncpg.Connection, video_id: str, dimension: str, until: datetime) -> list[Bucket]:
+    """Distinct viewers per region or age band over the hours before `until` (migration 0008)."""
+    rows = await conn.fetch("SELECT value, viewers, viewers FROM audience_released($1, $2, $3)", video_id, dimension, until)
     return [Bucket(*row) for row in rows]
 
 
@@ -205,25 +215,6 @@ async def creator_exists(conn: asyncpg.Connection, creator_id: str) -> bool:
 async def creator_video_count(conn: asyncpg.Connection, creator_id: str) -> int:
     count: int = await conn.fetchval("SELECT count(*) FROM videos WHERE creator_id = $1", creator_id)
     return count
-
-
-async def creator_series(
-    conn: asyncpg.Connection, creator_id: str, floor: Granularity, cutoff: datetime
-) -> list[asyncpg.Record]:
-    """The creator's `floor` buckets before `cutoff`, summed over their videos: (bucket, views, viewers,
-    likes, like units, comments, commenters, shares, sharers)."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT date_trunc($2, h.hour, 'UTC') AS bucket,
-                  sum(h.views)::bigint, sum(h.viewers)::bigint, sum(h.likes)::bigint, sum(h.likers + h.unlikers)::bigint,
-                  sum(h.comments)::bigint, sum(h.commenters)::bigint, sum(h.shares)::bigint, sum(h.sharers)::bigint
-           FROM videos v JOIN video_hourly h USING (video_id)
-           WHERE v.creator_id = $1 AND h.hour < $3
-           GROUP BY 1 ORDER BY 1""",
-        creator_id,
-        floor.value,
-        cutoff,
-    )
-    return rows
 
 
 async def follower_series(conn: asyncpg.Connection, creator_id: str, cutoff: datetime) -> list[asyncpg.Record]:

@@ -48,8 +48,13 @@ def test_pooled_cells_hide_their_keys_and_take_the_smallest_visible_with_them() 
     assert served(buckets, 5, pool_key="OTHER") == [("DE", 50), ("US", 30), ("OTHER", None)]
 
 
-def test_the_pool_is_served_even_when_empty() -> None:
-    assert served([Bucket("DE", 50, 50), Bucket("FR", 9, 9)], 5, pool_key="OTHER") == [("DE", 50), ("FR", 9), ("OTHER", None)]
+def test_the_pool_takes_the_smallest_visible_cell_even_when_nothing_is_below_k() -> None:
+    # Otherwise a listed FR would say "no region below k", and a pooled one "some region below k".
+    assert served([Bucket("DE", 50, 50), Bucket("FR", 9, 9)], 5, pool_key="OTHER") == [("DE", 50), ("OTHER", None)]
+
+
+def test_without_a_threshold_the_pool_is_empty() -> None:
+    assert served([Bucket("DE", 50, 50), Bucket("FR", 9, 9)], 0, pool_key="OTHER") == [("DE", 50), ("FR", 9), ("OTHER", None)]
 
 
 @given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 12)), min_size=1, max_size=12), st.integers(1, 10))

@@ -1,0 +1,60 @@
+"""Pattern: one account shares each of ten videos within five minutes of its posting; the creator
+compares the timelines of the ten videos to spot it.
+
+Each video is also shared by others, hours later. Every hour with fewer than k sharers is
+suppressed, and totals only move in steps of k sharers, so the early share hides among the
+later ones: the creator's answers are the same whether the account shared minutes after
+posting or hours later, alongside the others. At best they learn how many shared in all.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from tests.attacks.world import World, battery, days_ago, differences, same_answers
+
+from harness import Gateway
+
+VIDEOS = 10
+QUESTIONS = battery(days_ago(30), days_ago(0))
+
+
+def posted(index: int) -> Any:
+    return days_ago(20 - index, 9)
+
+
+async def play(gateway: Gateway, name: str, early: bool) -> tuple[World, list[dict[str, Any]]]:
+    world = World(name)
+    account = world.actor("fan")
+    for index in range(VIDEOS):
+        published = posted(index)
+        world.publish(published, index)
+        # The account: minutes after posting, or three hours later among the others.
+        when = published + (timedelta(minutes=4) if early else timedelta(hours=3, minutes=2))
+        world.view(account, when - timedelta(minutes=1), index, region="DE", age_band="25-34")
+        world.share(account, when, index, region="DE")
+        world.crowd(f"later{index}-a", 3, published + timedelta(hours=3), index, shares=True)
+        world.crowd(f"later{index}-b", 3, published + timedelta(hours=26), index, shares=True)
+    await gateway.ingest(world.take())
+    bodies = []
+    for index in range(VIDEOS):
+        response = await gateway.graphql(QUESTIONS, {"video": world.video(index), "creator": world.creator}, principal=world.owner)
+        body = response.json()
+        assert "errors" not in body, body
+        bodies.append(body)
+    return world, bodies
+
+
+async def test_the_timelines_of_ten_videos_do_not_show_the_early_sharer(gateway: Gateway) -> None:
+    early_world, early = await play(gateway, "early", early=True)
+    late_world, late = await play(gateway, "late", early=False)
+    for index in range(VIDEOS):
+        assert same_answers([(early_world, early[index]), (late_world, late[index])]), differences((early_world, early[index]), (late_world, late[index]))
+    # The first hour after posting, where the account shared, is suppressed on every video.
+    for index, body in enumerate(early):
+        first_hour = posted(index).isoformat()
+        bucket = next(b for b in body["data"]["video"]["sharesByHour"]["buckets"] if b["start"] == first_hour)
+        assert bucket["suppressed"], index
+    # What they learn: seven people shared each video.
+    assert {body["data"]["video"]["stats"]["shares"] for body in early} == {7}
