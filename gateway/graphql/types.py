@@ -154,19 +154,24 @@ class VideoStats:
     async def of(cls, info: Context, video_id: str, creator_id: str) -> VideoStats:
         layer = privacy(info)
         row = (await info.context.loaders.stats_of(video_id)).stats
-        shares = layer.count("shares", video_id, row.shares)
-        if layer.terms.noised:
+
+        def released(metric: str, value: int) -> int:
+            # A count nothing in the operation reads is neither noised nor charged (and never served).
+            return layer.count(metric, video_id, value) if layer.asks_for(*STATS_READERS[metric]) else 0
+
+        shares = released("shares", row.shares)
+        if layer.terms.noised and layer.asks_for(*STATS_READERS["shares"]):
             # The total stays consistent with the visible channels it is the sum of.
             channels = layer.cells(
                 "shares", video_id, full_domain(await info.context.loaders.channels_of(video_id), CHANNELS), scope="channel", tally=False
             )
             shares = consistent_total(shares, channels)
         return cls(
-            views=layer.count("views", video_id, row.views),
-            likes=layer.count("likes", video_id, row.likes),
-            comments=layer.count("comments", video_id, row.comments),
+            views=released("views", row.views),
+            likes=released("likes", row.likes),
+            comments=released("comments", row.comments),
             shares=shares,
-            completed_views=layer.count("completed_views", video_id, row.completed_views),
+            completed_views=released("completed_views", row.completed_views),
             watch_ms=None if layer.terms.noised else row.watch_ms,
             creator_id=creator_id,
         )
@@ -193,6 +198,22 @@ class VideoStats:
         return ratio(min(self.completed_views, self.views), self.views)
 
 
+# The fields of VideoStats that read each count.
+STATS_READERS = {
+    "views": (
+        "VideoStats.views",
+        "VideoStats.likeRatio",
+        "VideoStats.engagementRate",
+        "VideoStats.averageWatchSeconds",
+        "VideoStats.completionRate",
+    ),
+    "likes": ("VideoStats.likes", "VideoStats.likeRatio", "VideoStats.engagementRate"),
+    "comments": ("VideoStats.comments", "VideoStats.engagementRate"),
+    "shares": ("VideoStats.shares", "VideoStats.engagementRate"),
+    "completed_views": ("VideoStats.completionRate",),
+}
+
+
 def consistent_total(total: int, parts: list[Cell]) -> int:
     """A noisy total post-processed against its noisy parts: their sum when every part is
     visible, and never less than the visible parts add up to."""
@@ -215,8 +236,8 @@ async def video_timeline(
     layer = privacy(info)
     start, end = layer.served_range(granularity, *time_range(granularity, start, end, info.context.now))
     async with info.context.store.reader.acquire() as conn:
-        buckets = await queries.timeline(conn, metric, video.video_id, start, end, granularity)
-    cells = layer.cells(metric, video.video_id, buckets, scope=granularity.value)
+        lifetime = await queries.timeline(conn, metric, video.video_id, granularity, layer.served_until(granularity))
+    cells = layer.timeline(metric, video.video_id, lifetime, granularity, start, end)
     return Timeline(granularity=granularity, start=start, end=end, buckets=time_buckets(cells))
 
 
@@ -342,13 +363,17 @@ class Creator:
             series = await queries.creator_stats_series(conn, self.creator_id, layer.terms.floor, layer.cutoff)
             follows = await queries.follower_series(conn, self.creator_id, layer.cutoff)
         released = [release_video_stats(rows, layer.k, layer.terms.floor).stats for rows in series.values()]
+
+        def total(metric: str, value: int) -> int:
+            return layer.count(metric, self.creator_id, value) if layer.asks_for(f"CreatorTotals.{metric}") else 0
+
         return CreatorTotals(
             videos=videos,
-            views=layer.count("views", self.creator_id, sum(stats.views for stats in released)),
-            likes=layer.count("likes", self.creator_id, sum(stats.likes for stats in released)),
-            comments=layer.count("comments", self.creator_id, sum(stats.comments for stats in released)),
-            shares=layer.count("shares", self.creator_id, sum(stats.shares for stats in released)),
-            followers=layer.count("followers", self.creator_id, released_followers(follows, layer.k)),
+            views=total("views", sum(stats.views for stats in released)),
+            likes=total("likes", sum(stats.likes for stats in released)),
+            comments=total("comments", sum(stats.comments for stats in released)),
+            shares=total("shares", sum(stats.shares for stats in released)),
+            followers=total("followers", released_followers(follows, layer.k)),
         )
 
     @strawberry.field(description="The creator's videos, newest first or most shared first.")
@@ -383,8 +408,8 @@ class Creator:
         layer = privacy(info)
         start, end = layer.served_range(granularity, *time_range(granularity, from_, to, info.context.now))
         async with info.context.store.reader.acquire() as conn:
-            buckets = await queries.follower_growth(conn, self.creator_id, start, end, granularity)
-        cells = layer.cells("followers", self.creator_id, buckets, scope=granularity.value, clamp=False)
+            lifetime = await queries.follower_growth(conn, self.creator_id, granularity, layer.served_until(granularity))
+        cells = layer.timeline("followers", self.creator_id, lifetime, granularity, start, end, clamp=False)
         return Timeline(granularity=granularity, start=start, end=end, buckets=time_buckets(cells))
 
 

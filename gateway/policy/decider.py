@@ -32,8 +32,11 @@ class PolicyQuestion:
     serialized: bytes = field(init=False)
 
     digest: bytes = field(init=False)
+    # Every `Type.field` asked for, anywhere in the operation.
+    coordinates: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "coordinates", frozenset(requested.coordinate for requested in self.fields))
         inputs = [requested.as_input() for requested in self.fields]
         object.__setattr__(self, "field_inputs", inputs)
         try:

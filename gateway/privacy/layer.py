@@ -19,7 +19,7 @@ import orjson
 
 from gateway.auth import Principal
 from gateway.privacy.noise import noisy_count
-from gateway.privacy.release import cutoff, truncate
+from gateway.privacy.release import bucket_after, buckets_between, cutoff, truncate
 from gateway.privacy.suppression import Cell, suppress
 from gateway.privacy.terms import PrivacyTerms
 from gateway.store.queries import Bucket, Granularity
@@ -28,8 +28,12 @@ __all__ = ["PrivacyLayer"]
 
 
 class PrivacyLayer:
-    def __init__(self, terms: PrivacyTerms, principal: Principal, noise_key: bytes, now: datetime) -> None:
+    def __init__(
+        self, terms: PrivacyTerms, principal: Principal, noise_key: bytes, now: datetime, requested: frozenset[str] | None = None
+    ) -> None:
         self.terms = terms
+        # The `Type.field` coordinates the operation asks for (None: unknown, take it to be all).
+        self.requested = requested
         self._principal = principal
         self._noise_key = noise_key
         self.now = now
@@ -52,10 +56,51 @@ class PrivacyLayer:
         """[start, end) widened to whole `granularity` buckets at the start and cut to whole, closed,
         delayed buckets at the end: overlapping ranges share their buckets, and no bucket is partial."""
         start = truncate(start, granularity)
-        newest = truncate(self.now - self.terms.delay, granularity)
-        return start, max(start, min(truncate(end, granularity), newest))
+        return start, max(start, min(truncate(end, granularity), self.served_until(granularity)))
+
+    def served_until(self, granularity: Granularity) -> datetime:
+        """The end of the newest `granularity` bucket that closed at least the delay ago."""
+        return truncate(self.now - self.terms.delay, granularity)
 
     # -- cells ------------------------------------------------------------------------------
+
+    def timeline(
+        self,
+        metric: str,
+        subject: str,
+        lifetime: Sequence[Bucket],
+        granularity: Granularity,
+        start: datetime,
+        end: datetime,
+        *,
+        clamp: bool = True,
+    ) -> list[Cell]:
+        """The buckets of [start, end) (a served range), densely, from `lifetime`: the subject's
+        non-empty buckets up to `served_until`, oldest first.
+
+        Which buckets are suppressed is decided over the whole lifetime, not the range asked
+        for: were it decided per range, a narrow range could show a bucket that a wide one
+        suppresses as the complement of a small one, and the two together would give the
+        small one back (a tracker)."""
+        k = self.terms.k
+        found = {bucket.key: bucket for bucket in lifetime}
+        hidden = sum(1 for bucket in lifetime if bucket.actors < k)
+        if lifetime and k > 0:  # the empty buckets of the lifetime are suppressed as well
+            hidden += buckets_between(lifetime[0].key, self.served_until(granularity), granularity) - len(lifetime)  # type: ignore[arg-type]
+        complement = None
+        if hidden == 1:
+            visible = [bucket for bucket in lifetime if bucket.actors >= k]
+            if visible:
+                complement = min(visible, key=lambda bucket: (bucket.count, bucket.actors, str(bucket.key))).key
+        cells = []
+        moment = start
+        while moment < end:
+            bucket = found.get(moment, Bucket(moment, 0, 0))
+            shown = bucket.actors >= k and bucket.key != complement
+            cells.append(Cell(moment, bucket.count if shown else None, bucket.actors))
+            moment = bucket_after(moment, granularity)
+        self.suppressed_cells += sum(1 for cell in cells if cell.count is None)
+        return self._noised(metric, subject, granularity.value, cells, clamp)
 
     def cells(
         self,
@@ -68,12 +113,16 @@ class PrivacyLayer:
         clamp: bool = True,
         tally: bool = True,
     ) -> list[Cell]:
-        """`buckets` as they may be served: k-suppressed (with complementary suppression; pooled into
-        one `pool_key` cell when given) and, for principals with ε for `metric`, noised, as one noisy
-        release. `scope` names the kind of cell (a granularity, "channel", "region"…) for the PRF."""
+        """A breakdown's `buckets` as they may be served: k-suppressed (with complementary
+        suppression; pooled into one `pool_key` cell when given) and, for principals with ε for
+        `metric`, noised, as one noisy release. `scope` names the kind of cell ("channel",
+        "region"…) for the PRF."""
         cells = suppress(buckets, self.terms.k, pool_key=pool_key)
         if tally:
             self.suppressed_cells += sum(1 for cell in cells if cell.count is None)
+        return self._noised(metric, subject, scope, cells, clamp)
+
+    def _noised(self, metric: str, subject: str, scope: str, cells: list[Cell], clamp: bool) -> list[Cell]:
         epsilon = self.terms.epsilon.get(metric)
         visible = [(str(cell.key), cell.count) for cell in cells if cell.count is not None]
         if epsilon is None or not visible:
@@ -85,6 +134,11 @@ class PrivacyLayer:
             else Cell(cell.key, self._noise(epsilon, metric, subject, f"{scope}:{cell.key}", cell.count, clamp), cell.actors)
             for cell in cells
         ]
+
+    def asks_for(self, *coordinates: str) -> bool:
+        """Whether the operation asks for any of `coordinates`: a noisy release is only made
+        (and charged) for what is asked."""
+        return self.requested is None or not self.requested.isdisjoint(coordinates)
 
     def count(self, metric: str, subject: str, value: int, *, clamp: bool = True) -> int:
         """A released total: noised (one release) when the principal's terms carry ε for `metric`."""

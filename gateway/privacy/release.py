@@ -26,6 +26,7 @@ __all__ = [
     "Released",
     "ReleasedStats",
     "bucket_after",
+    "buckets_between",
     "cutoff",
     "release_video_stats",
     "released_followers",
@@ -53,6 +54,16 @@ def bucket_after(start: datetime, granularity: Granularity) -> datetime:
         return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
     step = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1), Granularity.WEEK: timedelta(weeks=1)}
     return start + step[granularity]
+
+
+def buckets_between(first: datetime, until: datetime, granularity: Granularity) -> int:
+    """How many `granularity` buckets start at or after `first` and before `until` (both bucket starts)."""
+    if until <= first:
+        return 0
+    if granularity is Granularity.MONTH:
+        return (until.year - first.year) * 12 + until.month - first.month
+    step = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1), Granularity.WEEK: timedelta(weeks=1)}
+    return (until - first) // step[granularity]
 
 
 def cutoff(now: datetime, granularity: Granularity, delay: timedelta) -> datetime:

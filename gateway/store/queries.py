@@ -146,20 +146,13 @@ async def audience(conn: asyncpg.Connection, video_id: str, dimension: str, unti
     return [Bucket(*row) for row in rows]
 
 
-# A dense series: every bucket from `start` up to `end` (exclusive), zero where nothing happened.
+# A video's buckets from its first one up to `until`, where something happened (sparse).
 _VIDEO_TIMELINE = """
-WITH series AS (
-    SELECT generate_series(date_trunc($4, $2::timestamptz, 'UTC'), $3::timestamptz - interval '1 microsecond',
-                           ('1 ' || $4)::interval) AS start
-), cells AS (
-    SELECT date_trunc($4, hour, 'UTC') AS start, sum({count})::bigint AS count, sum({actors})::bigint AS actors
-    FROM video_hourly
-    WHERE video_id = $1 AND hour >= date_trunc($4, $2::timestamptz, 'UTC') AND hour < $3
-    GROUP BY 1
-)
-SELECT s.start, coalesce(c.count, 0), coalesce(c.actors, 0)
-FROM series s LEFT JOIN cells c USING (start)
-ORDER BY s.start
+SELECT date_trunc($2, hour, 'UTC') AS start, sum({count})::bigint, sum({actors})::bigint
+FROM video_hourly
+WHERE video_id = $1 AND hour < $3
+GROUP BY 1
+ORDER BY 1
 """
 TIMELINE_STATEMENTS = {
     "shares": _VIDEO_TIMELINE.format(count="shares", actors="sharers"),
@@ -168,37 +161,26 @@ TIMELINE_STATEMENTS = {
 
 
 async def timeline(
-    conn: asyncpg.Connection, metric: str, video_id: str, start: datetime, end: datetime, granularity: Granularity
+    conn: asyncpg.Connection, metric: str, video_id: str, granularity: Granularity, until: datetime
 ) -> list[Bucket]:
-    rows = await conn.fetch(TIMELINE_STATEMENTS[metric], video_id, start, end, granularity.value)
+    """The video's `granularity` buckets before `until` (a bucket boundary) in which something happened."""
+    rows = await conn.fetch(TIMELINE_STATEMENTS[metric], video_id, granularity.value, until)
     return [Bucket(*row) for row in rows]
 
 
-async def follower_growth(
-    conn: asyncpg.Connection, creator_id: str, start: datetime, end: datetime, granularity: Granularity
-) -> list[Bucket]:
-    """Net new followers per bucket (follows minus unfollows); the rollup is daily."""
+async def follower_growth(conn: asyncpg.Connection, creator_id: str, granularity: Granularity, until: datetime) -> list[Bucket]:
+    """Net new followers (follows minus unfollows) per `granularity` bucket before `until`, where any
+    happened; the rollup is daily, so `granularity` is DAY or coarser and `until` a day boundary."""
     rows = await conn.fetch(
-        """
-        WITH series AS (
-            SELECT generate_series(date_trunc($4, $2::timestamptz, 'UTC'), $3::timestamptz - interval '1 microsecond',
-                                   ('1 ' || $4)::interval) AS start
-        ), cells AS (
-            SELECT date_trunc($4, day::timestamp AT TIME ZONE 'UTC', 'UTC') AS start,
-                   sum(follows - unfollows)::bigint AS count, sum(followers)::bigint AS actors
-            FROM creator_daily
-            WHERE creator_id = $1 AND day >= (date_trunc($4, $2::timestamptz, 'UTC') AT TIME ZONE 'UTC')::date
-              AND day::timestamp AT TIME ZONE 'UTC' < $3  -- a day that began before `to` counts whole
-            GROUP BY 1
-        )
-        SELECT s.start, coalesce(c.count, 0), coalesce(c.actors, 0)
-        FROM series s LEFT JOIN cells c USING (start)
-        ORDER BY s.start
-        """,
+        """SELECT date_trunc($2, day::timestamp AT TIME ZONE 'UTC', 'UTC') AS start,
+                  sum(follows - unfollows)::bigint, sum(followers)::bigint
+           FROM creator_daily
+           WHERE creator_id = $1 AND day::timestamp AT TIME ZONE 'UTC' < $3
+           GROUP BY 1
+           ORDER BY 1""",
         creator_id,
-        start,
-        end,
         granularity.value,
+        until,
     )
     return [Bucket(*row) for row in rows]
 

@@ -1,0 +1,87 @@
+"""Differencing: ask before and after one share; ask overlapping ranges and subtract.
+
+A share is held back until at least k-1 other sharers join it (totals grow in steps of k; the
+breakdowns and the audience follow the totals), and a timeline serves whole, closed buckets
+only, so two overlapping ranges share their buckets exactly. At best the creator learns that
+some step of at least k sharers completed: the one share is one of at least k.
+
+(A creator who controls k-1 accounts can make up a step around one real share: no threshold
+stands against sybils. Apps, whose counts are noised, are the case where that matters most.)
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from tests.attacks.world import World, battery, days_ago, iso
+
+from harness import Gateway
+
+QUESTIONS = battery(days_ago(10), days_ago(0))
+
+
+async def ask(gateway: Gateway, world: World, query: str = QUESTIONS, **variables: Any) -> dict[str, Any]:
+    response = await gateway.graphql(query, {"video": world.video(), "creator": world.creator, **variables}, principal=world.owner)
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    return body
+
+
+async def test_one_share_changes_no_answer(gateway: Gateway) -> None:
+    world = World("before-after")
+    world.publish(days_ago(9, 8))
+    world.crowd("first", 12, days_ago(9, 10), shares=True)  # one hour of 12 sharers: released whole
+    await gateway.ingest(world.take())
+    before = await ask(gateway, world)
+    assert before["data"]["video"]["stats"]["shares"] == 12
+
+    target = world.actor("target")
+    world.view(target, days_ago(4, 15), region="FR", age_band="45-54")
+    world.share(target, days_ago(4, 15, 5), channel="email", region="FR")
+    await gateway.ingest(world.take())
+    assert await ask(gateway, world) == before
+
+    # Three more sharers the next day: still short of a step.
+    world.crowd("more", 3, days_ago(3, 11), shares=True, channel="email")
+    await gateway.ingest(world.take())
+    assert await ask(gateway, world) == before
+
+    # A fourth completes it: the total moves by the five of them at once, and the email cell
+    # appears with all five. The target is one of five.
+    world.crowd("last", 1, days_ago(2, 11), shares=True, channel="email")
+    await gateway.ingest(world.take())
+    after = await ask(gateway, world)
+    assert after["data"]["video"]["stats"]["shares"] == 17
+    channels = {cell["key"]: cell["count"] for cell in after["data"]["video"]["shareChannels"]["buckets"]}
+    assert channels["email"] == 5
+
+
+async def test_overlapping_ranges_subtract_to_whole_suppressed_buckets(gateway: Gateway) -> None:
+    world = World("overlap")
+    world.publish(days_ago(9, 8))
+    world.crowd("steady", 6, days_ago(8, 10), shares=True)
+    world.crowd("steady2", 6, days_ago(6, 10), shares=True)
+    target = world.actor("target")
+    world.view(target, days_ago(5, 13, 20))
+    world.share(target, days_ago(5, 13, 21))
+    await gateway.ingest(world.take())
+    query = """query($video: ID!, $from: DateTime!, $to: DateTime!, $g: Granularity!) { video(id: $video) {
+        shareTimeline(granularity: $g, from: $from, to: $to) { from to buckets { start count suppressed } } } }"""
+
+    async def timeline(granularity: str, start: Any, end: Any) -> dict[str, Any]:
+        body = await ask(gateway, world, query, **{"from": iso(start), "to": iso(end), "g": granularity})
+        return {bucket["start"]: bucket["count"] for bucket in body["data"]["video"]["shareTimeline"]["buckets"]}
+
+    # Ranges that end one minute before and one minute after the share, at both granularities.
+    for granularity in ("HOUR", "DAY"):
+        short = await timeline(granularity, days_ago(9), days_ago(5, 13, 20, 30))
+        long = await timeline(granularity, days_ago(9), days_ago(5, 13, 22))
+        assert short == long, granularity
+    # Day ranges [d-1, d+1) minus [d-1, d): the day of the share, suppressed.
+    wide = await timeline("DAY", days_ago(6), days_ago(4))
+    narrow = await timeline("DAY", days_ago(6), days_ago(5))
+    difference = {start: count for start, count in wide.items() if start not in narrow}
+    assert difference == {days_ago(5).isoformat(): None}
+    # Shifting the start by minutes changes no bucket either: buckets start where they start.
+    assert await timeline("DAY", days_ago(6) + timedelta(minutes=1), days_ago(4)) == wide
