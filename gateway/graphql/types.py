@@ -383,8 +383,11 @@ class Creator:
         if not 1 <= first <= MAX_PAGE:
             raise BadUserInput(f"`first` must be between 1 and {MAX_PAGE}")
         position = decode_cursor(order_by, after) if after else None
-        async with info.context.store.reader.acquire() as conn:
-            rows = await queries.creator_videos(conn, self.creator_id, order_by.value, position, first + 1)
+        if order_by is VideoOrder.SHARES:
+            rows = await self._ranked_by_shares(info, position, first + 1)
+        else:
+            async with info.context.store.reader.acquire() as conn:
+                rows = await queries.creator_videos(conn, self.creator_id, order_by.value, position, first + 1)
         page = rows[:first]
         for row, _ in page:
             info.context.loaders.video.prime(row.video_id, row)
@@ -393,6 +396,27 @@ class Creator:
             edges=edges,
             page_info=PageInfo(has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None),
         )
+
+    async def _ranked_by_shares(self, info: Context, after: tuple[float, str] | None, limit: int) -> list[tuple[VideoRow, float]]:
+        """The creator's videos by released shares (what `stats.shares` shows), most first: ranking
+        by the live count would show a single new share as a change of order, and put it in the cursor."""
+        layer = privacy(info)
+        if layer.terms.noised:
+            raise Forbidden("ordering by shares would reveal exact counts under the noise; order by PUBLISHED_AT", field="Creator.videos")
+        async with info.context.store.reader.acquire() as conn:
+            videos = await queries.creator_video_rows(conn, self.creator_id)
+            series = await queries.creator_stats_series(conn, self.creator_id, layer.terms.floor, layer.cutoff)
+        released = {video_id: release_video_stats(rows, layer.k, layer.terms.floor) for video_id, rows in series.items()}
+        for video_id, stats in released.items():
+            info.context.loaders.stats.prime(video_id, stats)
+        ranked = sorted(
+            ((video, float(released[video.video_id].stats.shares if video.video_id in released else 0)) for video in videos),
+            key=lambda pair: (pair[1], pair[0].video_id),
+            reverse=True,
+        )
+        if after is not None:
+            ranked = [pair for pair in ranked if (pair[1], pair[0].video_id) < after]
+        return ranked[:limit]
 
     @strawberry.field(description="Net new followers per bucket (DAY at finest). The creator's only.")
     async def follower_growth(

@@ -24,6 +24,7 @@ __all__ = [
     "creator_exists",
     "creator_stats_series",
     "creator_video_count",
+    "creator_video_rows",
     "creator_videos",
     "follower_growth",
     "follower_series",
@@ -221,16 +222,13 @@ WHERE creator_id = $1
 ORDER BY coalesce(published_at, 'epoch') DESC, video_id DESC
 LIMIT $4
 """
-_BY_SHARES = """
-SELECT v.video_id, v.creator_id, v.published_at, coalesce(t.shares, 0)::float8 AS sort_key
-FROM videos v
-LEFT JOIN LATERAL (SELECT sum(shares) AS shares FROM video_hourly h WHERE h.video_id = v.video_id) t ON true
-WHERE v.creator_id = $1
-  AND ($2::float8 IS NULL OR (coalesce(t.shares, 0)::float8, v.video_id) < ($2, $3::text))
-ORDER BY 4 DESC, v.video_id DESC
-LIMIT $4
-"""
-VIDEO_ORDER_STATEMENTS = {"published_at": _BY_PUBLISHED, "shares": _BY_SHARES}
+VIDEO_ORDER_STATEMENTS = {"published_at": _BY_PUBLISHED}
+
+
+async def creator_video_rows(conn: asyncpg.Connection, creator_id: str) -> list[VideoRow]:
+    """Every video of the creator (ordering by shares ranks them by what the privacy layer releases)."""
+    rows = await conn.fetch("SELECT video_id, creator_id, published_at FROM videos WHERE creator_id = $1", creator_id)
+    return [VideoRow(*row) for row in rows]
 
 
 async def creator_videos(

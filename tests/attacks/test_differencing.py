@@ -28,12 +28,19 @@ async def ask(gateway: Gateway, world: World, query: str = QUESTIONS, **variable
     return body
 
 
+RANKING = """query($video: ID!, $creator: ID!) { video(id: $video) { id }
+    creator(id: $creator) { videos(orderBy: SHARES, first: 5) { edges { cursor node { id stats { shares } } } } } }"""
+
+
 async def test_one_share_changes_no_answer(gateway: Gateway) -> None:
     world = World("before-after")
     world.publish(days_ago(9, 8))
     world.crowd("first", 12, days_ago(9, 10), shares=True)  # one hour of 12 sharers: released whole
+    world.publish(days_ago(9, 8), 1)
+    world.crowd("other", 12, days_ago(9, 11), 1, shares=True)  # a second video with as many
     await gateway.ingest(world.take())
     before = await ask(gateway, world)
+    ranking = await ask(gateway, world, RANKING)
     assert before["data"]["video"]["stats"]["shares"] == 12
 
     target = world.actor("target")
@@ -41,6 +48,8 @@ async def test_one_share_changes_no_answer(gateway: Gateway) -> None:
     world.share(target, days_ago(4, 15, 5), channel="email", region="FR")
     await gateway.ingest(world.take())
     assert await ask(gateway, world) == before
+    # Nor the ranking of the creator's videos by shares, nor its cursors (which carry the ranked count).
+    assert await ask(gateway, world, RANKING) == ranking
 
     # Three more sharers the next day: still short of a step.
     world.crowd("more", 3, days_ago(3, 11), shares=True, channel="email")
