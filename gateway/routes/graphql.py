@@ -73,7 +73,8 @@ async def graphql_endpoint(request: Request) -> Response:
     layer = context.privacy
     if layer is not None:
         try:
-            await charge(store.reader, layer, principal)
+            if result.data is not None:  # a refused operation released nothing: nothing to charge or look up
+                await charge(store.reader, layer, principal)
         except BudgetExhausted as exc:
             # Nothing of the answer is released: the budget did not cover it.
             body = {"data": None, "errors": [_coded(exc)]}

@@ -23,8 +23,10 @@ from gateway.graphql.context import RequestContext
 from gateway.graphql.loaders import Loaders
 from gateway.graphql.schema import Query, build_schema
 from gateway.graphql.types import Context, Video, require_owner
+from gateway.privacy.layer import PrivacyLayer
+from gateway.privacy.terms import PrivacyTerms
 
-from harness import APP_SECRET, Gateway, authorization
+from harness import APP_SECRET, FIELD_TEST_TERMS, Gateway, authorization
 
 CREATOR = "creator-err"
 VIDEO = "video-err"
@@ -32,6 +34,11 @@ OWNER = Principal(PrincipalKind.USER, CREATOR)
 # A user who viewed the video: the policy lets users ask for its details, the resolvers refuse them.
 VIEWER = Principal(PrincipalKind.USER, "viewer-e1")
 PUBLIC_QUERY = '{ video(id: "video-err") { id stats { views } } }'
+
+
+def privacy_report(floor: str) -> dict[str, Any]:
+    """`extensions.privacy` of an answer under the field-test terms (no k, no delay) to a principal without noise."""
+    return {"k": 0, "granularityFloor": floor, "suppressedCells": 0, "noised": False, "epsilonSpent": 0.0, "budgetLeft": None}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,6 +71,7 @@ async def test_unknown_id_is_null_and_not_found(gateway: Gateway, query: str, ro
     assert response.json() == {
         "data": {root: None},
         "errors": [{"message": message, "extensions": {"code": "NOT_FOUND"}, "locations": [{"line": 1, "column": 3}], "path": [root]}],
+        "extensions": {"privacy": privacy_report("HOUR")},
     }
 
 
@@ -215,6 +223,9 @@ async def test_load_shared_with_a_field_refused_at_run_time_is_not_cancelled(gat
     query = """{ a: detailedVideo(id: "video-err") { video { stats { views } } detail }
                  b: video(id: "video-err") { stats { views } } }"""
     context = RequestContext(principal=VIEWER, store=gateway.store, loaders=Loaders(gateway.store.reader), request_id="shared-load")
+    # No policy guard runs in this schema: the request's privacy layer is set as the guard sets it.
+    terms = PrivacyTerms.parse({**FIELD_TEST_TERMS, "granularity_floor": "HOUR"})
+    context.privacy = context.loaders.layer = PrivacyLayer(terms, VIEWER, b"k" * 32, context.now)
 
     try:
         result = await schema.execute(query, context_value=context)
@@ -337,7 +348,7 @@ async def test_document_over_a_limit_is_too_complex(gateway: Gateway, document: 
     response = await gateway.graphql(document)
 
     assert response.status_code == 200
-    assert "data" not in response.json()
+    assert list(response.json()) == ["errors"]  # refused before the policy decided: no `extensions.privacy`
     assert "QUERY_TOO_COMPLEX" in codes(response)
 
 
@@ -357,7 +368,7 @@ async def test_document_over_a_parser_limit_is_refused_unparsed(gateway: Gateway
 async def test_document_at_the_limits_is_answered(gateway: Gateway) -> None:
     response = await gateway.graphql(aliases(30))
 
-    assert response.json() == {"data": {f"v{n}": {"id": VIDEO} for n in range(30)}}
+    assert response.json() == {"data": {f"v{n}": {"id": VIDEO} for n in range(30)}, "extensions": {"privacy": privacy_report("DAY")}}
 
 
 # --- GET, and bodies that are no GraphQL request ----------------------------------------------
@@ -368,7 +379,10 @@ async def test_get_with_a_query_is_answered(gateway: Gateway) -> None:
     response = await gateway.http.get("/graphql", params={"query": query, "variables": json.dumps({"id": VIDEO})})
 
     assert response.status_code == 200
-    assert response.json() == {"data": {"video": {"id": VIDEO, "stats": {"views": 1, "shares": 1}}}}
+    assert response.json() == {
+        "data": {"video": {"id": VIDEO, "stats": {"views": 1, "shares": 1}}},
+        "extensions": {"privacy": privacy_report("DAY")},
+    }
 
 
 @pytest.mark.parametrize(
@@ -386,7 +400,7 @@ async def test_get_with_anything_but_a_query_is_405(gateway: Gateway, params: di
     assert response.status_code == 405
     assert response.headers["Allow"] == "POST"
     assert codes(response) == ["BAD_USER_INPUT"]
-    assert "data" not in response.json()
+    assert list(response.json()) == ["errors"]  # refused before the policy decided: no `extensions.privacy`
 
 
 async def test_post_with_a_mutation_is_refused_by_validation(gateway: Gateway) -> None:
@@ -394,7 +408,7 @@ async def test_post_with_a_mutation_is_refused_by_validation(gateway: Gateway) -
 
     assert response.status_code == 200
     assert codes(response) == ["GRAPHQL_VALIDATION_FAILED"]
-    assert "data" not in response.json()
+    assert list(response.json()) == ["errors"]  # refused before the policy decided: no `extensions.privacy`
 
 
 @pytest.mark.parametrize(
@@ -418,7 +432,7 @@ async def test_post_body_that_is_no_graphql_request_is_400(gateway: Gateway, con
 
     assert response.status_code == 400
     assert codes(response) == ["BAD_USER_INPUT"]
-    assert "data" not in response.json()
+    assert list(response.json()) == ["errors"]  # refused before the policy decided: no `extensions.privacy`
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 import strawberry
 from fixture_platform import ADA, ADA_FIRST, EVENTS
-from harness import Gateway
+from harness import FIELD_TEST_TERMS, Gateway
 
 from gateway.auth import Principal, PrincipalKind
 from gateway.graphql.context import RequestContext
 from gateway.graphql.loaders import Loaders
 from gateway.graphql.schema import GatewaySchema, PreparedDocument, Query, build_schema
+from gateway.privacy.layer import PrivacyLayer
+from gateway.privacy.terms import PrivacyTerms
 
 SELECTIONS = """
 query Shapes($id: ID!, $inc: Boolean!, $skip: Boolean!) {
@@ -39,9 +41,11 @@ async def platform(gateway: Gateway) -> None:
 
 async def answer(schema: strawberry.Schema, gateway: Gateway, variables: dict[str, Any]) -> Any:
     store = gateway.state["store"]
-    context = RequestContext(
-        principal=Principal(PrincipalKind.USER, ADA), store=store, loaders=Loaders(store.reader), request_id="test"
-    )
+    principal = Principal(PrincipalKind.USER, ADA)
+    context = RequestContext(principal=principal, store=store, loaders=Loaders(store.reader), request_id="test")
+    # Neither schema runs the policy guard: the request's privacy layer is set as the guard would set it.
+    terms = PrivacyTerms.parse({**FIELD_TEST_TERMS, "granularity_floor": "HOUR"})
+    context.privacy = context.loaders.layer = PrivacyLayer(terms, principal, b"k" * 32, context.now)
     result = await schema.execute(SELECTIONS, variable_values=variables, context_value=context)
     assert result.errors is None
     return result.data

@@ -1,6 +1,7 @@
 """A page of videos costs the same number of SQL statements whatever its size: dataloaders batch the
 per-video lookups. Statements are counted with asyncpg's query loggers on every connection of the
-reader pool the app's lifespan opened."""
+reader pool the app's lifespan opened; asyncpg's own type introspection, which a connection runs once
+the first time it meets a type without a built-in codec (timestamptz[]), is not the gateway's."""
 
 from __future__ import annotations
 
@@ -39,13 +40,18 @@ async def platform(gateway: Gateway) -> None:
     await gateway.ingest([event for creator, count in VIDEO_COUNT.items() for n in range(count) for event in video_events(creator, n)])
 
 
+# What asyncpg sends to introspect a type: the lookup itself, and JIT switched off around it.
+ASYNCPG_INTROSPECTION = ("typeinfo_tree", "current_setting('jit')", "set_config('jit'")
+
+
 @contextlib.asynccontextmanager
 async def statements_on(pool: asyncpg.Pool) -> AsyncIterator[list[str]]:
-    """The statements sent on any connection of `pool` while the block runs."""
+    """The statements the gateway sends on any connection of `pool` while the block runs."""
     statements: list[str] = []
 
     def log(record: LoggedQuery) -> None:
-        statements.append(record.query)
+        if not any(marker in record.query for marker in ASYNCPG_INTROSPECTION):
+            statements.append(record.query)
 
     # Check out every connection the pool may hold (it opens the missing ones), so every one logs.
     connections = [await pool.acquire() for _ in range(pool.get_max_size())]
@@ -101,6 +107,7 @@ async def test_aliased_videos_cost_constant_statements(gateway: Gateway, count: 
     async with statements_on(gateway.store.reader) as sent:
         response = await gateway.graphql(query)
 
-    assert response.json() == {"data": {f"v{n}": {"stats": {"views": 1}} for n in range(count)}}
+    assert sorted(response.json()) == ["data", "extensions"]  # no errors; extensions.privacy is tested in test_fields.py
+    assert response.json()["data"] == {f"v{n}": {"stats": {"views": 1}} for n in range(count)}
     # One batch of videos, one of stats.
     assert len(sent) == 2, sent

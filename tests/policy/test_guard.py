@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import gateway.policy.opa as opa_engine
 from gateway.app import create_app
-from gateway.auth import ANONYMOUS, Principal, PrincipalKind, create_token
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind, create_app_token, create_token
 from gateway.config import Settings
 from gateway.policy.decider import DecisionRecord
 from gateway.policy.decision import ENTRYPOINT
@@ -53,8 +53,9 @@ AUDITOR = Principal(PrincipalKind.COMPLIANCE, "auditor-1")
 INGEST = Principal(PrincipalKind.SERVICE, "ingest")
 
 
-def app_principal(*scopes: str) -> Principal:
-    return Principal(PrincipalKind.APP, "app-7", frozenset(scopes))
+def app_principal(*scopes: str, acting_for: str = SHARER) -> Principal:
+    """App `app-7` acting for a user (SHARER unless told), with the scopes that user granted it."""
+    return Principal(PrincipalKind.APP, acting_for, frozenset(scopes), app_id="app-7")
 
 
 # --- the apps ------------------------------------------------------------------------------------
@@ -125,7 +126,11 @@ def bearer(principal: Principal) -> dict[str, str]:
     if principal.kind is PrincipalKind.ANONYMOUS:
         return {}
     assert principal.id is not None
-    token = create_token(APP_SECRET, principal.kind, principal.id, ttl_seconds=300, scopes=principal.scopes)
+    if principal.kind is PrincipalKind.APP:
+        assert principal.app_id is not None
+        token = create_app_token(APP_SECRET, principal.app_id, principal.id, principal.scopes, ttl_seconds=300)
+    else:
+        token = create_token(APP_SECRET, principal.kind, principal.id, ttl_seconds=300, scopes=principal.scopes)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -156,6 +161,7 @@ def unavailable(response: httpx.Response) -> str:
     body = response.json()
     assert response.status_code == 503, body
     assert body["data"] is None, body
+    assert "extensions" not in body, body  # no decision, so no terms to report
     [error] = body["errors"]
     assert error["extensions"]["code"] == "POLICY_UNAVAILABLE", body
     message: str = error["message"]
@@ -191,6 +197,17 @@ async def statements_on(*pools: asyncpg.Pool) -> AsyncIterator[list[str]]:
 def resolver_pools(gateway: Gateway) -> tuple[asyncpg.Pool, asyncpg.Pool]:
     """The pools resolvers read through (the ingest pool also carries the decision log's writes)."""
     return gateway.store.reader, gateway.store.private
+
+
+# After any decided operation of an app, refused ones included, the route charges the app's ε budget
+# through the reader pool (nothing, when nothing noisy was released) and reads back what is left for
+# `extensions.privacy.budgetLeft`; asyncpg introspects the call's array types on a fresh connection.
+NOT_FROM_RESOLVERS = ("spend_epsilon(", "typeinfo_tree", "current_setting('jit')", "set_config('jit'")
+
+
+def from_resolvers(sent: list[str]) -> list[str]:
+    """The statements of `sent` that resolvers sent."""
+    return [statement for statement in sent if not any(marker in statement for marker in NOT_FROM_RESOLVERS)]
 
 
 async def cache_counts(gateway: Gateway) -> dict[str, float]:
@@ -314,6 +331,7 @@ async def test_bad_variables_are_refused_before_the_policy_is_asked(gateway: Gat
     body = response.json()
     assert body["data"] is None
     assert [error["extensions"]["code"] for error in body["errors"]] == ["BAD_USER_INPUT"]
+    assert "extensions" not in body  # no decision, so no terms to report
     assert await cache_counts(gateway) == before
     assert sent == []
 
@@ -349,6 +367,37 @@ async def test_introspection_is_decided_by_policy(
         assert coordinate in refusals(response).values()
 
 
+def obligation(kind: PrincipalKind, name: str) -> Any:
+    """The shipped policy's obligation `name` for principals of `kind`."""
+    obligations = POLICY_DATA["obligations"]
+    return obligations["principals"].get(kind.value, {}).get(name, obligations["defaults"][name])
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        pytest.param(ANONYMOUS, id="anonymous"),
+        pytest.param(CREATOR, id="user"),
+        pytest.param(app_principal("stats", acting_for="user-of-a-reported-app"), id="app"),
+        pytest.param(AUDITOR, id="compliance"),
+        pytest.param(INGEST, id="service"),
+    ],
+)
+async def test_decided_operation_reports_the_decisions_privacy_terms(gateway: Gateway, principal: Principal) -> None:
+    # Allowed to some kinds, refused to others: either way the policy decided, under its obligations.
+    response = await ask(gateway, "{ __typename }", principal=principal)
+
+    assert response.json()["extensions"] == {"privacy": {
+        "k": obligation(principal.kind, "k_threshold"),
+        "granularityFloor": obligation(principal.kind, "granularity_floor"),
+        "suppressedCells": 0,
+        "noised": False,
+        "epsilonSpent": 0.0,
+        # An app's user has the day's whole budget (nothing here spends it); other kinds have none.
+        "budgetLeft": obligation(principal.kind, "epsilon_budget_per_day"),
+    }}
+
+
 def test_introspection_policy_differs_between_kinds() -> None:
     # Otherwise the test above would not show that the policy, not the gateway, decides.
     settings = {kind: access["introspection"]["schema"] for kind, access in POLICY_DATA["access"]["principals"].items()}
@@ -371,30 +420,32 @@ DECISION_LOG = "{ decisionLog(first: 1) { edges { node { decisionId input } } } 
         pytest.param(app_principal("stats", "insights"), id="app-without-activity"),
     ],
 )
-async def test_me_is_refused_to_all_but_users(gateway: Gateway, principal: Principal) -> None:
+async def test_me_is_refused_to_all_but_users_and_apps_granted_activity(gateway: Gateway, principal: Principal) -> None:
     async with statements_on(*resolver_pools(gateway)) as sent:
         response = await ask(gateway, ME, principal=principal)
 
     assert refusals(response)["me"] == "Query.me"
-    assert sent == []
+    assert from_resolvers(sent) == []
 
 
-async def test_me_answers_a_user_with_their_own_shares(gateway: Gateway) -> None:
-    me = answer(await ask(gateway, ME, principal=SHARING_USER))["me"]
+@pytest.mark.parametrize(
+    "principal",
+    [
+        pytest.param(SHARING_USER, id="user"),
+        # An app acts for one user: the activity scope (own_activity) grants it `me`, which is that user's.
+        pytest.param(app_principal("activity", acting_for=SHARER), id="app-with-activity"),
+    ],
+)
+async def test_me_answers_with_the_users_own_shares(gateway: Gateway, principal: Principal) -> None:
+    response = await ask(gateway, ME, principal=principal)
 
+    me = answer(response)["me"]
     own_shares = [event for event in EVENTS if event["type"] == "share" and event["actor_id"] == SHARER]
     assert me["id"] == SHARER
     assert sorted(share["channel"] for share in me["shares"]) == sorted(event["channel"] for event in own_shares)
-
-
-async def test_me_is_refused_to_an_app_even_with_the_activity_scope(gateway: Gateway) -> None:
-    # The policy grants `me` to an app with the activity scope (own_activity); the resolver refuses
-    # every kind but user, so no activity reaches an app today.
-    response = await ask(gateway, ME, principal=app_principal("activity"))
-
-    body = response.json()
-    assert body["data"] == {"me": None}
-    assert [(error["extensions"]["code"], error["extensions"]["field"]) for error in body["errors"]] == [("FORBIDDEN", "Query.me")]
+    # A user's own rows are no aggregate: nothing is noised, no ε is spent.
+    privacy = response.json()["extensions"]["privacy"]
+    assert (privacy["noised"], privacy["epsilonSpent"]) == (False, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -411,7 +462,7 @@ async def test_decision_log_is_refused_to_all_but_compliance(gateway: Gateway, p
         response = await ask(gateway, DECISION_LOG, principal=principal)
 
     assert refusals(response)["decisionLog"] == "Query.decisionLog"
-    assert sent == []
+    assert from_resolvers(sent) == []
 
 
 async def test_decision_log_answers_compliance(gateway: Gateway) -> None:

@@ -14,7 +14,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from gateway.app import create_app
-from gateway.auth import ISSUER, PrincipalKind, create_token
+from gateway.auth import ISSUER, PrincipalKind, create_app_token, create_token
 from gateway.config import Settings
 from gateway.policy.worker import PolicyFiles
 from gateway.store.migrate import migrate
@@ -46,6 +46,9 @@ async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def token(kind: PrincipalKind, subject: str = "ingest-bot") -> str:
+    if kind is PrincipalKind.APP:
+        # An app acting for user `subject`, with every scope a user can grant: still no ingest.
+        return create_app_token(APP_SECRET, "app-1", subject, ["activity", "insights", "stats"], ttl_seconds=300)
     return create_token(APP_SECRET, kind, subject, ttl_seconds=300)
 
 
