@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import shutil
 import sys
 import tempfile
@@ -30,11 +29,12 @@ from rich.text import Text
 
 from gateway.auth import PrincipalKind, create_app_token, create_token
 from gateway.config import Settings
-from gateway.errors import InvalidEvents
+from gateway.errors import InvalidEvents, NotFound
 from gateway.ingest.events import is_platform_id
 from gateway.ingest.ndjson import check_lines, parse_lines, parse_objects
 from gateway.ingest.pipeline import IngestTotals, chunked, ingest_chunks
 from gateway.policy.worker import PolicyFiles, PolicyFilesError
+from gateway.store.apps import authorize_app, register_app
 from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.migrate import migrate as apply_migrations
 from gateway.store.pools import Store
@@ -266,14 +266,12 @@ def apps_create(name: Annotated[str, typer.Option(help="The app's name, as its u
     if not name.strip():
         console.print("[red]--name must not be empty[/red]")
         raise typer.Exit(EXIT_BAD_INPUT)
-    app_id = f"app_{secrets.token_hex(8)}"
 
-    async def run() -> None:
+    async def run() -> str:
         async with open_owner(Settings()) as conn:
-            await conn.execute("INSERT INTO apps (app_id, name) VALUES ($1, $2)", app_id, name)
+            return await register_app(conn, name)
 
-    asyncio.run(run())
-    typer.echo(app_id)
+    typer.echo(asyncio.run(run()))
 
 
 @apps_app.command("authorize")
@@ -300,18 +298,12 @@ def apps_authorize(
 
     async def run() -> None:
         async with open_owner(settings) as conn:
-            await conn.execute(
-                """INSERT INTO app_authorizations (app_id, user_id, scopes) VALUES ($1, $2, $3)
-                   ON CONFLICT (app_id, user_id) DO UPDATE SET scopes = EXCLUDED.scopes, authorized_at = now()""",
-                app_id,
-                user_id,
-                granted,
-            )
+            await authorize_app(conn, app_id, user_id, granted)
 
     try:
         asyncio.run(run())
-    except asyncpg.ForeignKeyViolationError as exc:
-        console.print(f"[red]no such app: {app_id}[/red]")
+    except NotFound as exc:
+        console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(EXIT_BAD_INPUT) from exc
     typer.echo(create_app_token(settings.signing_secret(), app_id, user_id, granted, ttl))
 

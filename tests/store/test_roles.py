@@ -128,3 +128,24 @@ async def test_ingest_cannot_rewrite_events_or_their_partitions(store: Store, ad
 
     assert answers == dict.fromkeys(tables, INSUFFICIENT_PRIVILEGE), "gateway_ingest must not rewrite raw events"
     assert await admin.fetchval("SELECT count(*) FROM events") == before
+
+
+@pytest.mark.parametrize("table", ["apps", "app_authorizations", "privacy_spend"])
+@pytest.mark.parametrize("pool_name", ["reader", "private", "ingest"])
+async def test_no_pool_role_can_touch_apps_grants_or_the_budget_ledger(store: Store, pool_name: str, table: str) -> None:
+    """Apps and grants are the CLI's (owner connection); the budget ledger is spend_epsilon()'s."""
+    pool = getattr(store, pool_name)
+    answers = {verb: await denial(pool, statement) for verb, statement in {
+        "select": f"SELECT * FROM {table} LIMIT 1",
+        "delete": f"DELETE FROM {table}",
+    }.items()}
+    assert answers == {"select": INSUFFICIENT_PRIVILEGE, "delete": INSUFFICIENT_PRIVILEGE}
+
+
+async def test_the_reader_may_call_only_the_functions_meant_for_it(store: Store) -> None:
+    answers = {
+        "audience_released": await denial(store.reader, "SELECT * FROM audience_released('v', 'region', now())"),
+        "spend_epsilon": await denial(store.reader, "SELECT * FROM spend_epsilon('a', 'u', current_date, '{}', '{}', 1)"),
+        "ensure_events_partition": await denial(store.reader, "SELECT ensure_events_partition(now())"),
+    }
+    assert answers == {"audience_released": "allowed", "spend_epsilon": "allowed", "ensure_events_partition": INSUFFICIENT_PRIVILEGE}
