@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/policy.py
+	$(BIN)/python bench/privacy.py
 
 clean:
 	rm -rf $(VENV) .gateway .pytest_cache .hypothesis

@@ -1,4 +1,4 @@
-"""GraphQL overhead: a creator's dashboard query under uvicorn, against a bare Starlette endpoint running the same SQL.
+"""GraphQL overhead: a creator's dashboard query under uvicorn, against a bare Starlette endpoint doing the same data work.
 
 Run: .venv/bin/python bench/dashboard.py [--events N] [--scale-events M] [--duration S] [--rounds R]
 
@@ -7,10 +7,12 @@ Uses GATEWAY_DATABASE_URL's server, or a throwaway embedded Postgres. One run:
    path) into a fresh database; the most shared video and its creator are the
    dashboard's subject;
 2. serves the real app (create_app, uvicorn with uvloop + httptools, one
-   worker) and, in another process, a bare Starlette endpoint that runs the same
-   statements (gateway.store.queries) on the same kind of pool (Store.reader)
-   with no authentication, no GraphQL, and answers the same JSON; checks once
-   that both answers are equal;
+   worker) and, in another process, a bare Starlette endpoint that does the
+   same data work with no authentication, no GraphQL and no policy: the same
+   statements (gateway.store.queries) on the same kind of pool (Store.reader),
+   released by the same privacy layer (gateway.privacy, a creator's terms,
+   gateway.app.BASELINE_TERMS), answering the same JSON; checks once that both
+   answers (data and extensions.privacy) are equal;
 3. drives each server in turn from a third process (32 keep-alive HTTP/1.1
    clients on raw asyncio streams): a warm-up, then a fixed duration; rounds
    alternate graphql, bare, graphql, bare, … and the best round of each counts.
@@ -43,8 +45,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-# Run as a script, this file's folder comes first on sys.path, and this file
-# (graphql.py) would shadow graphql-core for everything imported below.
+# Run as a script, this file's folder comes first on sys.path, and its files (policy.py, privacy.py, …)
+# would shadow modules of the same name for everything imported below.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 
@@ -162,7 +164,7 @@ async def build_dataset(server_url: str, events: int, secret: str, end: datetime
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The bare endpoint (runs in its own process: `graphql.py _bare --port P`, GATEWAY_DATABASE_URL / GATEWAY_SECRET from env)
+# The bare endpoint (runs in its own process: `dashboard.py _bare --port P`, GATEWAY_DATABASE_URL / GATEWAY_SECRET from env)
 
 
 def bare_app(url: str, secret: str) -> Any:
@@ -171,59 +173,82 @@ def bare_app(url: str, secret: str) -> Any:
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    from gateway.app import BASELINE_TERMS
+    from gateway.auth import Principal
+    from gateway.graphql.ranges import time_range
+    from gateway.graphql.types import CHANNELS, breakdown, full_domain, ratio, time_buckets
+    from gateway.privacy.budget import charge
+    from gateway.privacy.layer import PrivacyLayer
+    from gateway.privacy.noise import derive_noise_key
+    from gateway.privacy.release import ReleasedStats, release_video_stats
     from gateway.store import queries
-    from gateway.store.queries import Granularity, VideoStatsRow
-
-    def ratio(part: int, whole: int) -> float | None:
-        return part / whole if whole else None
+    from gateway.store.queries import Granularity
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         store = await Store.open(url, secret)
         try:
-            yield {"reader": store.reader}
+            yield {"reader": store.reader, "noise_key": derive_noise_key(secret)}
         finally:
             await store.close()
 
     async def dashboard(request: Request) -> Response:
-        # No authentication, no GraphQL: the same statements, each on a connection of its own as the
-        # dataloaders and the timeline resolver take them, the three after the video lookup run concurrently.
+        # No authentication, no GraphQL, no policy: the creator's terms (BASELINE_TERMS) applied by the same
+        # privacy layer to the same statements, each on a connection of its own as the dataloaders and the
+        # timeline resolver take them; stats (then channels, which count the hours the shares total released)
+        # and the timeline run concurrently after the video lookup.
         body = json.loads(await request.body())
         video_id = body["id"]
-        start, end = datetime.fromisoformat(body["from"]), datetime.fromisoformat(body["to"])
+        now = datetime.now(UTC)
         reader = request.state.reader
         async with reader.acquire() as conn:
             row = (await queries.videos_by_id(conn, [video_id])).get(video_id)
         if row is None:
             return JSONResponse({"data": {"video": None}})
+        principal = Principal(PrincipalKind.USER, row.creator_id)
+        layer = PrivacyLayer(BASELINE_TERMS, principal, request.state.noise_key, now)
 
-        async def stats() -> VideoStatsRow:
+        async def stats_and_channels() -> tuple[ReleasedStats, list[queries.Bucket]]:
             async with reader.acquire() as conn:
-                return (await queries.stats_by_video(conn, [video_id])).get(video_id, VideoStatsRow())
-
-        async def timeline() -> list[queries.Bucket]:
+                series = await queries.stats_series(conn, [video_id], layer.terms.floor, layer.cutoff)
+            released = release_video_stats(series.get(video_id, []), layer.k, layer.terms.floor)
+            if released.shares_until is None:
+                return released, []
             async with reader.acquire() as conn:
-                return await queries.timeline(conn, "shares", video_id, start, end, Granularity.DAY)
+                return released, (await queries.channels_released(conn, {video_id: released.shares_until})).get(video_id, [])
 
-        async def channels() -> list[queries.Bucket]:
+        async def timeline() -> tuple[datetime, datetime, list[queries.Bucket]]:
+            granularity = Granularity.DAY
+            start, end = layer.served_range(
+                granularity, *time_range(granularity, datetime.fromisoformat(body["from"]), datetime.fromisoformat(body["to"]), now)
+            )
             async with reader.acquire() as conn:
-                return (await queries.channels_by_video(conn, [video_id])).get(video_id, [])
+                lifetime = await queries.timeline(conn, "shares", video_id, granularity, layer.served_until(granularity))
+            return start, end, lifetime
 
-        counts, series, cells = await asyncio.gather(stats(), timeline(), channels())
+        (released, channels), (start, end, lifetime) = await asyncio.gather(stats_and_channels(), timeline())
+        # In the resolvers' order: stats, shareTimeline, shareChannels.
+        counts = released.stats
+        views, likes, comments, shares = (
+            layer.count(metric, video_id, getattr(counts, metric)) for metric in ("views", "likes", "comments", "shares")
+        )
+        series = time_buckets(layer.timeline("shares", video_id, lifetime, Granularity.DAY, start, end))
+        cells = breakdown(layer.cells("shares", video_id, full_domain(channels, CHANNELS), scope="channel")).buckets
+        await charge(reader, layer, principal)
         video = {
             "id": row.video_id,
             "stats": {
-                "views": counts.views,
-                "likes": counts.likes,
-                "comments": counts.comments,
-                "shares": counts.shares,
-                "likeRatio": ratio(counts.likes, counts.views),
-                "engagementRate": ratio(counts.likes + counts.comments + counts.shares, counts.views),
+                "views": views,
+                "likes": likes,
+                "comments": comments,
+                "shares": shares,
+                "likeRatio": ratio(likes, views),
+                "engagementRate": ratio(likes + comments + shares, views),
             },
-            "shareTimeline": {"buckets": [{"start": b.key.isoformat(), "count": b.count, "suppressed": False} for b in series]},  # type: ignore[union-attr]
-            "shareChannels": {"buckets": [{"key": str(b.key), "count": b.count, "suppressed": False} for b in cells]},
+            "shareTimeline": {"buckets": [{"start": b.start.isoformat(), "count": b.count, "suppressed": b.suppressed} for b in series]},
+            "shareChannels": {"buckets": [{"key": b.key, "count": b.count, "suppressed": b.suppressed} for b in cells]},
         }
-        return JSONResponse({"data": {"video": video}})
+        return JSONResponse({"data": {"video": video}, "extensions": {"privacy": layer.report()}})
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -248,7 +273,7 @@ def serve(which: str, port: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The load generator (runs in its own process: `graphql.py _load …`; prints one JSON line)
+# The load generator (runs in its own process: `dashboard.py _load …`; prints one JSON line)
 
 
 def percentile(ordered: list[int], q: float) -> float:
@@ -344,7 +369,7 @@ async def drive(port: int, request: bytes, concurrency: int, warmup: float, dura
 def load_main(argv: list[str]) -> None:
     import uvloop
 
-    parser = argparse.ArgumentParser(prog="graphql.py _load")
+    parser = argparse.ArgumentParser(prog="dashboard.py _load")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--request-file", type=Path, required=True)
     parser.add_argument("--concurrency", type=int, required=True)
@@ -387,13 +412,15 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
 
-def start_server(kind: str, dataset: Dataset, secret: str, workdir: Path) -> Server:
+def start_server(kind: str, dataset: Dataset, secret: str, workdir: Path, *,
+                 script: Path = Path(__file__).resolve(), env: dict[str, str] | None = None) -> Server:
+    """Runs `script _<kind> --port P` (this file's `_graphql` or `_bare` by default) with `env` added to ours."""
     port = free_port()
     log = workdir / f"{kind}-{dataset.label}.log"
     env = {**os.environ, "GATEWAY_DATABASE_URL": dataset.url, "GATEWAY_SECRET": secret,
-           "GATEWAY_DATA_DIR": str(workdir / "data")}
+           "GATEWAY_DATA_DIR": str(workdir / "data"), **(env or {})}
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), f"_{kind}", "--port", str(port)],
+        process = subprocess.Popen([sys.executable, str(script), f"_{kind}", "--port", str(port)],
                                    cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return Server(kind, dataset, port, process, log)
 
@@ -429,7 +456,7 @@ def raw_request(path: str, port: int, token: str, body: bytes) -> bytes:
 
 
 def prepare(server: Server, secret: str, start: datetime, end: datetime, workdir: Path) -> dict[str, Any]:
-    """Writes the server's raw request to a file, sends it once and returns the response's data."""
+    """Writes the server's raw request to a file, sends it once and returns the response's data and privacy report."""
     dataset = server.dataset
     token = create_token(secret, PrincipalKind.USER, dataset.creator_id, ttl_seconds=24 * 3600)
     if server.kind == "graphql":
@@ -447,8 +474,7 @@ def prepare(server: Server, secret: str, start: datetime, end: datetime, workdir
     answer = response.json()
     if response.status_code != 200 or answer.get("errors"):
         raise RuntimeError(f"{server.name} answered {response.status_code}: {response.text[:2000]}")
-    data: dict[str, Any] = answer["data"]
-    return data
+    return {"data": answer["data"], "privacy": answer.get("extensions", {}).get("privacy")}
 
 
 def run_load(server: Server, args: argparse.Namespace, postgres_pid: int | None, warmup: float, duration: float) -> dict[str, Any]:
@@ -473,32 +499,36 @@ def cpu_note(result: dict[str, Any]) -> str:
     return note
 
 
-def describe(data: dict[str, Any]) -> str:
-    video = data["video"]
+def describe(answer: dict[str, Any]) -> str:
+    video = answer["data"]["video"]
     stats = video["stats"]
     return (f"views {stats['views']:,} likes {stats['likes']:,} comments {stats['comments']:,} shares {stats['shares']:,}; "
             f"{len(video['shareTimeline']['buckets'])} daily buckets "
-            f"({sum(b['count'] for b in video['shareTimeline']['buckets']):,} shares in range); "
-            f"{len(video['shareChannels']['buckets'])} channels")
+            f"({sum(b['count'] or 0 for b in video['shareTimeline']['buckets']):,} shares in visible buckets); "
+            f"{len(video['shareChannels']['buckets'])} channels; {answer['privacy']['suppressedCells']} cells suppressed")
+
+
+def database_server() -> tuple[str, str, int | None]:
+    """The Postgres server to load into (GATEWAY_DATABASE_URL's, or a throwaway embedded one), the secret
+    to use with it, and the embedded server's pid (None for a server of your own)."""
+    server_url = os.environ.get("GATEWAY_DATABASE_URL")
+    if server_url:
+        secret = os.environ.get("GATEWAY_SECRET") or BENCH_SECRET
+        if len(secret) < 32:
+            raise SystemExit("GATEWAY_SECRET must be at least 32 characters")
+        return server_url, secret, None
+    pgdata = Path(tempfile.mkdtemp(prefix="gateway-bench-pg-"))
+    pgdata.chmod(0o755)  # the embedded server runs as its own system user when we are root
+    # It stops and removes its directory when this process exits (cleanup_mode="delete").
+    server_url = start_embedded(pgdata, cleanup_mode="delete")
+    return server_url, BENCH_SECRET, int((pgdata / "postmaster.pid").read_text().split()[0])
 
 
 def orchestrate(args: argparse.Namespace) -> None:
     # platformdirs warns (at pgserver's exit handler too) when XDG_RUNTIME_DIR is unset; pgserver copes.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-graphql-"))
-    server_url = os.environ.get("GATEWAY_DATABASE_URL")
-    postgres_pid: int | None = None
-    secret = BENCH_SECRET
-    if server_url:
-        secret = os.environ.get("GATEWAY_SECRET") or BENCH_SECRET
-    else:
-        pgdata = Path(tempfile.mkdtemp(prefix="gateway-bench-pg-"))
-        pgdata.chmod(0o755)  # the embedded server runs as its own system user when we are root
-        # It stops and removes its directory when this process exits (cleanup_mode="delete").
-        server_url = start_embedded(pgdata, cleanup_mode="delete")
-        postgres_pid = int((pgdata / "postmaster.pid").read_text().split()[0])
-    if len(secret) < 32:
-        raise SystemExit("GATEWAY_SECRET must be at least 32 characters")
+    server_url, secret, postgres_pid = database_server()
 
     # DemoPlatform's window ends at the top of the current hour, so the last 30 days hold its 4 weeks of data;
     # every request names the same explicit [from, to) so both servers count the same buckets.
@@ -529,7 +559,8 @@ def orchestrate(args: argparse.Namespace) -> None:
             if graphql_data != bare_data:
                 raise RuntimeError(f"[{dataset.label}] answers differ:\ngraphql: {json.dumps(graphql_data)[:3000]}\n"
                                    f"bare:    {json.dumps(bare_data)[:3000]}")
-            print(f"[{dataset.label}] graphql and bare answers are equal: {describe(graphql_data)}", flush=True)
+            print(f"[{dataset.label}] graphql and bare answers (data and extensions.privacy) are equal: "
+                  f"{describe(graphql_data)}", flush=True)
 
         print(f"\n{args.rounds} round(s) per server, {args.concurrency} clients, warm-up {args.warmup:g} s, "
               f"measured {args.duration:g} s each", flush=True)
@@ -581,7 +612,7 @@ def orchestrate(args: argparse.Namespace) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] in ("_graphql", "_bare"):
-        port_parser = argparse.ArgumentParser(prog=f"graphql.py {sys.argv[1]}")
+        port_parser = argparse.ArgumentParser(prog=f"dashboard.py {sys.argv[1]}")
         port_parser.add_argument("--port", type=int, required=True)
         serve(sys.argv[1][1:], port_parser.parse_args(sys.argv[2:]).port)
         return
