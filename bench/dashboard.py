@@ -177,7 +177,7 @@ def bare_app(url: str, secret: str) -> Any:
     from gateway.auth import Principal
     from gateway.graphql.ranges import time_range
     from gateway.graphql.types import CHANNELS, breakdown, full_domain, ratio, time_buckets
-    from gateway.privacy.budget import charge
+    from gateway.privacy.budget import BudgetLedger
     from gateway.privacy.layer import PrivacyLayer
     from gateway.privacy.noise import derive_noise_key
     from gateway.privacy.release import ReleasedStats, release_video_stats
@@ -188,7 +188,7 @@ def bare_app(url: str, secret: str) -> Any:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         store = await Store.open(url, secret)
         try:
-            yield {"reader": store.reader, "noise_key": derive_noise_key(secret)}
+            yield {"reader": store.reader, "noise_key": derive_noise_key(secret), "budget": BudgetLedger(store.reader)}
         finally:
             await store.close()
 
@@ -234,7 +234,7 @@ def bare_app(url: str, secret: str) -> Any:
         )
         series = time_buckets(layer.timeline("shares", video_id, lifetime, Granularity.DAY, start, end))
         cells = breakdown(layer.cells("shares", video_id, full_domain(channels, CHANNELS), scope="channel")).buckets
-        await charge(reader, layer, principal)
+        await request.state.budget.charge(layer, principal)
         video = {
             "id": row.video_id,
             "stats": {

@@ -84,10 +84,9 @@ def pass_through() -> None:
     """Makes the privacy layer hand back what it is given: no suppression, no noise, no steps of k, no
     delay (every bucket up to now), no ε charged. Patched before the app is built."""
     from gateway.graphql import loaders
-    from gateway.privacy import layer
+    from gateway.privacy import budget, layer
     from gateway.privacy.release import ReleasedStats, bucket_after, truncate
     from gateway.privacy.suppression import Cell
-    from gateway.routes import graphql
     from gateway.store.queries import Bucket, Granularity, VideoStatsRow
 
     def everything_until(now: datetime, granularity: Granularity, delay: timedelta) -> datetime:
@@ -126,7 +125,7 @@ def pass_through() -> None:
         until = bucket_after(rows[-1][1], floor) if rows else None
         return ReleasedStats(stats, until, until)
 
-    async def charge_nothing(*args: Any) -> None:
+    async def charge_nothing(self: Any, *args: Any) -> None:
         return None
 
     layer.cutoff = everything_until  # type: ignore[attr-defined]
@@ -135,7 +134,7 @@ def pass_through() -> None:
     layer.PrivacyLayer.cells = cells  # type: ignore[method-assign,assignment]
     layer.PrivacyLayer.count = count  # type: ignore[method-assign]
     loaders.release_video_stats = column_sums  # type: ignore[attr-defined,assignment]
-    graphql.charge = charge_nothing  # type: ignore[attr-defined,assignment]
+    budget.BudgetLedger.charge = charge_nothing  # type: ignore[method-assign,assignment]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from gateway.graphql.schema import build_schema
 from gateway.policy.cache import DecisionCache
 from gateway.policy.decider import PolicyDecider
 from gateway.policy.engines import open_engine
+from gateway.privacy.budget import BudgetLedger
 from gateway.privacy.noise import derive_noise_key
 from gateway.privacy.terms import PrivacyTerms
 from gateway.routes.errors import EXCEPTION_HANDLERS
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True) -
                 "settings": settings,
                 "secret": secret,
                 "noise_key": derive_noise_key(secret),
+                "budget": BudgetLedger(store.reader),
                 # Without the policy guard (the benchmark's baseline) nothing decides the terms: a creator's.
                 "fixed_terms": None if policy_guard else BASELINE_TERMS,
                 "store": store,

@@ -5,11 +5,18 @@ anything is sent, in one call to `spend_epsilon()` (migration 0007), which
 serialises per (app, user): a request that would overspend releases nothing
 and gets BUDGET_EXHAUSTED with the moment the budget resets. A release already
 charged today (the same question about the same data) costs nothing again.
+
+A charged release stays charged for its day, so each process remembers what it
+has seen charged and skips the round trip when a request asks nothing new (an
+app polling one dashboard). The `budgetLeft` it then reports is what was left
+when this process last charged: other replicas may have spent since.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -21,37 +28,64 @@ from gateway.privacy.layer import PrivacyLayer
 from gateway.privacy.release import truncate
 from gateway.store.queries import Granularity
 
-__all__ = ["charge"]
+__all__ = ["BudgetLedger"]
 
 
 def _decimal(value: Fraction) -> Decimal:
     return Decimal(value.numerator) / Decimal(value.denominator)
 
 
-async def charge(pool: asyncpg.Pool, layer: PrivacyLayer, principal: Principal) -> None:
-    """Charge `layer`'s releases to the principal's budget for today; BudgetExhausted when they do not fit."""
-    budget = layer.terms.budget_per_day
-    if budget is None:
-        return
-    day_start = truncate(layer.now, Granularity.DAY)
-    releases = list(layer.releases.items())
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT allowed, charged, spent FROM spend_epsilon($1, $2, $3, $4::bytea[], $5::numeric[], $6)",
-            principal.app_id or principal.kind.value,
-            principal.id or "",
-            day_start.date(),
-            [digest for digest, _ in releases],
-            [_decimal(cost) for _, cost in releases],
-            _decimal(budget),
-        )
-    spent = Fraction(row["spent"])
-    left = max(Fraction(0), budget - spent)
-    layer.budget_left = left
-    if not row["allowed"]:
-        raise BudgetExhausted(
-            f"this question needs ε {float(Fraction(row['charged'])):g} and {float(left):g} is left of today's budget",
-            resets_at=day_start + timedelta(days=1),
-            budget_left=float(left),
-        )
-    layer.epsilon_spent = Fraction(row["charged"])
+@dataclass
+class _Charged:
+    releases: set[bytes] = field(default_factory=set)
+    spent: Fraction = Fraction(0)
+
+
+class BudgetLedger:
+    """Charges requests' releases through one pool (one database), remembering per (app, user,
+    day) what it has seen charged and the day's spend then."""
+
+    MEMORY_SIZE = 10_000
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._charged: OrderedDict[tuple[str, str, date], _Charged] = OrderedDict()
+
+    async def charge(self, layer: PrivacyLayer, principal: Principal) -> None:
+        """Charge `layer`'s releases to the principal's budget for today; BudgetExhausted when they do not fit."""
+        budget = layer.terms.budget_per_day
+        if budget is None:
+            return
+        day_start = truncate(layer.now, Granularity.DAY)
+        account = (principal.app_id or principal.kind.value, principal.id or "", day_start.date())
+        known = self._charged.get(account)
+        if known is not None and known.releases.issuperset(layer.releases):
+            self._charged.move_to_end(account)
+            layer.budget_left = max(Fraction(0), budget - known.spent)
+            layer.epsilon_spent = Fraction(0)
+            return
+        releases = list(layer.releases.items())
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT allowed, charged, spent FROM spend_epsilon($1, $2, $3, $4::bytea[], $5::numeric[], $6)",
+                *account,
+                [digest for digest, _ in releases],
+                [_decimal(cost) for _, cost in releases],
+                _decimal(budget),
+            )
+        spent = Fraction(row["spent"])
+        left = max(Fraction(0), budget - spent)
+        layer.budget_left = left
+        remembered = self._charged.setdefault(account, _Charged())
+        self._charged.move_to_end(account)
+        remembered.spent = spent
+        while len(self._charged) > self.MEMORY_SIZE:
+            self._charged.popitem(last=False)
+        if not row["allowed"]:
+            raise BudgetExhausted(
+                f"this question needs ε {float(Fraction(row['charged'])):g} and {float(left):g} is left of today's budget",
+                resets_at=day_start + timedelta(days=1),
+                budget_left=float(left),
+            )
+        remembered.releases.update(layer.releases)
+        layer.epsilon_spent = Fraction(row["charged"])

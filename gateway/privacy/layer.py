@@ -44,6 +44,8 @@ class PrivacyLayer:
         # Noisy releases of this request: digest of (question, data) → ε it costs.
         self.releases: dict[bytes, Fraction] = {}
         self.epsilon_spent: Fraction = Fraction(0)
+        # Noised cells already worked out in this request (a video's stats and its channels share them).
+        self._noised_cells: dict[tuple[str, str, str, tuple[Cell, ...], bool], list[Cell]] = {}
         self.budget_left: Fraction | None = None
 
     @property
@@ -127,13 +129,17 @@ class PrivacyLayer:
         visible = [(str(cell.key), cell.count) for cell in cells if cell.count is not None]
         if epsilon is None or not visible:
             return cells
-        self._release(epsilon, "cells", metric, subject, scope, visible)
-        return [
-            cell
-            if cell.count is None
-            else Cell(cell.key, self._noise(epsilon, metric, subject, f"{scope}:{cell.key}", cell.count, clamp), cell.actors)
-            for cell in cells
-        ]
+        memo = (metric, subject, scope, tuple(cells), clamp)
+        noised = self._noised_cells.get(memo)
+        if noised is None:
+            self._release(epsilon, "cells", metric, subject, scope, visible)
+            noised = self._noised_cells[memo] = [
+                cell
+                if cell.count is None
+                else Cell(cell.key, self._noise(epsilon, metric, subject, f"{scope}:{cell.key}", cell.count, clamp), cell.actors)
+                for cell in cells
+            ]
+        return noised
 
     def asks_for(self, *coordinates: str) -> bool:
         """Whether the operation asks for any of `coordinates`: a noisy release is only made

@@ -18,7 +18,6 @@ from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error
 from gateway.graphql.loaders import Loaders
 from gateway.policy.fields import select_operation
-from gateway.privacy.budget import charge
 from gateway.privacy.layer import PrivacyLayer
 
 __all__ = ["graphql_endpoint"]
@@ -74,7 +73,7 @@ async def graphql_endpoint(request: Request) -> Response:
     if layer is not None:
         try:
             if result.data is not None:  # a refused operation released nothing: nothing to charge or look up
-                await charge(store.reader, layer, principal)
+                await request.state.budget.charge(layer, principal)
         except BudgetExhausted as exc:
             # Nothing of the answer is released: the budget did not cover it.
             body = {"data": None, "errors": [_coded(exc)]}

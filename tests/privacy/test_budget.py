@@ -11,7 +11,7 @@ import pytest
 
 from gateway.auth import Principal, PrincipalKind
 from gateway.errors import BudgetExhausted
-from gateway.privacy.budget import charge
+from gateway.privacy.budget import BudgetLedger
 from gateway.privacy.layer import PrivacyLayer
 from gateway.privacy.terms import PrivacyTerms
 from gateway.store.pools import Store
@@ -40,7 +40,7 @@ async def spent_rows(admin: asyncpg.Connection) -> int:
 
 async def test_releases_are_charged_and_the_rest_is_reported(store: Store, admin: asyncpg.Connection) -> None:
     layer = layer_for(app(user="u-charged"), ("views", 100), ("shares", 10))
-    await charge(store.reader, layer, app(user="u-charged"))
+    await BudgetLedger(store.reader).charge(layer, app(user="u-charged"))
     assert (layer.epsilon_spent, layer.budget_left) == (Fraction(3, 4), Fraction(1, 4))
     assert layer.report()["epsilonSpent"] == 0.75 and layer.report()["budgetLeft"] == 0.25
 
@@ -49,31 +49,31 @@ async def test_a_repeated_identical_question_costs_nothing(store: Store) -> None
     principal = app(user="u-repeat")
     for _ in range(5):
         layer = layer_for(principal, ("views", 100))
-        await charge(store.reader, layer, principal)
+        await BudgetLedger(store.reader).charge(layer, principal)
     assert (layer.epsilon_spent, layer.budget_left) == (0, Fraction(1, 2))
 
 
 async def test_the_same_question_about_changed_data_is_a_new_release(store: Store) -> None:
     principal = app(user="u-changed")
-    await charge(store.reader, layer_for(principal, ("views", 100)), principal)
+    await BudgetLedger(store.reader).charge(layer_for(principal, ("views", 100)), principal)
     layer = layer_for(principal, ("views", 101))
-    await charge(store.reader, layer, principal)
+    await BudgetLedger(store.reader).charge(layer, principal)
     assert layer.epsilon_spent == Fraction(1, 2) and layer.budget_left == 0
 
 
 async def test_overspending_releases_nothing_and_says_when_the_budget_resets(store: Store, admin: asyncpg.Connection) -> None:
     principal = app(user="u-over")
-    await charge(store.reader, layer_for(principal, ("views", 1)), principal)
-    await charge(store.reader, layer_for(principal, ("shares", 1)), principal)
+    await BudgetLedger(store.reader).charge(layer_for(principal, ("views", 1)), principal)
+    await BudgetLedger(store.reader).charge(layer_for(principal, ("shares", 1)), principal)
     before = await spent_rows(admin)
     with pytest.raises(BudgetExhausted) as refused:
-        await charge(store.reader, layer_for(principal, ("views", 2), ("shares", 2)), principal)
+        await BudgetLedger(store.reader).charge(layer_for(principal, ("views", 2), ("shares", 2)), principal)
     assert refused.value.resets_at == datetime(2026, 11, 28, tzinfo=UTC)
     assert refused.value.budget_left == 0.25
     assert await spent_rows(admin) == before  # nothing of the refused request was recorded
     # What was answered before is still free to ask again.
     layer = layer_for(principal, ("views", 1))
-    await charge(store.reader, layer, principal)
+    await BudgetLedger(store.reader).charge(layer, principal)
     assert layer.epsilon_spent == 0
 
 
@@ -85,14 +85,14 @@ async def test_budgets_are_per_app_per_user_per_day(store: Store) -> None:
         (app(user="u-split", app_id="app-a"), datetime(2026, 11, 28, 9, tzinfo=UTC)),
     ]:
         layer = layer_for(principal, ("views", 1), ("shares", 1), now=now)
-        await charge(store.reader, layer, principal)
+        await BudgetLedger(store.reader).charge(layer, principal)
         assert layer.epsilon_spent == Fraction(3, 4), (principal, now)
 
 
 async def test_concurrent_requests_cannot_both_fit_in_what_is_left(store: Store) -> None:
     principal = app(user="u-race")
     layers = [layer_for(principal, ("views", value)) for value in range(10, 16)]  # six distinct releases of ε 0.5
-    results = await asyncio.gather(*(charge(store.reader, layer, principal) for layer in layers), return_exceptions=True)
+    results = await asyncio.gather(*(BudgetLedger(store.reader).charge(layer, principal) for layer in layers), return_exceptions=True)
     allowed = [result for result in results if result is None]
     refused = [result for result in results if isinstance(result, BudgetExhausted)]
     assert (len(allowed), len(refused)) == (2, 4)
@@ -105,11 +105,26 @@ async def test_the_reader_cannot_read_or_write_the_ledger(store: Store) -> None:
                 await conn.execute(statement)
 
 
+async def test_a_ledger_skips_the_round_trip_for_what_it_saw_charged(store: Store, admin: asyncpg.Connection) -> None:
+    ledger = BudgetLedger(store.reader)
+    principal = app(user="u-memory")
+    await ledger.charge(layer_for(principal, ("views", 100)), principal)
+    await admin.execute("DELETE FROM privacy_spend WHERE user_id = 'u-memory'")  # were it asked, the server would charge again
+    layer = layer_for(principal, ("views", 100))
+    await ledger.charge(layer, principal)
+    assert (layer.epsilon_spent, layer.budget_left) == (0, Fraction(1, 2))
+    assert await admin.fetchval("SELECT count(*) FROM privacy_spend WHERE user_id = 'u-memory'") == 0
+    # Anything new goes to the server.
+    layer = layer_for(principal, ("views", 100), ("shares", 3))
+    await ledger.charge(layer, principal)
+    assert layer.epsilon_spent == Fraction(3, 4)
+
+
 async def test_principals_without_a_budget_are_not_charged(store: Store, admin: asyncpg.Connection) -> None:
     before = await spent_rows(admin)
     owner_terms = PrivacyTerms.parse({"k_threshold": 5, "granularity_floor": "HOUR", "bucket_delay_seconds": 3600})
     user = Principal(PrincipalKind.USER, "creator-1")
     layer = PrivacyLayer(owner_terms, user, b"k" * 32, NOW)
     layer.count("views", "video-1", 10)
-    await charge(store.reader, layer, user)
+    await BudgetLedger(store.reader).charge(layer, user)
     assert layer.budget_left is None and await spent_rows(admin) == before
