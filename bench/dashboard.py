@@ -180,6 +180,7 @@ def bare_app(url: str, secret: str) -> Any:
     from gateway.privacy.budget import BudgetLedger
     from gateway.privacy.layer import PrivacyLayer
     from gateway.privacy.noise import derive_noise_key
+    from gateway.graphql.loaders import NOTHING_RELEASED
     from gateway.privacy.release import ReleasedStats, release_video_stats
     from gateway.store import queries
     from gateway.store.queries import Granularity
@@ -210,8 +211,8 @@ def bare_app(url: str, secret: str) -> Any:
 
         async def stats_and_channels() -> tuple[ReleasedStats, list[queries.Bucket]]:
             async with reader.acquire() as conn:
-                series = await queries.stats_series(conn, [video_id], layer.terms.floor, layer.cutoff)
-            released = release_video_stats(series.get(video_id, []), layer.k, layer.terms.floor)
+                series = await queries.stats_series(conn, [video_id], layer.terms.floor, layer.cutoff, layer.k)
+            released = release_video_stats(series[video_id], layer.k, layer.terms.floor) if video_id in series else NOTHING_RELEASED
             if released.shares_until is None:
                 return released, []
             async with reader.acquire() as conn:

@@ -87,7 +87,7 @@ def pass_through() -> None:
     from gateway.privacy import budget, layer
     from gateway.privacy.release import ReleasedStats, bucket_after, truncate
     from gateway.privacy.suppression import Cell
-    from gateway.store.queries import Bucket, Granularity, VideoStatsRow
+    from gateway.store.queries import Bucket, Granularity, StatsSeries, VideoStatsRow
 
     def everything_until(now: datetime, granularity: Granularity, delay: timedelta) -> datetime:
         return now
@@ -113,16 +113,18 @@ def pass_through() -> None:
     def count(self: layer.PrivacyLayer, metric: str, subject: str, value: int, *, clamp: bool = True) -> int:
         return value
 
-    def column_sums(rows: list[Any], k: int, floor: Granularity) -> ReleasedStats:
-        stats = VideoStatsRow(
-            views=sum(row[2] for row in rows),
-            watch_ms=sum(row[3] for row in rows),
-            completed_views=sum(row[4] for row in rows),
-            likes=sum(row[6] for row in rows),
-            comments=sum(row[8] for row in rows),
-            shares=sum(row[10] for row in rows),
-        )
-        until = bucket_after(rows[-1][1], floor) if rows else None
+    def column_sums(series: StatsSeries, k: int, floor: Granularity) -> ReleasedStats:
+        # Every closed bucket: each metric's prefix (through its mark) and the tail's buckets after that mark.
+        marks = series.marks
+        totals = list(series.prefix)
+        for bucket, *values in series.tail:
+            for index, (column, mark) in enumerate(((0, marks[0]), (1, marks[0]), (2, marks[0]), (4, marks[1]), (6, marks[2]), (8, marks[3]))):
+                if mark is None or bucket > mark:
+                    totals[index] += values[column]
+        views, watch_ms, completed, likes, comments, shares = totals
+        stats = VideoStatsRow(views=views, watch_ms=watch_ms, completed_views=completed, likes=likes, comments=comments, shares=shares)
+        last = series.tail[-1][0] if series.tail else max((mark for mark in marks if mark is not None), default=None)
+        until = bucket_after(last, floor) if last is not None else None
         return ReleasedStats(stats, until, until)
 
     async def charge_nothing(self: Any, *args: Any) -> None:
@@ -133,7 +135,7 @@ def pass_through() -> None:
     layer.PrivacyLayer.timeline = timeline  # type: ignore[method-assign,assignment]
     layer.PrivacyLayer.cells = cells  # type: ignore[method-assign,assignment]
     layer.PrivacyLayer.count = count  # type: ignore[method-assign]
-    loaders.release_video_stats = column_sums  # type: ignore[attr-defined,assignment]
+    loaders.release_video_stats = column_sums  # type: ignore[attr-defined]
     budget.BudgetLedger.charge = charge_nothing  # type: ignore[method-assign,assignment]
 
 

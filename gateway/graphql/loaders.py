@@ -56,7 +56,7 @@ class Loaders:
 
     async def _released_stats(self, conn: asyncpg.Connection, video_ids: Sequence[str]) -> dict[str, ReleasedStats]:
         layer = self._layer()
-        series = await queries.stats_series(conn, video_ids, layer.terms.floor, layer.cutoff)
+        series = await queries.stats_series(conn, video_ids, layer.terms.floor, layer.cutoff, layer.k)
         return {video_id: release_video_stats(rows, layer.k, layer.terms.floor) for video_id, rows in series.items()}
 
     async def _released_channels(self, video_ids: list[str]) -> list[list[Bucket]]:

@@ -360,7 +360,7 @@ class Creator:
         layer = privacy(info)
         async with info.context.store.reader.acquire() as conn:
             videos = await queries.creator_video_count(conn, self.creator_id)
-            series = await queries.creator_stats_series(conn, self.creator_id, layer.terms.floor, layer.cutoff)
+            series = await queries.creator_stats_series(conn, self.creator_id, layer.terms.floor, layer.cutoff, layer.k)
             follows = await queries.follower_series(conn, self.creator_id, layer.cutoff)
         released = [release_video_stats(rows, layer.k, layer.terms.floor).stats for rows in series.values()]
 
@@ -405,7 +405,7 @@ class Creator:
             raise Forbidden("ordering by shares would reveal exact counts under the noise; order by PUBLISHED_AT", field="Creator.videos")
         async with info.context.store.reader.acquire() as conn:
             videos = await queries.creator_video_rows(conn, self.creator_id)
-            series = await queries.creator_stats_series(conn, self.creator_id, layer.terms.floor, layer.cutoff)
+            series = await queries.creator_stats_series(conn, self.creator_id, layer.terms.floor, layer.cutoff, layer.k)
         released = {video_id: release_video_stats(rows, layer.k, layer.terms.floor) for video_id, rows in series.items()}
         for video_id, stats in released.items():
             info.context.loaders.stats.prime(video_id, stats)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.store.queries import Granularity, VideoStatsRow
+from gateway.store.queries import Granularity, StatsSeries, VideoStatsRow
 
 __all__ = [
     "Released",
@@ -108,45 +108,45 @@ class ReleasedStats:
     shares_until: datetime | None
 
 
-def release_video_stats(rows: Sequence[Sequence[Any]], k: int, floor: Granularity) -> ReleasedStats:
-    """A video's totals from `queries.stats_series` rows: views with watch time and completions
+def release_video_stats(series: StatsSeries, k: int, floor: Granularity) -> ReleasedStats:
+    """A video's totals from its `queries.stats_series`: views with watch time and completions
     (in steps of k viewers), likes, comments and shares, each in its own steps.
 
-    `released_sums` for each metric, fused into one pass: this runs on every dashboard request,
-    over up to hundreds of hourly rows."""
-    views = watch = completed = likes = comments = shares = 0  # released
+    The same as `released_sums` over every closed bucket, one metric at a time: Postgres summed
+    each metric up to its mark (a bucket that alone completes a step, leaving nothing held),
+    and the walk goes on from there over the buckets after it."""
+    views_mark, likes_mark, comments_mark, shares_mark = series.marks
+    views, watch, completed, likes, comments, shares = series.prefix
     p_views = p_watch = p_completed = p_likes = p_comments = p_shares = 0  # pending
     h_views = h_likes = h_comments = h_shares = 0  # units held
-    views_last = shares_last = -1
-    for index, row in enumerate(rows):
-        _, _, r_views, r_watch, r_completed, u_views, r_likes, u_likes, r_comments, u_comments, r_shares, u_shares = row
-        p_views += r_views
-        p_watch += r_watch
-        p_completed += r_completed
-        h_views += u_views
-        if h_views >= k:
-            views, watch, completed = views + p_views, watch + p_watch, completed + p_completed
-            p_views = p_watch = p_completed = h_views = 0
-            views_last = index
-        p_likes += r_likes
-        h_likes += u_likes
-        if h_likes >= k:
-            likes, p_likes, h_likes = likes + p_likes, 0, 0
-        p_comments += r_comments
-        h_comments += u_comments
-        if h_comments >= k:
-            comments, p_comments, h_comments = comments + p_comments, 0, 0
-        p_shares += r_shares
-        h_shares += u_shares
-        if h_shares >= k:
-            shares, p_shares, h_shares = shares + p_shares, 0, 0
-            shares_last = index
+    views_end, shares_end = views_mark, shares_mark  # the last bucket released
+    for row in series.tail:
+        bucket, r_views, r_watch, r_completed, u_views, r_likes, u_likes, r_comments, u_comments, r_shares, u_shares = row
+        if views_mark is None or bucket > views_mark:
+            p_views, p_watch, p_completed, h_views = p_views + r_views, p_watch + r_watch, p_completed + r_completed, h_views + u_views
+            if h_views >= k:
+                views, watch, completed = views + p_views, watch + p_watch, completed + p_completed
+                p_views = p_watch = p_completed = h_views = 0
+                views_end = bucket
+        if likes_mark is None or bucket > likes_mark:
+            p_likes, h_likes = p_likes + r_likes, h_likes + u_likes
+            if h_likes >= k:
+                likes, p_likes, h_likes = likes + p_likes, 0, 0
+        if comments_mark is None or bucket > comments_mark:
+            p_comments, h_comments = p_comments + r_comments, h_comments + u_comments
+            if h_comments >= k:
+                comments, p_comments, h_comments = comments + p_comments, 0, 0
+        if shares_mark is None or bucket > shares_mark:
+            p_shares, h_shares = p_shares + r_shares, h_shares + u_shares
+            if h_shares >= k:
+                shares, p_shares, h_shares = shares + p_shares, 0, 0
+                shares_end = bucket
     stats = VideoStatsRow(views=views, likes=likes, comments=comments, shares=shares, watch_ms=watch, completed_views=completed)
 
-    def until(last: int) -> datetime | None:
-        return bucket_after(rows[last][1], floor) if last >= 0 else None
+    def until(last: datetime | None) -> datetime | None:
+        return None if last is None else bucket_after(last, floor)
 
-    return ReleasedStats(stats, until(views_last), until(shares_last))
+    return ReleasedStats(stats, until(views_end), until(shares_end))
 
 
 def released_followers(rows: Iterable[Sequence[Any]], k: int) -> int:

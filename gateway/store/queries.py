@@ -11,12 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 import asyncpg
 
 __all__ = [
     "Bucket",
     "Granularity",
+    "StatsSeries",
     "VideoRow",
     "VideoStatsRow",
     "audience",
@@ -77,61 +79,123 @@ async def videos_by_id(conn: asyncpg.Connection, video_ids: Sequence[str]) -> di
     return {row["video_id"]: VideoRow(*row) for row in rows}
 
 
-# A video's totals are released from its closed floor buckets (gateway.privacy.release): one row
-# per video and bucket, oldest first. Each count is followed by its distinct-actor units.
+# A video's totals are released from its closed floor buckets in steps of k units
+# (gateway.privacy.release). A bucket that alone holds k units of a metric completes a step
+# whatever came before it, so everything up to the last such bucket (the metric's mark) is
+# released: Postgres sums that prefix, and only the buckets after the earliest mark (a few,
+# for a busy video) come back to be walked.
 _STATS_SERIES = """
-SELECT video_id, date_trunc($2, hour, 'UTC') AS bucket,
-       sum(views)::bigint, sum(watch_ms)::bigint, sum(completed_views)::bigint, sum(viewers)::bigint,
-       sum(likes)::bigint, sum(likers + unlikers)::bigint,
-       sum(comments)::bigint, sum(commenters)::bigint,
-       sum(shares)::bigint, sum(sharers)::bigint
-FROM video_hourly
-WHERE {videos} AND hour < $3
-GROUP BY 1, 2
-ORDER BY 1, 2
+WITH b AS MATERIALIZED (
+    SELECT video_id, {bucket} AS bucket,
+           {sum}(views){cast} AS views, {sum}(watch_ms){cast} AS watch_ms, {sum}(completed_views){cast} AS completed,
+           {sum}(viewers){cast} AS viewers, {sum}(likes){cast} AS likes, {sum}(likers + unlikers){cast} AS like_units,
+           {sum}(comments){cast} AS comments, {sum}(commenters){cast} AS commenters,
+           {sum}(shares){cast} AS shares, {sum}(sharers){cast} AS sharers
+    FROM video_hourly
+    WHERE {videos} AND hour < $3
+    {group}
+), m AS (
+    SELECT video_id,
+           max(bucket) FILTER (WHERE viewers >= $4) AS views_mark,
+           max(bucket) FILTER (WHERE like_units >= $4) AS likes_mark,
+           max(bucket) FILTER (WHERE commenters >= $4) AS comments_mark,
+           max(bucket) FILTER (WHERE sharers >= $4) AS shares_mark
+    FROM b GROUP BY video_id
+)
+SELECT m.video_id, m.views_mark, m.likes_mark, m.comments_mark, m.shares_mark,
+       coalesce(sum(b.views) FILTER (WHERE b.bucket <= m.views_mark), 0)::bigint,
+       coalesce(sum(b.watch_ms) FILTER (WHERE b.bucket <= m.views_mark), 0)::bigint,
+       coalesce(sum(b.completed) FILTER (WHERE b.bucket <= m.views_mark), 0)::bigint,
+       coalesce(sum(b.likes) FILTER (WHERE b.bucket <= m.likes_mark), 0)::bigint,
+       coalesce(sum(b.comments) FILTER (WHERE b.bucket <= m.comments_mark), 0)::bigint,
+       coalesce(sum(b.shares) FILTER (WHERE b.bucket <= m.shares_mark), 0)::bigint,
+       array_agg(b.bucket ORDER BY b.bucket) FILTER (WHERE t.tail),
+       array_agg(ARRAY[b.views, b.watch_ms, b.completed, b.viewers, b.likes, b.like_units,
+                       b.comments, b.commenters, b.shares, b.sharers] ORDER BY b.bucket) FILTER (WHERE t.tail)
+FROM m JOIN b USING (video_id)
+CROSS JOIN LATERAL (
+    SELECT m.views_mark IS NULL OR m.likes_mark IS NULL OR m.comments_mark IS NULL OR m.shares_mark IS NULL
+           OR b.bucket > LEAST(m.views_mark, m.likes_mark, m.comments_mark, m.shares_mark) AS tail
+) t
+GROUP BY m.video_id, m.views_mark, m.likes_mark, m.comments_mark, m.shares_mark
 """
+_SELECTORS = {
+    "videos": "video_id = ANY($1::text[])",
+    "creator": "video_id IN (SELECT video_id FROM videos WHERE creator_id = $1)",
+}
+# video_hourly has one row per hour already: an HOUR floor needs no grouping ($2 is then unused but typed).
+_SHAPES = {
+    True: {"bucket": "hour", "sum": "", "cast": "", "group": "AND $2::text IS NOT NULL"},
+    False: {"bucket": "date_trunc($2, hour, 'UTC')", "sum": "sum", "cast": "::bigint", "group": "GROUP BY 1, 2"},
+}
 STATS_SERIES_STATEMENTS = {
-    "videos": _STATS_SERIES.format(videos="video_id = ANY($1::text[])"),
-    "creator": _STATS_SERIES.format(videos="video_id IN (SELECT video_id FROM videos WHERE creator_id = $1)"),
+    (selector, hourly): _STATS_SERIES.format(videos=where, **_SHAPES[hourly])
+    for selector, where in _SELECTORS.items()
+    for hourly in (True, False)
 }
 
 
-def _by_video(rows: list[asyncpg.Record]) -> dict[str, list[asyncpg.Record]]:
-    found: dict[str, list[asyncpg.Record]] = {}
+@dataclass(frozen=True)
+class StatsSeries:
+    """What a video's released totals are worked out from (see `_STATS_SERIES`).
+
+    marks   per metric (views, likes, comments, shares): the last bucket that alone holds k units, or None
+    prefix  views, watch_ms, completed views (through the views mark), likes, comments, shares (each through its mark)
+    tail    the buckets after the earliest mark, oldest first: (bucket, views, watch_ms, completed, viewers,
+            likes, like units, comments, commenters, shares, sharers)
+    """
+
+    marks: tuple[datetime | None, datetime | None, datetime | None, datetime | None]
+    prefix: tuple[int, int, int, int, int, int]
+    tail: list[tuple[Any, ...]]
+
+
+def _series(rows: list[asyncpg.Record]) -> dict[str, StatsSeries]:
+    found = {}
     for row in rows:
-        found.setdefault(row[0], []).append(row)
+        buckets, columns = row[11] or [], row[12] or []
+        found[row[0]] = StatsSeries(
+            marks=(row[1], row[2], row[3], row[4]),
+            prefix=(row[5], row[6], row[7], row[8], row[9], row[10]),
+            tail=[(bucket, *values) for bucket, values in zip(buckets, columns, strict=True)],
+        )
     return found
 
 
 async def stats_series(
-    conn: asyncpg.Connection, video_ids: Sequence[str], floor: Granularity, cutoff: datetime
-) -> dict[str, list[asyncpg.Record]]:
-    """Per video, its `floor` buckets before `cutoff`: (video_id, bucket, views, watch_ms, completed_views,
-    viewers, likes, like units, comments, commenters, shares, sharers)."""
-    return _by_video(await conn.fetch(STATS_SERIES_STATEMENTS["videos"], list(video_ids), floor.value, cutoff))
+    conn: asyncpg.Connection, video_ids: Sequence[str], floor: Granularity, cutoff: datetime, k: int
+) -> dict[str, StatsSeries]:
+    """Per video, its `floor` buckets before `cutoff`, as the release in steps of `k` needs them."""
+    statement = STATS_SERIES_STATEMENTS["videos", floor is Granularity.HOUR]
+    return _series(await conn.fetch(statement, list(video_ids), floor.value, cutoff, k))
 
 
 async def creator_stats_series(
-    conn: asyncpg.Connection, creator_id: str, floor: Granularity, cutoff: datetime
-) -> dict[str, list[asyncpg.Record]]:
+    conn: asyncpg.Connection, creator_id: str, floor: Granularity, cutoff: datetime, k: int
+) -> dict[str, StatsSeries]:
     """`stats_series` of every video of the creator."""
-    return _by_video(await conn.fetch(STATS_SERIES_STATEMENTS["creator"], creator_id, floor.value, cutoff))
+    statement = STATS_SERIES_STATEMENTS["creator", floor is Granularity.HOUR]
+    return _series(await conn.fetch(statement, creator_id, floor.value, cutoff, k))
 
 
 async def channels_released(
     conn: asyncpg.Connection, released_until: Mapping[str, datetime]
 ) -> dict[str, list[Bucket]]:
-    """Shares by channel per video, counting the hours before the video's released end only.
+    """Shares by channel per video, counting the hours before the video's released end only: the
+    lifetime cell less the hours since (a few, for a busy video).
 
-    A cell's actors is the smaller of two upper bounds of its distinct sharers in those hours:
-    the sum of the hourly distinct counts, and the video's lifetime distinct count."""
+    A cell's actors is a lower bound of its distinct sharers in those hours: each of the
+    lifetime's distinct sharers shared before the end, or is counted in an hour after it."""
     rows = await conn.fetch(
-        """SELECT r.video_id, c.channel::text, sum(c.shares)::bigint,
-                  least(sum(c.sharers), max(t.sharers))::bigint
+        """SELECT r.video_id, c.channel::text, (c.shares - coalesce(t.shares, 0))::bigint,
+                  greatest(c.sharers - coalesce(t.sharers, 0), 0)::bigint
            FROM unnest($1::text[], $2::timestamptz[]) AS r(video_id, released_until)
-           JOIN video_hourly_channels c ON c.video_id = r.video_id AND c.hour < r.released_until
-           LEFT JOIN video_channels t ON t.video_id = c.video_id AND t.channel = c.channel
-           GROUP BY 1, 2""",
+           JOIN video_channels c ON c.video_id = r.video_id
+           LEFT JOIN LATERAL (
+               SELECT sum(h.shares) AS shares, sum(h.sharers) AS sharers FROM video_hourly_channels h
+               WHERE h.video_id = r.video_id AND h.channel = c.channel AND h.hour >= r.released_until
+           ) t ON true
+           WHERE c.shares - coalesce(t.shares, 0) > 0""",
         list(released_until),
         list(released_until.values()),
     )

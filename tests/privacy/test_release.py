@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.privacy.release import bucket_after, cutoff, release_video_stats, released_sums, truncate
+from gateway.privacy.release import bucket_after, cutoff, released_sums, truncate
 from gateway.store.queries import Granularity
 
 MOMENT = datetime(2026, 11, 25, 14, 37, 12, 5, tzinfo=UTC)  # a Wednesday
@@ -70,23 +70,3 @@ def test_two_answers_differ_by_k_units_or_not_at_all(rows: list[tuple[int, int]]
     if after.last != before.last:
         assert sum(units for _, units in data[before.last + 1 : after.last + 1]) >= k
         assert after.sums[0] - before.sums[0] == sum(row[0][0] for row in data[before.last + 1 : after.last + 1])
-
-
-stats_rows = st.lists(st.tuples(*[st.integers(0, 9)] * 10), max_size=30)
-
-
-@given(stats_rows, st.integers(0, 8))
-def test_video_stats_release_each_metric_by_its_own_units(rows: list[tuple[int, ...]], k: int) -> None:
-    """The fused walk equals released_sums run per metric."""
-    start = datetime(2026, 11, 1, tzinfo=UTC)
-    series = [("video", start + timedelta(hours=index), *row) for index, row in enumerate(rows)]
-    released = release_video_stats(series, k, Granularity.HOUR)
-    views = released_sums(((row[2:5], row[5]) for row in series), k, 3)
-    likes = released_sums(((row[6:7], row[7]) for row in series), k, 1)
-    comments = released_sums(((row[8:9], row[9]) for row in series), k, 1)
-    shares = released_sums(((row[10:11], row[11]) for row in series), k, 1)
-    stats = released.stats
-    assert (stats.views, stats.watch_ms, stats.completed_views) == tuple(views.sums)
-    assert (stats.likes, stats.comments, stats.shares) == (likes.sums[0], comments.sums[0], shares.sums[0])
-    assert released.views_until == (start + timedelta(hours=views.last + 1) if views.last >= 0 else None)
-    assert released.shares_until == (start + timedelta(hours=shares.last + 1) if shares.last >= 0 else None)
