@@ -9,7 +9,9 @@ before any resolver runs.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
@@ -19,18 +21,47 @@ from gateway.errors import PolicyUnavailable
 from gateway.privacy.layer import PrivacyLayer
 from gateway.privacy.release import ReleasedStats, release_video_stats
 from gateway.store import queries
-from gateway.store.queries import Bucket, VideoRow, VideoStatsRow
+from gateway.store.queries import Bucket, Granularity, VideoRow, VideoStatsRow
 
-__all__ = ["Loaders"]
+__all__ = ["Loaders", "ReleasedStatsCache"]
 
 Value = TypeVar("Value")
 
 NOTHING_RELEASED = ReleasedStats(VideoStatsRow(), None, None)
 
 
+class ReleasedStatsCache:
+    """Released totals per (video, floor, k, cutoff), with the fingerprint of the data they were
+    worked out from (`queries.stats_fingerprints`). A cutoff moves once a floor bucket, so a
+    dashboard polling a video asks the cheap fingerprint and reuses the walk; any event stored
+    before the cutoff changes the fingerprint, and the totals are worked out again."""
+
+    SIZE = 50_000
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple[str, Granularity, int, datetime], tuple[tuple[int, ...], ReleasedStats]] = OrderedDict()
+
+    def get(self, key: tuple[str, Granularity, int, datetime], fingerprint: tuple[int, ...]) -> ReleasedStats | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != fingerprint:
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def put(self, key: tuple[str, Granularity, int, datetime], fingerprint: tuple[int, ...], stats: ReleasedStats) -> None:
+        self._entries[key] = (fingerprint, stats)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.SIZE:
+            self._entries.popitem(last=False)
+
+
 class Loaders:
-    def __init__(self, reader: asyncpg.Pool) -> None:
+    def __init__(self, reader: asyncpg.Pool, released: ReleasedStatsCache | None = None) -> None:
         self._reader = reader
+        self._released = released or ReleasedStatsCache()
         self.layer: PrivacyLayer | None = None  # set by the policy guard
         no_video: VideoRow | None = None
         self.video: DataLoader[str, VideoRow | None] = DataLoader(self._batch(queries.videos_by_id, no_video))
@@ -56,8 +87,21 @@ class Loaders:
 
     async def _released_stats(self, conn: asyncpg.Connection, video_ids: Sequence[str]) -> dict[str, ReleasedStats]:
         layer = self._layer()
-        series = await queries.stats_series(conn, video_ids, layer.terms.floor, layer.cutoff, layer.k)
-        return {video_id: release_video_stats(rows, layer.k, layer.terms.floor) for video_id, rows in series.items()}
+        floor, k, cutoff = layer.terms.floor, layer.k, layer.cutoff
+        fingerprints = await queries.stats_fingerprints(conn, video_ids, cutoff)
+        found = {}
+        for video_id, fingerprint in fingerprints.items():
+            cached = self._released.get((video_id, floor, k, cutoff), fingerprint)
+            if cached is not None:
+                found[video_id] = cached
+        missing = [video_id for video_id in fingerprints if video_id not in found]
+        if missing:
+            series = await queries.stats_series(conn, missing, floor, cutoff, k)
+            for video_id in missing:
+                if video_id in series:
+                    found[video_id] = released = release_video_stats(series[video_id], k, floor)
+                    self._released.put((video_id, floor, k, cutoff), fingerprints[video_id], released)
+        return found
 
     async def _released_channels(self, video_ids: list[str]) -> list[list[Bucket]]:
         # Channels count the hours whose shares the totals released; the stats load says which.

@@ -33,6 +33,7 @@ __all__ = [
     "my_follows",
     "my_likes",
     "my_shares",
+    "stats_fingerprints",
     "stats_series",
     "timeline",
     "videos_by_id",
@@ -168,6 +169,24 @@ async def stats_series(
     """Per video, its `floor` buckets before `cutoff`, as the release in steps of `k` needs them."""
     statement = STATS_SERIES_STATEMENTS["videos", floor is Granularity.HOUR]
     return _series(await conn.fetch(statement, list(video_ids), floor.value, cutoff, k))
+
+
+async def stats_fingerprints(conn: asyncpg.Connection, video_ids: Sequence[str], cutoff: datetime) -> dict[str, tuple[int, ...]]:
+    """Per video, the sums of every count and unit column of its hours before `cutoff`. Every
+    column but likes only grows, so any event stored before `cutoff` changes the fingerprint;
+    likes (net of unlikes) are also summed weighted by their hour, so that a like in one hour
+    and an unlike in another do not cancel out. Equal fingerprints mean the same data."""
+    rows = await conn.fetch(
+        """SELECT video_id, count(*), sum(views)::bigint, sum(watch_ms)::bigint, sum(completed_views)::bigint,
+                  sum(viewers)::bigint, sum(likes)::bigint, sum(likers)::bigint, sum(unlikers)::bigint,
+                  sum(comments)::bigint, sum(commenters)::bigint, sum(shares)::bigint, sum(sharers)::bigint,
+                  sum(likes * (extract(epoch FROM hour)::bigint / 3600))::bigint
+           FROM video_hourly WHERE video_id = ANY($1::text[]) AND hour < $2
+           GROUP BY video_id""",
+        list(video_ids),
+        cutoff,
+    )
+    return {row[0]: tuple(row[1:]) for row in rows}
 
 
 async def creator_stats_series(

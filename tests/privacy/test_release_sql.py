@@ -70,3 +70,34 @@ async def test_released_totals_equal_the_walk_over_every_bucket(
     stats = released.stats
     got = (stats.views, stats.watch_ms, stats.completed_views, stats.likes, stats.comments, stats.shares, released.views_until, released.shares_until)
     assert got == expected(rows, k, floor, cutoff)
+
+
+async def test_cached_totals_follow_any_change_to_the_data(store: Store, admin: asyncpg.Connection) -> None:
+    """The loaders reuse released totals while the data before the cutoff is unchanged, and work
+    them out again as soon as it changes, including a like and an unlike that cancel out."""
+    from gateway.auth import Principal, PrincipalKind
+    from gateway.graphql.loaders import Loaders, ReleasedStatsCache
+    from gateway.privacy.layer import PrivacyLayer
+    from gateway.privacy.terms import PrivacyTerms
+
+    video = "cached-video"
+    hour = START
+    rows = [(video, hour + timedelta(hours=offset), 5, 5, 5, 2) for offset in range(4)]
+    await admin.executemany("INSERT INTO video_hourly (video_id, hour, views, viewers, likes, likers) VALUES ($1, $2, $3, $4, $5, $6)", rows)
+    cache = ReleasedStatsCache()
+    terms = PrivacyTerms.parse({"k_threshold": 5, "granularity_floor": "HOUR", "bucket_delay_seconds": 0})
+    now = START + timedelta(days=1)
+
+    async def released() -> Any:
+        loaders = Loaders(store.reader, cache)
+        loaders.layer = PrivacyLayer(terms, Principal(PrincipalKind.USER, "creator"), b"k" * 32, now)
+        return (await loaders.stats_of(video)).stats
+
+    first = await released()
+    assert (first.views, first.likes) == (20, 15)  # likes: 2 + 2 + 2 units complete a step after the 3rd hour
+    assert await released() is first  # unchanged data: the cached totals
+    # A like moved from the 4th hour to the 1st: the sums are the same, the steps are not.
+    await admin.execute("UPDATE video_hourly SET likes = likes + 1 WHERE video_id = $1 AND hour = $2", video, hour)
+    await admin.execute("UPDATE video_hourly SET likes = likes - 1 WHERE video_id = $1 AND hour = $2", video, hour + timedelta(hours=3))
+    again = await released()
+    assert again is not first and (again.views, again.likes) == (20, 16)
