@@ -180,8 +180,8 @@ def bare_app(url: str, secret: str) -> Any:
     from gateway.privacy.budget import BudgetLedger
     from gateway.privacy.layer import PrivacyLayer
     from gateway.privacy.noise import derive_noise_key
-    from gateway.graphql.loaders import NOTHING_RELEASED
-    from gateway.privacy.release import ReleasedStats, release_video_stats
+    from gateway.graphql.loaders import Loaders, ReleasedStatsCache
+    from gateway.privacy.release import ReleasedStats
     from gateway.store import queries
     from gateway.store.queries import Granularity
 
@@ -189,7 +189,12 @@ def bare_app(url: str, secret: str) -> Any:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         store = await Store.open(url, secret)
         try:
-            yield {"reader": store.reader, "noise_key": derive_noise_key(secret), "budget": BudgetLedger(store.reader)}
+            yield {
+                "reader": store.reader,
+                "noise_key": derive_noise_key(secret),
+                "budget": BudgetLedger(store.reader),
+                "released": ReleasedStatsCache(),
+            }
         finally:
             await store.close()
 
@@ -209,14 +214,12 @@ def bare_app(url: str, secret: str) -> Any:
         principal = Principal(PrincipalKind.USER, row.creator_id)
         layer = PrivacyLayer(BASELINE_TERMS, principal, request.state.noise_key, now)
 
+        # The resolvers' loaders (plain batching; with the app's cache of released totals, checked by fingerprint).
+        loaders = Loaders(reader, request.state.released)
+        loaders.layer = layer
+
         async def stats_and_channels() -> tuple[ReleasedStats, list[queries.Bucket]]:
-            async with reader.acquire() as conn:
-                series = await queries.stats_series(conn, [video_id], layer.terms.floor, layer.cutoff, layer.k)
-            released = release_video_stats(series[video_id], layer.k, layer.terms.floor) if video_id in series else NOTHING_RELEASED
-            if released.shares_until is None:
-                return released, []
-            async with reader.acquire() as conn:
-                return released, (await queries.channels_released(conn, {video_id: released.shares_until})).get(video_id, [])
+            return await loaders.stats_of(video_id), await loaders.channels_of(video_id)
 
         async def timeline() -> tuple[datetime, datetime, list[queries.Bucket]]:
             granularity = Granularity.DAY
