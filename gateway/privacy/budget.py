@@ -23,7 +23,7 @@ from fractions import Fraction
 import asyncpg
 
 from gateway.auth import Principal
-from gateway.errors import BudgetExhausted
+from gateway.errors import BudgetExhausted, StoreUnavailable
 from gateway.privacy.layer import PrivacyLayer
 from gateway.privacy.release import truncate
 from gateway.store.queries import Granularity
@@ -65,14 +65,18 @@ class BudgetLedger:
             layer.epsilon_spent = Fraction(0)
             return
         releases = list(layer.releases.items())
-        async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT allowed, charged, spent FROM spend_epsilon($1, $2, $3, $4::bytea[], $5::numeric[], $6)",
-                *account,
-                [digest for digest, _ in releases],
-                [_decimal(cost) for _, cost in releases],
-                _decimal(budget),
-            )
+        try:
+            async with self._pool.acquire() as conn:
+                row = await conn.fetchrow(
+                    "SELECT allowed, charged, spent FROM spend_epsilon($1, $2, $3, $4::bytea[], $5::numeric[], $6)",
+                    *account,
+                    [digest for digest, _ in releases],
+                    [_decimal(cost) for _, cost in releases],
+                    _decimal(budget),
+                )
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            # Unanswered, the request releases nothing: better refused than served unaccounted.
+            raise StoreUnavailable(f"the ε budget could not be checked: {exc}") from exc
         spent = Fraction(row["spent"])
         left = max(Fraction(0), budget - spent)
         layer.budget_left = left

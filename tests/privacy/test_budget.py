@@ -128,3 +128,15 @@ async def test_principals_without_a_budget_are_not_charged(store: Store, admin: 
     layer.count("views", "video-1", 10)
     await BudgetLedger(store.reader).charge(layer, user)
     assert layer.budget_left is None and await spent_rows(admin) == before
+
+
+async def test_an_unreachable_ledger_refuses_the_request_as_store_unavailable(database_url: str) -> None:
+    from conftest import SECRET
+
+    from gateway.errors import StoreUnavailable
+
+    closed = await Store.open(database_url, SECRET)
+    await closed.close()
+    principal = app(user="u-unreachable")
+    with pytest.raises(StoreUnavailable, match="ε budget"):
+        await BudgetLedger(closed.reader).charge(layer_for(principal, ("views", 1)), principal)
