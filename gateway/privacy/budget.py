@@ -35,10 +35,13 @@ def _decimal(value: Fraction) -> Decimal:
     return Decimal(value.numerator) / Decimal(value.denominator)
 
 
+ZERO = Fraction(0)
+
+
 @dataclass
 class _Charged:
     releases: set[bytes] = field(default_factory=set)
-    spent: Fraction = Fraction(0)
+    left: Fraction = ZERO  # of the day's budget, when this process last charged
 
 
 class BudgetLedger:
@@ -61,8 +64,8 @@ class BudgetLedger:
         known = self._charged.get(account)
         if known is not None and known.releases.issuperset(layer.releases):
             self._charged.move_to_end(account)
-            layer.budget_left = max(Fraction(0), budget - known.spent)
-            layer.epsilon_spent = Fraction(0)
+            layer.budget_left = known.left
+            layer.epsilon_spent = ZERO
             return
         releases = list(layer.releases.items())
         try:
@@ -82,7 +85,7 @@ class BudgetLedger:
         layer.budget_left = left
         remembered = self._charged.setdefault(account, _Charged())
         self._charged.move_to_end(account)
-        remembered.spent = spent
+        remembered.left = left
         while len(self._charged) > self.MEMORY_SIZE:
             self._charged.popitem(last=False)
         if not row["allowed"]:

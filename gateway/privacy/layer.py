@@ -8,6 +8,7 @@ becomes `extensions.privacy`, and records each noisy release for the budget.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ class PrivacyLayer:
         self.releases: dict[bytes, Fraction] = {}
         self.epsilon_spent: Fraction = Fraction(0)
         # Noised cells already worked out in this request (a video's stats and its channels share them).
-        self._noised_cells: dict[tuple[str, str, str, tuple[Cell, ...], bool], list[Cell]] = {}
+        self._noised_breakdowns: dict[tuple[str, str, str, str | None, bool], list[Cell]] = {}
         self.budget_left: Fraction | None = None
 
     @property
@@ -119,27 +120,30 @@ class PrivacyLayer:
         suppression; pooled into one `pool_key` cell when given) and, for principals with ε for
         `metric`, noised, as one noisy release. `scope` names the kind of cell ("channel",
         "region"…) for the PRF."""
-        cells = suppress(buckets, self.terms.k, pool_key=pool_key)
+        # A breakdown is one dataloader value per request: a video's stats and its channels ask for
+        # the same cells, which are suppressed and noised once.
+        memo = (metric, subject, scope, pool_key, clamp)
+        cells = self._noised_breakdowns.get(memo)
+        if cells is None:
+            cells = self._noised_breakdowns[memo] = self._noised(
+                metric, subject, scope, suppress(buckets, self.terms.k, pool_key=pool_key), clamp
+            )
         if tally:
             self.suppressed_cells += sum(1 for cell in cells if cell.count is None)
-        return self._noised(metric, subject, scope, cells, clamp)
+        return cells
 
     def _noised(self, metric: str, subject: str, scope: str, cells: list[Cell], clamp: bool) -> list[Cell]:
         epsilon = self.terms.epsilon.get(metric)
-        visible = [(str(cell.key), cell.count) for cell in cells if cell.count is not None]
+        visible = tuple((str(cell.key), cell.count) for cell in cells if cell.count is not None)
         if epsilon is None or not visible:
             return cells
-        memo = (metric, subject, scope, tuple(cells), clamp)
-        noised = self._noised_cells.get(memo)
-        if noised is None:
-            self._release(epsilon, "cells", metric, subject, scope, visible)
-            noised = self._noised_cells[memo] = [
-                cell
-                if cell.count is None
-                else Cell(cell.key, self._noise(epsilon, metric, subject, f"{scope}:{cell.key}", cell.count, clamp), cell.actors)
-                for cell in cells
-            ]
-        return noised
+        self.noised = True
+        digest, noisy = _noised_cells(
+            self._noise_key, self._principal.app_id, epsilon.numerator, epsilon.denominator, metric, subject, scope, visible, clamp
+        )
+        self.releases[digest] = epsilon
+        answers = iter(noisy)
+        return [cell if cell.count is None else Cell(cell.key, next(answers), cell.actors) for cell in cells]
 
     def asks_for(self, *coordinates: str) -> bool:
         """Whether the operation asks for any of `coordinates`: a noisy release is only made
@@ -151,17 +155,10 @@ class PrivacyLayer:
         epsilon = self.terms.epsilon.get(metric)
         if epsilon is None:
             return value
-        self._release(epsilon, "total", metric, subject, value)
-        return self._noise(epsilon, metric, subject, "total", value, clamp)
-
-    def _noise(self, epsilon: Fraction, metric: str, subject: str, bucket: str, value: int, clamp: bool) -> int:
         self.noised = True
-        noisy = noisy_count(self._noise_key, epsilon, value, metric, subject, bucket, self._principal.app_id)
-        return max(0, noisy) if clamp else noisy
-
-    def _release(self, epsilon: Fraction, *question: Any) -> None:
-        digest = hmac.new(self._noise_key, orjson.dumps([self._principal.app_id, *question]), hashlib.sha256).digest()
+        digest, noisy = _noised_total(self._noise_key, self._principal.app_id, epsilon.numerator, epsilon.denominator, metric, subject, value, clamp)
         self.releases[digest] = epsilon
+        return noisy
 
     # -- report -----------------------------------------------------------------------------
 
@@ -177,3 +174,40 @@ class PrivacyLayer:
         }
 
 
+def _release_digest(noise_key: bytes, app_id: str | None, *question: Any) -> bytes:
+    """Identifies a noisy release (the question and the data it was answered from) for the budget."""
+    return hmac.new(noise_key, orjson.dumps([app_id, *question]), hashlib.sha256).digest()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _noised_total(
+    noise_key: bytes, app_id: str | None, numerator: int, denominator: int, metric: str, subject: str, value: int, clamp: bool
+) -> tuple[bytes, int]:
+    """The release digest of a total and its noisy value."""
+    digest = _release_digest(noise_key, app_id, "total", metric, subject, value)
+    answer = noisy_count(noise_key, Fraction(numerator, denominator), value, metric, subject, "total", app_id)
+    return digest, max(0, answer) if clamp else answer
+
+
+# The noise of a timeline or breakdown is a pure function of its inputs; a dashboard polled by an
+# app asks the same ones over and over, so the whole list is kept, not just each draw.
+@functools.lru_cache(maxsize=8_192)
+def _noised_cells(
+    noise_key: bytes,
+    app_id: str | None,
+    numerator: int,
+    denominator: int,
+    metric: str,
+    subject: str,
+    scope: str,
+    visible: tuple[tuple[str, int], ...],
+    clamp: bool,
+) -> tuple[bytes, tuple[int, ...]]:
+    """The release digest of `visible` cells and their noisy counts, in order."""
+    epsilon = Fraction(numerator, denominator)
+    digest = _release_digest(noise_key, app_id, "cells", metric, subject, scope, [list(cell) for cell in visible])
+    noisy = []
+    for key, count in visible:
+        answer = noisy_count(noise_key, epsilon, count, metric, subject, f"{scope}:{key}", app_id)
+        noisy.append(max(0, answer) if clamp else answer)
+    return digest, tuple(noisy)

@@ -48,12 +48,14 @@ def truncate(moment: datetime, granularity: Granularity) -> datetime:
     return day.replace(day=1)
 
 
+_STEP = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1), Granularity.WEEK: timedelta(weeks=1)}
+
+
 def bucket_after(start: datetime, granularity: Granularity) -> datetime:
     """The start of the bucket that follows the one starting at `start`."""
     if granularity is Granularity.MONTH:
         return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
-    step = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1), Granularity.WEEK: timedelta(weeks=1)}
-    return start + step[granularity]
+    return start + _STEP[granularity]
 
 
 def buckets_between(first: datetime, until: datetime, granularity: Granularity) -> int:
@@ -62,8 +64,7 @@ def buckets_between(first: datetime, until: datetime, granularity: Granularity) 
         return 0
     if granularity is Granularity.MONTH:
         return (until.year - first.year) * 12 + until.month - first.month
-    step = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1), Granularity.WEEK: timedelta(weeks=1)}
-    return (until - first) // step[granularity]
+    return (until - first) // _STEP[granularity]
 
 
 def cutoff(now: datetime, granularity: Granularity, delay: timedelta) -> datetime:
