@@ -19,6 +19,7 @@ from gateway.policy.cache import DecisionCache
 from gateway.policy.decider import PolicyDecider
 from gateway.policy.engines import open_engine
 from gateway.privacy.budget import BudgetLedger
+from gateway.privacy.layer import PrivacyTotals
 from gateway.privacy.noise import derive_noise_key
 from gateway.privacy.terms import PrivacyTerms
 from gateway.routes.errors import EXCEPTION_HANDLERS
@@ -55,8 +56,10 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True) -
         decision_log = DecisionLogWriter(store.ingest)
         decision_log.start()
         decider = PolicyDecider(engine, DecisionCache(settings.policy_cache_size), record=decision_log.record)
+        budget = BudgetLedger(store.reader)
+        privacy_totals = PrivacyTotals()
         registry = CollectorRegistry(auto_describe=True)
-        registry.register(GatewayCollector(decider, decision_log))
+        registry.register(GatewayCollector(decider, decision_log, privacy_totals, budget))
         # What exists now lives as long as the process: keep the collector from rescanning it, and let
         # it run less often (a GraphQL request allocates thousands of short-lived objects).
         gc.collect()
@@ -67,7 +70,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True) -
                 "settings": settings,
                 "secret": secret,
                 "noise_key": derive_noise_key(secret),
-                "budget": BudgetLedger(store.reader),
+                "budget": budget,
+                "privacy_totals": privacy_totals,
                 "released": ReleasedStatsCache(),
                 # Without the policy guard (the benchmark's baseline) nothing decides the terms: a creator's.
                 "fixed_terms": None if policy_guard else BASELINE_TERMS,

@@ -53,6 +53,9 @@ class BudgetLedger:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._charged: OrderedDict[tuple[str, str, date], _Charged] = OrderedDict()
+        # For /metrics: ε charged, and requests refused for want of budget.
+        self.epsilon_charged = 0.0
+        self.refused = 0
 
     async def charge(self, layer: PrivacyLayer, principal: Principal) -> None:
         """Charge `layer`'s releases to the principal's budget for today; BudgetExhausted when they do not fit."""
@@ -89,6 +92,7 @@ class BudgetLedger:
         while len(self._charged) > self.MEMORY_SIZE:
             self._charged.popitem(last=False)
         if not row["allowed"]:
+            self.refused += 1
             raise BudgetExhausted(
                 f"this question needs ε {float(Fraction(row['charged'])):g} and {float(left):g} is left of today's budget",
                 resets_at=day_start + timedelta(days=1),
@@ -96,3 +100,4 @@ class BudgetLedger:
             )
         remembered.releases.update(layer.releases)
         layer.epsilon_spent = Fraction(row["charged"])
+        self.epsilon_charged += float(layer.epsilon_spent)

@@ -25,7 +25,7 @@ from gateway.privacy.suppression import Cell, suppress
 from gateway.privacy.terms import PrivacyTerms
 from gateway.store.queries import Bucket, Granularity
 
-__all__ = ["PrivacyLayer"]
+__all__ = ["PrivacyLayer", "PrivacyTotals"]
 
 
 class PrivacyLayer:
@@ -172,6 +172,20 @@ class PrivacyLayer:
             "epsilonSpent": float(self.epsilon_spent),
             "budgetLeft": None if self.budget_left is None else float(self.budget_left),
         }
+
+
+class PrivacyTotals:
+    """What the privacy layer did across requests, for /metrics."""
+
+    def __init__(self) -> None:
+        self.responses = 0
+        self.suppressed_cells = 0
+        self.noised_responses = 0
+
+    def record(self, layer: PrivacyLayer) -> None:
+        self.responses += 1
+        self.suppressed_cells += layer.suppressed_cells
+        self.noised_responses += layer.noised
 
 
 def _release_digest(noise_key: bytes, app_id: str | None, *question: Any) -> bytes:

@@ -80,6 +80,7 @@ async def graphql_endpoint(request: Request) -> Response:
             status_code = exc.status_code
             headers["Retry-After"] = str(max(1, int((exc.resets_at - context.now).total_seconds())))
         extensions["privacy"] = layer.report()
+        request.state.privacy_totals.record(layer)
     if extensions:
         body["extensions"] = extensions
     return FastJSONResponse(body, status_code=status_code, headers=headers)

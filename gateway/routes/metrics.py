@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.policy.decider import PolicyDecider
+from gateway.privacy.budget import BudgetLedger
+from gateway.privacy.layer import PrivacyTotals
 from gateway.store.decision_log import DecisionLogWriter
 
 __all__ = ["GatewayCollector", "metrics"]
@@ -19,8 +21,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class GatewayCollector(Collector):
-    def __init__(self, decider: PolicyDecider, decision_log: DecisionLogWriter) -> None:
+    def __init__(self, decider: PolicyDecider, decision_log: DecisionLogWriter, privacy: PrivacyTotals, budget: BudgetLedger) -> None:
         self.decider, self.decision_log = decider, decision_log
+        self.privacy, self.budget = privacy, budget
 
     def collect(self) -> Iterator[Metric]:
         cache = self.decider.cache
@@ -34,6 +37,15 @@ class GatewayCollector(Collector):
         logged.add_metric(["written"], self.decision_log.written)
         logged.add_metric(["dropped"], self.decision_log.dropped)
         yield logged
+        yield CounterMetricFamily("gateway_privacy_responses", "Responses answered under privacy terms.", value=self.privacy.responses)
+        yield CounterMetricFamily(
+            "gateway_privacy_suppressed_cells", "Cells and buckets served suppressed (below k).", value=self.privacy.suppressed_cells
+        )
+        yield CounterMetricFamily("gateway_privacy_noised_responses", "Responses whose counts carry noise.", value=self.privacy.noised_responses)
+        yield CounterMetricFamily("gateway_privacy_epsilon_charged", "ε charged to apps' daily budgets.", value=self.budget.epsilon_charged)
+        yield CounterMetricFamily(
+            "gateway_privacy_budget_refusals", "Requests refused with BUDGET_EXHAUSTED.", value=self.budget.refused
+        )
 
 
 async def metrics(request: Request) -> Response:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from statistics import mean
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from tests.attacks.world import World, days_ago
 
 from gateway.auth import Principal, PrincipalKind
@@ -95,3 +96,9 @@ async def test_new_questions_spend_the_budget_until_it_is_exhausted(gateway: Gat
     # A question already answered today is still answered, free.
     again = await ask(gateway, VIEWS, world.video(0), app)
     assert again["extensions"]["privacy"]["epsilonSpent"] == 0
+    # Operators see it in /metrics.
+    metrics = await gateway.http.get("/metrics")
+    samples = {sample.name: sample.value for family in text_string_to_metric_families(metrics.text) for sample in family.samples}
+    assert samples["gateway_privacy_budget_refusals_total"] >= 1
+    assert samples["gateway_privacy_epsilon_charged_total"] >= 10
+    assert samples["gateway_privacy_noised_responses_total"] >= 20
