@@ -14,7 +14,7 @@ import hmac
 from collections.abc import Sequence
 from datetime import datetime
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -26,6 +26,14 @@ from gateway.privacy.terms import PrivacyTerms
 from gateway.store.queries import Bucket, Granularity
 
 __all__ = ["PrivacyLayer", "PrivacyTotals"]
+
+# The coarser buckets a timeline bucket nests in (a week does not nest in a month).
+NESTS_IN = {
+    Granularity.HOUR: (Granularity.DAY,),
+    Granularity.DAY: (Granularity.WEEK, Granularity.MONTH),
+    Granularity.WEEK: (),
+    Granularity.MONTH: (),
+}
 
 
 class PrivacyLayer:
@@ -84,26 +92,50 @@ class PrivacyLayer:
         Which buckets are suppressed is decided over the whole lifetime, not the range asked
         for: were it decided per range, a narrow range could show a bucket that a wide one
         suppresses as the complement of a small one, and the two together would give the
-        small one back (a tracker)."""
+        small one back (a tracker). See `_complements` for the rest."""
         k = self.terms.k
         found = {bucket.key: bucket for bucket in lifetime}
-        hidden = sum(1 for bucket in lifetime if bucket.actors < k)
-        if lifetime and k > 0:  # the empty buckets of the lifetime are suppressed as well
-            hidden += buckets_between(lifetime[0].key, self.served_until(granularity), granularity) - len(lifetime)  # type: ignore[arg-type]
-        complement = None
-        if hidden == 1:
-            visible = [bucket for bucket in lifetime if bucket.actors >= k]
-            if visible:
-                complement = min(visible, key=lambda bucket: (bucket.count, bucket.actors, str(bucket.key))).key
+        complements = self._complements(lifetime, granularity)
         cells = []
         moment = start
         while moment < end:
             bucket = found.get(moment, Bucket(moment, 0, 0))
-            shown = bucket.actors >= k and bucket.key != complement
+            shown = bucket.actors >= k and bucket.key not in complements
             cells.append(Cell(moment, bucket.count if shown else None, bucket.actors))
             moment = bucket_after(moment, granularity)
         self.suppressed_cells += sum(1 for cell in cells if cell.count is None)
         return self._noised(metric, subject, granularity.value, cells, clamp)
+
+    def _complements(self, lifetime: Sequence[Bucket], granularity: Granularity) -> set[datetime]:
+        """The visible buckets of `lifetime` suppressed with a small one, so that no suppressed bucket
+        is alone in a group whose sum can be known: the whole lifetime (its total), and each
+        coarser bucket it nests in (a day of hours, a week or a month of days), whose count the
+        coarser timeline serves. Empty buckets count as suppressed: the asker cannot tell them from
+        small ones. Repeated until no group has exactly one."""
+        k = self.terms.k
+        if k == 0 or not lifetime:
+            return set()
+        starts = [cast(datetime, bucket.key) for bucket in lifetime]  # a timeline's keys are bucket starts
+        first, until = starts[0], self.served_until(granularity)
+        visible = {start: bucket for start, bucket in zip(starts, lifetime, strict=True) if bucket.actors >= k}
+        groups: list[tuple[int, list[datetime]]] = [(buckets_between(first, until, granularity), list(visible))]
+        for parent in NESTS_IN[granularity]:
+            members: dict[datetime, list[datetime]] = {}
+            for start in visible:
+                members.setdefault(truncate(start, parent), []).append(start)
+            for parent_start, starts_inside in members.items():
+                span = buckets_between(max(parent_start, first), min(bucket_after(parent_start, parent), until), granularity)
+                groups.append((span, starts_inside))
+        complements: set[datetime] = set()
+        changed = True
+        while changed:
+            changed = False
+            for span, keys in groups:
+                shown = [key for key in keys if key not in complements]
+                if span - len(shown) == 1 and shown:
+                    complements.add(min(shown, key=lambda key: (visible[key].count, visible[key].actors, key)))
+                    changed = True
+        return complements
 
     def cells(
         self,

@@ -99,3 +99,36 @@ async def test_every_window_is_the_same_whether_or_not_the_target_shared(gateway
     first = await every_window(gateway, tracked)
     second = await every_window(gateway, untouched)
     assert same_answers([(tracked, first), (untouched, second)]), differences((tracked, first), (untouched, second))
+
+
+async def test_a_busy_day_does_not_give_back_its_one_quiet_hour(gateway: Gateway) -> None:
+    """Linked granularities: a day's count (DAY timeline) minus its visible hours (HOUR timeline)
+    would be the one suppressed hour of that day. The hour's smallest busy sibling is suppressed
+    with it, so the difference is a sum over two hours."""
+    world = World("linked")
+    day = days_ago(6)
+    world.publish(days_ago(40))
+    for before in range(40, 0, -1):  # every other day is busy enough to be served too
+        if before != 6:
+            world.crowd(f"d{before}-", 6, days_ago(before, 12), shares=True)
+    quiet = 13
+    for hour in range(24):
+        if hour == quiet:
+            target = world.actor("target")
+            world.view(target, day + timedelta(hours=hour, minutes=10))
+            world.share(target, day + timedelta(hours=hour, minutes=11))
+        else:
+            world.crowd(f"h{hour}-", 6 + hour % 5, day + timedelta(hours=hour), shares=True, spacing=timedelta(minutes=2))
+    await gateway.ingest(world.take())
+    query = """query($video: ID!, $from: DateTime!, $to: DateTime!) { video(id: $video) {
+        hours: shareTimeline(granularity: HOUR, from: $from, to: $to) { buckets { start count } }
+        days: shareTimeline(granularity: DAY, from: $from, to: $to) { buckets { start count } } } }"""
+    response = await gateway.graphql(query, {"video": world.video(), "from": iso(day), "to": iso(day + timedelta(days=1))}, principal=world.owner)
+    video = response.json()["data"]["video"]
+    (day_bucket,) = video["days"]["buckets"]
+    assert day_bucket["count"] == 1 + sum(6 + hour % 5 for hour in range(24) if hour != quiet)  # the day is served
+    hidden = [bucket["start"] for bucket in video["hours"]["buckets"] if bucket["count"] is None]
+    assert (day + timedelta(hours=quiet)).isoformat() in hidden
+    assert len(hidden) == 2  # the quiet hour, and the smallest busy one with it
+    remainder = day_bucket["count"] - sum(bucket["count"] for bucket in video["hours"]["buckets"] if bucket["count"] is not None)
+    assert remainder == 1 + 6  # two hours' worth: the quiet hour's share cannot be told apart
