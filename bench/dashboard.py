@@ -180,7 +180,7 @@ def bare_app(url: str, secret: str) -> Any:
     from gateway.privacy.budget import BudgetLedger
     from gateway.privacy.layer import PrivacyLayer
     from gateway.privacy.noise import derive_noise_key
-    from gateway.graphql.loaders import Loaders, ReleasedStatsCache
+    from gateway.graphql.loaders import Loaders, FingerprintCache
     from gateway.privacy.release import ReleasedStats
     from gateway.store import queries
     from gateway.store.queries import Granularity
@@ -193,7 +193,7 @@ def bare_app(url: str, secret: str) -> Any:
                 "reader": store.reader,
                 "noise_key": derive_noise_key(secret),
                 "budget": BudgetLedger(store.reader),
-                "released": ReleasedStatsCache(),
+                "fingerprinted": FingerprintCache(),
             }
         finally:
             await store.close()
@@ -215,7 +215,7 @@ def bare_app(url: str, secret: str) -> Any:
         layer = PrivacyLayer(BASELINE_TERMS, principal, request.state.noise_key, now)
 
         # The resolvers' loaders (plain batching; with the app's cache of released totals, checked by fingerprint).
-        loaders = Loaders(reader, request.state.released)
+        loaders = Loaders(reader, request.state.fingerprinted)
         loaders.layer = layer
 
         async def stats_and_channels() -> tuple[ReleasedStats, list[queries.Bucket]]:
@@ -226,8 +226,7 @@ def bare_app(url: str, secret: str) -> Any:
             start, end = layer.served_range(
                 granularity, *time_range(granularity, datetime.fromisoformat(body["from"]), datetime.fromisoformat(body["to"]), now)
             )
-            async with reader.acquire() as conn:
-                lifetime = await queries.timeline(conn, "shares", video_id, granularity, layer.served_until(granularity))
+            lifetime = await loaders.timeline_of("shares", video_id, granularity, layer.served_until(granularity))
             return start, end, lifetime
 
         (released, channels), (start, end, lifetime) = await asyncio.gather(stats_and_channels(), timeline())

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.config import Settings
-from gateway.graphql.loaders import ReleasedStatsCache
+from gateway.graphql.loaders import FingerprintCache
 from gateway.graphql.schema import build_schema
 from gateway.policy.cache import DecisionCache
 from gateway.policy.decider import PolicyDecider
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True) -
                 "noise_key": derive_noise_key(secret),
                 "budget": budget,
                 "privacy_totals": privacy_totals,
-                "released": ReleasedStatsCache(),
+                "fingerprinted": FingerprintCache(),
                 # Without the policy guard (the benchmark's baseline) nothing decides the terms: a creator's.
                 "fixed_terms": None if policy_guard else BASELINE_TERMS,
                 "store": store,

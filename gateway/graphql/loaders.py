@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from strawberry.dataloader import DataLoader
@@ -23,25 +23,26 @@ from gateway.privacy.release import ReleasedStats, release_video_stats
 from gateway.store import queries
 from gateway.store.queries import Bucket, Granularity, VideoRow, VideoStatsRow
 
-__all__ = ["Loaders", "ReleasedStatsCache"]
+__all__ = ["FingerprintCache", "Loaders"]
 
 Value = TypeVar("Value")
 
 NOTHING_RELEASED = ReleasedStats(VideoStatsRow(), None, None)
 
 
-class ReleasedStatsCache:
-    """Released totals per (video, floor, k, cutoff), with the fingerprint of the data they were
-    worked out from (`queries.stats_fingerprints`). A cutoff moves once a floor bucket, so a
-    dashboard polling a video asks the cheap fingerprint and reuses the walk; any event stored
-    before the cutoff changes the fingerprint, and the totals are worked out again."""
+class FingerprintCache:
+    """Values worked out from a subject's data before a cutoff (released totals, a timeline's
+    buckets), kept with the fingerprint of that data (`queries.stats_fingerprints`). A cutoff
+    moves once a floor bucket, so a dashboard polling a video asks the cheap fingerprint and
+    reuses the work; any event stored before the cutoff changes the fingerprint, and the value
+    is worked out again."""
 
     SIZE = 50_000
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[tuple[str, Granularity, int, datetime], tuple[tuple[int, ...], ReleasedStats]] = OrderedDict()
+        self._entries: OrderedDict[tuple[Hashable, ...], tuple[tuple[int, ...], Any]] = OrderedDict()
 
-    def get(self, key: tuple[str, Granularity, int, datetime], fingerprint: tuple[int, ...]) -> ReleasedStats | None:
+    def get(self, key: tuple[Hashable, ...], fingerprint: tuple[int, ...]) -> Any:
         entry = self._entries.get(key)
         if entry is None or entry[0] != fingerprint:
             return None
@@ -51,17 +52,17 @@ class ReleasedStatsCache:
     def clear(self) -> None:
         self._entries.clear()
 
-    def put(self, key: tuple[str, Granularity, int, datetime], fingerprint: tuple[int, ...], stats: ReleasedStats) -> None:
-        self._entries[key] = (fingerprint, stats)
+    def put(self, key: tuple[Hashable, ...], fingerprint: tuple[int, ...], value: Any) -> None:
+        self._entries[key] = (fingerprint, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.SIZE:
             self._entries.popitem(last=False)
 
 
 class Loaders:
-    def __init__(self, reader: asyncpg.Pool, released: ReleasedStatsCache | None = None) -> None:
+    def __init__(self, reader: asyncpg.Pool, cache: FingerprintCache | None = None) -> None:
         self._reader = reader
-        self._released = released or ReleasedStatsCache()
+        self._cache = cache or FingerprintCache()
         self.layer: PrivacyLayer | None = None  # set by the policy guard
         no_video: VideoRow | None = None
         self.video: DataLoader[str, VideoRow | None] = DataLoader(self._batch(queries.videos_by_id, no_video))
@@ -80,6 +81,21 @@ class Loaders:
     def channels_of(self, video_id: str) -> Awaitable[list[Bucket]]:
         return asyncio.shield(self.channels.load(video_id))
 
+    async def timeline_of(self, metric: str, video_id: str, granularity: Granularity, until: datetime) -> list[Bucket]:
+        """`queries.timeline`, reused while the video's data before `until` is unchanged (counting
+        distinct people per bucket reads the ledger)."""
+        async with self._reader.acquire() as conn:
+            fingerprint = (await queries.stats_fingerprints(conn, [video_id], until)).get(video_id)
+            if fingerprint is None:
+                return []
+            key = ("timeline", metric, video_id, granularity, until)
+            cached: list[Bucket] | None = self._cache.get(key, fingerprint)
+            if cached is not None:
+                return cached
+            lifetime = await queries.timeline(conn, metric, video_id, granularity, until)
+        self._cache.put(key, fingerprint, lifetime)
+        return lifetime
+
     def _layer(self) -> PrivacyLayer:
         if self.layer is None:
             raise PolicyUnavailable("no privacy terms for this request")  # never serve without them
@@ -91,7 +107,7 @@ class Loaders:
         fingerprints = await queries.stats_fingerprints(conn, video_ids, cutoff)
         found = {}
         for video_id, fingerprint in fingerprints.items():
-            cached = self._released.get((video_id, floor, k, cutoff), fingerprint)
+            cached: ReleasedStats | None = self._cache.get(("stats", video_id, floor, k, cutoff), fingerprint)
             if cached is not None:
                 found[video_id] = cached
         missing = [video_id for video_id in fingerprints if video_id not in found]
@@ -100,7 +116,7 @@ class Loaders:
             for video_id in missing:
                 if video_id in series:
                     found[video_id] = released = release_video_stats(series[video_id], k, floor)
-                    self._released.put((video_id, floor, k, cutoff), fingerprints[video_id], released)
+                    self._cache.put(("stats", video_id, floor, k, cutoff), fingerprints[video_id], released)
         return found
 
     async def _released_channels(self, video_ids: list[str]) -> list[list[Bucket]]:

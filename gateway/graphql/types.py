@@ -235,8 +235,7 @@ async def video_timeline(
     require_owner(info, video.creator_id, f"Video.{metric[:-1]}Timeline")
     layer = privacy(info)
     start, end = layer.served_range(granularity, *time_range(granularity, start, end, info.context.now))
-    async with info.context.store.reader.acquire() as conn:
-        lifetime = await queries.timeline(conn, metric, video.video_id, granularity, layer.served_until(granularity))
+    lifetime = await info.context.loaders.timeline_of(metric, video.video_id, granularity, layer.served_until(granularity))
     cells = layer.timeline(metric, video.video_id, lifetime, granularity, start, end)
     return Timeline(granularity=granularity, start=start, end=end, buckets=time_buckets(cells))
 

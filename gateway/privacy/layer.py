@@ -107,17 +107,22 @@ class PrivacyLayer:
         return self._noised(metric, subject, granularity.value, cells, clamp)
 
     def _complements(self, lifetime: Sequence[Bucket], granularity: Granularity) -> set[datetime]:
-        """The visible buckets of `lifetime` suppressed with a small one, so that no suppressed bucket
-        is alone in a group whose sum can be known: the whole lifetime (its total), and each
-        coarser bucket it nests in (a day of hours, a week or a month of days), whose count the
-        coarser timeline serves. Empty buckets count as suppressed: the asker cannot tell them from
-        small ones. Repeated until no group has exactly one."""
+        """The visible buckets of `lifetime` suppressed as complements. A group of buckets whose sum
+        can be known (the whole lifetime, against its total; each coarser bucket the timeline
+        nests in, a day of hours, a week or a month of days, against the coarser timeline) that
+        holds any suppressed bucket, empty ones included, has its smallest visible bucket
+        suppressed too: the group's sum less the visible buckets then always includes at least k
+        people. Whether a group takes a complement depends only on how many of its buckets are
+        visible, never on the small ones' values, so the pattern of what is served tells nothing.
+        Repeated until every group that needs a complement has one.
+        """
         k = self.terms.k
         if k == 0 or not lifetime:
             return set()
         starts = [cast(datetime, bucket.key) for bucket in lifetime]  # a timeline's keys are bucket starts
         first, until = starts[0], self.served_until(granularity)
         visible = {start: bucket for start, bucket in zip(starts, lifetime, strict=True) if bucket.actors >= k}
+        # Each group: how many buckets it spans, and its visible members.
         groups: list[tuple[int, list[datetime]]] = [(buckets_between(first, until, granularity), list(visible))]
         for parent in NESTS_IN[granularity]:
             members: dict[datetime, list[datetime]] = {}
@@ -131,9 +136,9 @@ class PrivacyLayer:
         while changed:
             changed = False
             for span, keys in groups:
-                shown = [key for key in keys if key not in complements]
-                if span - len(shown) == 1 and shown:
-                    complements.add(min(shown, key=lambda key: (visible[key].count, visible[key].actors, key)))
+                suppressed_any = span > len(keys)
+                if keys and suppressed_any and not complements.intersection(keys):
+                    complements.add(min(keys, key=lambda key: (visible[key].count, visible[key].actors, key)))
                     changed = True
         return complements
 

@@ -2,10 +2,13 @@
 
 A cell backed by fewer than k distinct actors is served as `count: null,
 suppressed: true`, and so is an empty one: otherwise "suppressed" would mean
-"one to k-1 actors", which is itself a presence. When exactly one cell is
-suppressed while the total is visible elsewhere, total minus the others would
-give it back; the next-smallest cell is suppressed with it (complementary
-suppression), so only a sum over two or more cells can be recovered.
+"one to k-1 actors", which is itself a presence. Whenever a cell is
+suppressed while the total is visible elsewhere, the total less the visible cells
+is the sum of the suppressed ones: alone, that would give back the one small cell
+among empty ones. The smallest visible cell is therefore suppressed with them
+(complementary suppression), so that sum always includes at least k people. That
+the complement is taken does not depend on the small cells' values (empty cells
+count as suppressed too), so which cells are served says nothing about them.
 
 The order of what is served never depends on a suppressed cell's size:
 visible cells come first, largest first; suppressed cells follow in key order.
@@ -34,7 +37,8 @@ class Cell:
 
 def suppress(buckets: Sequence[Bucket], k: int, *, pool_key: str | None = None) -> list[Cell]:
     """`buckets`, in their order, with each one below `k` distinct actors suppressed, plus
-    complementary suppression (the total is taken to be visible).
+    complementary suppression (the total is taken to be visible): when any cell is suppressed,
+    the smallest visible one is too.
 
     With `pool_key` (a breakdown over a domain too large to list, such as regions), suppressed
     cells are not listed by key: they are served as one suppressed `pool_key` cell, always
@@ -42,11 +46,16 @@ def suppress(buckets: Sequence[Bucket], k: int, *, pool_key: str | None = None) 
     is a threshold: the smallest listed cell always joins it, so whether the pool holds anything
     does not show either."""
     hidden = {index for index, bucket in enumerate(buckets) if bucket.actors < k}
-    suppressed_cells = (1 if k > 0 else 0) if pool_key is not None else len(hidden)
-    if suppressed_cells == 1 and len(hidden) < len(buckets):
-        shown = [index for index in range(len(buckets)) if index not in hidden]
+    shown = [index for index in range(len(buckets)) if index not in hidden]
+
+    def hide_smallest() -> None:
         smallest = min(shown, key=lambda index: (buckets[index].count, buckets[index].actors, str(buckets[index].key)))
         hidden.add(smallest)
+        shown.remove(smallest)
+
+    # The pool is always there as one suppressed cell; listed, empty cells are suppressed too.
+    if k > 0 and shown and (hidden or pool_key is not None):
+        hide_smallest()
     if pool_key is None:
         return [Cell(bucket.key, None if index in hidden else bucket.count, bucket.actors) for index, bucket in enumerate(buckets)]
     shown_cells = [Cell(bucket.key, bucket.count, bucket.actors) for index, bucket in enumerate(buckets) if index not in hidden]

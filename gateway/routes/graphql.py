@@ -52,7 +52,7 @@ async def graphql_endpoint(request: Request) -> Response:
     context = RequestContext(
         principal=principal,
         store=store,
-        loaders=Loaders(store.reader, request.state.released),
+        loaders=Loaders(store.reader, request.state.fingerprinted),
         request_id=request_id,
         decider=request.state.decider,
         noise_key=request.state.noise_key,

@@ -230,34 +230,42 @@ async def audience(conn: asyncpg.Connection, video_id: str, dimension: str, unti
     return [Bucket(*row) for row in rows]
 
 
-# A video's buckets from its first one up to `until`, where something happened (sparse).
+# A video's buckets from its first one up to `until`, where something happened (sparse). A
+# bucket's actors are the distinct people in it, from the ledger (migration 0009): the hourly
+# rollup's distinct counts, summed over a day, would count a person once per hour.
 _VIDEO_TIMELINE = """
-SELECT date_trunc($2, hour, 'UTC') AS start, sum({count})::bigint, sum({actors})::bigint
-FROM video_hourly
-WHERE video_id = $1 AND hour < $3
-GROUP BY 1
+SELECT h.start, h.count, coalesce(a.actors, 0)::bigint
+FROM (
+    SELECT date_trunc($2, hour, 'UTC') AS start, sum({count})::bigint AS count
+    FROM video_hourly
+    WHERE video_id = $1 AND hour < $3
+    GROUP BY 1
+) h
+LEFT JOIN actor_units($1, '{{{metric}}}'::"char"[], $2, $3) a ON a.bucket = h.start
 ORDER BY 1
 """
 TIMELINE_STATEMENTS = {
-    "shares": _VIDEO_TIMELINE.format(count="shares", actors="sharers"),
-    "views": _VIDEO_TIMELINE.format(count="views", actors="viewers"),
+    "shares": _VIDEO_TIMELINE.format(count="shares", metric="s"),
+    "views": _VIDEO_TIMELINE.format(count="views", metric="v"),
 }
 
 
 async def timeline(
     conn: asyncpg.Connection, metric: str, video_id: str, granularity: Granularity, until: datetime
 ) -> list[Bucket]:
-    """The video's `granularity` buckets before `until` (a bucket boundary) in which something happened."""
+    """The video's `granularity` buckets before `until` (a bucket boundary) in which something
+    happened, each with its distinct actors."""
     rows = await conn.fetch(TIMELINE_STATEMENTS[metric], video_id, granularity.value, until)
     return [Bucket(*row) for row in rows]
 
 
 async def follower_growth(conn: asyncpg.Connection, creator_id: str, granularity: Granularity, until: datetime) -> list[Bucket]:
     """Net new followers (follows minus unfollows) per `granularity` bucket before `until`, where any
-    happened; the rollup is daily, so `granularity` is DAY or coarser and `until` a day boundary."""
+    happened, with the people who followed or unfollowed as its actors; the rollup is daily, so
+    `granularity` is DAY or coarser and `until` a day boundary."""
     rows = await conn.fetch(
         """SELECT date_trunc($2, day::timestamp AT TIME ZONE 'UTC', 'UTC') AS start,
-                  sum(follows - unfollows)::bigint, sum(followers)::bigint
+                  sum(follows - unfollows)::bigint, sum(followers + unfollowers)::bigint
            FROM creator_daily
            WHERE creator_id = $1 AND day::timestamp AT TIME ZONE 'UTC' < $3
            GROUP BY 1

@@ -51,3 +51,20 @@ async def test_every_share_figure_is_withheld(gateway: Gateway) -> None:
     privacy = body["extensions"]["privacy"]
     assert privacy["k"] == 5 and privacy["granularityFloor"] == "HOUR" and privacy["suppressedCells"] > 0
     assert privacy["noised"] is False
+
+
+async def test_one_friend_sharing_in_five_hours_is_one_person_in_every_bucket(gateway: Gateway) -> None:
+    """Hourly distinct counts summed over a day would count this friend five times, and a DAY or
+    WEEK bucket would show the shares of one person. Buckets count distinct people (the ledger)."""
+    world = World("five-hours")
+    world.publish(PUBLISHED)
+    friends = [world.actor(f"friend{i}") for i in (1, 2, 3)]
+    for i, friend in enumerate(friends):
+        world.view(friend, PUBLISHED.replace(hour=10 + i), region="IS", age_band="18-24")
+    for hour in range(5):
+        world.share(friends[1], PUBLISHED.replace(hour=13 + hour, minute=5))
+    await gateway.ingest(world.take())
+    response = await gateway.graphql(QUESTIONS, {"video": world.video(), "creator": world.creator}, principal=world.owner)
+    video = response.json()["data"]["video"]
+    for timeline in ("sharesByHour", "sharesByDay", "sharesByWeek", "sharesByMonth"):
+        assert all(bucket["count"] is None for bucket in video[timeline]["buckets"]), timeline

@@ -60,9 +60,10 @@ async def test_narrow_answers_agree_with_the_wide_one_bucket_by_bucket(gateway: 
     wide = await timeline(gateway, world, START - timedelta(hours=2), START + timedelta(hours=HOURS + 3))
     for window, answer in (await every_window(gateway, world)).items():
         assert all(wide[start] == count for start, count in answer.items()), window
-    # The target's hour is suppressed among the empty ones, in every answer.
+    # The target's hour is suppressed among the empty ones, and the smallest busy hour with them,
+    # in every answer.
     assert wide[(START + timedelta(hours=HOURS + 1)).isoformat()] is None
-    assert [count for count in wide.values() if count is not None] == [6, 7, 8, 9, 10, 11]
+    assert [count for count in wide.values() if count is not None] == [7, 8, 9, 10, 11]
 
 
 async def test_the_complement_of_a_lone_small_bucket_stays_hidden_in_narrow_answers(gateway: Gateway) -> None:

@@ -91,7 +91,7 @@ async def test_page_of_videos_costs_constant_statements(
     gateway: Gateway, creator: str, query: str, as_owner: bool, statements: int
 ) -> None:
     asking = Principal(PrincipalKind.USER, creator) if as_owner else ANONYMOUS
-    gateway.state["released"].clear()
+    gateway.state["fingerprinted"].clear()
 
     for cached, extra in ((False, 1), (True, 0)):
         async with statements_on(gateway.store.reader) as sent:
@@ -106,7 +106,7 @@ async def test_page_of_videos_costs_constant_statements(
 @pytest.mark.parametrize("count", [3, 30])
 async def test_aliased_videos_cost_constant_statements(gateway: Gateway, count: int) -> None:
     query = "{ " + " ".join(f'v{n}: video(id: "{MANY}-video-{n:02d}") {{ stats {{ views }} }}' for n in range(count)) + " }"
-    gateway.state["released"].clear()
+    gateway.state["fingerprinted"].clear()
 
     # One batch of videos, one of stats (fingerprints, then the series while not cached).
     for statements in (3, 2):

@@ -76,7 +76,7 @@ async def test_cached_totals_follow_any_change_to_the_data(store: Store, admin: 
     """The loaders reuse released totals while the data before the cutoff is unchanged, and work
     them out again as soon as it changes, including a like and an unlike that cancel out."""
     from gateway.auth import Principal, PrincipalKind
-    from gateway.graphql.loaders import Loaders, ReleasedStatsCache
+    from gateway.graphql.loaders import Loaders, FingerprintCache
     from gateway.privacy.layer import PrivacyLayer
     from gateway.privacy.terms import PrivacyTerms
 
@@ -84,7 +84,7 @@ async def test_cached_totals_follow_any_change_to_the_data(store: Store, admin: 
     hour = START
     rows = [(video, hour + timedelta(hours=offset), 5, 5, 5, 2) for offset in range(4)]
     await admin.executemany("INSERT INTO video_hourly (video_id, hour, views, viewers, likes, likers) VALUES ($1, $2, $3, $4, $5, $6)", rows)
-    cache = ReleasedStatsCache()
+    cache = FingerprintCache()
     terms = PrivacyTerms.parse({"k_threshold": 5, "granularity_floor": "HOUR", "bucket_delay_seconds": 0})
     now = START + timedelta(days=1)
 

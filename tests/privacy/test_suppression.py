@@ -14,19 +14,29 @@ def served(buckets: list[Bucket], k: int, pool_key: str | None = None) -> list[t
 
 
 def test_cells_below_k_distinct_actors_are_suppressed_and_empty_ones_too() -> None:
-    buckets = [Bucket("whatsapp", 40, 30), Bucket("x", 9, 4), Bucket("email", 0, 0), Bucket("sms", 6, 5)]
-    assert served(buckets, 5) == [("whatsapp", 40), ("x", None), ("email", None), ("sms", 6)]
+    buckets = [Bucket("whatsapp", 40, 30), Bucket("x", 9, 4), Bucket("email", 0, 0), Bucket("sms", 7, 6), Bucket("other", 3, 2)]
+    # x, email and other are below k; sms, the smallest visible cell, goes with them, so the total
+    # less whatsapp is the shares of at least k people, wherever they went.
+    assert served(buckets, 5) == [("whatsapp", 40), ("x", None), ("email", None), ("sms", None), ("other", None)]
+
+
+def test_whether_a_complement_is_taken_does_not_depend_on_the_small_cells() -> None:
+    empty = [Bucket("whatsapp", 40, 30), Bucket("sms", 7, 6), Bucket("x", 0, 0)]
+    small = [Bucket("whatsapp", 40, 30), Bucket("sms", 7, 6), Bucket("x", 1, 1)]
+    assert served(empty, 5) == served(small, 5) == [("whatsapp", 40), ("sms", None), ("x", None)]
 
 
 def test_the_count_does_not_decide_only_distinct_actors_do() -> None:
     # One account sharing 12 times is still one actor.
-    assert served([Bucket("a", 12, 1), Bucket("b", 10, 10), Bucket("c", 1, 1)], 5) == [("a", None), ("b", 10), ("c", None)]
+    assert served([Bucket("a", 12, 1), Bucket("b", 10, 10), Bucket("c", 1, 1), Bucket("d", 6, 6)], 5) == [
+        ("a", None), ("b", 10), ("c", None), ("d", None)
+    ]
 
 
 def test_one_suppressed_cell_takes_the_next_smallest_with_it() -> None:
-    buckets = [Bucket("whatsapp", 40, 30), Bucket("x", 1, 1), Bucket("email", 7, 6), Bucket("sms", 6, 6)]
-    # total 54 is public: alone, x would be 54 - 40 - 7 - 6.
-    assert served(buckets, 5) == [("whatsapp", 40), ("x", None), ("email", 7), ("sms", None)]
+    buckets = [Bucket("whatsapp", 40, 30), Bucket("x", 5, 5), Bucket("email", 7, 6), Bucket("sms", 6, 6), Bucket("dm", 4, 1)]
+    # total 62 is public: alone, dm would be 62 - 40 - 5 - 7 - 6. x, the smallest, goes with it.
+    assert served(buckets, 5) == [("whatsapp", 40), ("x", None), ("email", 7), ("sms", 6), ("dm", None)]
 
 
 def test_ties_for_next_smallest_are_broken_by_actors_then_key() -> None:
@@ -62,10 +72,13 @@ def test_no_suppressed_cell_can_be_recomputed_from_the_total(cells: list[tuple[i
     buckets = [Bucket(f"key-{index}", max(count, actors), actors) for index, (count, actors) in enumerate(cells)]
     result = suppress(buckets, k)
     hidden = [cell for cell in result if cell.count is None]
-    # Every cell below k is hidden; none at or above k is hidden unless as the one complement.
+    # Every cell below k is hidden.
     assert all(cell.count is None for cell in result if cell.actors < k)
-    # Total minus the visible cells gives a hidden cell back only when exactly one is hidden.
-    assert len(hidden) != 1 or len(result) == 1
+    # Total minus the visible cells is never one hidden cell, nor the activity of 1 to k-1 people,
+    # unless nothing is visible at all (then it is the total, which is served anyway).
+    if len(hidden) < len(result):
+        assert len(hidden) != 1
+        assert not 0 < sum(cell.actors for cell in hidden) < k
 
 
 def test_a_lone_suppressed_day_in_a_served_week_or_month_takes_a_sibling_with_it() -> None:
