@@ -80,21 +80,36 @@ async def videos_by_id(conn: asyncpg.Connection, video_ids: Sequence[str]) -> di
     return {row["video_id"]: VideoRow(*row) for row in rows}
 
 
-# A video's totals are released from its closed floor buckets in steps of k units
-# (gateway.privacy.release). A bucket that alone holds k units of a metric completes a step
-# whatever came before it, so everything up to the last such bucket (the metric's mark) is
+# A video's totals are released from its closed floor buckets in steps of k new people
+# (gateway.privacy.release). A bucket that alone brings k new people for a metric completes a
+# step whatever came before it, so everything up to the last such bucket (the metric's mark) is
 # released: Postgres sums that prefix, and only the buckets after the earliest mark (a few,
 # for a busy video) come back to be walked.
 _STATS_SERIES = """
-WITH b AS MATERIALIZED (
+WITH ids AS (
+    SELECT video_id FROM videos WHERE {videos}
+), counts AS (
     SELECT video_id, {bucket} AS bucket,
            {sum}(views){cast} AS views, {sum}(watch_ms){cast} AS watch_ms, {sum}(completed_views){cast} AS completed,
-           {sum}(viewers){cast} AS viewers, {sum}(likes){cast} AS likes, {sum}(likers + unlikers){cast} AS like_units,
-           {sum}(comments){cast} AS comments, {sum}(commenters){cast} AS commenters,
-           {sum}(shares){cast} AS shares, {sum}(sharers){cast} AS sharers
+           {sum}(likes){cast} AS likes, {sum}(comments){cast} AS comments, {sum}(shares){cast} AS shares
     FROM video_hourly
-    WHERE {videos} AND hour < $3
+    WHERE video_id IN (SELECT video_id FROM ids) AND hour < $3
     {group}
+), units AS (
+    -- People new to the video per bucket (migration 0009): a step of the release needs k new people.
+    SELECT i.video_id, g.name, a.bucket, a.newcomers
+    FROM ids i
+    CROSS JOIN (VALUES ('v', '{{v}}'::"char"[]), ('l', '{{l,u}}'), ('c', '{{c}}'), ('s', '{{s}}')) AS g (name, metrics)
+    CROSS JOIN LATERAL actor_units(i.video_id, g.metrics, $2, $3) a
+), b AS MATERIALIZED (
+    SELECT c.video_id, c.bucket, c.views, c.watch_ms, c.completed, coalesce(uv.newcomers, 0) AS viewers,
+           c.likes, coalesce(ul.newcomers, 0) AS like_units, c.comments, coalesce(uc.newcomers, 0) AS commenters,
+           c.shares, coalesce(us.newcomers, 0) AS sharers
+    FROM counts c
+    LEFT JOIN units uv ON uv.video_id = c.video_id AND uv.bucket = c.bucket AND uv.name = 'v'
+    LEFT JOIN units ul ON ul.video_id = c.video_id AND ul.bucket = c.bucket AND ul.name = 'l'
+    LEFT JOIN units uc ON uc.video_id = c.video_id AND uc.bucket = c.bucket AND uc.name = 'c'
+    LEFT JOIN units us ON us.video_id = c.video_id AND us.bucket = c.bucket AND us.name = 's'
 ), m AS (
     SELECT video_id,
            max(bucket) FILTER (WHERE viewers >= $4) AS views_mark,
@@ -122,11 +137,11 @@ GROUP BY m.video_id, m.views_mark, m.likes_mark, m.comments_mark, m.shares_mark
 """
 _SELECTORS = {
     "videos": "video_id = ANY($1::text[])",
-    "creator": "video_id IN (SELECT video_id FROM videos WHERE creator_id = $1)",
+    "creator": "creator_id = $1",
 }
-# video_hourly has one row per hour already: an HOUR floor needs no grouping ($2 is then unused but typed).
+# video_hourly has one row per hour already: an HOUR floor needs no grouping.
 _SHAPES = {
-    True: {"bucket": "hour", "sum": "", "cast": "", "group": "AND $2::text IS NOT NULL"},
+    True: {"bucket": "hour", "sum": "", "cast": "", "group": ""},
     False: {"bucket": "date_trunc($2, hour, 'UTC')", "sum": "sum", "cast": "::bigint", "group": "GROUP BY 1, 2"},
 }
 STATS_SERIES_STATEMENTS = {

@@ -46,6 +46,8 @@ async def test_every_share_figure_is_withheld(gateway: Gateway) -> None:
     assert all(cell["suppressed"] and cell["count"] is None for cell in video["shareChannels"]["buckets"])
     for timeline in ("sharesByHour", "sharesByDay", "sharesByWeek", "sharesByMonth"):
         assert all(bucket["count"] is None for bucket in video[timeline]["buckets"]), timeline
+    assert video["stats"]["shares"] == 0
+    assert all(cell["count"] is None for cell in video["shareChannels"]["buckets"])
     # Three viewers are below k too: not even the region they share is listed.
     assert video["regions"]["buckets"] == [{"key": "OTHER", "count": None, "suppressed": True}]
     privacy = body["extensions"]["privacy"]
@@ -54,8 +56,9 @@ async def test_every_share_figure_is_withheld(gateway: Gateway) -> None:
 
 
 async def test_one_friend_sharing_in_five_hours_is_one_person_in_every_bucket(gateway: Gateway) -> None:
-    """Hourly distinct counts summed over a day would count this friend five times, and a DAY or
-    WEEK bucket would show the shares of one person. Buckets count distinct people (the ledger)."""
+    """Hourly distinct counts summed over a day would count this friend five times: a DAY or WEEK
+    bucket, and a step of the total, would show the shares of one person. Buckets count distinct
+    people, and steps people new to the video (the ledger)."""
     world = World("five-hours")
     world.publish(PUBLISHED)
     friends = [world.actor(f"friend{i}") for i in (1, 2, 3)]
@@ -68,3 +71,5 @@ async def test_one_friend_sharing_in_five_hours_is_one_person_in_every_bucket(ga
     video = response.json()["data"]["video"]
     for timeline in ("sharesByHour", "sharesByDay", "sharesByWeek", "sharesByMonth"):
         assert all(bucket["count"] is None for bucket in video[timeline]["buckets"]), timeline
+    assert video["stats"]["shares"] == 0
+    assert all(cell["count"] is None for cell in video["shareChannels"]["buckets"])
