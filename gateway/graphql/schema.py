@@ -37,7 +37,7 @@ class Query:
             raise NotFound(f"no video {id!r}")
         return Video.of(row)
 
-    @strawberry.field(description="A creator by user id; null with NOT_FOUND when they have no videos or followers.")
+    @strawberry.field(description="A creator by user id; null with NOT_FOUND when they have no videos.")
     async def creator(self, info: Context, id: strawberry.ID) -> Creator | None:
         if not is_platform_id(id):
             raise NotFound(f"no creator {id!r}")  # no stored id looks like this one

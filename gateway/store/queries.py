@@ -293,11 +293,9 @@ async def follower_growth(conn: asyncpg.Connection, creator_id: str, granularity
 
 
 async def creator_exists(conn: asyncpg.Connection, creator_id: str) -> bool:
-    found: bool = await conn.fetchval(
-        """SELECT EXISTS (SELECT FROM videos WHERE creator_id = $1)
-               OR EXISTS (SELECT FROM creator_daily WHERE creator_id = $1)""",
-        creator_id,
-    )
+    """A creator is a user with a video. (Followers alone do not make one: that a user without
+    videos was found would say that somebody follows them.)"""
+    found: bool = await conn.fetchval("SELECT EXISTS (SELECT FROM videos WHERE creator_id = $1)", creator_id)
     return found
 
 

@@ -95,3 +95,17 @@ async def test_overlapping_ranges_subtract_to_whole_suppressed_buckets(gateway: 
     assert difference == {days_ago(5).isoformat(): None}
     # Shifting the start by minutes changes no bucket either: buckets start where they start.
     assert await timeline("DAY", days_ago(6) + timedelta(minutes=1), days_ago(4)) == wide
+
+
+async def test_one_follow_does_not_make_a_user_a_creator(gateway: Gateway) -> None:
+    """Were a user without videos found once followed, `creator(id)` would say someone follows them."""
+    world = World("followed")
+    follower = world.actor("follower")
+    world.events.append(
+        {"event_id": f"follow-{world.creator}", "type": "follow", "occurred_at": iso(days_ago(3, 9)),
+         "creator_id": world.creator, "actor_id": follower}
+    )
+    await gateway.ingest(world.take())
+    response = await gateway.graphql('query($c: ID!) { creator(id: $c) { id } }', {"c": world.creator})
+    assert response.json()["data"] == {"creator": None}
+    assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
