@@ -7,10 +7,12 @@ Two rules, both stateless (every replica, every restart, gives the same answer):
   lined up with a comment posted a minute earlier, and no answer changes while
   its bucket is still filling.
 * **Totals grow in steps of k.** Walking the closed buckets oldest first, a total
-  takes in the buckets behind it only once they hold at least k distinct-actor
-  units; what comes after the last full step is held back. Two answers to the
-  same total asked at different times (yesterday's and today's count) therefore
-  differ by the activity of at least k actors, or not at all.
+  takes in the buckets behind it only once they bring at least k units: people
+  new to the video (the ledger's newcomers, `queries.stats_series`), or for
+  followers, people who followed or unfollowed that day. What comes after the
+  last full step is held back. Two answers to the same total asked at different
+  times (yesterday's and today's count) therefore differ by the activity of at
+  least k people, or not at all.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class Released:
 
 def released_sums(rows: Iterable[tuple[Sequence[int], int]], k: int, width: int) -> Released:
     """Column sums of `width` counts over the closed buckets `rows` (oldest first, each as
-    (counts, distinct-actor units)) that are released in steps of at least `k` units."""
+    (counts, units)) that are released in steps of at least `k` units."""
     released = [0] * width
     pending = [0] * width
     held = 0
