@@ -84,17 +84,37 @@ class Loaders:
     async def timeline_of(self, metric: str, video_id: str, granularity: Granularity, until: datetime) -> list[Bucket]:
         """`queries.timeline`, reused while the video's data before `until` is unchanged (counting
         distinct people per bucket reads the ledger)."""
+
+        async def read(conn: asyncpg.Connection) -> list[Bucket]:
+            return await queries.timeline(conn, metric, video_id, granularity, until)
+
+        return await self._fingerprinted(("timeline", metric, video_id, granularity, until), video_id, until, read)
+
+    async def audience_of(self, video_id: str, dimension: str, until: datetime) -> list[Bucket]:
+        """`queries.audience`, reused while the video's data before `until` is unchanged (it reads the ledger)."""
+
+        async def read(conn: asyncpg.Connection) -> list[Bucket]:
+            return await queries.audience(conn, video_id, dimension, until)
+
+        return await self._fingerprinted(("audience", video_id, dimension, until), video_id, until, read)
+
+    async def _fingerprinted(
+        self,
+        key: tuple[Hashable, ...],
+        video_id: str,
+        until: datetime,
+        read: Callable[[asyncpg.Connection], Awaitable[list[Bucket]]],
+    ) -> list[Bucket]:
         async with self._reader.acquire() as conn:
             fingerprint = (await queries.stats_fingerprints(conn, [video_id], until)).get(video_id)
             if fingerprint is None:
                 return []
-            key = ("timeline", metric, video_id, granularity, until)
             cached: list[Bucket] | None = self._cache.get(key, fingerprint)
             if cached is not None:
                 return cached
-            lifetime = await queries.timeline(conn, metric, video_id, granularity, until)
-        self._cache.put(key, fingerprint, lifetime)
-        return lifetime
+            value = await read(conn)
+        self._cache.put(key, fingerprint, value)
+        return value
 
     def _layer(self) -> PrivacyLayer:
         if self.layer is None:

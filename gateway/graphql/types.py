@@ -289,10 +289,7 @@ class Video:
         require_owner(info, self.row.creator_id, "Video.audience")
         # As of the video's released views: a viewer who just came is not in it yet.
         until = (await info.context.loaders.stats_of(self.row.video_id)).views_until
-        buckets = []
-        if until is not None:
-            async with info.context.store.reader.acquire() as conn:
-                buckets = await queries.audience(conn, self.row.video_id, dimension.value, until)
+        buckets = [] if until is None else await info.context.loaders.audience_of(self.row.video_id, dimension.value, until)
         layer = privacy(info)
         if dimension is AudienceDimension.AGE_BAND:
             return breakdown(layer.cells("viewers", self.row.video_id, full_domain(buckets, AGE_BAND_KEYS), scope="age_band"))

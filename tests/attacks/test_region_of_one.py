@@ -42,3 +42,13 @@ async def test_the_rare_viewer_shows_neither_presence_nor_region(gateway: Gatewa
     regions = iceland[1]["data"]["video"]["regions"]["buckets"]
     assert regions == [{"key": "DE", "count": 35, "suppressed": False}, {"key": "OTHER", "count": None, "suppressed": True}]
     assert all(cell["key"] not in ("IS", "FR") for cell in regions)
+
+
+async def test_the_audience_follows_new_steps_of_viewers(gateway: Gateway) -> None:
+    """The audience is cached while the data before its cutoff is unchanged, and not a moment longer."""
+    world, body = await play(gateway, None)
+    assert body["data"]["video"]["regions"]["buckets"][0] == {"key": "DE", "count": 35, "suppressed": False}
+    world.crowd("later", 5, days_ago(3, 9), region="DE", age_band="25-34")  # a step of k more viewers
+    await gateway.ingest(world.take())
+    response = await gateway.graphql(AUDIENCE, {"video": world.video()}, principal=world.owner)
+    assert response.json()["data"]["video"]["regions"]["buckets"][0] == {"key": "DE", "count": 40, "suppressed": False}
