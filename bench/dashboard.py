@@ -604,13 +604,19 @@ def orchestrate(args: argparse.Namespace) -> None:
                 target = f"  (target <= 1.30: {'ok' if growth <= 1.3 else 'ABOVE TARGET'})" if kind == "graphql" else ""
                 print(f"[scale] {kind} p50 at {big.label} / p50 at {small.label}: {growth:.2f}{target}")
     finally:
-        for server in servers:
-            stop_server(server)
-        if os.environ.get("GATEWAY_DATABASE_URL"):
-            for dataset in datasets:
-                with contextlib.suppress(Exception):
-                    asyncio.run(drop_database(server_url, dataset.name))
-        shutil.rmtree(workdir, ignore_errors=True)
+        tear_down(servers, datasets, server_url, workdir)
+
+
+def tear_down(servers: list[Server], datasets: list[Dataset], server_url: str, workdir: Path) -> None:
+    """Stops the servers, drops the data sets on a server of your own (an embedded one goes with its
+    directory), and removes the work directory."""
+    for server in servers:
+        stop_server(server)
+    if os.environ.get("GATEWAY_DATABASE_URL"):
+        for dataset in datasets:
+            with contextlib.suppress(Exception):
+                asyncio.run(drop_database(server_url, dataset.name))
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:

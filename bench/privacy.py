@@ -31,16 +31,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
-import os
 import shutil
 import signal
 import sys
 import tempfile
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +53,11 @@ from dashboard import (  # isort: skip
     cpu_note,
     database_server,
     describe,
-    drop_database,
     raw_request,
     run_load,
     serve,
     start_server,
-    stop_server,
+    tear_down,
     wait_ready,
 )
 
@@ -89,12 +86,9 @@ def pass_through() -> None:
     from gateway.privacy.suppression import Cell
     from gateway.store.queries import Bucket, Granularity, StatsSeries, VideoStatsRow
 
-    def everything_until(now: datetime, granularity: Granularity, delay: timedelta) -> datetime:
-        # Every bucket up to the end of the current hour: nothing later exists yet, and a cutoff that
-        # stays put for the hour lets the cache of released totals work as it does for the real app.
-        return bucket_after(truncate(now, Granularity.HOUR), Granularity.HOUR)
-
     def served_until(self: layer.PrivacyLayer, granularity: Granularity) -> datetime:
+        # Every bucket up to the end of the current one (the cutoff too): nothing later exists yet, and it
+        # stays put for the bucket, so cached totals are reused as in the real app.
         return bucket_after(truncate(self.now, granularity), granularity)
 
     def timeline(self: layer.PrivacyLayer, metric: str, subject: str, lifetime: list[Bucket], granularity: Granularity,
@@ -132,7 +126,6 @@ def pass_through() -> None:
     async def charge_nothing(self: Any, *args: Any) -> None:
         return None
 
-    layer.cutoff = everything_until  # type: ignore[attr-defined]
     layer.PrivacyLayer.served_until = served_until  # type: ignore[method-assign]
     layer.PrivacyLayer.timeline = timeline  # type: ignore[method-assign,assignment]
     layer.PrivacyLayer.cells = cells  # type: ignore[method-assign,assignment]
@@ -247,13 +240,7 @@ def orchestrate(args: argparse.Namespace) -> None:
                     figures += f"  {by_rps:>6.1%}  {by_p50:>6.1%}  {by_cpu:>6.1%}  < {TARGET:.0%} (by req/s): {verdict}"
                 print(figures)
     finally:
-        for server in servers:
-            stop_server(server)
-        if os.environ.get("GATEWAY_DATABASE_URL"):
-            for dataset in datasets:
-                with contextlib.suppress(Exception):
-                    asyncio.run(drop_database(server_url, dataset.name))
-        shutil.rmtree(workdir, ignore_errors=True)
+        tear_down(servers, datasets, server_url, workdir)
 
 
 def main() -> None:

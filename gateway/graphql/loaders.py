@@ -66,7 +66,9 @@ class Loaders:
         self.layer: PrivacyLayer | None = None  # set by the policy guard
         no_video: VideoRow | None = None
         self.video: DataLoader[str, VideoRow | None] = DataLoader(self._batch(queries.videos_by_id, no_video))
-        self.stats: DataLoader[str, ReleasedStats] = DataLoader(self._batch(self._released_stats, NOTHING_RELEASED))
+        no_fingerprint: tuple[int, ...] | None = None
+        self.fingerprint: DataLoader[str, tuple[int, ...] | None] = DataLoader(self._batch(self._fingerprints, no_fingerprint))
+        self.stats: DataLoader[str, ReleasedStats] = DataLoader(self._released_stats)
         self.channels: DataLoader[str, list[Bucket]] = DataLoader(self._released_channels)
 
     # A loaded value is shared by every field that asked for it. When graphql-core
@@ -82,36 +84,34 @@ class Loaders:
         return asyncio.shield(self.channels.load(video_id))
 
     async def timeline_of(self, metric: str, video_id: str, granularity: Granularity, until: datetime) -> list[Bucket]:
-        """`queries.timeline`, reused while the video's data before `until` is unchanged (counting
-        distinct people per bucket reads the ledger)."""
+        """`queries.timeline` (it reads the ledger to count distinct people), reused while the video's data is unchanged."""
 
         async def read(conn: asyncpg.Connection) -> list[Bucket]:
             return await queries.timeline(conn, metric, video_id, granularity, until)
 
-        return await self._fingerprinted(("timeline", metric, video_id, granularity, until), video_id, until, read)
+        return await self._fingerprinted(("timeline", metric, video_id, granularity, until), video_id, read)
 
     async def audience_of(self, video_id: str, dimension: str, until: datetime) -> list[Bucket]:
-        """`queries.audience`, reused while the video's data before `until` is unchanged (it reads the ledger)."""
+        """`queries.audience` (it reads the ledger), reused while the video's data is unchanged."""
 
         async def read(conn: asyncpg.Connection) -> list[Bucket]:
             return await queries.audience(conn, video_id, dimension, until)
 
-        return await self._fingerprinted(("audience", video_id, dimension, until), video_id, until, read)
+        return await self._fingerprinted(("audience", video_id, dimension, until), video_id, read)
 
     async def _fingerprinted(
-        self,
-        key: tuple[Hashable, ...],
-        video_id: str,
-        until: datetime,
-        read: Callable[[asyncpg.Connection], Awaitable[list[Bucket]]],
+        self, key: tuple[Hashable, ...], video_id: str, read: Callable[[asyncpg.Connection], Awaitable[list[Bucket]]]
     ) -> list[Bucket]:
+        """`read`'s value, cached with the fingerprint of the video's data before the request's cutoff.
+        Every `until` a resolver reads to is at or before that cutoff, so an unchanged fingerprint
+        means unchanged data for it."""
+        fingerprint = await asyncio.shield(self.fingerprint.load(video_id))
+        if fingerprint is None:
+            return []
+        cached: list[Bucket] | None = self._cache.get(key, fingerprint)
+        if cached is not None:
+            return cached
         async with self._reader.acquire() as conn:
-            fingerprint = (await queries.stats_fingerprints(conn, [video_id], until)).get(video_id)
-            if fingerprint is None:
-                return []
-            cached: list[Bucket] | None = self._cache.get(key, fingerprint)
-            if cached is not None:
-                return cached
             value = await read(conn)
         self._cache.put(key, fingerprint, value)
         return value
@@ -121,23 +121,30 @@ class Loaders:
             raise PolicyUnavailable("no privacy terms for this request")  # never serve without them
         return self.layer
 
-    async def _released_stats(self, conn: asyncpg.Connection, video_ids: Sequence[str]) -> dict[str, ReleasedStats]:
+    async def _fingerprints(self, conn: asyncpg.Connection, video_ids: Sequence[str]) -> dict[str, tuple[int, ...]]:
+        return await queries.stats_fingerprints(conn, video_ids, self._layer().cutoff)
+
+    async def _released_stats(self, video_ids: list[str]) -> list[ReleasedStats]:
         layer = self._layer()
         floor, k, cutoff = layer.terms.floor, layer.k, layer.cutoff
-        fingerprints = await queries.stats_fingerprints(conn, video_ids, cutoff)
-        found = {}
+        loaded = await self.fingerprint.load_many(video_ids)
+        fingerprints = {video_id: fingerprint for video_id, fingerprint in zip(video_ids, loaded, strict=True) if fingerprint is not None}
+        found: dict[str, ReleasedStats] = {}
+        missing = []
         for video_id, fingerprint in fingerprints.items():
             cached: ReleasedStats | None = self._cache.get(("stats", video_id, floor, k, cutoff), fingerprint)
-            if cached is not None:
+            if cached is None:
+                missing.append(video_id)
+            else:
                 found[video_id] = cached
-        missing = [video_id for video_id in fingerprints if video_id not in found]
         if missing:
-            series = await queries.stats_series(conn, missing, floor, cutoff, k)
+            async with self._reader.acquire() as conn:
+                series = await queries.stats_series(conn, missing, floor, cutoff, k)
             for video_id in missing:
                 if video_id in series:
                     found[video_id] = released = release_video_stats(series[video_id], k, floor)
                     self._cache.put(("stats", video_id, floor, k, cutoff), fingerprints[video_id], released)
-        return found
+        return [found.get(video_id, NOTHING_RELEASED) for video_id in video_ids]
 
     async def _released_channels(self, video_ids: list[str]) -> list[list[Bucket]]:
         # Channels count the hours whose shares the totals released; the stats load says which.

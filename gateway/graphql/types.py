@@ -21,7 +21,7 @@ from gateway.graphql.context import RequestContext
 from gateway.graphql.ranges import time_range
 from gateway.ingest.events import AGE_BANDS, Channel, is_platform_id
 from gateway.privacy.layer import PrivacyLayer
-from gateway.privacy.release import release_video_stats, released_followers
+from gateway.privacy.release import released_followers
 from gateway.privacy.suppression import Cell
 from gateway.store import queries
 from gateway.store.queries import Bucket, Granularity, VideoRow
@@ -355,16 +355,15 @@ class Creator:
     async def totals(self, info: Context) -> CreatorTotals:
         layer = privacy(info)
         async with info.context.store.reader.acquire() as conn:
-            videos = await queries.creator_video_count(conn, self.creator_id)
-            series = await queries.creator_stats_series(conn, self.creator_id, layer.terms.floor, layer.cutoff, layer.k)
+            videos = await queries.creator_video_rows(conn, self.creator_id)
             follows = await queries.follower_series(conn, self.creator_id, layer.cutoff)
-        released = [release_video_stats(rows, layer.k, layer.terms.floor).stats for rows in series.values()]
+        released = [stats.stats for stats in await info.context.loaders.stats.load_many([video.video_id for video in videos])]
 
         def total(metric: str, value: int) -> int:
             return layer.count(metric, self.creator_id, value) if layer.asks_for(f"CreatorTotals.{metric}") else 0
 
         return CreatorTotals(
-            videos=videos,
+            videos=len(videos),
             views=total("views", sum(stats.views for stats in released)),
             likes=total("likes", sum(stats.likes for stats in released)),
             comments=total("comments", sum(stats.comments for stats in released)),
@@ -401,12 +400,9 @@ class Creator:
             raise Forbidden("ordering by shares would reveal exact counts under the noise; order by PUBLISHED_AT", field="Creator.videos")
         async with info.context.store.reader.acquire() as conn:
             videos = await queries.creator_video_rows(conn, self.creator_id)
-            series = await queries.creator_stats_series(conn, self.creator_id, layer.terms.floor, layer.cutoff, layer.k)
-        released = {video_id: release_video_stats(rows, layer.k, layer.terms.floor) for video_id, rows in series.items()}
-        for video_id, stats in released.items():
-            info.context.loaders.stats.prime(video_id, stats)
+        released = await info.context.loaders.stats.load_many([video.video_id for video in videos])
         ranked = sorted(
-            ((video, float(released[video.video_id].stats.shares if video.video_id in released else 0)) for video in videos),
+            ((video, float(stats.stats.shares)) for video, stats in zip(videos, released, strict=True)),
             key=lambda pair: (pair[1], pair[0].video_id),
             reverse=True,
         )

@@ -47,7 +47,7 @@ class PrivacyLayer:
         self._noise_key = noise_key
         self.now = now
         # Data at or after this instant is not served: the newest floor bucket closed `delay` ago ends here.
-        self.cutoff = cutoff(now, terms.floor, terms.delay)
+        self.cutoff = self.served_until(terms.floor)
         self.suppressed_cells = 0
         self.noised = False
         # Noisy releases of this request: digest of (question, data) → ε it costs.
@@ -71,7 +71,7 @@ class PrivacyLayer:
 
     def served_until(self, granularity: Granularity) -> datetime:
         """The end of the newest `granularity` bucket that closed at least the delay ago."""
-        return truncate(self.now - self.terms.delay, granularity)
+        return cutoff(self.now, granularity, self.terms.delay)
 
     # -- cells ------------------------------------------------------------------------------
 
@@ -114,7 +114,6 @@ class PrivacyLayer:
         suppressed too: the group's sum less the visible buckets then always includes at least k
         people. Whether a group takes a complement depends only on how many of its buckets are
         visible, never on the small ones' values, so the pattern of what is served tells nothing.
-        Repeated until every group that needs a complement has one.
         """
         k = self.terms.k
         if k == 0 or not lifetime:
@@ -131,15 +130,11 @@ class PrivacyLayer:
             for parent_start, starts_inside in members.items():
                 span = buckets_between(max(parent_start, first), min(bucket_after(parent_start, parent), until), granularity)
                 groups.append((span, starts_inside))
+        # One pass: a complement taken for one group never undoes another group's.
         complements: set[datetime] = set()
-        changed = True
-        while changed:
-            changed = False
-            for span, keys in groups:
-                suppressed_any = span > len(keys)
-                if keys and suppressed_any and not complements.intersection(keys):
-                    complements.add(min(keys, key=lambda key: (visible[key].count, visible[key].actors, key)))
-                    changed = True
+        for span, keys in groups:
+            if keys and span > len(keys) and not complements.intersection(keys):
+                complements.add(min(keys, key=lambda key: (visible[key].count, visible[key].actors, key)))
         return complements
 
     def cells(

@@ -15,7 +15,6 @@ answers. P(noise = x) is proportional to exp(-ε·|x|).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 from fractions import Fraction
@@ -103,11 +102,4 @@ def discrete_laplace(bits: PrfBits, epsilon: Fraction) -> int:
 def noisy_count(key: bytes, epsilon: Fraction, true_count: int, *question: str | int | None) -> int:
     """`true_count` plus discrete Laplace noise drawn from the PRF over the question and the count."""
     message = orjson.dumps([*question, true_count])  # JSON: no two questions encode alike
-    return true_count + _noise(key, epsilon.numerator, epsilon.denominator, message)
-
-
-# A draw is a pure function of its inputs, and a dashboard asks the same ones over and over.
-# (ε travels as two ints: hashing a Fraction costs a modular inverse.)
-@functools.lru_cache(maxsize=65_536)
-def _noise(key: bytes, numerator: int, denominator: int, message: bytes) -> int:
-    return discrete_laplace(PrfBits(key, message), Fraction(numerator, denominator))
+    return true_count + discrete_laplace(PrfBits(key, message), epsilon)

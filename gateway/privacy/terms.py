@@ -7,6 +7,7 @@ request fails closed (POLICY_UNAVAILABLE), never served with weaker terms.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
 from typing import Any
@@ -29,24 +30,15 @@ class _Obligations(BaseModel):
     epsilon_budget_per_day: float | None = Field(default=None, ge=0)
 
 
+@dataclass(frozen=True, slots=True)
 class PrivacyTerms:
     """k, the granularity floor, the delay after a bucket closes, ε per metric and the daily ε budget."""
 
-    __slots__ = ("budget_per_day", "delay", "epsilon", "floor", "k")
-
-    def __init__(
-        self,
-        k: int,
-        floor: Granularity,
-        delay: timedelta,
-        epsilon: dict[str, Fraction],
-        budget_per_day: Fraction | None,
-    ) -> None:
-        self.k = k
-        self.floor = floor
-        self.delay = delay
-        self.epsilon = epsilon
-        self.budget_per_day = budget_per_day
+    k: int
+    floor: Granularity
+    delay: timedelta
+    epsilon: dict[str, Fraction]
+    budget_per_day: Fraction | None
 
     @property
     def noised(self) -> bool:

@@ -24,8 +24,6 @@ __all__ = [
     "audience",
     "channels_released",
     "creator_exists",
-    "creator_stats_series",
-    "creator_video_count",
     "creator_video_rows",
     "creator_videos",
     "follower_growth",
@@ -87,7 +85,7 @@ async def videos_by_id(conn: asyncpg.Connection, video_ids: Sequence[str]) -> di
 # for a busy video) come back to be walked.
 _STATS_SERIES = """
 WITH ids AS (
-    SELECT video_id FROM videos WHERE {videos}
+    SELECT video_id FROM videos WHERE video_id = ANY($1::text[])
 ), counts AS (
     SELECT video_id, {bucket} AS bucket,
            {sum}(views){cast} AS views, {sum}(watch_ms){cast} AS watch_ms, {sum}(completed_views){cast} AS completed,
@@ -135,20 +133,12 @@ CROSS JOIN LATERAL (
 ) t
 GROUP BY m.video_id, m.views_mark, m.likes_mark, m.comments_mark, m.shares_mark
 """
-_SELECTORS = {
-    "videos": "video_id = ANY($1::text[])",
-    "creator": "creator_id = $1",
-}
 # video_hourly has one row per hour already: an HOUR floor needs no grouping.
 _SHAPES = {
     True: {"bucket": "hour", "sum": "", "cast": "", "group": ""},
     False: {"bucket": "date_trunc($2, hour, 'UTC')", "sum": "sum", "cast": "::bigint", "group": "GROUP BY 1, 2"},
 }
-STATS_SERIES_STATEMENTS = {
-    (selector, hourly): _STATS_SERIES.format(videos=where, **_SHAPES[hourly])
-    for selector, where in _SELECTORS.items()
-    for hourly in (True, False)
-}
+STATS_SERIES_STATEMENTS = {hourly: _STATS_SERIES.format(**_SHAPES[hourly]) for hourly in (True, False)}
 
 
 @dataclass(frozen=True)
@@ -182,7 +172,7 @@ async def stats_series(
     conn: asyncpg.Connection, video_ids: Sequence[str], floor: Granularity, cutoff: datetime, k: int
 ) -> dict[str, StatsSeries]:
     """Per video, its `floor` buckets before `cutoff`, as the release in steps of `k` needs them."""
-    statement = STATS_SERIES_STATEMENTS["videos", floor is Granularity.HOUR]
+    statement = STATS_SERIES_STATEMENTS[floor is Granularity.HOUR]
     return _series(await conn.fetch(statement, list(video_ids), floor.value, cutoff, k))
 
 
@@ -202,14 +192,6 @@ async def stats_fingerprints(conn: asyncpg.Connection, video_ids: Sequence[str],
         cutoff,
     )
     return {row[0]: tuple(row[1:]) for row in rows}
-
-
-async def creator_stats_series(
-    conn: asyncpg.Connection, creator_id: str, floor: Granularity, cutoff: datetime, k: int
-) -> dict[str, StatsSeries]:
-    """`stats_series` of every video of the creator."""
-    statement = STATS_SERIES_STATEMENTS["creator", floor is Granularity.HOUR]
-    return _series(await conn.fetch(statement, creator_id, floor.value, cutoff, k))
 
 
 async def channels_released(
@@ -297,11 +279,6 @@ async def creator_exists(conn: asyncpg.Connection, creator_id: str) -> bool:
     videos was found would say that somebody follows them.)"""
     found: bool = await conn.fetchval("SELECT EXISTS (SELECT FROM videos WHERE creator_id = $1)", creator_id)
     return found
-
-
-async def creator_video_count(conn: asyncpg.Connection, creator_id: str) -> int:
-    count: int = await conn.fetchval("SELECT count(*) FROM videos WHERE creator_id = $1", creator_id)
-    return count
 
 
 async def follower_series(conn: asyncpg.Connection, creator_id: str, cutoff: datetime) -> list[asyncpg.Record]:
