@@ -106,7 +106,7 @@ class PrivacyLayer:
         self.suppressed_cells += sum(1 for cell in cells if cell.count is None)
         return self._noised(metric, subject, granularity.value, cells, clamp)
 
-    def _complements(self, lifetime: Sequence[Bucket], granularity: Granularity) -> set[datetime]:
+    def _complements(self, lifetime: Sequence[Bucket], granularity: Granularity) -> frozenset[datetime]:
         """The visible buckets of `lifetime` suppressed as complements. A group of buckets whose sum
         can be known (the whole lifetime, against its total; each coarser bucket the timeline
         nests in, a day of hours, a week or a month of days, against the coarser timeline) that
@@ -115,27 +115,9 @@ class PrivacyLayer:
         people. Whether a group takes a complement depends only on how many of its buckets are
         visible, never on the small ones' values, so the pattern of what is served tells nothing.
         """
-        k = self.terms.k
-        if k == 0 or not lifetime:
-            return set()
-        starts = [cast(datetime, bucket.key) for bucket in lifetime]  # a timeline's keys are bucket starts
-        first, until = starts[0], self.served_until(granularity)
-        visible = {start: bucket for start, bucket in zip(starts, lifetime, strict=True) if bucket.actors >= k}
-        # Each group: how many buckets it spans, and its visible members.
-        groups: list[tuple[int, list[datetime]]] = [(buckets_between(first, until, granularity), list(visible))]
-        for parent in NESTS_IN[granularity]:
-            members: dict[datetime, list[datetime]] = {}
-            for start in visible:
-                members.setdefault(truncate(start, parent), []).append(start)
-            for parent_start, starts_inside in members.items():
-                span = buckets_between(max(parent_start, first), min(bucket_after(parent_start, parent), until), granularity)
-                groups.append((span, starts_inside))
-        # One pass: a complement taken for one group never undoes another group's.
-        complements: set[datetime] = set()
-        for span, keys in groups:
-            if keys and span > len(keys) and not complements.intersection(keys):
-                complements.add(min(keys, key=lambda key: (visible[key].count, visible[key].actors, key)))
-        return complements
+        if self.terms.k == 0 or not lifetime:
+            return frozenset()
+        return _complements(tuple(lifetime), granularity, self.served_until(granularity), self.terms.k)
 
     def cells(
         self,
@@ -223,6 +205,30 @@ class PrivacyTotals:
 def _release_digest(noise_key: bytes, app_id: str | None, *question: Any) -> bytes:
     """Identifies a noisy release (the question and the data it was answered from) for the budget."""
     return hmac.new(noise_key, orjson.dumps([app_id, *question]), hashlib.sha256).digest()
+
+
+# A pure function of the lifetime and the terms; a dashboard polls the same (cached) lifetime.
+@functools.lru_cache(maxsize=4_096)
+def _complements(lifetime: tuple[Bucket, ...], granularity: Granularity, until: datetime, k: int) -> frozenset[datetime]:
+    """See `PrivacyLayer._complements`."""
+    starts = [cast(datetime, bucket.key) for bucket in lifetime]  # a timeline's keys are bucket starts
+    first = starts[0]
+    visible = {start: bucket for start, bucket in zip(starts, lifetime, strict=True) if bucket.actors >= k}
+    # Each group: how many buckets it spans, and its visible members.
+    groups: list[tuple[int, list[datetime]]] = [(buckets_between(first, until, granularity), list(visible))]
+    for parent in NESTS_IN[granularity]:
+        members: dict[datetime, list[datetime]] = {}
+        for start in visible:
+            members.setdefault(truncate(start, parent), []).append(start)
+        for parent_start, starts_inside in members.items():
+            span = buckets_between(max(parent_start, first), min(bucket_after(parent_start, parent), until), granularity)
+            groups.append((span, starts_inside))
+    # One pass: a complement taken for one group never undoes another group's.
+    complements: set[datetime] = set()
+    for span, keys in groups:
+        if keys and span > len(keys) and not complements.intersection(keys):
+            complements.add(min(keys, key=lambda key: (visible[key].count, visible[key].actors, key)))
+    return frozenset(complements)
 
 
 @functools.lru_cache(maxsize=65_536)
