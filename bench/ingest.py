@@ -58,7 +58,7 @@ async def main(events: int) -> None:
     records = parse_lines(lines).records
 
     started = time.perf_counter()
-    totals = ingest_chunks(EventWriter(store.ingest), chunked(lines, BATCH), parse_lines)
+    totals = ingest_chunks(EventWriter(store.ingest), chunked(lines, BATCH), parse_lines, in_flight=int(os.environ.get("IN_FLIGHT", 2)))
     result = await totals
     ingest_seconds = time.perf_counter() - started
     assert result.inserted == len(lines), result

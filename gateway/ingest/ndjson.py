@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from gateway.errors import EventError, InvalidEvents
-from gateway.ingest.events import EventRecord, event_adapter, to_record
+from gateway.ingest.events import FIELD_MESSAGES, TOO_FAR_AHEAD, Event, EventRecord, event_adapter, latest_plausible, to_record
 
 __all__ = ["ParsedBatch", "check_lines", "parse_lines", "parse_objects"]
 
@@ -28,9 +28,17 @@ class ParsedBatch:
     def _refuse(self, line_no: int, exc: ValidationError) -> None:
         self.bad_lines += 1
         for detail in exc.errors(include_url=False, include_input=False):
-            self.error_count += 1
-            if len(self.errors) < InvalidEvents.reported_limit:
-                self.errors.append(EventError(line_no, _field_name(detail), _reason(detail)))
+            name = _field_name(detail)
+            self._report(EventError(line_no, name, _reason(name, detail)))
+
+    def _report(self, error: EventError) -> None:
+        self.error_count += 1
+        if len(self.errors) < InvalidEvents.reported_limit:
+            self.errors.append(error)
+
+    def _too_far_ahead(self, line_no: int) -> None:
+        self.bad_lines += 1
+        self._report(EventError(line_no, "occurred_at", TOO_FAR_AHEAD))
 
 
 def parse_lines(lines: Iterable[bytes | str], first_line: int = 1, *, keep: bool = True) -> ParsedBatch:
@@ -38,18 +46,8 @@ def parse_lines(lines: Iterable[bytes | str], first_line: int = 1, *, keep: bool
 
     With `keep=False` only the errors are kept (a validation pass over a large file).
     """
-    batch = ParsedBatch()
-    for line_no, line in enumerate(lines, start=first_line):
-        if not line.strip():
-            continue
-        try:
-            event = event_adapter.validate_json(line)
-        except ValidationError as exc:
-            batch._refuse(line_no, exc)
-            continue
-        if keep:
-            batch.records.append(to_record(event))
-    return batch
+    numbered = ((line_no, line) for line_no, line in enumerate(lines, start=first_line) if line.strip())
+    return _validate(numbered, event_adapter.validate_json, keep)
 
 
 def check_lines(lines: Iterable[bytes | str]) -> ParsedBatch:
@@ -59,12 +57,21 @@ def check_lines(lines: Iterable[bytes | str]) -> ParsedBatch:
 
 def parse_objects(objects: Iterable[dict[str, Any]], first_line: int = 1) -> ParsedBatch:
     """Validate already-decoded events (e.g. generated ones) exactly as lines are."""
-    batch = ParsedBatch()
-    for line_no, obj in enumerate(objects, start=first_line):
+    return _validate(enumerate(objects, start=first_line), event_adapter.validate_python, keep=True)
+
+
+def _validate(numbered: Iterable[tuple[int, Any]], validate: Callable[[Any], Event], keep: bool) -> ParsedBatch:
+    batch, latest = ParsedBatch(), latest_plausible()
+    for line_no, item in numbered:
         try:
-            batch.records.append(to_record(event_adapter.validate_python(obj)))
+            record = to_record(validate(item))
         except ValidationError as exc:
             batch._refuse(line_no, exc)
+            continue
+        if record[2] > latest:
+            batch._too_far_ahead(line_no)
+        elif keep:
+            batch.records.append(record)
     return batch
 
 
@@ -82,7 +89,9 @@ def _field_name(detail: Any) -> str | None:
     return ".".join(loc[1:]) or None
 
 
-def _reason(detail: Any) -> str:
+def _reason(field: str | None, detail: Any) -> str:
+    if (field, detail["type"]) in FIELD_MESSAGES:
+        return FIELD_MESSAGES[field, detail["type"]]
     if detail["type"] == "json_invalid":
         return f"not valid JSON: {detail['ctx']['error']}"
     if detail["type"] in NOT_AN_OBJECT:

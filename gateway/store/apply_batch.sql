@@ -1,34 +1,13 @@
--- Applies one staged batch (ingest_staging) in the caller's transaction:
--- keeps the events whose event_id is new, appends them, and updates every
--- rollup they change with one statement per rollup.
+-- Applies one stored batch (ingest_fresh, see store_batch.sql) in the
+-- caller's transaction: updates every rollup its events change, with one
+-- statement per rollup.
 --
 -- Batches are applied one at a time (a transaction-scoped advisory lock):
 -- whether an actor is new to a cell is read from the committed ledger, so a
 -- concurrent batch must not be half-way. Rollup rows of popular videos would
--- serialize concurrent batches anyway; staging (COPY) still runs in parallel.
+-- serialize concurrent batches anyway; staging and storing still run in parallel.
 
 SELECT pg_advisory_xact_lock(7310151952298631524);
-
--- Under the lock no concurrent batch can add an event_id, so a plain insert
--- of the ids not yet present is exact (and cheaper than ON CONFLICT).
--- OFFSET 0 keeps the check a per-row index probe: as an anti-join the planner,
--- blind to the temp table's size, would hash all of event_ids.
-WITH fresh_ids AS (
-    INSERT INTO event_ids (event_id, occurred_at)
-    SELECT s.event_id, s.occurred_at
-    FROM ingest_staging s
-    WHERE NOT EXISTS (SELECT FROM event_ids e WHERE e.event_id = s.event_id OFFSET 0)
-    ORDER BY s.event_id
-    RETURNING event_id
-)
-INSERT INTO ingest_fresh
-SELECT s.* FROM ingest_staging s JOIN fresh_ids USING (event_id);
-
-INSERT INTO events (event_id, type, occurred_at, video_id, creator_id, actor_id, channel,
-                    region, age_band, watch_ms, completed, text, anonymous)
-SELECT event_id, type::event_type, occurred_at, video_id, creator_id, actor_id, channel::share_channel,
-       region, age_band, watch_ms, completed, text, anonymous
-FROM ingest_fresh;
 
 INSERT INTO videos AS v (video_id, creator_id, published_at)
 SELECT video_id,

@@ -1,4 +1,4 @@
-"""Set-based ingest: a batch is COPYed into a staging table and applied with one statement per rollup."""
+"""Set-based ingest: a batch is COPYed into a staging table, stored, and applied with one statement per rollup."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ __all__ = ["BatchResult", "EventWriter", "prepare_connection"]
 
 log = logging.getLogger(__name__)
 
+# A batch is stored (deduplicated, appended to events) before it takes the rollup
+# lock, then applied to the rollups under it: one batch's storing overlaps the
+# previous batch's rollups.
+STORE_BATCH = (Path(__file__).parent / "store_batch.sql").read_text()
 APPLY_BATCH = (Path(__file__).parent / "apply_batch.sql").read_text()
 
 # Per-connection staging tables; ON COMMIT DELETE ROWS empties them after every batch.
@@ -69,6 +73,7 @@ class EventWriter:
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     await conn.copy_records_to_table("ingest_staging", records=unique, columns=EVENT_COLUMNS)
+                    await conn.execute(STORE_BATCH)
                     await conn.execute(APPLY_BATCH)
                     inserted: int = await conn.fetchval("SELECT count(*) FROM ingest_fresh")
                 return BatchResult(received=len(records), inserted=inserted)
