@@ -40,13 +40,15 @@ async def ingest_chunks(
     chunks: Iterable[tuple[int, list[Item]]],
     parse: Callable[[list[Item], int], ParsedBatch],
     *,
-    in_flight: int = 2,
+    in_flight: int = 3,
     on_batch: Callable[[BatchResult], None] = lambda result: None,
 ) -> IngestTotals:
     """Parse each `(first_line, items)` chunk and write it as one batch.
 
     Chunks are read and parsed in a worker thread so the event loop keeps the
     writes in flight; at most `in_flight` batches are being written at once.
+    Three keep both cores busy: one batch being stored, the one before it
+    updating the rollups (one at a time), the next one being parsed.
     A chunk with a bad line raises `InvalidEvents`; batches already written stay.
     """
     totals = IngestTotals()

@@ -24,12 +24,15 @@ ON CONFLICT (video_id) DO UPDATE SET
 WHERE excluded.published_at IS NOT NULL
   AND (v.published_at IS NULL OR excluded.published_at < v.published_at);
 
--- One row per distinct (video, actor, metric, hour, region, age band, channel)
--- of the batch, with flags saying which of its cells the actor had no row in
--- before this batch (one index scan of the ledger). An actor may have several
--- rows for one cell, so the rollups below count DISTINCT actors of the flagged rows.
+-- One row per (video, actor, metric, hour, region, age band, channel) of the
+-- batch, with its events, watch time and completed views, and flags saying
+-- which of its cells the actor had no row in before this batch (one index scan
+-- of the ledger). Every video rollup below is one aggregate over these rows:
+-- counts are sums of `events`, distinct actors are the DISTINCT actors of the
+-- flagged rows (an actor may have several rows for one cell).
 INSERT INTO ingest_cells
 SELECT c.video_id, c.actor_id, c.metric, c.hour, c.region, c.age_band, c.channel,
+       c.events, c.watch_ms, c.completed_views,
        NOT coalesce(seen.hour, false),
        NOT coalesce(seen.hour_channel, false),
        NOT coalesce(seen.channel, false),
@@ -37,15 +40,19 @@ SELECT c.video_id, c.actor_id, c.metric, c.hour, c.region, c.age_band, c.channel
        NOT coalesce(seen.age_band, false),
        coalesce(seen.cell, false)
 FROM (
-    SELECT DISTINCT video_id, actor_id,
+    SELECT video_id, actor_id,
            (CASE type WHEN 'view' THEN 'v' WHEN 'like' THEN 'l' WHEN 'unlike' THEN 'u'
                       WHEN 'comment' THEN 'c' ELSE 's' END)::"char" AS metric,
            date_trunc('hour', occurred_at, 'UTC') AS hour,
            coalesce(region, 'unknown') AS region,
            coalesce(age_band, 'unknown') AS age_band,
-           channel::share_channel AS channel
+           channel::share_channel AS channel,
+           count(*) AS events,
+           coalesce(sum(watch_ms), 0) AS watch_ms,
+           count(*) FILTER (WHERE completed) AS completed_views
     FROM ingest_fresh
     WHERE type IN ('view', 'like', 'unlike', 'comment', 'share')
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
 ) c
 LEFT JOIN LATERAL (
     SELECT bool_or(l.hour = c.hour) AS hour,
@@ -65,35 +72,23 @@ FROM ingest_cells
 WHERE NOT known
 ORDER BY 1, 2, 3;
 
-WITH new_actors AS (
-    SELECT video_id, hour,
-           count(DISTINCT actor_id) FILTER (WHERE metric = 'v') AS viewers,
-           count(DISTINCT actor_id) FILTER (WHERE metric = 'l') AS likers,
-           count(DISTINCT actor_id) FILTER (WHERE metric = 'u') AS unlikers,
-           count(DISTINCT actor_id) FILTER (WHERE metric = 'c') AS commenters,
-           count(DISTINCT actor_id) FILTER (WHERE metric = 's') AS sharers
-    FROM ingest_cells
-    WHERE new_in_hour
-    GROUP BY video_id, hour
-), counts AS (
-    SELECT video_id, date_trunc('hour', occurred_at, 'UTC') AS hour,
-           count(*) FILTER (WHERE type = 'view') AS views,
-           coalesce(sum(watch_ms), 0) AS watch_ms,
-           count(*) FILTER (WHERE completed) AS completed_views,
-           count(*) FILTER (WHERE type = 'like') - count(*) FILTER (WHERE type = 'unlike') AS likes,
-           count(*) FILTER (WHERE type = 'comment') AS comments,
-           count(*) FILTER (WHERE type = 'share') AS shares
-    FROM ingest_fresh
-    WHERE type IN ('view', 'like', 'unlike', 'comment', 'share')
-    GROUP BY 1, 2
-)
 INSERT INTO video_hourly AS r (video_id, hour, views, watch_ms, completed_views, likes, comments, shares,
                                viewers, likers, unlikers, commenters, sharers)
-SELECT c.video_id, c.hour, c.views, c.watch_ms, c.completed_views, c.likes, c.comments, c.shares,
-       coalesce(a.viewers, 0), coalesce(a.likers, 0), coalesce(a.unlikers, 0),
-       coalesce(a.commenters, 0), coalesce(a.sharers, 0)
-FROM counts c LEFT JOIN new_actors a USING (video_id, hour)
-ORDER BY c.video_id, c.hour
+SELECT video_id, hour,
+       coalesce(sum(events) FILTER (WHERE metric = 'v'), 0),
+       sum(watch_ms),
+       sum(completed_views),
+       coalesce(sum(events) FILTER (WHERE metric = 'l'), 0) - coalesce(sum(events) FILTER (WHERE metric = 'u'), 0),
+       coalesce(sum(events) FILTER (WHERE metric = 'c'), 0),
+       coalesce(sum(events) FILTER (WHERE metric = 's'), 0),
+       count(DISTINCT actor_id) FILTER (WHERE metric = 'v' AND new_in_hour),
+       count(DISTINCT actor_id) FILTER (WHERE metric = 'l' AND new_in_hour),
+       count(DISTINCT actor_id) FILTER (WHERE metric = 'u' AND new_in_hour),
+       count(DISTINCT actor_id) FILTER (WHERE metric = 'c' AND new_in_hour),
+       count(DISTINCT actor_id) FILTER (WHERE metric = 's' AND new_in_hour)
+FROM ingest_cells
+GROUP BY video_id, hour
+ORDER BY video_id, hour
 ON CONFLICT (video_id, hour) DO UPDATE SET
     views           = r.views + excluded.views,
     watch_ms        = r.watch_ms + excluded.watch_ms,
@@ -107,73 +102,45 @@ ON CONFLICT (video_id, hour) DO UPDATE SET
     commenters      = r.commenters + excluded.commenters,
     sharers         = r.sharers + excluded.sharers;
 
-WITH new_actors AS (
-    SELECT video_id, hour, channel, count(DISTINCT actor_id) AS sharers
-    FROM ingest_cells
-    WHERE metric = 's' AND new_in_hour_channel
-    GROUP BY 1, 2, 3
-), counts AS (
-    SELECT video_id, date_trunc('hour', occurred_at, 'UTC') AS hour, channel::share_channel AS channel,
-           count(*) AS shares
-    FROM ingest_fresh
-    WHERE type = 'share'
-    GROUP BY 1, 2, 3
-)
 INSERT INTO video_hourly_channels AS r (video_id, hour, channel, shares, sharers)
-SELECT c.video_id, c.hour, c.channel, c.shares, coalesce(a.sharers, 0)
-FROM counts c LEFT JOIN new_actors a USING (video_id, hour, channel)
-ORDER BY c.video_id, c.hour, c.channel
+SELECT video_id, hour, channel, sum(events), count(DISTINCT actor_id) FILTER (WHERE new_in_hour_channel)
+FROM ingest_cells
+WHERE metric = 's'
+GROUP BY video_id, hour, channel
+ORDER BY video_id, hour, channel
 ON CONFLICT (video_id, hour, channel) DO UPDATE SET
     shares  = r.shares + excluded.shares,
     sharers = r.sharers + excluded.sharers;
 
-WITH new_actors AS (
-    SELECT video_id, channel, count(DISTINCT actor_id) AS sharers
-    FROM ingest_cells
-    WHERE metric = 's' AND new_in_channel
-    GROUP BY 1, 2
-), counts AS (
-    SELECT video_id, channel::share_channel AS channel, count(*) AS shares
-    FROM ingest_fresh
-    WHERE type = 'share'
-    GROUP BY 1, 2
-)
 INSERT INTO video_channels AS r (video_id, channel, shares, sharers)
-SELECT c.video_id, c.channel, c.shares, coalesce(a.sharers, 0)
-FROM counts c LEFT JOIN new_actors a USING (video_id, channel)
-ORDER BY c.video_id, c.channel
+SELECT video_id, channel, sum(events), count(DISTINCT actor_id) FILTER (WHERE new_in_channel)
+FROM ingest_cells
+WHERE metric = 's'
+GROUP BY video_id, channel
+ORDER BY video_id, channel
 ON CONFLICT (video_id, channel) DO UPDATE SET
     shares  = r.shares + excluded.shares,
     sharers = r.sharers + excluded.sharers;
 
-WITH new_actors AS (
-    SELECT video_id, 'region' AS dimension, region AS value,
-           count(DISTINCT actor_id) FILTER (WHERE metric = 'v') AS viewers,
-           count(DISTINCT actor_id) FILTER (WHERE metric = 's') AS sharers
-    FROM ingest_cells
-    WHERE metric IN ('v', 's') AND new_in_region
-    GROUP BY 1, 3
-    UNION ALL
-    SELECT video_id, 'age_band', age_band,
-           count(DISTINCT actor_id) FILTER (WHERE metric = 'v'),
-           count(DISTINCT actor_id) FILTER (WHERE metric = 's')
-    FROM ingest_cells
-    WHERE metric IN ('v', 's') AND new_in_age_band
-    GROUP BY 1, 3
-), counts AS (
-    SELECT f.video_id, d.dimension, d.value,
-           count(*) FILTER (WHERE f.type = 'view') AS views,
-           count(*) FILTER (WHERE f.type = 'share') AS shares
-    FROM ingest_fresh f
-    CROSS JOIN LATERAL (VALUES ('region', coalesce(f.region, 'unknown')),
-                               ('age_band', coalesce(f.age_band, 'unknown'))) AS d (dimension, value)
-    WHERE f.type IN ('view', 'share')
-    GROUP BY 1, 2, 3
-)
 INSERT INTO video_audience AS r (video_id, dimension, value, views, viewers, shares, sharers)
-SELECT c.video_id, c.dimension, c.value, c.views, coalesce(a.viewers, 0), c.shares, coalesce(a.sharers, 0)
-FROM counts c LEFT JOIN new_actors a USING (video_id, dimension, value)
-ORDER BY c.video_id, c.dimension, c.value
+SELECT video_id, 'region', region,
+       coalesce(sum(events) FILTER (WHERE metric = 'v'), 0),
+       count(DISTINCT actor_id) FILTER (WHERE metric = 'v' AND new_in_region),
+       coalesce(sum(events) FILTER (WHERE metric = 's'), 0),
+       count(DISTINCT actor_id) FILTER (WHERE metric = 's' AND new_in_region)
+FROM ingest_cells
+WHERE metric IN ('v', 's')
+GROUP BY video_id, region
+UNION ALL
+SELECT video_id, 'age_band', age_band,
+       coalesce(sum(events) FILTER (WHERE metric = 'v'), 0),
+       count(DISTINCT actor_id) FILTER (WHERE metric = 'v' AND new_in_age_band),
+       coalesce(sum(events) FILTER (WHERE metric = 's'), 0),
+       count(DISTINCT actor_id) FILTER (WHERE metric = 's' AND new_in_age_band)
+FROM ingest_cells
+WHERE metric IN ('v', 's')
+GROUP BY video_id, age_band
+ORDER BY 1, 2, 3
 ON CONFLICT (video_id, dimension, value) DO UPDATE SET
     views   = r.views + excluded.views,
     viewers = r.viewers + excluded.viewers,

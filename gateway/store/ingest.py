@@ -34,7 +34,7 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_fresh (LIKE ingest_staging) ON COMMIT DEL
 CREATE TEMP TABLE IF NOT EXISTS ingest_cells (
     video_id text COLLATE "C", actor_id text COLLATE "C", metric "char", hour timestamptz,
     region text COLLATE "C", age_band text COLLATE "C", channel share_channel,
-    new_in_hour boolean, new_in_hour_channel boolean, new_in_channel boolean,
+    events bigint, watch_ms bigint, completed_views bigint, new_in_hour boolean, new_in_hour_channel boolean, new_in_channel boolean,
     new_in_region boolean, new_in_age_band boolean, known boolean
 ) ON COMMIT DELETE ROWS;
 """
@@ -64,7 +64,7 @@ class EventWriter:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._months: set[datetime] = set()
+        self._months: set[tuple[int, int]] = set()
 
     async def write(self, records: list[EventRecord]) -> BatchResult:
         unique = list({record[0]: record for record in reversed(records)}.values())
@@ -89,10 +89,12 @@ class EventWriter:
         raise AssertionError("unreachable")
 
     async def _ensure_partitions(self, records: list[EventRecord]) -> None:
-        months = {datetime(r[2].year, r[2].month, 1, tzinfo=UTC) for r in records} - self._months
+        # Records carry UTC times, so (year, month) names the partition; a set of
+        # tuples costs a tenth of building a datetime per record.
+        months = {(r[2].year, r[2].month) for r in records} - self._months
         if not months:
             return
         async with self._pool.acquire() as conn:
-            for month in sorted(months):
-                await conn.execute("SELECT ensure_events_partition($1)", month)
+            for year, month in sorted(months):
+                await conn.execute("SELECT ensure_events_partition($1)", datetime(year, month, 1, tzinfo=UTC))
         self._months |= months
