@@ -123,23 +123,16 @@ ON CONFLICT (video_id, channel) DO UPDATE SET
     sharers = r.sharers + excluded.sharers;
 
 INSERT INTO video_audience AS r (video_id, dimension, value, views, viewers, shares, sharers)
-SELECT video_id, 'region', region,
-       coalesce(sum(events) FILTER (WHERE metric = 'v'), 0),
-       count(DISTINCT actor_id) FILTER (WHERE metric = 'v' AND new_in_region),
-       coalesce(sum(events) FILTER (WHERE metric = 's'), 0),
-       count(DISTINCT actor_id) FILTER (WHERE metric = 's' AND new_in_region)
-FROM ingest_cells
-WHERE metric IN ('v', 's')
-GROUP BY video_id, region
-UNION ALL
-SELECT video_id, 'age_band', age_band,
-       coalesce(sum(events) FILTER (WHERE metric = 'v'), 0),
-       count(DISTINCT actor_id) FILTER (WHERE metric = 'v' AND new_in_age_band),
-       coalesce(sum(events) FILTER (WHERE metric = 's'), 0),
-       count(DISTINCT actor_id) FILTER (WHERE metric = 's' AND new_in_age_band)
-FROM ingest_cells
-WHERE metric IN ('v', 's')
-GROUP BY video_id, age_band
+SELECT c.video_id, d.dimension, d.value,
+       coalesce(sum(c.events) FILTER (WHERE c.metric = 'v'), 0),
+       count(DISTINCT c.actor_id) FILTER (WHERE c.metric = 'v' AND d.new_actor),
+       coalesce(sum(c.events) FILTER (WHERE c.metric = 's'), 0),
+       count(DISTINCT c.actor_id) FILTER (WHERE c.metric = 's' AND d.new_actor)
+FROM ingest_cells c
+CROSS JOIN LATERAL (VALUES ('region', c.region, c.new_in_region),
+                           ('age_band', c.age_band, c.new_in_age_band)) AS d (dimension, value, new_actor)
+WHERE c.metric IN ('v', 's')
+GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3
 ON CONFLICT (video_id, dimension, value) DO UPDATE SET
     views   = r.views + excluded.views,
