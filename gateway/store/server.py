@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,11 @@ ALTER SYSTEM SET max_wal_size = '4GB';
 ALTER SYSTEM SET checkpoint_timeout = '15min';
 SELECT pg_reload_conf();
 """
+# initdb's 128MB of shared buffers is smaller than the rollups, the distinct-actor
+# ledger and their indexes at a million events; bulk ingest then spends its time
+# evicting pages (1GB measured 13% faster at 1M events). A quarter of the
+# machine's memory, at most 1GB.
+SHARED_BUFFERS_MB = min(1024, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4 // 2**20)
 
 
 async def database_url(settings: Settings) -> str:
@@ -48,10 +54,26 @@ def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
         server = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
         # Bulk ingest rewrites many index pages; fewer checkpoints mean fewer full-page WAL images.
         server.psql(EMBEDDED_TUNING)
+        _size_shared_buffers(server)
     _handles[pgdata.resolve()] = server
     url: str = server.get_uri()
     log.info("embedded postgres running in %s", pgdata)
     return url
+
+
+def _size_shared_buffers(server: Any) -> None:
+    """Give the server SHARED_BUFFERS_MB, restarting it once: on a fresh data dir
+    (the setting is kept there), before anything else has connected to it."""
+    wanted = f"{SHARED_BUFFERS_MB}MB"
+    if wanted in server.psql("SHOW shared_buffers;"):
+        return
+    from pgserver.postgres_server import pg_ctl
+
+    server.psql(f"ALTER SYSTEM SET shared_buffers = '{wanted}';")
+    with server._lock:  # pgserver's inter-process lock around starting and stopping
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+        server.ensure_postgres_running()  # starts it again and re-reads its pid for the clean-up at exit
+    log.info("embedded postgres restarted with shared_buffers = %s", wanted)
 
 
 def release_embedded(settings: Settings) -> None:
