@@ -64,9 +64,11 @@ def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
 def _size_shared_buffers(server: Any) -> None:
     """Give the server SHARED_BUFFERS_MB, restarting it once: on a fresh data dir
     (the setting is kept there), before anything else has connected to it."""
-    wanted = f"{SHARED_BUFFERS_MB}MB"
-    if wanted in server.psql("SHOW shared_buffers;"):
+    # psql's aligned output: header, rule, the value.
+    current = int(server.psql("SELECT pg_size_bytes(current_setting('shared_buffers')) / 1048576;").splitlines()[2])
+    if current == SHARED_BUFFERS_MB:
         return
+    wanted = f"{SHARED_BUFFERS_MB}MB"
     from pgserver.postgres_server import pg_ctl
 
     server.psql(f"ALTER SYSTEM SET shared_buffers = '{wanted}';")
