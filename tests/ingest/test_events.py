@@ -433,3 +433,14 @@ def test_parse_objects_validates_decoded_events_as_lines_are() -> None:
 
     assert [record[0] for record in batch.records] == ["e-like"]
     assert [(error.line, error.field) for error in batch.errors] == [(2, "occurred_at"), (3, "channel")]
+
+
+def test_clock_check_holds_for_generated_events_and_for_a_check_only_pass() -> None:
+    ahead = datetime.now(UTC) + timedelta(days=2)
+    expected = [EventError(2, "occurred_at", "must not be more than a day in the future")]
+
+    generated = parse_objects([EVENTS["like"], {**EVENTS["share"], "occurred_at": ahead}])
+    checked = check_lines([line(EVENTS["like"]), line(event("share", occurred_at=ahead.isoformat()))])
+
+    assert (generated.errors, [record[0] for record in generated.records]) == (expected, ["e-like"])
+    assert (checked.errors, checked.records, checked.bad_lines) == (expected, [], 1)
