@@ -101,10 +101,12 @@ class PolicyDecider:
         started = time.perf_counter()
         revision = self.engine.revision
         scopes = sorted(principal.scopes)
-        principal_input = {"kind": principal.kind.value, "id": principal.id, "scopes": scopes}
-        # The principal's id is part of the key only when the policy can read it.
-        principal_id = principal.id if self.engine.reads_principal_id else None
-        key = (principal.kind, tuple(scopes), principal_id, question.serialized)
+        principal_input: dict[str, Any] = {"kind": principal.kind.value, "id": principal.id, "scopes": scopes}
+        if principal.app_id is not None:
+            principal_input["app"] = principal.app_id  # which app acts for the user: policy may tell apps apart
+        # Who the principal is (its id, its app) is part of the key only when the policy can read it.
+        who = (principal.id, principal.app_id) if self.engine.reads_principal_id else None
+        key = (principal.kind, tuple(scopes), who, question.serialized)
         cached = self.cache.get(revision, key)
         cache_hit = cached is not None
         if cached is None:

@@ -12,6 +12,7 @@ Input (one per request, built by the policy guard):
       ]
     }
 
+`principal.app` is present for an app only: the app acting for user `id`.
 `path` is the response path (aliases, not field names, and no list indexes),
 unique within a request. The entrypoint `data.gateway.authz.decision` answers:
 
@@ -95,7 +96,8 @@ class PolicyEngine(Protocol):
 
     @property
     def reads_principal_id(self) -> bool:
-        """Whether the policy may read `input.principal.id` (then the decision cache keys on it)."""
+        """Whether the policy may read `input.principal` beyond its kind and scopes (its `id`,
+        an app's `app`); then the decision cache keys on both."""
         ...
 
     async def start(self) -> None: ...

@@ -158,7 +158,7 @@ class EmbeddedEngine:
 
     @property
     def reads_principal_id(self) -> bool:
-        """Whether the policy in force may read the principal's id (then the decision cache keys on it)."""
+        """Whether the policy in force may read the principal's id or app (then the decision cache keys on them)."""
         if self._served is None:
             return True
         files = self._served.files
@@ -305,9 +305,9 @@ _PRINCIPAL = re.compile(r"input\s*\.\s*principal\b(\s*\.\s*(kind|scopes)\b|\s*,\
 
 
 def reads_principal_id(sources: Iterable[str]) -> bool:
-    """Conservatively, whether Rego `sources` can read `input.principal.id`: any use of
-    `input.principal` other than its `.kind` or `.scopes` (the whole object passed on,
-    `.id`, `["id"]`) counts as reading it, and so does any use of `input` as a whole."""
+    """Conservatively, whether Rego `sources` can read `input.principal.id` (or `.app`): any
+    use of `input.principal` other than its `.kind` or `.scopes` (the whole object passed
+    on, `.id`, `.app`, `["id"]`) counts as reading it, and so does any use of `input` as a whole."""
     for source in sources:
         code = _COMMENT.sub("", source)
         if any(match.group(1) is None for match in _PRINCIPAL.finditer(code)):

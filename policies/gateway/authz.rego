@@ -7,7 +7,8 @@
 #   until compliance lists it in policies/data.json.
 #
 #   input (built by the gateway's policy guard, one per request):
-#     principal:  {kind: "anonymous"|"user"|"app"|"compliance"|"service", id: string|null, scopes: [string]}
+#     principal:  {kind: "anonymous"|"user"|"app"|"compliance"|"service", id: string|null, scopes: [string],
+#                  app: string (apps only: the app acting for user `id`)}
 #     operation:  {name: string|null, type: "query"|"mutation"|"subscription", hash: string}
 #     fields:     [{path, coordinate, type, field, alias, arguments}]
 #                 `path` is the response path, unique within a request; `arguments`

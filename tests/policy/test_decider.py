@@ -187,3 +187,25 @@ def test_cache_drops_a_decision_made_under_a_replaced_revision() -> None:
 
     assert cache.get("r2", "a") is None
     assert len(cache) == 0
+
+
+def app(app_id: str) -> Principal:
+    return Principal(PrincipalKind.APP, "u1", frozenset({"stats"}), app_id)
+
+
+@pytest.mark.parametrize(
+    ("reads_principal_id", "engine_calls"),
+    [pytest.param(True, 2, id="engine-reads-the-principal"), pytest.param(False, 1, id="engine-ignores-it")],
+)
+async def test_an_apps_id_reaches_the_policy_and_the_key_when_the_engine_reads_it(reads_principal_id: bool, engine_calls: int) -> None:
+    engine = CountingEngine(reads_principal_id)
+    records: list[DecisionRecord] = []
+    decider = PolicyDecider(engine, record=records.append)
+
+    await decider.decide(app("app_a"), PolicyQuestion(OPERATION, [VIDEO]))
+    await decider.decide(app("app_b"), PolicyQuestion(OPERATION, [VIDEO]))
+
+    assert [input_["principal"] for input_ in engine.inputs] == [
+        {"kind": "app", "id": "u1", "scopes": ["stats"], "app": app_id} for app_id in ["app_a", "app_b"][:engine_calls]
+    ]
+    assert [json.loads(record.input)["principal"]["app"] for record in records] == ["app_a", "app_b"], "the log names each app"

@@ -17,7 +17,7 @@ import pytest
 
 from gateway.errors import PolicyUnavailable
 from gateway.policy.decision import Decision, parse_decision
-from gateway.policy.embedded import EmbeddedEngine
+from gateway.policy.embedded import EmbeddedEngine, reads_principal_id
 
 POLICIES = Path(__file__).parents[2] / "policies"
 
@@ -345,3 +345,21 @@ async def test_watcher_reloads_a_changed_policy(policy_dir: Path) -> None:
         assert (await decide(engine, app("stats"), field("Video.id"))).obligations["epsilon"]["likes"] == 0.3
     finally:
         await engine.close()
+
+
+@pytest.mark.parametrize(
+    ("source", "reads"),
+    [
+        pytest.param('allow if input.principal.kind == "user"', False, id="kind"),
+        pytest.param('allow if "stats" in input.principal.scopes', False, id="scopes"),
+        pytest.param('allow if object.get(input.principal, "kind", "") == "app"', False, id="get-kind"),
+        pytest.param('allow if input.principal.id == "u1"', True, id="id"),
+        pytest.param('allow if input.principal.app == "app_x"', True, id="app"),
+        pytest.param('allow if input.principal["id"] == "u1"', True, id="indexed"),
+        pytest.param("p := input.principal", True, id="whole-principal"),
+        pytest.param("i := input", True, id="whole-input"),
+        pytest.param('# input.principal.id in a comment\nallow if input.principal.kind == "user"', False, id="comment"),
+    ],
+)
+def test_what_counts_as_reading_who_the_principal_is(source: str, reads: bool) -> None:
+    assert reads_principal_id([source]) is reads
