@@ -64,14 +64,15 @@ def _validate(numbered: Iterable[tuple[int, Any]], validate: Callable[[Any], Eve
     batch, latest = ParsedBatch(), latest_plausible()
     for line_no, item in numbered:
         try:
-            record = to_record(validate(item))
+            event = validate(item)
         except ValidationError as exc:
             batch._refuse(line_no, exc)
             continue
-        if record[2] > latest:
+        # Before to_record: converting a time near year 9999 to UTC can overflow.
+        if event["occurred_at"] > latest:
             batch._too_far_ahead(line_no)
         elif keep:
-            batch.records.append(record)
+            batch.records.append(to_record(event))
     return batch
 
 

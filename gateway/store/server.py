@@ -51,10 +51,12 @@ def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
         import pgserver  # imported lazily: only the embedded path needs it
 
         pgdata.mkdir(parents=True, exist_ok=True)
+        created = not (pgdata / "PG_VERSION").exists()
         server = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
         # Bulk ingest rewrites many index pages; fewer checkpoints mean fewer full-page WAL images.
         server.psql(EMBEDDED_TUNING)
-        _size_shared_buffers(server)
+        if created:
+            _size_shared_buffers(server)
     _handles[pgdata.resolve()] = server
     url: str = server.get_uri()
     log.info("embedded postgres running in %s", pgdata)
@@ -62,20 +64,23 @@ def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
 
 
 def _size_shared_buffers(server: Any) -> None:
-    """Give the server SHARED_BUFFERS_MB, restarting it once: on a fresh data dir
-    (the setting is kept there), before anything else has connected to it."""
-    # psql's aligned output: header, rule, the value.
-    current = int(server.psql("SELECT pg_size_bytes(current_setting('shared_buffers')) / 1048576;").splitlines()[2])
-    if current == SHARED_BUFFERS_MB:
-        return
-    wanted = f"{SHARED_BUFFERS_MB}MB"
+    """Give a server whose data dir was just created SHARED_BUFFERS_MB, restarting it once.
+
+    Only when no other process has a handle on it: a restart would cut their
+    connections, and their handles would keep the old postmaster's pid (so none of
+    them would stop the new one at exit). The setting is then kept in the data dir;
+    a data dir created otherwise keeps whatever it has."""
     from pgserver.postgres_server import pg_ctl
 
-    server.psql(f"ALTER SYSTEM SET shared_buffers = '{wanted}';")
-    with server._lock:  # pgserver's inter-process lock around starting and stopping
+    with server._lock:  # pgserver's inter-process lock, held while it starts or registers a process
+        others = [pid for pid in server.global_process_id_list.get() if pid != os.getpid()]
+        if others:
+            log.warning("embedded postgres keeps its shared_buffers: processes %s are using it", others)
+            return
+        server.psql(f"ALTER SYSTEM SET shared_buffers = '{SHARED_BUFFERS_MB}MB';")
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
         server.ensure_postgres_running()  # starts it again and re-reads its pid for the clean-up at exit
-    log.info("embedded postgres restarted with shared_buffers = %s", wanted)
+    log.info("embedded postgres restarted with shared_buffers = %sMB", SHARED_BUFFERS_MB)
 
 
 def release_embedded(settings: Settings) -> None:

@@ -145,6 +145,7 @@ def test_event_type_must_be_a_known_type(obj: dict[str, Any], reason: str) -> No
         pytest.param("1999-12-31T23:59:59Z", "must not be before 2000-01-01", id="before-2000"),
         pytest.param("2000-01-01T00:30:00+01:00", "must not be before 2000-01-01", id="before-2000-in-utc"),
         pytest.param((datetime.now(UTC) + timedelta(days=2)).isoformat(), "must not be more than a day in the future", id="two-days-ahead"),
+        pytest.param("9999-12-31T23:00:00-05:00", "must not be more than a day in the future", id="past-year-9999-in-utc"),
         pytest.param("yesterday", "Input should be a valid datetime", id="not-a-time"),
     ],
 )
