@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from gateway.auth import AppGrants
 from gateway.config import Settings
 from gateway.graphql.loaders import FingerprintCache
 from gateway.graphql.schema import build_schema
@@ -28,6 +30,7 @@ from gateway.routes.graphql import graphql_endpoint
 from gateway.routes.health import healthz, readyz
 from gateway.routes.metrics import GatewayCollector, metrics
 from gateway.store.decision_log import DecisionLogWriter
+from gateway.store.apps import current_grant
 from gateway.store.ingest import EventWriter
 from gateway.store.migrate import migrate
 from gateway.store.pools import Store
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True) -
                 "secret": secret,
                 "noise_key": derive_noise_key(secret),
                 "budget": budget,
+                "grants": AppGrants(functools.partial(current_grant, store.reader), ttl=settings.app_grant_ttl),
                 "privacy_totals": privacy_totals,
                 "fingerprinted": FingerprintCache(),
                 # Without the policy guard (the benchmark's baseline) nothing decides the terms: a creator's.

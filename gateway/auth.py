@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 import jwt
 
 from gateway.errors import Unauthenticated
 
-__all__ = ["ANONYMOUS", "Principal", "PrincipalKind", "authenticate", "create_app_token", "create_token"]
+__all__ = ["ANONYMOUS", "AppGrants", "Principal", "PrincipalKind", "authenticate", "create_app_token", "create_token"]
 
 ISSUER = "privacy-gateway"
 ALGORITHM = "HS256"
@@ -30,13 +32,16 @@ class PrincipalKind(StrEnum):
 class Principal:
     """Who is asking: a kind, an id (none for anonymous) and the scopes granted (apps).
 
-    An app acts on behalf of one user: its `id` is that user's and `app_id` names the app.
+    An app acts on behalf of one user: its `id` is that user's and `app_id` names the app;
+    `grant_generation` is the generation of the user's grant its token was issued under
+    (see `AppGrants`), which does not make two principals differ.
     """
 
     kind: PrincipalKind
     id: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
     app_id: str | None = None
+    grant_generation: int = field(default=0, compare=False)
 
 
 ANONYMOUS = Principal(PrincipalKind.ANONYMOUS)
@@ -53,12 +58,16 @@ def create_token(secret: str, kind: PrincipalKind, subject: str, ttl_seconds: in
     return _sign(secret, claims, ttl_seconds)
 
 
-def create_app_token(secret: str, app_id: str, user_id: str, scopes: Iterable[str], ttl_seconds: int) -> str:
-    """A token for app `app_id` acting on behalf of `user_id`, limited to `scopes`."""
+def create_app_token(
+    secret: str, app_id: str, user_id: str, scopes: Iterable[str], ttl_seconds: int, generation: int = 0
+) -> str:
+    """A token for app `app_id` acting on behalf of `user_id`, limited to `scopes`, issued under
+    the grant's `generation` (`gateway.store.apps.authorize_app`)."""
     granted = sorted(set(scopes))
     if not granted:
         raise ValueError("an app token needs at least one scope")
-    return _sign(secret, {"sub": user_id, "kind": PrincipalKind.APP.value, "app": app_id, "scopes": granted}, ttl_seconds)
+    claims = {"sub": user_id, "kind": PrincipalKind.APP.value, "app": app_id, "scopes": granted, "gen": generation}
+    return _sign(secret, claims, ttl_seconds)
 
 
 def _sign(secret: str, claims: dict[str, object], ttl_seconds: int) -> str:
@@ -106,12 +115,63 @@ def _verify(token: str, secret: str) -> tuple[Principal, float]:
     scopes = claims.get("scopes", [])
     if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes):
         raise Unauthenticated("invalid token: scopes must be a list of strings")
-    app_id = claims.get("app")
+    app_id, generation = claims.get("app"), claims.get("gen", 0)
     if kind is PrincipalKind.APP:
         if not isinstance(app_id, str) or not app_id:
             raise Unauthenticated("invalid token: an app token must name its app")
         if not scopes:
             raise Unauthenticated("invalid token: an app token must carry its scopes")
-    elif "app" in claims:
+        if type(generation) is not int or generation < 0:
+            raise Unauthenticated("invalid token: gen must be a whole number")
+    elif "app" in claims or "gen" in claims:
         raise Unauthenticated("invalid token: only an app token names an app")
-    return Principal(kind, str(claims["sub"]), frozenset(scopes), app_id), float(claims["exp"])
+    principal = Principal(kind, str(claims["sub"]), frozenset(scopes), app_id, grant_generation=generation)
+    return principal, float(claims["exp"])
+
+
+class GrantLike(Protocol):
+    """A user's current grant to an app (`gateway.store.apps.Grant`)."""
+
+    @property
+    def scopes(self) -> frozenset[str]: ...
+
+    @property
+    def generation(self) -> int: ...
+
+
+class AppGrants:
+    """Holds app tokens to the grant as it stands: a token issued before the user revoked the
+    app (an older generation), or carrying a scope the user no longer grants, is refused.
+
+    A grant is looked up at most once per `ttl` seconds per (app, user) in a process, so a
+    revocation reaches every replica within `ttl`. No grant on record (a token not issued by
+    `gateway apps authorize`) leaves the token as signed."""
+
+    def __init__(
+        self, lookup: Callable[[str, str], Awaitable[GrantLike | None]], ttl: float = 5.0, size: int = 4096
+    ) -> None:
+        self._lookup = lookup
+        self._ttl = ttl
+        self._size = size
+        self._grants: OrderedDict[tuple[str, str], tuple[float, GrantLike | None]] = OrderedDict()
+
+    async def check(self, principal: Principal) -> None:
+        if principal.kind is not PrincipalKind.APP or principal.app_id is None or principal.id is None:
+            return
+        key = (principal.app_id, principal.id)
+        now = time.monotonic()
+        cached = self._grants.get(key)
+        if cached is None or cached[0] <= now:
+            cached = (now + self._ttl, await self._lookup(*key))
+            self._grants[key] = cached
+            if len(self._grants) > self._size:
+                self._grants.popitem(last=False)
+        self._grants.move_to_end(key)
+        grant = cached[1]
+        if grant is None:
+            return
+        if principal.grant_generation < grant.generation:
+            raise Unauthenticated(f"{principal.id} has revoked this app's access; the app must be authorized again")
+        withdrawn = principal.scopes - grant.scopes
+        if withdrawn:
+            raise Unauthenticated(f"{principal.id} no longer grants this app: {', '.join(sorted(withdrawn))}")

@@ -34,7 +34,7 @@ from gateway.ingest.events import is_platform_id
 from gateway.ingest.ndjson import check_lines, parse_lines, parse_objects
 from gateway.ingest.pipeline import IngestTotals, chunked, ingest_chunks
 from gateway.policy.worker import PolicyFiles, PolicyFilesError
-from gateway.store.apps import authorize_app, register_app
+from gateway.store.apps import authorize_app, register_app, revoke_app
 from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.migrate import migrate as apply_migrations
 from gateway.store.pools import Store
@@ -296,16 +296,36 @@ def apps_authorize(
         raise typer.Exit(EXIT_BAD_INPUT)
     settings = Settings()
 
-    async def run() -> None:
+    async def run() -> int:
         async with open_owner(settings) as conn:
-            await authorize_app(conn, app_id, user_id, granted)
+            return await authorize_app(conn, app_id, user_id, granted)
+
+    try:
+        generation = asyncio.run(run())
+    except NotFound as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    typer.echo(create_app_token(settings.signing_secret(), app_id, user_id, granted, ttl, generation))
+
+
+@apps_app.command("revoke")
+def apps_revoke(
+    app_id: Annotated[str, typer.Option("--app", help="The app's id.")],
+    user_id: Annotated[str, typer.Option("--user", help="The user who withdraws the app's access.")],
+) -> None:
+    """Withdraw every scope a user granted an app: its tokens stop working within seconds
+    (re-authorizing issues a new token; the old ones stay refused)."""
+
+    async def run() -> None:
+        async with open_owner(Settings()) as conn:
+            await revoke_app(conn, app_id, user_id)
 
     try:
         asyncio.run(run())
     except NotFound as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(EXIT_BAD_INPUT) from exc
-    typer.echo(create_app_token(settings.signing_secret(), app_id, user_id, granted, ttl))
+    console.print(f"revoked: {user_id} no longer authorizes {app_id}")
 
 
 def app_scopes(files: PolicyFiles) -> set[str]:

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     policy_timeout: float = Field(default=0.25, gt=0)
     # Policy decisions kept in the LRU cache; 0 asks the engine every time.
     policy_cache_size: int = Field(default=4096, ge=0)
+    # Seconds a replica may go on trusting an app grant it looked up: how long a revocation takes.
+    app_grant_ttl: float = Field(default=5.0, ge=0)
 
     def signing_secret(self) -> str:
         """`GATEWAY_SECRET`, or in development one generated once and kept in the data dir."""

@@ -404,6 +404,32 @@ async def test_apps_authorize_refuses_and_stores_nothing(
     assert await admin.fetchval("SELECT count(*) FROM app_authorizations") == before
 
 
+async def test_apps_revoke_empties_the_grant_and_the_next_token_is_of_a_new_generation(
+    apps_env: dict[str, str], admin: asyncpg.Connection
+) -> None:
+    app_id = await created_app(apps_env, "Acme Insights")
+    first = await gateway("apps", "authorize", "--app", app_id, "--user", "u42", "--scopes", "stats", env=apps_env)
+
+    revoked = await gateway("apps", "revoke", "--app", app_id, "--user", "u42", env=apps_env)
+    again = await gateway("apps", "authorize", "--app", app_id, "--user", "u42", "--scopes", "stats", env=apps_env)
+
+    assert revoked.exit_code == 0, revoked.output
+    assert f"u42 no longer authorizes {app_id}" in said(revoked)
+    generations = [authenticate(f"Bearer {result.stdout.strip()}", SECRET).grant_generation for result in (first, again)]
+    assert generations == [0, 1]
+    row = await admin.fetchrow("SELECT scopes, generation, revoked_at FROM app_authorizations WHERE app_id = $1", app_id)
+    assert (row["scopes"], row["generation"], row["revoked_at"] is not None) == (["stats"], 1, True)
+
+
+async def test_apps_revoke_of_a_grant_never_given_exits_2(apps_env: dict[str, str]) -> None:
+    app_id = await created_app(apps_env, "Acme Insights")
+
+    result = await gateway("apps", "revoke", "--app", app_id, "--user", "u42", env=apps_env)
+
+    assert result.exit_code == 2
+    assert f"u42 has not authorized {app_id}" in said(result)
+
+
 # The demo platform itself: pure, deterministic, and valid by construction.
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -485,3 +511,4 @@ def test_demo_platform_small_audience_shares_fall_before_end() -> None:
     late = [event for event in DemoPlatform(users=50, videos=10, events=100, seed=25, end=END).generate() if event["occurred_at"] >= END]
 
     assert late == []
+

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import authenticate
-from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PolicyUnavailable, Unauthenticated
+from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PolicyUnavailable, StoreUnavailable, Unauthenticated
 from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error
@@ -27,9 +27,12 @@ async def graphql_endpoint(request: Request) -> Response:
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     try:
         principal = authenticate(request.headers.get("authorization"), request.state.secret)
+        await request.state.grants.check(principal)
         query, variables, operation_name = await _read_operation(request)
     except Unauthenticated as exc:
         return _errors([_coded(exc)], 401, request_id, {"WWW-Authenticate": "Bearer"})
+    except StoreUnavailable as exc:
+        return _errors([_coded(exc)], exc.status_code, request_id)
     except BadUserInput as exc:
         return _errors([_coded(exc)], 400, request_id)
 

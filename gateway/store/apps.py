@@ -1,15 +1,26 @@
-"""Third-party apps and the grants users give them (migration 0006). Owner connection only:
-no pool role has a privilege on these tables."""
+"""Third-party apps and the grants users give them (migrations 0006, 0010). Registering,
+authorizing and revoking take the owner connection (no pool role has a privilege on these
+tables); a request reads the current grant through `app_grant()`, with the reader pool."""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 import asyncpg
 
-from gateway.errors import NotFound
+from gateway.errors import NotFound, StoreUnavailable
 
-__all__ = ["authorize_app", "register_app"]
+__all__ = ["Grant", "authorize_app", "current_grant", "register_app", "revoke_app"]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a user currently grants an app: its scopes (none once revoked), and the generation
+    of tokens that may use them (revoking moves it on)."""
+
+    scopes: frozenset[str]
+    generation: int
 
 
 async def register_app(conn: asyncpg.Connection, name: str) -> str:
@@ -19,15 +30,41 @@ async def register_app(conn: asyncpg.Connection, name: str) -> str:
     return app_id
 
 
-async def authorize_app(conn: asyncpg.Connection, app_id: str, user_id: str, scopes: list[str]) -> None:
-    """Records that `user_id` granted `app_id` these scopes, replacing any earlier grant."""
+async def authorize_app(conn: asyncpg.Connection, app_id: str, user_id: str, scopes: list[str]) -> int:
+    """Records that `user_id` granted `app_id` these scopes, replacing any earlier grant; returns
+    the generation the app's new token is issued under."""
     try:
-        await conn.execute(
+        generation: int = await conn.fetchval(
             """INSERT INTO app_authorizations (app_id, user_id, scopes) VALUES ($1, $2, $3)
-               ON CONFLICT (app_id, user_id) DO UPDATE SET scopes = EXCLUDED.scopes, authorized_at = now()""",
+               ON CONFLICT (app_id, user_id) DO UPDATE SET scopes = EXCLUDED.scopes, authorized_at = now()
+               RETURNING generation""",
             app_id,
             user_id,
             scopes,
         )
     except asyncpg.ForeignKeyViolationError as exc:
         raise NotFound(f"no such app: {app_id}") from exc
+    return generation
+
+
+async def revoke_app(conn: asyncpg.Connection, app_id: str, user_id: str) -> None:
+    """Withdraws every scope `user_id` granted `app_id`: the tokens issued so far stop working."""
+    revoked = await conn.fetchval(
+        """UPDATE app_authorizations SET scopes = '{}', generation = generation + 1, revoked_at = now()
+           WHERE app_id = $1 AND user_id = $2 RETURNING true""",
+        app_id,
+        user_id,
+    )
+    if not revoked:
+        raise NotFound(f"{user_id} has not authorized {app_id}")
+
+
+async def current_grant(pool: asyncpg.Pool, app_id: str, user_id: str) -> Grant | None:
+    """The grant as it stands now (None: the CLI never recorded one)."""
+    try:
+        row = await pool.fetchrow("SELECT scopes, generation FROM app_grant($1, $2)", app_id, user_id)
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        raise StoreUnavailable(f"the app's grant could not be checked: {exc}") from exc
+    if row is None or row["scopes"] is None:
+        return None
+    return Grant(frozenset(row["scopes"]), row["generation"])

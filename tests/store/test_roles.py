@@ -147,11 +147,13 @@ async def test_the_reader_may_call_only_the_functions_meant_for_it(store: Store)
         "audience_released": await denial(store.reader, "SELECT * FROM audience_released('v', 'region', now())"),
         "spend_epsilon": await denial(store.reader, "SELECT * FROM spend_epsilon('a', 'u', current_date, '{}', '{}', 1)"),
         "actor_units": await denial(store.reader, "SELECT * FROM actor_units('v', '{s}', 'day', now())"),
+        "app_grant": await denial(store.reader, "SELECT * FROM app_grant('a', 'u')"),
         "ensure_events_partition": await denial(store.reader, "SELECT ensure_events_partition(now())"),
     }
     assert answers == {
         "audience_released": "allowed",
         "spend_epsilon": "allowed",
         "actor_units": "allowed",
+        "app_grant": "allowed",
         "ensure_events_partition": INSUFFICIENT_PRIVILEGE,
     }

@@ -1,0 +1,108 @@
+"""An app token is held to the user's grant as it stands: revoking the app, or withdrawing a scope,
+ends the tokens issued before, over HTTP, against the real app and store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.auth import AppGrants, Principal, PrincipalKind, create_app_token
+from gateway.config import Settings
+from gateway.errors import NotFound, Unauthenticated
+from gateway.store.apps import Grant, authorize_app, register_app, revoke_app
+from gateway.store.migrate import migrate
+from tests.graphql.harness import APP_SECRET, SHIPPED_POLICIES, serve
+
+from conftest import SECRET
+
+ME = "query { me { id } }"
+
+
+@pytest.fixture(scope="module")
+async def http(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    # No grant is trusted from memory: every request looks it up.
+    app = create_app(Settings(database_url=database_url, secret=APP_SECRET, policy_dir=SHIPPED_POLICIES, app_grant_ttl=0))
+    async with app.router.lifespan_context(app) as state, serve(app, dict(state or {})) as client:
+        yield client
+    # The lifespan's migrate sets role passwords (on servers that ask for them) from its secret; give them back.
+    await migrate(database_url, SECRET)
+
+
+async def ask(http: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await http.post("/graphql", json={"query": ME}, headers={"Authorization": f"Bearer {token}"})
+
+
+async def authorized(admin: asyncpg.Connection, app_id: str, user_id: str, scopes: list[str]) -> str:
+    generation = await authorize_app(admin, app_id, user_id, scopes)
+    return create_app_token(APP_SECRET, app_id, user_id, scopes, ttl_seconds=300, generation=generation)
+
+
+async def test_revoking_ends_the_tokens_issued_before_and_reauthorizing_issues_working_ones(
+    http: httpx.AsyncClient, admin: asyncpg.Connection
+) -> None:
+    app_id = await register_app(admin, "Acme")
+    before = await authorized(admin, app_id, "u1", ["activity"])
+    assert (await ask(http, before)).json()["data"] == {"me": {"id": "u1"}}
+
+    await revoke_app(admin, app_id, "u1")
+    refused = await ask(http, before)
+    after = await authorized(admin, app_id, "u1", ["activity"])
+
+    assert refused.status_code == 401
+    assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "revoked" in refused.json()["errors"][0]["message"]
+    assert (await ask(http, after)).json()["data"] == {"me": {"id": "u1"}}
+    assert (await ask(http, before)).status_code == 401, "re-authorizing does not bring an old token back"
+
+
+async def test_withdrawing_a_scope_ends_tokens_that_carry_it(http: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    app_id = await register_app(admin, "Acme")
+    broad = await authorized(admin, app_id, "u2", ["activity", "stats"])
+
+    narrow = await authorized(admin, app_id, "u2", ["activity"])
+    refused = await ask(http, broad)
+
+    assert refused.status_code == 401
+    assert refused.json()["errors"][0]["message"] == "u2 no longer grants this app: stats"
+    assert (await ask(http, narrow)).json()["data"] == {"me": {"id": "u2"}}
+
+
+async def test_a_grant_is_per_app_and_user(http: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    first, second = await register_app(admin, "First"), await register_app(admin, "Second")
+    tokens = {(app_id, user): await authorized(admin, app_id, user, ["activity"]) for app_id in (first, second) for user in ("u3", "u4")}
+
+    await revoke_app(admin, first, "u3")
+
+    statuses = {key: (await ask(http, token)).status_code for key, token in tokens.items()}
+    assert statuses == {(first, "u3"): 401, (first, "u4"): 200, (second, "u3"): 200, (second, "u4"): 200}
+
+
+async def test_revoking_what_was_never_granted_is_not_found(admin: asyncpg.Connection) -> None:
+    app_id = await register_app(admin, "Acme")
+
+    with pytest.raises(NotFound, match="u9 has not authorized"):
+        await revoke_app(admin, app_id, "u9")
+
+
+async def test_a_grant_is_looked_up_once_per_ttl() -> None:
+    lookups: list[tuple[str, str]] = []
+
+    async def lookup(app_id: str, user_id: str) -> Grant:
+        lookups.append((app_id, user_id))
+        return Grant(frozenset({"stats"}), 1)
+
+    grants = AppGrants(lookup, ttl=3600)
+    current = Principal(PrincipalKind.APP, "u1", frozenset({"stats"}), "a1", grant_generation=1)
+    stale = Principal(PrincipalKind.APP, "u1", frozenset({"stats"}), "a1", grant_generation=0)
+
+    await grants.check(current)
+    await grants.check(current)
+    with pytest.raises(Unauthenticated):
+        await grants.check(stale)
+    await grants.check(Principal(PrincipalKind.USER, "u1"))
+
+    assert lookups == [("a1", "u1")], "one lookup in the ttl, none for a user"
