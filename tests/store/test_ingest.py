@@ -166,6 +166,43 @@ async def test_concurrent_overlapping_batches_double_count_nothing(writer: Event
     await assert_rollups_match_events(admin)
 
 
+def batches_in_shared_cells(seed: int, count: int) -> list[list[dict[str, Any]]]:
+    """`count` batches with ids of their own, all by the same few people in the same few cells:
+    nothing in storing them makes one wait for another (no shared id), so what keeps each
+    batch's "is this person new here?" from missing another batch's answer is applying them
+    one at a time (the rollup lock, and the lock on each video's row)."""
+    rng = random.Random(seed)
+    batches = []
+    for number in range(count):
+        batch = []
+        for n in range(rng.randrange(30, 60)):
+            kind = rng.choice(["view", "view", "like", "comment", "share"])
+            fields: dict[str, Any] = {"actor_id": rng.choice(["u1", "u2", "u3", "u4"]), "region": rng.choice(["DE", "FR"])}
+            if kind == "share":
+                fields["channel"] = rng.choice(["x", "sms"])
+            at = NOON + timedelta(minutes=rng.choice([0, 70]) + rng.randrange(50))
+            batch.append(event(kind, f"s{seed}-{number}-{n}", at, video_id=rng.choice(["v1", "v2"]), **fields))
+        batches.append(batch)
+    return batches
+
+
+@pytest.mark.parametrize("seed", [pytest.param(seed, id=f"seed-{seed}") for seed in range(3)])
+async def test_concurrent_batches_in_the_same_cells_count_each_person_once(
+    writer: EventWriter, admin: asyncpg.Connection, seed: int
+) -> None:
+    batches = batches_in_shared_cells(seed, 8)
+
+    results = await asyncio.gather(*(ingest(writer, batch) for batch in batches))
+
+    assert sum(result.inserted for result in results) == sum(len(batch) for batch in batches)
+    assert await admin.fetchval(
+        """SELECT count(*) FROM (SELECT 1 FROM video_cell_actors
+                                 GROUP BY video_id, actor_id, metric, hour, region, age_band, channel
+                                 HAVING count(*) > 1) AS twice"""
+    ) == 0, "the ledger holds each cell once"
+    await assert_rollups_match_events(admin)
+
+
 @pytest.mark.parametrize(
     ("occurred_at", "partition", "hour", "day"),
     [
