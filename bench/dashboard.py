@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -641,14 +641,20 @@ def main() -> None:
     if args.scale_events is not None and args.scale_events <= args.events:
         parser.error("--scale-events must be larger than --events")
 
-    # A SIGTERM (or a closed terminal) unwinds like Ctrl-C, so the finally blocks stop the servers.
+    run_stoppably(orchestrate, args)
+
+
+def run_stoppably(run: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> None:
+    """`run(args)`, with a SIGTERM (or a closed terminal) unwinding like Ctrl-C, so that the
+    finally blocks stop the servers."""
+
     def unwind(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, unwind)
     signal.signal(signal.SIGHUP, unwind)
     try:
-        orchestrate(args)
+        run(args)
     except KeyboardInterrupt:
         print("interrupted; servers stopped", file=sys.stderr)
         raise SystemExit(130) from None

@@ -34,7 +34,6 @@ import asyncio
 import dataclasses
 import json
 import shutil
-import signal
 import sys
 import tempfile
 import warnings
@@ -55,6 +54,7 @@ from dashboard import (  # isort: skip
     describe,
     raw_request,
     run_load,
+    run_stoppably,
     serve,
     start_server,
     tear_down,
@@ -261,17 +261,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds per variant and principal, interleaved (default 2)")
     args = parser.parse_args()
 
-    # A SIGTERM (or a closed terminal) unwinds like Ctrl-C, so the finally blocks stop the servers.
-    def unwind(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, unwind)
-    signal.signal(signal.SIGHUP, unwind)
-    try:
-        orchestrate(args)
-    except KeyboardInterrupt:
-        print("interrupted; servers stopped", file=sys.stderr)
-        raise SystemExit(130) from None
+    run_stoppably(orchestrate, args)
 
 
 if __name__ == "__main__":
