@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import jwt
+from cachetools import TTLCache
 
 from gateway.errors import Unauthenticated
 
@@ -139,6 +139,9 @@ class GrantLike(Protocol):
     def generation(self) -> int: ...
 
 
+_UNSEEN: Any = object()
+
+
 class AppGrants:
     """Holds app tokens to the grant as it stands: a token issued before the user revoked the
     app (an older generation), or carrying a scope the user no longer grants, is refused.
@@ -151,23 +154,16 @@ class AppGrants:
         self, lookup: Callable[[str, str], Awaitable[GrantLike | None]], ttl: float = 5.0, size: int = 4096
     ) -> None:
         self._lookup = lookup
-        self._ttl = ttl
-        self._size = size
-        self._grants: OrderedDict[tuple[str, str], tuple[float, GrantLike | None]] = OrderedDict()
+        # What was looked up, `None` (no grant on record) included; an entry expires after `ttl`.
+        self._grants: TTLCache[tuple[str, str], GrantLike | None] = TTLCache(size, ttl)
 
     async def check(self, principal: Principal) -> None:
         if principal.kind is not PrincipalKind.APP or principal.app_id is None or principal.id is None:
             return
         key = (principal.app_id, principal.id)
-        now = time.monotonic()
-        cached = self._grants.get(key)
-        if cached is None or cached[0] <= now:
-            cached = (now + self._ttl, await self._lookup(*key))
-            self._grants[key] = cached
-            if len(self._grants) > self._size:
-                self._grants.popitem(last=False)
-        self._grants.move_to_end(key)
-        grant = cached[1]
+        grant = self._grants.get(key, _UNSEEN)
+        if grant is _UNSEEN:
+            grant = self._grants[key] = await self._lookup(*key)
         if grant is None:
             return
         if principal.grant_generation < grant.generation:

@@ -9,7 +9,7 @@ before any resolver runs.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+from cachetools import LRUCache
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -40,13 +40,12 @@ class FingerprintCache:
     SIZE = 50_000
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[tuple[Hashable, ...], tuple[tuple[int, ...], Any]] = OrderedDict()
+        self._entries: LRUCache[tuple[Hashable, ...], tuple[tuple[int, ...], Any]] = LRUCache(self.SIZE)
 
     def get(self, key: tuple[Hashable, ...], fingerprint: tuple[int, ...]) -> Any:
         entry = self._entries.get(key)
         if entry is None or entry[0] != fingerprint:
             return None
-        self._entries.move_to_end(key)
         return entry[1]
 
     def clear(self) -> None:
@@ -54,9 +53,6 @@ class FingerprintCache:
 
     def put(self, key: tuple[Hashable, ...], fingerprint: tuple[int, ...], value: Any) -> None:
         self._entries[key] = (fingerprint, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.SIZE:
-            self._entries.popitem(last=False)
 
 
 class Loaders:

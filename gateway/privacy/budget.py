@@ -14,7 +14,7 @@ when this process last charged: other replicas may have spent since.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from cachetools import LRUCache
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -52,7 +52,7 @@ class BudgetLedger:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._charged: OrderedDict[tuple[str, str, date], _Charged] = OrderedDict()
+        self._charged: LRUCache[tuple[str, str, date], _Charged] = LRUCache(self.MEMORY_SIZE)
         # For /metrics: ε charged, and requests refused for want of budget.
         self.epsilon_charged = 0.0
         self.refused = 0
@@ -66,7 +66,6 @@ class BudgetLedger:
         account = (principal.app_id or principal.kind.value, principal.id or "", day_start.date())
         known = self._charged.get(account)
         if known is not None and known.releases.issuperset(layer.releases):
-            self._charged.move_to_end(account)
             layer.budget_left = known.left
             layer.epsilon_spent = ZERO
             return
@@ -87,10 +86,7 @@ class BudgetLedger:
         left = max(Fraction(0), budget - spent)
         layer.budget_left = left
         remembered = self._charged.setdefault(account, _Charged())
-        self._charged.move_to_end(account)
         remembered.left = left
-        while len(self._charged) > self.MEMORY_SIZE:
-            self._charged.popitem(last=False)
         if not row["allowed"]:
             self.refused += 1
             raise BudgetExhausted(

@@ -6,7 +6,7 @@ request fails closed (POLICY_UNAVAILABLE), never served with weaker terms.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from cachetools import LRUCache
 from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
@@ -71,7 +71,7 @@ class PrivacyTerms:
 
 # A cached decision serves many requests with the same obligations object: parse it once.
 _CACHE_SIZE = 256
-_parsed: OrderedDict[int, tuple[dict[str, Any], PrivacyTerms]] = OrderedDict()
+_parsed: LRUCache[int, tuple[dict[str, Any], PrivacyTerms]] = LRUCache(_CACHE_SIZE)
 
 
 def terms_of(obligations: dict[str, Any]) -> PrivacyTerms:
@@ -81,6 +81,4 @@ def terms_of(obligations: dict[str, Any]) -> PrivacyTerms:
         return hit[1]
     terms = PrivacyTerms.parse(obligations)
     _parsed[key] = (obligations, terms)  # holding the dict keeps its id from being reused
-    while len(_parsed) > _CACHE_SIZE:
-        _parsed.popitem(last=False)
     return terms
