@@ -152,9 +152,7 @@ class PrivacyLayer:
         if epsilon is None or not visible:
             return cells
         self.noised = True
-        digest, noisy = _noised_cells(
-            self._noise_key, self._principal.app_id, epsilon.numerator, epsilon.denominator, metric, subject, scope, visible, clamp
-        )
+        digest, noisy = _noised_cells(self._noise_key, self._principal.app_id, epsilon, metric, subject, scope, visible, clamp)
         self.releases[digest] = epsilon
         answers = iter(noisy)
         return [cell if cell.count is None else Cell(cell.key, next(answers), cell.actors) for cell in cells]
@@ -170,7 +168,7 @@ class PrivacyLayer:
         if epsilon is None:
             return value
         self.noised = True
-        digest, noisy = _noised_total(self._noise_key, self._principal.app_id, epsilon.numerator, epsilon.denominator, metric, subject, value, clamp)
+        digest, noisy = _noised_total(self._noise_key, self._principal.app_id, epsilon, metric, subject, value, clamp)
         self.releases[digest] = epsilon
         return noisy
 
@@ -233,12 +231,11 @@ def _complements(lifetime: tuple[Bucket, ...], granularity: Granularity, until: 
 
 @functools.lru_cache(maxsize=65_536)
 def _noised_total(
-    noise_key: bytes, app_id: str | None, numerator: int, denominator: int, metric: str, subject: str, value: int, clamp: bool
+    noise_key: bytes, app_id: str | None, epsilon: Fraction, metric: str, subject: str, value: int, clamp: bool
 ) -> tuple[bytes, int]:
     """The release digest of a total and its noisy value."""
     digest = _release_digest(noise_key, app_id, "total", metric, subject, value)
-    answer = noisy_count(noise_key, Fraction(numerator, denominator), value, metric, subject, "total", app_id)
-    return digest, max(0, answer) if clamp else answer
+    return digest, _clamped(noisy_count(noise_key, epsilon, value, metric, subject, "total", app_id), clamp)
 
 
 # The noise of a timeline or breakdown is a pure function of its inputs; a dashboard polled by an
@@ -247,8 +244,7 @@ def _noised_total(
 def _noised_cells(
     noise_key: bytes,
     app_id: str | None,
-    numerator: int,
-    denominator: int,
+    epsilon: Fraction,
     metric: str,
     subject: str,
     scope: str,
@@ -256,10 +252,11 @@ def _noised_cells(
     clamp: bool,
 ) -> tuple[bytes, tuple[int, ...]]:
     """The release digest of `visible` cells and their noisy counts, in order."""
-    epsilon = Fraction(numerator, denominator)
     digest = _release_digest(noise_key, app_id, "cells", metric, subject, scope, [list(cell) for cell in visible])
-    noisy = []
-    for key, count in visible:
-        answer = noisy_count(noise_key, epsilon, count, metric, subject, f"{scope}:{key}", app_id)
-        noisy.append(max(0, answer) if clamp else answer)
-    return digest, tuple(noisy)
+    noisy = (noisy_count(noise_key, epsilon, count, metric, subject, f"{scope}:{key}", app_id) for key, count in visible)
+    return digest, tuple(_clamped(answer, clamp) for answer in noisy)
+
+
+def _clamped(answer: int, clamp: bool) -> int:
+    """A noisy count, at least 0 unless it may go negative (a net count such as likes)."""
+    return max(0, answer) if clamp else answer
