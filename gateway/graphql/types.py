@@ -21,7 +21,7 @@ from gateway.graphql.context import RequestContext
 from gateway.graphql.ranges import time_range
 from gateway.ingest.events import AGE_BANDS, Channel, is_platform_id
 from gateway.privacy.layer import PrivacyLayer
-from gateway.privacy.release import released_followers
+from gateway.privacy.release import released_followers, truncate
 from gateway.privacy.suppression import Cell
 from gateway.store import queries
 from gateway.store.queries import Bucket, Granularity, VideoRow
@@ -356,7 +356,8 @@ class Creator:
         layer = privacy(info)
         async with info.context.store.reader.acquire() as conn:
             videos = await queries.creator_video_rows(conn, self.creator_id)
-            follows = await queries.follower_series(conn, self.creator_id, layer.cutoff)
+            # Whole days only: the cutoff of an HOUR floor falls inside a day.
+            follows = await queries.follower_growth(conn, self.creator_id, Granularity.DAY, truncate(layer.cutoff, Granularity.DAY))
         released = [stats.stats for stats in await info.context.loaders.stats.load_many([video.video_id for video in videos])]
 
         def total(metric: str, value: int) -> int:

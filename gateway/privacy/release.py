@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from gateway.store.queries import Granularity, StatsSeries, VideoStatsRow
+from gateway.store.queries import Bucket, Granularity, StatsSeries, VideoStatsRow
 
 __all__ = [
     "Released",
@@ -152,6 +151,7 @@ def release_video_stats(series: StatsSeries, k: int, floor: Granularity) -> Rele
     return ReleasedStats(stats, until(views_end), until(shares_end))
 
 
-def released_followers(rows: Iterable[Sequence[Any]], k: int) -> int:
-    """Net followers from `queries.follower_series` rows, in steps of k follow units."""
-    return released_sums(((row[1:2], row[2]) for row in rows), k, 1).sums[0]
+def released_followers(days: Iterable[Bucket], k: int) -> int:
+    """Net followers from a creator's daily `queries.follower_growth` buckets, in steps of k
+    people who followed or unfollowed."""
+    return released_sums((((day.count,), day.actors) for day in days), k, 1).sums[0]

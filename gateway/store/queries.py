@@ -27,7 +27,6 @@ __all__ = [
     "creator_video_rows",
     "creator_videos",
     "follower_growth",
-    "follower_series",
     "my_follows",
     "my_likes",
     "my_shares",
@@ -279,19 +278,6 @@ async def creator_exists(conn: asyncpg.Connection, creator_id: str) -> bool:
     videos was found would say that somebody follows them.)"""
     found: bool = await conn.fetchval("SELECT EXISTS (SELECT FROM videos WHERE creator_id = $1)", creator_id)
     return found
-
-
-async def follower_series(conn: asyncpg.Connection, creator_id: str, cutoff: datetime) -> list[asyncpg.Record]:
-    """The creator's whole days that ended by `cutoff`, oldest first: (day, net follows, follow units)."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT day, (follows - unfollows)::bigint, (followers + unfollowers)::bigint
-           FROM creator_daily
-           WHERE creator_id = $1 AND day::timestamp AT TIME ZONE 'UTC' + interval '1 day' <= $2
-           ORDER BY day""",
-        creator_id,
-        cutoff,
-    )
-    return rows
 
 
 # Keyset pages of a creator's videos; the cursor is the last row's sort key.
