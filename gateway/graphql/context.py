@@ -26,7 +26,15 @@ class RequestContext:
     decision: Decision | None = None
     # Key of the consistent noise (derived from GATEWAY_SECRET).
     noise_key: bytes = b""
-    # The decision's obligations applied to this request's answers, set with `decision`.
-    privacy: PrivacyLayer | None = None
     # One clock reading per request, so every default range in it agrees.
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def privacy(self) -> PrivacyLayer | None:
+        """The decision's obligations applied to this request's answers, set with `decision`;
+        kept by the loaders, which apply it to what they load."""
+        return self.loaders.layer
+
+    @privacy.setter
+    def privacy(self, layer: PrivacyLayer) -> None:
+        self.loaders.layer = layer

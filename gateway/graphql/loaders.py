@@ -112,16 +112,17 @@ class Loaders:
         self._cache.put(key, fingerprint, value)
         return value
 
-    def _layer(self) -> PrivacyLayer:
+    def require_layer(self) -> PrivacyLayer:
+        """The request's privacy layer; a request without one is refused, never served."""
         if self.layer is None:
             raise PolicyUnavailable("no privacy terms for this request")  # never serve without them
         return self.layer
 
     async def _fingerprints(self, conn: asyncpg.Connection, video_ids: Sequence[str]) -> dict[str, tuple[int, ...]]:
-        return await queries.stats_fingerprints(conn, video_ids, self._layer().cutoff)
+        return await queries.stats_fingerprints(conn, video_ids, self.require_layer().cutoff)
 
     async def _released_stats(self, video_ids: list[str]) -> list[ReleasedStats]:
-        layer = self._layer()
+        layer = self.require_layer()
         floor, k, cutoff = layer.terms.floor, layer.k, layer.cutoff
         loaded = await self.fingerprint.load_many(video_ids)
         fingerprints = {video_id: fingerprint for video_id, fingerprint in zip(video_ids, loaded, strict=True) if fingerprint is not None}

@@ -107,7 +107,7 @@ class PolicyGuard(SchemaExtension):
             execution.result = ExecutionResult(data=None, errors=[GraphQLError(exc.message, original_error=exc)])
             yield
             return
-        context.privacy = context.loaders.layer = PrivacyLayer(
+        context.privacy = PrivacyLayer(
             terms, context.principal, context.noise_key, context.now, requested=question.coordinates
         )
         if not decision.any_denied:

@@ -15,7 +15,7 @@ from graphql.pyutils import Path
 from strawberry.types import Info
 
 from gateway.auth import PrincipalKind
-from gateway.errors import BadUserInput, Forbidden, PolicyUnavailable
+from gateway.errors import BadUserInput, Forbidden
 from gateway.graphql import cursors
 from gateway.graphql.context import RequestContext
 from gateway.graphql.ranges import time_range
@@ -59,10 +59,7 @@ def is_owner(info: Context, creator_id: str) -> bool:
 
 
 def privacy(info: Context) -> PrivacyLayer:
-    layer = info.context.privacy
-    if layer is None:
-        raise PolicyUnavailable("no privacy terms for this request")  # never serve without them
-    return layer
+    return info.context.loaders.require_layer()
 
 
 def response_path(info: Context) -> str:

@@ -62,7 +62,7 @@ async def graphql_endpoint(request: Request) -> Response:
     )
     fixed_terms = request.state.fixed_terms
     if fixed_terms is not None:
-        context.privacy = context.loaders.layer = PrivacyLayer(fixed_terms, principal, context.noise_key, context.now)
+        context.privacy = PrivacyLayer(fixed_terms, principal, context.noise_key, context.now)
     result = await schema.execute(query, variable_values=variables, context_value=context, operation_name=operation_name)
     body: dict[str, Any] = {"data": result.data}
     status_code = 200

@@ -225,7 +225,7 @@ async def test_load_shared_with_a_field_refused_at_run_time_is_not_cancelled(gat
     context = RequestContext(principal=VIEWER, store=gateway.store, loaders=Loaders(gateway.store.reader), request_id="shared-load")
     # No policy guard runs in this schema: the request's privacy layer is set as the guard sets it.
     terms = PrivacyTerms.parse({**FIELD_TEST_TERMS, "granularity_floor": "HOUR"})
-    context.privacy = context.loaders.layer = PrivacyLayer(terms, VIEWER, b"k" * 32, context.now)
+    context.privacy = PrivacyLayer(terms, VIEWER, b"k" * 32, context.now)
 
     try:
         result = await schema.execute(query, context_value=context)

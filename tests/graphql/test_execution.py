@@ -45,7 +45,7 @@ async def answer(schema: strawberry.Schema, gateway: Gateway, variables: dict[st
     context = RequestContext(principal=principal, store=store, loaders=Loaders(store.reader), request_id="test")
     # Neither schema runs the policy guard: the request's privacy layer is set as the guard would set it.
     terms = PrivacyTerms.parse({**FIELD_TEST_TERMS, "granularity_floor": "HOUR"})
-    context.privacy = context.loaders.layer = PrivacyLayer(terms, principal, b"k" * 32, context.now)
+    context.privacy = PrivacyLayer(terms, principal, b"k" * 32, context.now)
     result = await schema.execute(SELECTIONS, variable_values=variables, context_value=context)
     assert result.errors is None
     return result.data
