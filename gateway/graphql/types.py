@@ -24,7 +24,7 @@ from gateway.privacy.layer import PrivacyLayer
 from gateway.privacy.release import released_followers, truncate
 from gateway.privacy.suppression import Cell
 from gateway.store import queries
-from gateway.store.queries import Bucket, Granularity, VideoRow
+from gateway.store.queries import Bucket, Granularity, VideoRow, VideoStatsRow
 
 __all__ = ["Creator", "Me", "Video"]
 
@@ -351,11 +351,11 @@ class Creator:
     )
     async def totals(self, info: Context) -> CreatorTotals:
         layer = privacy(info)
+        videos = await self._released_videos(info)
+        released = [stats for _, stats in videos]
         async with info.context.store.reader.acquire() as conn:
-            videos = await queries.creator_video_rows(conn, self.creator_id)
             # Whole days only: the cutoff of an HOUR floor falls inside a day.
             follows = await queries.follower_growth(conn, self.creator_id, Granularity.DAY, truncate(layer.cutoff, Granularity.DAY))
-        released = [stats.stats for stats in await info.context.loaders.stats.load_many([video.video_id for video in videos])]
 
         def total(metric: str, value: int) -> int:
             return layer.count(metric, self.creator_id, value) if layer.asks_for(f"CreatorTotals.{metric}") else 0
@@ -393,20 +393,23 @@ class Creator:
     async def _ranked_by_shares(self, info: Context, after: tuple[float, str] | None, limit: int) -> list[tuple[VideoRow, float]]:
         """The creator's videos by released shares (what `stats.shares` shows), most first: ranking
         by the live count would show a single new share as a change of order, and put it in the cursor."""
-        layer = privacy(info)
-        if layer.terms.noised:
+        if privacy(info).terms.noised:
             raise Forbidden("ordering by shares would reveal exact counts under the noise; order by PUBLISHED_AT", field="Creator.videos")
-        async with info.context.store.reader.acquire() as conn:
-            videos = await queries.creator_video_rows(conn, self.creator_id)
-        released = await info.context.loaders.stats.load_many([video.video_id for video in videos])
         ranked = sorted(
-            ((video, float(stats.stats.shares)) for video, stats in zip(videos, released, strict=True)),
+            ((video, float(stats.shares)) for video, stats in await self._released_videos(info)),
             key=lambda pair: (pair[1], pair[0].video_id),
             reverse=True,
         )
         if after is not None:
             ranked = [pair for pair in ranked if (pair[1], pair[0].video_id) < after]
         return ranked[:limit]
+
+    async def _released_videos(self, info: Context) -> list[tuple[VideoRow, VideoStatsRow]]:
+        """The creator's videos with their released totals (through the request's stats loader)."""
+        async with info.context.store.reader.acquire() as conn:
+            videos = await queries.creator_video_rows(conn, self.creator_id)
+        released = await info.context.loaders.stats.load_many([video.video_id for video in videos])
+        return [(video, stats.stats) for video, stats in zip(videos, released, strict=True)]
 
     @strawberry.field(description="Net new followers per bucket (DAY at finest). The creator's only.")
     async def follower_growth(
