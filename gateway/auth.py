@@ -151,11 +151,15 @@ class AppGrants:
     `gateway apps authorize`) leaves the token as signed."""
 
     def __init__(
-        self, lookup: Callable[[str, str], Awaitable[GrantLike | None]], ttl: float = 5.0, size: int = 4096
+        self,
+        lookup: Callable[[str, str], Awaitable[GrantLike | None]],
+        ttl: float = 5.0,
+        size: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lookup = lookup
         # What was looked up, `None` (no grant on record) included; an entry expires after `ttl`.
-        self._grants: TTLCache[tuple[str, str], GrantLike | None] = TTLCache(size, ttl)
+        self._grants: TTLCache[tuple[str, str], GrantLike | None] = TTLCache(size, ttl, timer=clock)
 
     async def check(self, principal: Principal) -> None:
         if principal.kind is not PrincipalKind.APP or principal.app_id is None or principal.id is None:

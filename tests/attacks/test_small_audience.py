@@ -46,8 +46,6 @@ async def test_every_share_figure_is_withheld(gateway: Gateway) -> None:
     assert all(cell["suppressed"] and cell["count"] is None for cell in video["shareChannels"]["buckets"])
     for timeline in ("sharesByHour", "sharesByDay", "sharesByWeek", "sharesByMonth"):
         assert all(bucket["count"] is None for bucket in video[timeline]["buckets"]), timeline
-    assert video["stats"]["shares"] == 0
-    assert all(cell["count"] is None for cell in video["shareChannels"]["buckets"])
     # Three viewers are below k too: not even the region they share is listed.
     assert video["regions"]["buckets"] == [{"key": "OTHER", "count": None, "suppressed": True}]
     privacy = body["extensions"]["privacy"]

@@ -34,10 +34,6 @@ def busy_video(world: World, target_hour: int | None) -> None:
         world.share(target, START + timedelta(hours=target_hour, minutes=52), channel="email")
 
 
-def datetime_now_hour() -> int:
-    return datetime.now(UTC).hour
-
-
 async def timeline(gateway: Gateway, world: World, start: Any, end: Any) -> dict[str, int | None]:
     response = await gateway.graphql(QUERY, {"video": world.video(), "from": iso(start), "to": iso(end)}, principal=world.owner)
     body = response.json()
@@ -78,7 +74,7 @@ async def test_the_complement_of_a_lone_small_bucket_stays_hidden_in_narrow_answ
     world.view(target, START + timedelta(hours=2, minutes=50))
     # Alone in its hour, right after the busy hours; then busier hours go on every hour until the cutoff.
     world.share(target, START + timedelta(hours=HOURS, minutes=5))
-    served_until = days_ago(0) + timedelta(hours=datetime_now_hour() - 1)
+    served_until = days_ago(0) + timedelta(hours=datetime.now(UTC).hour - 1)
     hour = HOURS + 1
     while START + timedelta(hours=hour) < served_until:
         world.crowd(f"tail{hour}-", 12, START + timedelta(hours=hour), shares=True, spacing=timedelta(minutes=4))

@@ -19,7 +19,7 @@ from gateway.ingest.ndjson import parse_objects
 from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.pools import Store
 
-__all__ = ["APP_SECRET", "FIELD_TEST_TERMS", "Gateway", "authorization", "policies_with", "serve"]
+__all__ = ["APP_SECRET", "FIELD_TEST_TERMS", "Gateway", "authorization", "field_test_privacy", "policies_with", "serve"]
 
 SHIPPED_POLICIES = Path(__file__).parents[2] / "policies"
 
@@ -28,6 +28,11 @@ SHIPPED_POLICIES = Path(__file__).parents[2] / "policies"
 # closes. What the thresholds do is tested in tests/privacy and tests/attacks, under the
 # shipped terms.
 FIELD_TEST_TERMS = {"k_threshold": 0, "bucket_delay_seconds": 0}
+
+def field_test_privacy(floor: str, suppressed_cells: int = 0) -> dict[str, Any]:
+    """`extensions.privacy` of an answer under FIELD_TEST_TERMS to a principal without noise."""
+    return {"k": 0, "granularityFloor": floor, "suppressedCells": suppressed_cells, "noised": False, "epsilonSpent": 0.0, "budgetLeft": None}
+
 
 # The app signs with a secret long enough for HS256 (PyJWT warns, an error here, below 32 bytes).
 APP_SECRET = "graphql-tests-app-secret-" + "0123456789abcdef" * 2
@@ -68,7 +73,7 @@ def authorization(principal: Principal) -> dict[str, str]:
         app_id = principal.app_id or "app-tests"
         token = create_app_token(APP_SECRET, app_id, principal.id, sorted(principal.scopes) or ["stats"], ttl_seconds=300)
     else:
-        token = create_token(APP_SECRET, principal.kind, principal.id, ttl_seconds=300)
+        token = create_token(APP_SECRET, principal.kind, principal.id, ttl_seconds=300, scopes=principal.scopes)
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -26,7 +26,7 @@ from gateway.graphql.types import Context, Video, require_owner
 from gateway.privacy.layer import PrivacyLayer
 from gateway.privacy.terms import PrivacyTerms
 
-from harness import APP_SECRET, FIELD_TEST_TERMS, Gateway, authorization
+from harness import APP_SECRET, FIELD_TEST_TERMS, Gateway, authorization, field_test_privacy
 
 CREATOR = "creator-err"
 VIDEO = "video-err"
@@ -34,11 +34,6 @@ OWNER = Principal(PrincipalKind.USER, CREATOR)
 # A user who viewed the video: the policy lets users ask for its details, the resolvers refuse them.
 VIEWER = Principal(PrincipalKind.USER, "viewer-e1")
 PUBLIC_QUERY = '{ video(id: "video-err") { id stats { views } } }'
-
-
-def privacy_report(floor: str) -> dict[str, Any]:
-    """`extensions.privacy` of an answer under the field-test terms (no k, no delay) to a principal without noise."""
-    return {"k": 0, "granularityFloor": floor, "suppressedCells": 0, "noised": False, "epsilonSpent": 0.0, "budgetLeft": None}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -71,7 +66,7 @@ async def test_unknown_id_is_null_and_not_found(gateway: Gateway, query: str, ro
     assert response.json() == {
         "data": {root: None},
         "errors": [{"message": message, "extensions": {"code": "NOT_FOUND"}, "locations": [{"line": 1, "column": 3}], "path": [root]}],
-        "extensions": {"privacy": privacy_report("HOUR")},
+        "extensions": {"privacy": field_test_privacy("HOUR")},
     }
 
 
@@ -368,7 +363,7 @@ async def test_document_over_a_parser_limit_is_refused_unparsed(gateway: Gateway
 async def test_document_at_the_limits_is_answered(gateway: Gateway) -> None:
     response = await gateway.graphql(aliases(30))
 
-    assert response.json() == {"data": {f"v{n}": {"id": VIDEO} for n in range(30)}, "extensions": {"privacy": privacy_report("DAY")}}
+    assert response.json() == {"data": {f"v{n}": {"id": VIDEO} for n in range(30)}, "extensions": {"privacy": field_test_privacy("DAY")}}
 
 
 # --- GET, and bodies that are no GraphQL request ----------------------------------------------
@@ -381,7 +376,7 @@ async def test_get_with_a_query_is_answered(gateway: Gateway) -> None:
     assert response.status_code == 200
     assert response.json() == {
         "data": {"video": {"id": VIDEO, "stats": {"views": 1, "shares": 1}}},
-        "extensions": {"privacy": privacy_report("DAY")},
+        "extensions": {"privacy": field_test_privacy("DAY")},
     }
 
 

@@ -43,7 +43,7 @@ from fixture_platform import (
     VIEWER,
     VIEWER_FR,
 )
-from harness import Gateway
+from harness import Gateway, field_test_privacy
 
 OWNER_ADA = Principal(PrincipalKind.USER, ADA)
 OWNER_BO = Principal(PrincipalKind.USER, BO)
@@ -110,15 +110,7 @@ FLOOR = {PrincipalKind.ANONYMOUS: "DAY", PrincipalKind.USER: "HOUR", PrincipalKi
 
 
 def privacy_report(principal: Principal, suppressed_cells: int = 0) -> dict[str, Any]:
-    """`extensions.privacy` under the field-test terms (no k, no delay) for a principal without noise."""
-    return {
-        "k": 0,
-        "granularityFloor": FLOOR[principal.kind],
-        "suppressedCells": suppressed_cells,
-        "noised": False,
-        "epsilonSpent": 0.0,
-        "budgetLeft": None,
-    }
+    return field_test_privacy(FLOOR[principal.kind], suppressed_cells)
 
 
 def answer(response: httpx.Response) -> Any:

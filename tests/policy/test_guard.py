@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import gateway.policy.opa as opa_engine
 from gateway.app import create_app
-from gateway.auth import ANONYMOUS, Principal, PrincipalKind, create_app_token, create_token
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 from gateway.config import Settings
 from gateway.policy.decider import DecisionRecord
 from gateway.policy.decision import ENTRYPOINT
@@ -35,7 +35,7 @@ from gateway.store.decision_log import DecisionLogWriter
 from gateway.store.migrate import migrate
 
 from fixture_platform import ADA, ADA_FIRST, BO, EVENTS, SHARER
-from harness import APP_SECRET, Gateway, serve
+from harness import APP_SECRET, Gateway, authorization, serve
 
 from .opa_standin import Mode, OpaStandin
 
@@ -122,23 +122,11 @@ def opa_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 # --- asking --------------------------------------------------------------------------------------
 
 
-def bearer(principal: Principal) -> dict[str, str]:
-    if principal.kind is PrincipalKind.ANONYMOUS:
-        return {}
-    assert principal.id is not None
-    if principal.kind is PrincipalKind.APP:
-        assert principal.app_id is not None
-        token = create_app_token(APP_SECRET, principal.app_id, principal.id, principal.scopes, ttl_seconds=300)
-    else:
-        token = create_token(APP_SECRET, principal.kind, principal.id, ttl_seconds=300, scopes=principal.scopes)
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def ask(gateway: Gateway, query: str, variables: dict[str, Any] | None = None, principal: Principal = ANONYMOUS) -> httpx.Response:
     body: dict[str, Any] = {"query": query}
     if variables is not None:
         body["variables"] = variables
-    return await gateway.http.post("/graphql", json=body, headers=bearer(principal))
+    return await gateway.http.post("/graphql", json=body, headers=authorization(principal))
 
 
 def refusals(response: httpx.Response) -> dict[str, str]:

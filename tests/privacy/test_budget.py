@@ -38,7 +38,7 @@ async def spent_rows(admin: asyncpg.Connection) -> int:
     return count
 
 
-async def test_releases_are_charged_and_the_rest_is_reported(store: Store, admin: asyncpg.Connection) -> None:
+async def test_releases_are_charged_and_the_rest_is_reported(store: Store) -> None:
     layer = layer_for(app(user="u-charged"), ("views", 100), ("shares", 10))
     await BudgetLedger(store.reader).charge(layer, app(user="u-charged"))
     assert (layer.epsilon_spent, layer.budget_left) == (Fraction(3, 4), Fraction(1, 4))

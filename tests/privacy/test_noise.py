@@ -79,8 +79,8 @@ def test_another_secret_gives_other_noise() -> None:
     assert differing > 25
 
 
-def test_noise_is_an_integer_drawn_with_integers_only() -> None:
-    # Mironov's attack needs the floating-point holes of a continuous sampler; this one has none.
+def test_noisy_counts_are_integers() -> None:
+    # Integers out; the sampler's exactness is what the distribution tests below check.
     values = [noisy_count(KEY, Fraction(1, 10), 7, "views", "v", str(i), "a") for i in range(200)]
     assert all(type(value) is int for value in values)
 

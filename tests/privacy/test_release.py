@@ -70,3 +70,5 @@ def test_two_answers_differ_by_k_units_or_not_at_all(rows: list[tuple[int, int]]
     if after.last != before.last:
         assert sum(units for _, units in data[before.last + 1 : after.last + 1]) >= k
         assert after.sums[0] - before.sums[0] == sum(row[0][0] for row in data[before.last + 1 : after.last + 1])
+    else:
+        assert after.sums == before.sums

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.auth import Principal, PrincipalKind
+from gateway.privacy.layer import PrivacyLayer
 from gateway.privacy.suppression import suppress
-from gateway.store.queries import Bucket
+from gateway.privacy.terms import PrivacyTerms
+from gateway.store.queries import Bucket, Granularity
 
 
 def served(buckets: list[Bucket], k: int, pool_key: str | None = None) -> list[tuple[object, int | None]]:
@@ -82,22 +87,16 @@ def test_no_suppressed_cell_can_be_recomputed_from_the_total(cells: list[tuple[i
 
 
 def test_a_lone_suppressed_day_in_a_served_week_or_month_takes_a_sibling_with_it() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from gateway.auth import Principal, PrincipalKind
-    from gateway.privacy.layer import PrivacyLayer
-    from gateway.privacy.terms import PrivacyTerms
-    from gateway.store.queries import Granularity
-
     terms = PrivacyTerms.parse({"k_threshold": 5, "granularity_floor": "DAY", "bucket_delay_seconds": 0})
     monday = datetime(2026, 11, 2, tzinfo=UTC)
     layer = PrivacyLayer(terms, Principal(PrincipalKind.USER, "c"), b"k" * 32, monday + timedelta(days=7))
-    # A week of busy days but Thursday, which has one sharer, two weeks after a first busy day: the
-    # empty days between hide it within the lifetime; within its week it is alone.
-    lifetime = [Bucket(monday - timedelta(days=14), 30, 30)] + [
+    # A week of busy days but Thursday, which has one sharer, two weeks after a first busy day that
+    # is the lifetime's smallest: the lifetime's complement is that first day, so only the rule
+    # for the week (and the month) can hide one of Thursday's siblings.
+    lifetime = [Bucket(monday - timedelta(days=14), 6, 6)] + [
         Bucket(monday + timedelta(days=day), 1 if day == 3 else 10 + day, 1 if day == 3 else 10 + day) for day in range(7)
     ]
     cells = layer.timeline("shares", "v", lifetime, Granularity.DAY, monday, monday + timedelta(days=7))
     hidden = [cell.key.day for cell in cells if cell.count is None]  # type: ignore[union-attr]
-    # Thursday, and Monday (the smallest busy day) with it: the week's count less the rest is two days' worth.
+    # Thursday, and Monday (the week's smallest busy day) with it: the week's count less the rest is two days' worth.
     assert hidden == [2, 5]

@@ -90,19 +90,24 @@ async def test_revoking_what_was_never_granted_is_not_found(admin: asyncpg.Conne
 
 async def test_a_grant_is_looked_up_once_per_ttl() -> None:
     lookups: list[tuple[str, str]] = []
+    now = [0.0]
 
     async def lookup(app_id: str, user_id: str) -> Grant:
         lookups.append((app_id, user_id))
         return Grant(frozenset({"stats"}), 1)
 
-    grants = AppGrants(lookup, ttl=3600)
+    grants = AppGrants(lookup, ttl=5, clock=lambda: now[0])
     current = Principal(PrincipalKind.APP, "u1", frozenset({"stats"}), "a1", grant_generation=1)
     stale = Principal(PrincipalKind.APP, "u1", frozenset({"stats"}), "a1", grant_generation=0)
 
     await grants.check(current)
+    now[0] = 4.9
     await grants.check(current)
     with pytest.raises(Unauthenticated):
         await grants.check(stale)
     await grants.check(Principal(PrincipalKind.USER, "u1"))
+    assert lookups == [("a1", "u1")], "one lookup within the ttl, none for a user"
 
-    assert lookups == [("a1", "u1")], "one lookup in the ttl, none for a user"
+    now[0] = 5.1
+    await grants.check(current)
+    assert lookups == [("a1", "u1")] * 2, "looked up again once the ttl has passed"

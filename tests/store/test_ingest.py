@@ -170,7 +170,8 @@ def batches_in_shared_cells(seed: int, count: int) -> list[list[dict[str, Any]]]
     """`count` batches with ids of their own, all by the same few people in the same few cells:
     nothing in storing them makes one wait for another (no shared id), so what keeps each
     batch's "is this person new here?" from missing another batch's answer is applying them
-    one at a time (the rollup lock, and the lock on each video's row)."""
+    one at a time per video. (The rollup lock and the lock the first apply statement takes on
+    each video's row both do that; this test fails only when neither does.)"""
     rng = random.Random(seed)
     batches = []
     for number in range(count):
