@@ -29,12 +29,9 @@ async def graphql_endpoint(request: Request) -> Response:
         principal = authenticate(request.headers.get("authorization"), request.state.secret)
         await request.state.grants.check(principal)
         query, variables, operation_name = await _read_operation(request)
-    except Unauthenticated as exc:
-        return _errors([_coded(exc)], 401, request_id, {"WWW-Authenticate": "Bearer"})
-    except StoreUnavailable as exc:
-        return _errors([_coded(exc)], exc.status_code, request_id)
-    except BadUserInput as exc:
-        return _errors([_coded(exc)], 400, request_id)
+    except (Unauthenticated, StoreUnavailable, BadUserInput) as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+        return _errors([_coded(exc)], exc.status_code, request_id, headers)
 
     schema = request.state.schema
     try:
