@@ -183,7 +183,7 @@ def bare_app(url: str, secret: str) -> Any:
     from gateway.graphql.loaders import Loaders, FingerprintCache
     from gateway.privacy.release import ReleasedStats
     from gateway.store import queries
-    from gateway.store.queries import Granularity
+    from gateway.privacy.release import Granularity
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

@@ -14,16 +14,15 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.auth import AppGrants
+from gateway.clock import Clock, utc_now
 from gateway.config import Settings
-from gateway.graphql.loaders import FingerprintCache
 from gateway.graphql.schema import build_schema
 from gateway.policy.cache import DecisionCache
 from gateway.policy.decider import PolicyDecider
 from gateway.policy.engines import open_engine
 from gateway.privacy.budget import BudgetLedger
-from gateway.privacy.layer import PrivacyTotals
+from gateway.privacy.history_k import keeping_history_k
 from gateway.privacy.noise import derive_noise_key
-from gateway.privacy.terms import PrivacyTerms
 from gateway.routes.errors import EXCEPTION_HANDLERS
 from gateway.routes.events import post_events
 from gateway.routes.graphql import graphql_endpoint
@@ -34,6 +33,7 @@ from gateway.store.apps import current_grant
 from gateway.store.ingest import EventWriter
 from gateway.store.migrate import migrate
 from gateway.store.pools import Store
+from gateway.store.releases import ReleaseReader
 from gateway.store.server import database_url, release_embedded
 
 __all__ = ["create_app"]
@@ -41,11 +41,9 @@ __all__ = ["create_app"]
 GC_THRESHOLD = 20_000
 
 
-BASELINE_TERMS = PrivacyTerms.parse({"k_threshold": 5, "granularity_floor": "HOUR", "bucket_delay_seconds": 3600})
-
-
-def create_app(settings: Settings | None = None, *, policy_guard: bool = True) -> Starlette:
-    """The gateway. `policy_guard=False` serves without asking the policy: the benchmark's baseline only."""
+def create_app(settings: Settings | None = None, *, policy_guard: bool = True, clock: Clock = utc_now) -> Starlette:
+    """The gateway. `policy_guard=False` serves without asking the policy: the benchmark's baseline
+    only. `clock` is the time arrivals are stamped with and answers are given at."""
     settings = settings or Settings()
     schema = build_schema(policy_guard=policy_guard)
 
@@ -60,33 +58,31 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True) -
         decision_log.start()
         decider = PolicyDecider(engine, DecisionCache(settings.policy_cache_size), record=decision_log.record)
         budget = BudgetLedger(store.reader)
-        privacy_totals = PrivacyTotals()
         registry = CollectorRegistry(auto_describe=True)
-        registry.register(GatewayCollector(decider, decision_log, privacy_totals, budget))
+        registry.register(GatewayCollector(decider, decision_log, budget))
         # What exists now lives as long as the process: keep the collector from rescanning it, and let
         # it run less often (a GraphQL request allocates thousands of short-lived objects).
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         try:
-            yield {
-                "settings": settings,
-                "secret": secret,
-                "noise_key": derive_noise_key(secret),
-                "budget": budget,
-                "grants": AppGrants(functools.partial(current_grant, store.reader), ttl=settings.app_grant_ttl),
-                "privacy_totals": privacy_totals,
-                "fingerprinted": FingerprintCache(),
-                # Without the policy guard (the benchmark's baseline) nothing decides the terms: a creator's.
-                "fixed_terms": None if policy_guard else BASELINE_TERMS,
-                "store": store,
-                "writer": EventWriter(store.ingest),
-                "schema": schema,
-                "engine": engine,
-                "decider": decider,
-                "decision_log": decision_log,
-                "metrics": registry,
-            }
+            async with keeping_history_k(engine, store.ingest):
+                yield {
+                    "settings": settings,
+                    "secret": secret,
+                    "clock": clock,
+                    "noise_key": derive_noise_key(secret),
+                    "budget": budget,
+                    "grants": AppGrants(functools.partial(current_grant, store.reader), ttl=settings.app_grant_ttl),
+                    "releases": ReleaseReader(store.reader),
+                    "store": store,
+                    "writer": EventWriter(store.ingest, clock),
+                    "schema": schema,
+                    "engine": engine,
+                    "decider": decider,
+                    "decision_log": decision_log,
+                    "metrics": registry,
+                }
         finally:
             await decision_log.close()
             await engine.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 import sys
@@ -28,13 +29,15 @@ from rich.progress import (
 from rich.text import Text
 
 from gateway.auth import PrincipalKind, create_app_token, create_token
+from gateway.clock import utc_now
 from gateway.config import Settings
 from gateway.errors import InvalidEvents, NotFound
-from gateway.ingest.events import is_platform_id
-from gateway.ingest.ndjson import check_lines, parse_lines, parse_objects
+from gateway.ingest.events import Window, is_platform_id
+from gateway.ingest.ndjson import ParsedBatch, check_lines, parse_lines, parse_objects
 from gateway.ingest.pipeline import IngestTotals, chunked, ingest_chunks
 from gateway.policy.worker import PolicyFiles, PolicyFilesError
 from gateway.store.apps import authorize_app, register_app, revoke_app
+from gateway.store.history import subjects_with_history
 from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.migrate import migrate as apply_migrations
 from gateway.store.pools import Store
@@ -143,15 +146,26 @@ def report_invalid(exc: InvalidEvents) -> None:
 @app.command()
 def ingest(
     source: Annotated[str, typer.Argument(metavar="FILE|-", help="NDJSON events, one per line; '-' reads standard input.")],
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill",
+            help="Load history older than the lateness window, for videos and creators with no release history yet: "
+            "their releases are made in order of occurrence, as if each event had arrived at the end of its hour.",
+        ),
+    ] = False,
 ) -> None:
     """Validate every line of an NDJSON file, then store it; a file with any bad line stores nothing (exit 2)."""
     settings = Settings()
+    window = Window(utc_now(), settings.lateness)
     with _open_source(source) as path:
         with path.open("rb") as lines:
             total = sum(1 for _ in lines)
         # Pass 1 checks every line so that a bad file stores nothing; pass 2 writes.
         with path.open("rb") as lines:
-            checked = check_lines(lines)
+            checked = check_lines(lines, window=window, backfill=backfill)
+        if checked.old:
+            asyncio.run(refuse_history_rewrites(settings, checked))
         try:
             checked.raise_if_invalid()
         except InvalidEvents as exc:
@@ -166,10 +180,36 @@ def ingest(
                     def advance(result: BatchResult) -> None:
                         progress.advance(task, result.received)
 
-                    return await ingest_chunks(writer, chunked(lines, settings.ingest_batch_size), parse_lines, on_batch=advance)
+                    parse = functools.partial(parse_lines, window=window, backfill=backfill)
+                    totals = await ingest_chunks(
+                        writer.hold if backfill else writer.write, chunked(lines, settings.ingest_batch_size), parse, on_batch=advance
+                    )
+                if backfill:
+                    console.print(f"made {await writer.replay():,} releases of the backfilled history")
+                return totals
 
         totals = asyncio.run(run())
     console.print(f"stored {totals.inserted:,} new events ({totals.duplicates:,} already present)")
+
+
+async def refuse_history_rewrites(settings: Settings, checked: ParsedBatch) -> None:
+    """Refuses a backfill's lines older than the lateness window about a video or creator that
+    already has a release history: what was released cannot be given a new past."""
+    videos = [subject for kind, subject in checked.old if kind == "video"]
+    creators = [subject for kind, subject in checked.old if kind == "creator"]
+    async with open_owner(settings) as conn:
+        with_videos, with_creators = await subjects_with_history(conn, videos, creators)
+    refused = [(kind, subject) for kind, subject in checked.old if subject in (with_videos if kind == "video" else with_creators)]
+    for kind, subject in refused:
+        old = checked.old[kind, subject]
+        reason = (
+            f"{kind} {subject} already has a release history, which cannot be given a new past: "
+            f"only events of the last {settings.lateness_days} days may arrive for it, without --backfill"
+        )
+        for line_no in old.first:
+            checked.refuse(line_no, "occurred_at", reason)
+        checked.error_count += old.count - len(old.first)
+        checked.bad_lines += old.count - len(old.first)
 
 
 class _open_source:
@@ -205,7 +245,8 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same platform.")] = 1,
     if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when the store already holds events.")] = False,
 ) -> None:
-    """Load a realistic synthetic platform through the ingest path."""
+    """Load a realistic synthetic platform through the ingest path, as a backfill: each video's and
+    creator's release history is made in order of occurrence."""
     from gateway.demo import DemoPlatform
 
     if events < videos:
@@ -226,7 +267,10 @@ def demo_data(
                 def advance(result: BatchResult) -> None:
                     progress.advance(task, result.received)
 
-                return await ingest_chunks(writer, chunked(platform.generate(), settings.ingest_batch_size), parse_objects, on_batch=advance)
+                parse = functools.partial(parse_objects, window=Window(utc_now(), settings.lateness), backfill=True)
+                totals = await ingest_chunks(writer.hold, chunked(platform.generate(), settings.ingest_batch_size), parse, on_batch=advance)
+            await writer.replay()
+            return totals
 
     totals = asyncio.run(run())
     if totals is None:

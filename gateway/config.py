@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
@@ -27,12 +28,18 @@ class Settings(BaseSettings):
     # Largest `POST /events` body accepted; bigger ones get 413 unread.
     max_ingest_bytes: int = 32 * 1024 * 1024
     ingest_batch_size: int = 10_000
+    # Days an event may be late: one whose occurred_at is older is refused (a backfill aside).
+    lateness_days: int = Field(default=7, ge=0)
     # Seconds a policy evaluation may take before the request fails closed (503).
     policy_timeout: float = Field(default=0.25, gt=0)
     # Policy decisions kept in the LRU cache; 0 asks the engine every time.
     policy_cache_size: int = Field(default=4096, ge=0)
     # Seconds a replica may go on trusting an app grant it looked up: how long a revocation takes.
     app_grant_ttl: float = Field(default=5.0, ge=0)
+
+    @property
+    def lateness(self) -> timedelta:
+        return timedelta(days=self.lateness_days)
 
     def signing_secret(self) -> str:
         """`GATEWAY_SECRET`, or in development one generated once and kept in the data dir."""

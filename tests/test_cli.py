@@ -7,7 +7,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,9 @@ from conftest import SECRET, TEMPLATE, drop_database, fresh_database
 POLICY_DIR = Path(__file__).parent.parent / "policies"
 # Long enough for HS256: PyJWT warns (an error here) on a key under 32 bytes.
 TOKEN_SECRET = "cli-tests-token-secret-" + "0123456789abcdef" * 2
-AT = "2025-07-01T09:{minute:02d}:00Z"
+# Two hours ago, well inside the lateness window: these events arrive as live ones.
+RECENT_HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+AT = RECENT_HOUR.strftime("%Y-%m-%dT%H:") + "{minute:02d}:00Z"
 
 
 @pytest.fixture
@@ -87,7 +89,7 @@ async def test_ingest_file_stores_its_events_and_prints_totals(
     assert result.exit_code == 0, result.output
     assert "stored 5 new events (0 already present)" in said(result)
     assert await stored(admin, "cli-good-") == 5
-    assert await admin.fetchval("SELECT views FROM video_hourly WHERE video_id = 'cli-good-v'") == 4
+    assert await admin.fetchval("SELECT events FROM live_totals WHERE subject_id = 'cli-good-v' AND metric = 'v'") == 4
 
 
 async def test_ingest_same_file_twice_stores_it_once(env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path) -> None:
@@ -171,6 +173,68 @@ async def test_ingest_missing_file_exits_2(env: dict[str, str], tmp_path: Path) 
 
     assert result.exit_code == 2
     assert "no such file" in said(result)
+
+
+LAST_SUMMER = "2025-07-01T{hour:02d}:{minute:02d}:00Z"
+
+
+def old_video(prefix: str, viewers_by_hour: dict[int, int]) -> list[dict[str, Any]]:
+    """A video published on 2025-07-01 at 08:00 and, in each hour given, that many new viewers."""
+    video = f"{prefix}-v"
+    lines = [{"event_id": f"{prefix}-pub", "type": "video_published", "occurred_at": LAST_SUMMER.format(hour=8, minute=0),
+              "video_id": video, "creator_id": "u1", "actor_id": "u1"}]
+    for hour, viewers in viewers_by_hour.items():
+        lines += [{"event_id": f"{prefix}-view-{hour}-{n}", "type": "view", "occurred_at": LAST_SUMMER.format(hour=hour, minute=n),
+                   "video_id": video, "creator_id": "u1", "actor_id": f"{prefix}-viewer-{hour}-{n}", "watch_ms": 1000}
+                  for n in range(viewers)]
+    return lines
+
+
+async def test_ingest_refuses_an_event_older_than_the_lateness_window(
+    env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    lines = events("cli-old", 3)
+    lines[1] = {**lines[1], "occurred_at": LAST_SUMMER.format(hour=9, minute=0)}
+
+    result = await gateway("ingest", str(ndjson_file(tmp_path / "old.ndjson", lines)), env=env)
+
+    assert result.exit_code == 2
+    assert "line 2, field occurred_at: must not be more than 7 days in the past (the lateness window)" in said(result)
+    assert "--backfill" in said(result)
+    assert await stored(admin, "cli-old-") == 0
+
+
+async def test_ingest_backfill_makes_a_new_videos_history_in_order_of_occurrence(
+    env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """Five new viewers at 09:00, five at 10:00, two at 11:00: a release at the end of each of the
+    first two hours (as if those viewers had arrived then), the last two held back."""
+    path = ndjson_file(tmp_path / "history.ndjson", old_video("cli-backfill", {9: 5, 10: 5, 11: 2}))
+
+    result = await gateway("ingest", "--backfill", str(path), env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "made 2 releases of the backfilled history" in said(result)
+    rows = await admin.fetch("SELECT made_at, people, events FROM releases WHERE subject_id = 'cli-backfill-v' AND metric = 'v' ORDER BY seq")
+    assert [(row["made_at"].hour, row["people"], row["events"]) for row in rows] == [(9, 5, 5), (10, 10, 10)]
+    assert all(row["made_at"].date().isoformat() == "2025-07-01" for row in rows)
+    assert await admin.fetchval("SELECT count(*) FROM arrivals_pending") == 0
+
+
+async def test_ingest_backfill_refuses_old_events_about_a_video_that_has_a_history(
+    env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    first = await gateway("ingest", "--backfill", str(ndjson_file(tmp_path / "first.ndjson", old_video("cli-rewrite", {9: 5}))), env=env)
+    assert first.exit_code == 0, first.output
+    before = await stored(admin, "cli-rewrite-")
+    later = old_video("cli-rewrite", {7: 6})[1:]  # six more viewers, in an hour before the release
+
+    result = await gateway("ingest", "--backfill", str(ndjson_file(tmp_path / "later.ndjson", later)), env=env)
+
+    assert result.exit_code == 2
+    assert "line 1, field occurred_at: video cli-rewrite-v already has a release history" in said(result)
+    assert "6 invalid event line(s)" in said(result)
+    assert await stored(admin, "cli-rewrite-") == before
 
 
 async def test_demo_data_stores_the_events_asked_for_and_is_idempotent(env: dict[str, str], admin: asyncpg.Connection) -> None:

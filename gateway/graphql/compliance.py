@@ -13,7 +13,8 @@ from strawberry.scalars import JSON
 from gateway.auth import PrincipalKind
 from gateway.errors import BadUserInput, Forbidden
 from gateway.graphql import cursors
-from gateway.graphql.types import Context, PageInfo
+from gateway.graphql.context import Context
+from gateway.graphql.shapes import PageInfo
 from gateway.store.decision_log import read_decisions
 
 __all__ = ["DecisionLogConnection", "decision_log"]

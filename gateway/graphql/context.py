@@ -2,39 +2,66 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info
 
 from gateway.auth import Principal
-from gateway.graphql.loaders import Loaders
+from gateway.clock import utc_now
+from gateway.errors import PolicyUnavailable
 from gateway.policy.decider import PolicyDecider
 from gateway.policy.decision import Decision
-from gateway.privacy.layer import PrivacyLayer
+from gateway.privacy.budget import BudgetLedger
+from gateway.privacy.disclosure import Disclosure
+from gateway.store import queries
 from gateway.store.pools import Store
+from gateway.store.queries import VideoRow
+from gateway.store.releases import ReleaseReader
 
-__all__ = ["RequestContext"]
+__all__ = ["Context", "RequestContext"]
 
 
 @dataclass
 class RequestContext:
     principal: Principal
     store: Store
-    loaders: Loaders
+    reader: ReleaseReader
     request_id: str
     decider: PolicyDecider | None = None
-    # The policy's answer for this request, set by the policy guard before any resolver runs.
-    decision: Decision | None = None
+    # Where the noise a request draws is charged (None: nowhere, e.g. in a test of the executor).
+    budget: BudgetLedger | None = None
     # Key of the consistent noise (derived from GATEWAY_SECRET).
     noise_key: bytes = b""
-    # One clock reading per request, so every default range in it agrees.
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # One clock reading per request, so every default range and every release it sees agree.
+    now: datetime = field(default_factory=utc_now)
+    # Set by the policy guard before any resolver runs: the policy's answer, the coordinates it
+    # allows on the principal's own data only, and the privacy service under its obligations.
+    decision: Decision | None = None
+    owner_only: frozenset[str] = frozenset()
+    disclosure: Disclosure | None = None
+    videos: DataLoader[str, VideoRow | None] = field(init=False)
 
-    @property
-    def privacy(self) -> PrivacyLayer | None:
-        """The decision's obligations applied to this request's answers, set with `decision`;
-        kept by the loaders, which apply it to what they load."""
-        return self.loaders.layer
+    def __post_init__(self) -> None:
+        self.videos = DataLoader(self._load_videos)
 
-    @privacy.setter
-    def privacy(self, layer: PrivacyLayer) -> None:
-        self.loaders.layer = layer
+    def video(self, video_id: str) -> Awaitable[VideoRow | None]:
+        # Shared by every field that asked for it: a cancelled field must not cancel the load.
+        return asyncio.shield(self.videos.load(video_id))
+
+    def privacy(self) -> Disclosure:
+        """The request's privacy service; a request without one is refused, never served."""
+        if self.disclosure is None:
+            raise PolicyUnavailable("no privacy terms for this request")
+        return self.disclosure
+
+    async def _load_videos(self, video_ids: list[str]) -> list[VideoRow | None]:
+        async with self.store.reader.acquire() as conn:
+            found = await queries.videos_by_id(conn, video_ids)
+        return [found.get(video_id) for video_id in video_ids]
+
+
+Context = Info[RequestContext, None]

@@ -1,4 +1,8 @@
-"""A faster path through graphql-core's executor for lists of plain value objects.
+"""The executor: owner-only fields checked as they are reached, and a faster path for lists of plain value objects.
+
+Before a field the policy allows on the principal's own data only is resolved,
+the object it is read from must belong to the principal (gateway.graphql.ownership);
+otherwise the field is null with FORBIDDEN, and nothing under it runs.
 
 A 30-day timeline is 31 buckets of three scalar fields: graphql-core would
 resolve and complete each of those 93 leaves one by one (~4 µs each with
@@ -26,8 +30,10 @@ from graphql import (
     get_nullable_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList
-from graphql.pyutils import AwaitableOrValue, Path
+from graphql.pyutils import AwaitableOrValue, Path, Undefined, UndefinedType
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from gateway.graphql.ownership import refusal
 
 __all__ = ["PLAIN_VALUE_TYPES", "ValueListExecutionContext"]
 
@@ -42,6 +48,28 @@ class ValueListExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plans: dict[tuple[str, int], tuple[FieldDetailsList, list[Column] | None]] = {}
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any] | UndefinedType:
+        owner_only: frozenset[str] = getattr(self.context_value, "owner_only", frozenset())
+        if owner_only:
+            name = field_details_list[0].node.name.value
+            coordinate = f"{parent_type.name}.{name}"
+            if coordinate in owner_only:
+                refused = refusal(self.context_value.principal, coordinate, source)
+                if refused is not None:
+                    field = self.schema.get_field(parent_type, name)
+                    if field is None:
+                        return Undefined
+                    self.handle_field_error(refused, field.type, field_details_list, path)
+                    return None
+        return super().execute_field(parent_type, source, field_details_list, path, position_context)
 
     def complete_list_value(
         self,

@@ -3,9 +3,11 @@
 One input per request (principal, operation, every field with its path,
 alias and arguments) goes to the decider; a denied field refuses the whole
 operation (`data: null`, one FORBIDDEN error per denied field, no resolver
-runs); an engine failure refuses it with POLICY_UNAVAILABLE. Resolvers find
-the decision in the request context, and its obligations as the request's
-privacy layer (malformed obligations refuse the request as well).
+runs); an engine failure refuses it with POLICY_UNAVAILABLE. The decision's
+obligations become the request's privacy service (malformed obligations
+refuse the request as well), and its owner-only verdicts the coordinates the
+executor checks ownership of. After the resolvers ran, the noise they drew is
+charged to the budget, and the answer reports what the privacy service did.
 """
 
 from __future__ import annotations
@@ -19,18 +21,22 @@ import orjson
 from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
-from gateway.errors import Forbidden, PolicyUnavailable
+from gateway.errors import Forbidden, GatewayError, PolicyUnavailable
 from gateway.graphql.context import RequestContext
 from gateway.policy.decider import PolicyQuestion
+from gateway.policy.decision import Decision
 from gateway.policy.fields import RequestedField, collect_fields, select_operation
-from gateway.privacy.layer import PrivacyLayer
-from gateway.privacy.terms import terms_of
+from gateway.privacy.disclosure import Disclosure
+from gateway.privacy.terms import PrivacyTerms, terms_of
 
-__all__ = ["PolicyGuard"]
+__all__ = ["BASELINE_TERMS", "FixedTerms", "PolicyGuard"]
 
 # The same dashboard query with the same variables asks the same question every time.
 QUESTION_CACHE_SIZE = 2048
 _questions: OrderedDict[tuple[int, str, bytes, str | None], PolicyQuestion] = OrderedDict()
+
+# What a schema without the policy guard answers under (the benchmark's baseline only): a creator's terms.
+BASELINE_TERMS = PrivacyTerms.parse({"k_threshold": 5, "granularity_floor": "HOUR", "bucket_delay_seconds": 3600})
 
 
 class _BadVariables(Exception):
@@ -72,11 +78,48 @@ def _question(
     return question
 
 
-class PolicyGuard(SchemaExtension):
+def owner_only(decision: Decision, question: PolicyQuestion) -> frozenset[str]:
+    """The coordinates the decision allows on the principal's own data only."""
+    return frozenset(field.coordinate for field in question.fields if decision.fields[field.path].owner_only)
+
+
+class _Disclosing(SchemaExtension):
+    """Charges the budget for what the resolvers released, and reports what the privacy service did."""
+
+    def _context(self) -> RequestContext | None:
+        context = self.execution_context.context
+        return context if isinstance(context, RequestContext) else None
+
+    def _refuse(self, error: GatewayError | list[GraphQLError]) -> None:
+        errors = error if isinstance(error, list) else [GraphQLError(error.message, original_error=error)]
+        self.execution_context.result = ExecutionResult(data=None, errors=errors)
+
+    async def _settle(self) -> None:
+        context = self._context()
+        result = self.execution_context.result
+        if context is None or context.disclosure is None or context.budget is None:
+            return
+        if not isinstance(result, ExecutionResult) or result.data is None:
+            return  # a refused operation released nothing: nothing to charge
+        try:
+            await context.budget.charge(context.disclosure, context.principal)
+        except GatewayError as exc:
+            # Nothing of the answer is released: the budget did not cover it, or could not be asked.
+            result.data = None
+            result.errors = [GraphQLError(exc.message, original_error=exc)]
+
+    def get_results(self) -> dict[str, Any]:
+        context = self._context()
+        if context is None or context.disclosure is None:
+            return {}
+        return {"privacy": context.disclosure.report()}
+
+
+class PolicyGuard(_Disclosing):
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
-        context = execution.context
-        if not isinstance(context, RequestContext) or context.decider is None:
+        context = self._context()
+        if context is None or context.decider is None:
             raise PolicyUnavailable("no policy engine is configured")  # never serve without a policy
         document = execution.graphql_document
         operation = select_operation(document, execution.operation_name) if document else None
@@ -85,42 +128,44 @@ class PolicyGuard(SchemaExtension):
             return
         try:
             question = _question(execution.schema._schema, execution.query, document, operation, execution.variables)
-        except _BadVariables as exc:
-            execution.result = ExecutionResult(data=None, errors=exc.errors)
-            yield
-            return
-        except PolicyUnavailable as exc:
-            execution.result = ExecutionResult(data=None, errors=[GraphQLError(exc.message, original_error=exc)])
-            yield
-            return
-        requested = question.fields
-        try:
             decision = await context.decider.decide(context.principal, question)
-        except PolicyUnavailable as exc:
-            execution.result = ExecutionResult(data=None, errors=[GraphQLError(exc.message, original_error=exc)])
-            yield
-            return
-        context.decision = decision
-        try:
+            context.decision = decision
             terms = terms_of(decision.obligations)
+        except _BadVariables as exc:
+            self._refuse(exc.errors)
+            yield
+            return
         except PolicyUnavailable as exc:
-            execution.result = ExecutionResult(data=None, errors=[GraphQLError(exc.message, original_error=exc)])
+            self._refuse(exc)
             yield
             return
-        context.privacy = PrivacyLayer(
-            terms, context.principal, context.noise_key, context.now, requested=question.coordinates
-        )
-        if not decision.any_denied:
-            yield
-            return
-        denied = [
-            GraphQLError(
-                decision.fields[field.path].reason or f"{field.coordinate} is not allowed",
-                path=field.path.split("."),
-                original_error=Forbidden(decision.fields[field.path].reason or f"{field.coordinate} is not allowed", field=field.coordinate),
+        context.owner_only = owner_only(decision, question)
+        context.disclosure = Disclosure(terms, context.reader, context.noise_key, context.now)
+        if decision.any_denied:
+            self._refuse(
+                [
+                    GraphQLError(
+                        decision.fields[field.path].reason or f"{field.coordinate} is not allowed",
+                        path=field.path.split("."),
+                        original_error=Forbidden(
+                            decision.fields[field.path].reason or f"{field.coordinate} is not allowed", field=field.coordinate
+                        ),
+                    )
+                    for field in question.fields
+                    if not decision.fields[field.path].allow
+                ]
             )
-            for field in requested
-            if not decision.fields[field.path].allow
-        ]
-        execution.result = ExecutionResult(data=None, errors=denied)
         yield
+        await self._settle()
+
+
+class FixedTerms(_Disclosing):
+    """In place of the policy guard (the benchmark's baseline only): every request is answered
+    under BASELINE_TERMS, with no decision and so no owner-only field."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self._context()
+        if context is not None and context.disclosure is None:
+            context.disclosure = Disclosure(BASELINE_TERMS, context.reader, context.noise_key, context.now)
+        yield
+        await self._settle()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from gateway.errors import BadUserInput
-from gateway.store.queries import Granularity
+from gateway.privacy.release import Granularity
 
 __all__ = ["DEFAULT_SPAN", "MAX_SPAN", "time_range"]
 

@@ -14,10 +14,13 @@ from strawberry.types import ExecutionContext
 from gateway.auth import PrincipalKind
 from gateway.errors import Forbidden, NotFound, Unauthenticated
 from gateway.graphql.compliance import DecisionLogConnection, decision_log
+from gateway.graphql.context import Context
+from gateway.graphql.creator import Creator
 from gateway.graphql.documents import parse_document
 from gateway.graphql.execution import ValueListExecutionContext
-from gateway.graphql.policy_guard import PolicyGuard
-from gateway.graphql.types import Context, Creator, Me, Video
+from gateway.graphql.me import Me
+from gateway.graphql.policy_guard import FixedTerms, PolicyGuard
+from gateway.graphql.video import Video
 from gateway.ingest.events import is_platform_id
 from gateway.store import queries
 
@@ -32,7 +35,7 @@ class Query:
     async def video(self, info: Context, id: strawberry.ID) -> Video | None:
         if not is_platform_id(id):
             raise NotFound(f"no video {id!r}")  # no stored id looks like this one
-        row = await info.context.loaders.video_of(str(id))
+        row = await info.context.video(str(id))
         if row is None:
             raise NotFound(f"no video {id!r}")
         return Video.of(row)
@@ -44,7 +47,7 @@ class Query:
         async with info.context.store.reader.acquire() as conn:
             if not await queries.creator_exists(conn, str(id)):
                 raise NotFound(f"no creator {id!r}")
-        return Creator(creator_id=str(id))
+        return Creator(owner_id=str(id))
 
     decision_log: DecisionLogConnection = strawberry.field(
         resolver=decision_log, description="Policy decisions, oldest first. Compliance only."
@@ -85,7 +88,7 @@ def build_schema(*, policy_guard: bool = True) -> strawberry.Schema:
     """The schema; `policy_guard=False` exists for the benchmark's baseline only."""
     return GatewaySchema(
         query=Query,
-        extensions=[PreparedDocument, PolicyGuard] if policy_guard else [PreparedDocument],
+        extensions=[PreparedDocument, PolicyGuard if policy_guard else FixedTerms],
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=True),
         execution_context_class=ValueListExecutionContext,
     )

@@ -4,14 +4,15 @@ The schemas are the single definition of a valid event: `POST /events`,
 `gateway ingest` and `gateway demo-data` all validate through them. They are
 TypedDicts, not models, and every check is a pydantic-core constraint rather
 than a Python callback: validation stays in Rust, about a third of the cost
-of models with validators, which is what bulk ingest is bound by. The one
-check that needs the clock, "not more than a day ahead", is `too_far_ahead`,
-applied once a line has been validated.
+of models with validators, which is what bulk ingest is bound by. The checks
+that need the clock (not more than a day ahead, not older than the lateness
+window) are a `Window`'s, applied once a line has been validated.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -30,9 +31,9 @@ __all__ = [
     "Channel",
     "Event",
     "EventRecord",
+    "Window",
     "event_adapter",
     "is_platform_id",
-    "latest_plausible",
     "to_record",
 ]
 
@@ -67,9 +68,27 @@ MAX_CLOCK_SKEW = timedelta(days=1)
 TOO_FAR_AHEAD = "must not be more than a day in the future"
 
 
-def latest_plausible() -> datetime:
-    """The latest `occurred_at` accepted now; taken once per batch."""
-    return datetime.now(UTC) + MAX_CLOCK_SKEW
+@dataclass(frozen=True)
+class Window:
+    """The `occurred_at` an event arriving at `now` may carry: at most a day ahead, and, with a
+    lateness window, not older than it. A late event would join the next release like any other
+    (the history follows arrival, not occurrence); the window keeps timestamps honest, and older
+    history goes through a backfill, for subjects with no history yet."""
+
+    now: datetime
+    lateness: timedelta | None = None
+
+    @property
+    def latest(self) -> datetime:
+        return self.now + MAX_CLOCK_SKEW
+
+    @property
+    def earliest(self) -> datetime | None:
+        return None if self.lateness is None else self.now - self.lateness
+
+    def too_late(self) -> str:
+        days = self.lateness.days if self.lateness is not None else 0
+        return f"must not be more than {days} days in the past (the lateness window); older history is loaded with `gateway ingest --backfill`"
 
 
 OccurredAt = Annotated[AwareDatetime, Field(ge=EARLIEST)]

@@ -8,10 +8,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.clock import utc_now
 from gateway.errors import EventError, InvalidEvents
-from gateway.ingest.events import FIELD_MESSAGES, TOO_FAR_AHEAD, Event, EventRecord, event_adapter, latest_plausible, to_record
+from gateway.ingest.events import FIELD_MESSAGES, TOO_FAR_AHEAD, Event, EventRecord, Window, event_adapter, to_record
 
-__all__ = ["ParsedBatch", "check_lines", "parse_lines", "parse_objects"]
+__all__ = ["OldLines", "ParsedBatch", "check_lines", "parse_lines", "parse_objects"]
+
+
+@dataclass
+class OldLines:
+    """A backfill's lines older than the lateness window about one subject (a video, or for
+    follows and unfollows a creator): they may be loaded only if it has no history yet."""
+
+    count: int = 0
+    first: list[int] = field(default_factory=list)  # the first line numbers, as many as a report lists
 
 
 @dataclass
@@ -20,10 +30,17 @@ class ParsedBatch:
     errors: list[EventError] = field(default_factory=list)
     error_count: int = 0
     bad_lines: int = 0
+    # In a backfill: ("video", id) or ("creator", id) → its lines older than the lateness window.
+    old: dict[tuple[str, str], OldLines] = field(default_factory=dict)
 
     def raise_if_invalid(self) -> None:
         if self.error_count:
             raise InvalidEvents(self.errors, self.error_count, self.bad_lines)
+
+    def refuse(self, line_no: int, field_name: str | None, reason: str) -> None:
+        """Refuses one more line, for a reason found after validation."""
+        self.bad_lines += 1
+        self._report(EventError(line_no, field_name, reason))
 
     def _refuse(self, line_no: int, exc: ValidationError) -> None:
         self.bad_lines += 1
@@ -36,32 +53,34 @@ class ParsedBatch:
         if len(self.errors) < InvalidEvents.reported_limit:
             self.errors.append(error)
 
-    def _too_far_ahead(self, line_no: int) -> None:
-        self.bad_lines += 1
-        self._report(EventError(line_no, "occurred_at", TOO_FAR_AHEAD))
-
-
-def parse_lines(lines: Iterable[bytes | str], first_line: int = 1, *, keep: bool = True) -> ParsedBatch:
+def parse_lines(
+    lines: Iterable[bytes | str], first_line: int = 1, *, keep: bool = True, window: Window | None = None, backfill: bool = False
+) -> ParsedBatch:
     """Validate NDJSON lines; blank lines are skipped but still counted.
 
-    With `keep=False` only the errors are kept (a validation pass over a large file).
+    `window` holds times to what may arrive now (default: at most a day ahead, no lateness
+    limit). With `backfill`, a line older than the window is not refused but listed in
+    `ParsedBatch.old`, for the caller to check its subject. With `keep=False` only the errors
+    are kept (a validation pass over a large file).
     """
     numbered = ((line_no, line) for line_no, line in enumerate(lines, start=first_line) if line.strip())
-    return _validate(numbered, event_adapter.validate_json, keep)
+    return _validate(numbered, event_adapter.validate_json, keep, window or Window(utc_now()), backfill)
 
 
-def check_lines(lines: Iterable[bytes | str]) -> ParsedBatch:
-    """Validate every line, keeping only what was wrong."""
-    return parse_lines(lines, keep=False)
+def check_lines(lines: Iterable[bytes | str], *, window: Window | None = None, backfill: bool = False) -> ParsedBatch:
+    """Validate every line, keeping only what was wrong (and, in a backfill, the old lines)."""
+    return parse_lines(lines, keep=False, window=window, backfill=backfill)
 
 
-def parse_objects(objects: Iterable[dict[str, Any]], first_line: int = 1) -> ParsedBatch:
+def parse_objects(
+    objects: Iterable[dict[str, Any]], first_line: int = 1, *, window: Window | None = None, backfill: bool = False
+) -> ParsedBatch:
     """Validate already-decoded events (e.g. generated ones) exactly as lines are."""
-    return _validate(enumerate(objects, start=first_line), event_adapter.validate_python, keep=True)
+    return _validate(enumerate(objects, start=first_line), event_adapter.validate_python, True, window or Window(utc_now()), backfill)
 
 
-def _validate(numbered: Iterable[tuple[int, Any]], validate: Callable[[Any], Event], keep: bool) -> ParsedBatch:
-    batch, latest = ParsedBatch(), latest_plausible()
+def _validate(numbered: Iterable[tuple[int, Any]], validate: Callable[[Any], Event], keep: bool, window: Window, backfill: bool) -> ParsedBatch:
+    batch, latest, earliest = ParsedBatch(), window.latest, window.earliest
     for line_no, item in numbered:
         try:
             event = validate(item)
@@ -69,9 +88,21 @@ def _validate(numbered: Iterable[tuple[int, Any]], validate: Callable[[Any], Eve
             batch._refuse(line_no, exc)
             continue
         # Before to_record: converting a time near year 9999 to UTC can overflow.
-        if event["occurred_at"] > latest:
-            batch._too_far_ahead(line_no)
-        elif keep:
+        occurred = event["occurred_at"]
+        if occurred > latest:
+            batch.refuse(line_no, "occurred_at", TOO_FAR_AHEAD)
+            continue
+        if earliest is not None and occurred < earliest:
+            if not backfill:
+                batch.refuse(line_no, "occurred_at", window.too_late())
+                continue
+            video_id = event.get("video_id")
+            subject = ("video", video_id) if isinstance(video_id, str) else ("creator", event["creator_id"])
+            old = batch.old.setdefault(subject, OldLines())
+            old.count += 1
+            if len(old.first) < InvalidEvents.reported_limit:
+                old.first.append(line_no)
+        if keep:
             batch.records.append(to_record(event))
     return batch
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from gateway.ingest.events import EventRecord
 from gateway.ingest.ndjson import ParsedBatch
-from gateway.store.ingest import BatchResult, EventWriter
+from gateway.store.ingest import BatchResult
 
 __all__ = ["IngestTotals", "chunked", "ingest_chunks"]
 
@@ -36,14 +37,15 @@ class IngestTotals:
 
 
 async def ingest_chunks(
-    writer: EventWriter,
+    write: Callable[[list[EventRecord]], Coroutine[Any, Any, BatchResult]],
     chunks: Iterable[tuple[int, list[Item]]],
     parse: Callable[[list[Item], int], ParsedBatch],
     *,
     in_flight: int = 3,
     on_batch: Callable[[BatchResult], None] = lambda result: None,
 ) -> IngestTotals:
-    """Parse each `(first_line, items)` chunk and write it as one batch.
+    """Parse each `(first_line, items)` chunk and `write` it as one batch (an `EventWriter`'s
+    `write`, or its `hold` in a backfill).
 
     Chunks are read and parsed in a worker thread so the event loop keeps the
     writes in flight; at most `in_flight` batches are being written at once.
@@ -69,7 +71,7 @@ async def ingest_chunks(
     try:
         while (batch := await asyncio.to_thread(next_batch)) is not None:
             batch.raise_if_invalid()
-            pending.add(asyncio.create_task(writer.write(batch.records)))
+            pending.add(asyncio.create_task(write(batch.records)))
             if len(pending) >= in_flight:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 collect(done)

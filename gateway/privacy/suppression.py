@@ -1,4 +1,4 @@
-"""k-threshold suppression of breakdown cells and time buckets.
+"""k-threshold suppression of breakdown cells, within one release.
 
 A cell backed by fewer than k distinct actors is served as `count: null,
 suppressed: true`, and so is an empty one: otherwise "suppressed" would mean
@@ -18,25 +18,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-
-from gateway.store.queries import Bucket
 
 __all__ = ["Cell", "suppress"]
 
+
 @dataclass(frozen=True, slots=True)
 class Cell:
-    key: str | datetime | date
+    key: str
     count: int | None  # None when suppressed
-    actors: int
+    actors: int  # distinct people behind it
 
     @property
     def suppressed(self) -> bool:
         return self.count is None
 
 
-def suppress(buckets: Sequence[Bucket], k: int, *, pool_key: str | None = None) -> list[Cell]:
-    """`buckets`, in their order, with each one below `k` distinct actors suppressed, plus
+def suppress(buckets: Sequence[Cell], k: int, *, pool_key: str | None = None) -> list[Cell]:
+    """`buckets` (every count known), in their order, with each one below `k` distinct actors suppressed, plus
     complementary suppression (the total is taken to be visible): when any cell is suppressed,
     the smallest visible one is too.
 
@@ -49,7 +47,7 @@ def suppress(buckets: Sequence[Bucket], k: int, *, pool_key: str | None = None) 
     shown = [index for index in range(len(buckets)) if index not in hidden]
 
     def hide_smallest() -> None:
-        smallest = min(shown, key=lambda index: (buckets[index].count, buckets[index].actors, str(buckets[index].key)))
+        smallest = min(shown, key=lambda index: (buckets[index].count or 0, buckets[index].actors, str(buckets[index].key)))
         hidden.add(smallest)
         shown.remove(smallest)
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.errors import PolicyUnavailable
-from gateway.store.queries import Granularity
+from gateway.privacy.release import Granularity
 
 __all__ = ["PrivacyTerms", "terms_of"]
 

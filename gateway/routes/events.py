@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import PrincipalKind, authenticate
 from gateway.errors import BadUserInput, Forbidden, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
+from gateway.ingest.events import Window
 from gateway.ingest.ndjson import parse_lines
 
 __all__ = ["NDJSON_MEDIA_TYPES", "post_events"]
@@ -28,7 +31,8 @@ async def post_events(request: Request) -> Response:
         raise UnsupportedMediaType(f"Content-Type must be application/x-ndjson, not {media_type or 'missing'!r}")
 
     body = await _read_body(request, settings.max_ingest_bytes)
-    batch = await run_in_threadpool(parse_lines, body.split(b"\n"))
+    window = Window(request.state.clock(), settings.lateness)
+    batch = await run_in_threadpool(functools.partial(parse_lines, body.split(b"\n"), window=window))
     batch.raise_if_invalid()
     if not batch.records:
         raise BadUserInput("the body holds no events")

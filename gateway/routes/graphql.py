@@ -16,9 +16,7 @@ from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PolicyUn
 from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error
-from gateway.graphql.loaders import Loaders
 from gateway.policy.fields import select_operation
-from gateway.privacy.layer import PrivacyLayer
 
 __all__ = ["graphql_endpoint"]
 
@@ -48,42 +46,40 @@ async def graphql_endpoint(request: Request) -> Response:
         named = f"no operation named {operation_name!r}" if operation_name else "several operations and no operationName"
         return _errors([_coded(BadUserInput(f"the document has {named}"))], 400, request_id)
 
-    store = request.state.store
     context = RequestContext(
         principal=principal,
-        store=store,
-        loaders=Loaders(store.reader, request.state.fingerprinted),
+        store=request.state.store,
+        reader=request.state.releases,
         request_id=request_id,
         decider=request.state.decider,
+        budget=request.state.budget,
         noise_key=request.state.noise_key,
+        now=request.state.clock(),
     )
-    fixed_terms = request.state.fixed_terms
-    if fixed_terms is not None:
-        context.privacy = PrivacyLayer(fixed_terms, principal, context.noise_key, context.now)
     result = await schema.execute(query, variable_values=variables, context_value=context, operation_name=operation_name)
     body: dict[str, Any] = {"data": result.data}
     status_code = 200
     headers = {"X-Request-Id": request_id}
     if result.errors:
         body["errors"] = [format_error(error, request_id, uncoded="BAD_USER_INPUT") for error in result.errors]
-        if any(error["extensions"]["code"] == PolicyUnavailable.code for error in body["errors"]):
-            status_code = PolicyUnavailable.status_code  # fail closed, and say so to load balancers
-    extensions = dict(result.extensions or {})
-    layer = context.privacy
-    if layer is not None:
-        try:
-            if result.data is not None:  # a refused operation released nothing: nothing to charge or look up
-                await request.state.budget.charge(layer, principal)
-        except BudgetExhausted as exc:
-            # Nothing of the answer is released: the budget did not cover it.
-            body = {"data": None, "errors": [_coded(exc)]}
-            status_code = exc.status_code
-            headers["Retry-After"] = str(max(1, int((exc.resets_at - context.now).total_seconds())))
-        extensions["privacy"] = layer.report()
-        request.state.privacy_totals.record(layer)
-    if extensions:
-        body["extensions"] = extensions
+        refusal = _request_refusal(result.errors, answered=result.data is not None)
+        if refusal is not None:
+            status_code = refusal.status_code  # fail closed (503), or out of budget (429): say so to load balancers and clients
+            if isinstance(refusal, BudgetExhausted):
+                headers["Retry-After"] = str(max(1, int((refusal.resets_at - context.now).total_seconds())))
+    if result.extensions:
+        body["extensions"] = result.extensions
     return FastJSONResponse(body, status_code=status_code, headers=headers)
+
+
+def _request_refusal(errors: list[GraphQLError], *, answered: bool) -> GatewayError | None:
+    """The error that refused the request as a whole, if one did: it sets the HTTP status. (A
+    store failure under one field of an answer is that field's error, not the request's.)"""
+    refusing: tuple[type[GatewayError], ...] = (PolicyUnavailable, BudgetExhausted) if answered else (PolicyUnavailable, BudgetExhausted, StoreUnavailable)
+    for error in errors:
+        if isinstance(error.original_error, refusing):
+            return error.original_error
+    return None
 
 
 class FastJSONResponse(JSONResponse):

@@ -1,4 +1,10 @@
-"""`GET /metrics`: Prometheus text format, read from the live objects at scrape time."""
+"""`GET /metrics`: Prometheus text format, read from the live objects at scrape time; operators only.
+
+A scrape needs a `service` token: counters are for operators, not for anyone
+who can reach the port. None of them moves with what one answer contained
+(how many of its cells were suppressed, how much noise it carried): a counter
+that did would describe a creator's private data to whoever reads it.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,10 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.auth import PrincipalKind, authenticate
+from gateway.errors import Forbidden, Unauthenticated
 from gateway.policy.decider import PolicyDecider
 from gateway.privacy.budget import BudgetLedger
-from gateway.privacy.layer import PrivacyTotals
 from gateway.store.decision_log import DecisionLogWriter
 
 __all__ = ["GatewayCollector", "metrics"]
@@ -21,9 +28,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class GatewayCollector(Collector):
-    def __init__(self, decider: PolicyDecider, decision_log: DecisionLogWriter, privacy: PrivacyTotals, budget: BudgetLedger) -> None:
-        self.decider, self.decision_log = decider, decision_log
-        self.privacy, self.budget = privacy, budget
+    def __init__(self, decider: PolicyDecider, decision_log: DecisionLogWriter, budget: BudgetLedger) -> None:
+        self.decider, self.decision_log, self.budget = decider, decision_log, budget
 
     def collect(self) -> Iterator[Metric]:
         cache = self.decider.cache
@@ -37,17 +43,16 @@ class GatewayCollector(Collector):
         logged.add_metric(["written"], self.decision_log.written)
         logged.add_metric(["dropped"], self.decision_log.dropped)
         yield logged
-        yield CounterMetricFamily("gateway_privacy_responses", "Responses answered under privacy terms.", value=self.privacy.responses)
-        yield CounterMetricFamily(
-            "gateway_privacy_suppressed_cells", "Cells and buckets served suppressed (below k).", value=self.privacy.suppressed_cells
-        )
-        yield CounterMetricFamily("gateway_privacy_noised_responses", "Responses whose counts carry noise.", value=self.privacy.noised_responses)
-        yield CounterMetricFamily("gateway_privacy_epsilon_charged", "ε charged to apps' daily budgets.", value=self.budget.epsilon_charged)
         yield CounterMetricFamily(
             "gateway_privacy_budget_refusals", "Requests refused with BUDGET_EXHAUSTED.", value=self.budget.refused
         )
 
 
 async def metrics(request: Request) -> Response:
+    principal = authenticate(request.headers.get("authorization"), request.state.secret)
+    if principal.kind is PrincipalKind.ANONYMOUS:
+        raise Unauthenticated("/metrics needs a bearer token of kind 'service'")
+    if principal.kind is not PrincipalKind.SERVICE:
+        raise Forbidden("/metrics needs a token of kind 'service'")
     registry: CollectorRegistry = request.state.metrics
     return Response(generate_latest(registry), media_type=CONTENT_TYPE)

@@ -1,4 +1,4 @@
-"""Set-based ingest: a batch is COPYed into a staging table, stored, and applied with one statement per rollup."""
+"""Set-based ingest: a batch is COPYed into a staging table, stored, and applied to the release history as one arrival."""
 
 from __future__ import annotations
 
@@ -9,34 +9,28 @@ from pathlib import Path
 
 import asyncpg
 
+from gateway.clock import Clock, utc_now
 from gateway.errors import BadUserInput, StoreUnavailable
 from gateway.ingest.events import EVENT_COLUMNS, EventRecord
 
-__all__ = ["BatchResult", "EventWriter", "prepare_connection"]
+__all__ = ["ARRIVAL_LOCK", "BatchResult", "EventWriter", "prepare_connection"]
 
 log = logging.getLogger(__name__)
 
-# A batch is stored (deduplicated, appended to events) before it takes the rollup
-# lock, then applied to the rollups under it: one batch's storing overlaps the
-# previous batch's rollups.
+# A batch is stored (deduplicated, appended to events) before it takes the arrival lock, then
+# applied to the history under it (apply_arrival(), migration 0011): one batch's storing
+# overlaps the previous batch's arrival.
 STORE_BATCH = (Path(__file__).parent / "store_batch.sql").read_text()
-APPLY_BATCH = (Path(__file__).parent / "apply_batch.sql").read_text()
-
-# Per-connection staging tables; ON COMMIT DELETE ROWS empties them after every batch.
-STAGING_TABLES = """
-CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
-    event_id text COLLATE "C", type text, occurred_at timestamptz, video_id text COLLATE "C",
-    creator_id text COLLATE "C", actor_id text COLLATE "C", channel text, region text COLLATE "C",
-    age_band text COLLATE "C", watch_ms integer,
-    completed boolean, text text, anonymous boolean
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS ingest_fresh (LIKE ingest_staging) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS ingest_cells (
-    video_id text COLLATE "C", actor_id text COLLATE "C", metric "char", hour timestamptz,
-    region text COLLATE "C", age_band text COLLATE "C", channel share_channel,
-    events bigint, watch_ms bigint, completed_views bigint, new_in_hour boolean, new_in_hour_channel boolean, new_in_channel boolean,
-    new_in_region boolean, new_in_age_band boolean, known boolean
-) ON COMMIT DELETE ROWS;
+# Held while an arrival is applied: whether a person is new is read from the committed ledger.
+ARRIVAL_LOCK = 7310151952298631524
+# A backfilled event counts as arriving at the end of the hour it occurred in (never later than
+# now), so the history a backfill builds places its releases where the activity happened.
+HOLD_FOR_REPLAY = """
+INSERT INTO arrivals_pending
+SELECT event_id, type, occurred_at, video_id, creator_id, actor_id, channel, region, age_band,
+       watch_ms, completed, text, anonymous,
+       least(date_trunc('hour', occurred_at, 'UTC') + interval '1 hour' - interval '1 microsecond', $1)
+FROM ingest_fresh
 """
 
 # A batch that deadlocks with a concurrent one (or loses a serialization race) is retried whole.
@@ -46,7 +40,7 @@ MAX_ATTEMPTS = 5
 
 async def prepare_connection(conn: asyncpg.Connection) -> None:
     """Pool `init` for the ingest pool: creates the connection's staging tables."""
-    await conn.execute("SET client_min_messages = warning;" + STAGING_TABLES)
+    await conn.execute("SELECT prepare_arrivals()")
 
 
 @dataclass(frozen=True)
@@ -60,13 +54,33 @@ class BatchResult:
 
 
 class EventWriter:
-    """Writes validated event batches through the `gateway_ingest` pool, one transaction each."""
+    """Writes validated event batches through the `gateway_ingest` pool, one transaction each.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    `write` applies a batch as arriving now (`clock()`): the events join the live totals and
+    make whatever releases they complete. `hold` only stores a batch, for `replay` to apply
+    later in order of occurrence (a backfill of subjects with no history yet)."""
+
+    def __init__(self, pool: asyncpg.Pool, clock: Clock = utc_now) -> None:
         self._pool = pool
+        self._clock = clock
         self._months: set[tuple[int, int]] = set()
 
     async def write(self, records: list[EventRecord]) -> BatchResult:
+        return await self._store(records, hold=False)
+
+    async def hold(self, records: list[EventRecord]) -> BatchResult:
+        return await self._store(records, hold=True)
+
+    async def replay(self) -> int:
+        """Applies every held event to the history, in order of arrival; returns the releases made."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                made: int = await conn.fetchval("SELECT replay_pending($1)", self._clock())
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"the event store is unreachable: {exc}") from exc
+        return made
+
+    async def _store(self, records: list[EventRecord], *, hold: bool) -> BatchResult:
         unique = list({record[0]: record for record in reversed(records)}.values())
         await self._ensure_partitions(unique)
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -74,8 +88,13 @@ class EventWriter:
                 async with self._pool.acquire() as conn, conn.transaction():
                     await conn.copy_records_to_table("ingest_staging", records=unique, columns=EVENT_COLUMNS)
                     await conn.execute(STORE_BATCH)
-                    await conn.execute(APPLY_BATCH)
                     inserted: int = await conn.fetchval("SELECT count(*) FROM ingest_fresh")
+                    if hold:
+                        await conn.execute(HOLD_FOR_REPLAY, self._clock())
+                    elif inserted:
+                        await conn.execute("SELECT pg_advisory_xact_lock($1)", ARRIVAL_LOCK)
+                        # Read under the lock: arrivals are stamped in the order they are applied.
+                        await conn.execute("SELECT apply_arrival($1)", self._clock())
                 return BatchResult(received=len(records), inserted=inserted)
             except RETRYABLE as exc:
                 if attempt == MAX_ATTEMPTS:

@@ -12,7 +12,10 @@
 #     k_threshold            a cell or bucket backed by fewer distinct actors is suppressed
 #     granularity_floor      the finest timeline bucket served (HOUR, DAY, WEEK, MONTH)
 #     bucket_delay_seconds   the newest bucket is served only this long after it closes
-#     epsilon                {metric: ε} of the noise added to counts; {} means exact counts
+#     epsilon                {quantity: ε} of the noise on what the public cannot read exactly:
+#                            "shares" (share channels), "viewers" (the audience by region and
+#                            age band), "completed_views"; {} means exact counts. Totals and
+#                            timelines are values of the history the public reads: never noised.
 #     epsilon_budget_per_day ε one (app, user) may spend a day; null means no budget
 #     rate_limit             {requests_per_minute}
 package gateway.obligations

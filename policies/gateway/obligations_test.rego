@@ -46,10 +46,17 @@ test_bucket_delay_seconds_is_an_hour_for_everyone if {
 	}
 }
 
-test_epsilon_noises_every_app_count if {
+test_epsilon_noises_what_the_public_cannot_read_exactly if {
 	epsilon := terms(app(["stats"])).epsilon
-	every metric in ["views", "likes", "comments", "shares", "followers", "viewers"] {
-		epsilon[metric] > 0
+	every quantity in ["shares", "viewers", "completed_views"] {
+		epsilon[quantity] > 0
+	}
+}
+
+test_epsilon_leaves_public_counts_exact if {
+	epsilon := terms(app(["insights"])).epsilon
+	every metric in ["views", "likes", "comments", "followers"] {
+		not epsilon[metric]
 	}
 }
 

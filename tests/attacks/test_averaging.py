@@ -38,7 +38,7 @@ async def test_a_thousand_answers_average_to_the_first(gateway: Gateway) -> None
     world = World("averaged")
     world.publish(days_ago(6, 8))
     world.crowd("viewer", 120, days_ago(5, 10), spacing=timedelta(seconds=10))
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     app = app_for(world, "app-averaging")
 
     first = await ask(gateway, VIEWS, world.video(), app)
@@ -62,7 +62,7 @@ async def test_each_app_draws_its_own_noise(gateway: Gateway) -> None:
     world = World("per-app")
     world.publish(days_ago(6, 8))
     world.crowd("viewer", 200, days_ago(5, 10), spacing=timedelta(seconds=5))
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     answers = [
         (await ask(gateway, VIEWS, world.video(), app_for(world, f"app-{i}")))["data"]["video"]["stats"]["views"] for i in range(40)
     ]
@@ -74,7 +74,7 @@ async def test_new_questions_spend_the_budget_until_it_is_exhausted(gateway: Gat
     world = World("spender")
     for index in range(25):
         world.publish(days_ago(6, 8), index)
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     app = app_for(world, "app-spender")
     spent = []
     refusal = None
@@ -97,8 +97,7 @@ async def test_new_questions_spend_the_budget_until_it_is_exhausted(gateway: Gat
     again = await ask(gateway, VIEWS, world.video(0), app)
     assert again["extensions"]["privacy"]["epsilonSpent"] == 0
     # Operators see it in /metrics.
-    metrics = await gateway.http.get("/metrics")
-    samples = {sample.name: sample.value for family in text_string_to_metric_families(metrics.text) for sample in family.samples}
+    samples = {sample.name: sample.value for family in text_string_to_metric_families(await gateway.scrape()) for sample in family.samples}
     assert samples["gateway_privacy_budget_refusals_total"] >= 1
     assert samples["gateway_privacy_epsilon_charged_total"] >= 10
     assert samples["gateway_privacy_noised_responses_total"] >= 20

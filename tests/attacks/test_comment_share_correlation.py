@@ -47,7 +47,7 @@ async def test_the_finest_timeline_does_not_show_whether_the_commenter_shared(ga
         commenter = background(world)
         if world is shared:
             world.share(commenter, COMMENTED + timedelta(seconds=40), channel="whatsapp", region="DE")
-        await gateway.ingest(world.take())
+        await gateway.play(world.take())
     bodies = [(world, await answers(gateway, world)) for world in (shared, silent)]
     assert same_answers(bodies)
     hour = next(
@@ -59,7 +59,7 @@ async def test_the_finest_timeline_does_not_show_whether_the_commenter_shared(ga
 async def test_a_minute_is_not_a_granularity_and_apps_may_not_ask_for_hours(gateway: Gateway) -> None:
     world = World("minute")
     background(world)
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     minute = await gateway.graphql(
         "query($v: ID!) { video(id: $v) { shareTimeline(granularity: MINUTE) { buckets { count } } } }", {"v": world.video()}, principal=world.owner
     )
@@ -77,7 +77,7 @@ async def test_a_range_ending_mid_hour_is_cut_to_whole_hours(gateway: Gateway) -
     world = World("midhour")
     commenter = background(world)
     world.share(commenter, COMMENTED + timedelta(seconds=40))
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     query = """query($video: ID!, $to: DateTime!) { video(id: $video) {
         shareTimeline(granularity: HOUR, from: "%s", to: $to) { to buckets { start count suppressed } } } }""" % iso(days_ago(5))
     served = []
@@ -91,14 +91,14 @@ async def test_a_range_ending_mid_hour_is_cut_to_whole_hours(gateway: Gateway) -
 async def test_the_hour_of_a_fresh_share_is_not_served_yet(gateway: Gateway) -> None:
     world = World("fresh")
     background(world)
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     before = await answers(gateway, world)
     now = datetime.now(UTC)
     fresh = world.actor("fresh")
     world.view(fresh, now - timedelta(minutes=4), region="DE", age_band="25-34")
     world.comment(fresh, now - timedelta(minutes=2), "just shared this")
     world.share(fresh, now - timedelta(minutes=1))
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     after = await answers(gateway, world)
     # Not the view, the comment, the share, nor the audience cell the viewer joins: all are held back.
     assert after == before

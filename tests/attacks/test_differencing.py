@@ -38,7 +38,7 @@ async def test_one_share_changes_no_answer(gateway: Gateway) -> None:
     world.crowd("first", 12, days_ago(9, 10), shares=True)  # one hour of 12 sharers: released whole
     world.publish(days_ago(9, 8), 1)
     world.crowd("other", 12, days_ago(9, 11), 1, shares=True)  # a second video with as many
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     before = await ask(gateway, world)
     ranking = await ask(gateway, world, RANKING)
     assert before["data"]["video"]["stats"]["shares"] == 12
@@ -46,21 +46,21 @@ async def test_one_share_changes_no_answer(gateway: Gateway) -> None:
     target = world.actor("target")
     world.view(target, days_ago(4, 15), region="FR", age_band="45-54")
     world.share(target, days_ago(4, 15, 5), channel="email", region="FR")
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     assert await ask(gateway, world) == before
     # Nor the ranking of the creator's videos by shares, nor its cursors (which carry the ranked count).
     assert await ask(gateway, world, RANKING) == ranking
 
     # Three more sharers the next day: still short of a step.
     world.crowd("more", 3, days_ago(3, 11), shares=True, channel="email")
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     assert await ask(gateway, world) == before
 
     # A fourth completes it: the total moves by the five of them at once. The email cell holds
     # all five, but as the smallest visible channel among suppressed (empty) ones it is suppressed
     # with them: total less whatsapp says five shares went elsewhere. The target is one of five.
     world.crowd("last", 1, days_ago(2, 11), shares=True, channel="email")
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     after = await ask(gateway, world)
     assert after["data"]["video"]["stats"]["shares"] == 17
     channels = {cell["key"]: cell["count"] for cell in after["data"]["video"]["shareChannels"]["buckets"]}
@@ -75,7 +75,7 @@ async def test_overlapping_ranges_subtract_to_whole_suppressed_buckets(gateway: 
     target = world.actor("target")
     world.view(target, days_ago(5, 13, 20))
     world.share(target, days_ago(5, 13, 21))
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     query = """query($video: ID!, $from: DateTime!, $to: DateTime!, $g: Granularity!) { video(id: $video) {
         shareTimeline(granularity: $g, from: $from, to: $to) { from to buckets { start count suppressed } } } }"""
 
@@ -105,7 +105,7 @@ async def test_one_follow_does_not_make_a_user_a_creator(gateway: Gateway) -> No
         {"event_id": f"follow-{world.creator}", "type": "follow", "occurred_at": iso(days_ago(3, 9)),
          "creator_id": world.creator, "actor_id": follower}
     )
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     response = await gateway.graphql('query($c: ID!) { creator(id: $c) { id } }', {"c": world.creator})
     assert response.json()["data"] == {"creator": None}
     assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"

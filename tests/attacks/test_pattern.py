@@ -36,7 +36,7 @@ async def play(gateway: Gateway, name: str, early: bool) -> tuple[World, list[di
         world.share(account, when, index, region="DE")
         world.crowd(f"later{index}-a", 3, published + timedelta(hours=3), index, shares=True)
         world.crowd(f"later{index}-b", 3, published + timedelta(hours=26), index, shares=True)
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     bodies = []
     for index in range(VIDEOS):
         response = await gateway.graphql(QUESTIONS, {"video": world.video(index), "creator": world.creator}, principal=world.owner)

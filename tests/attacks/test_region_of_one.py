@@ -29,7 +29,7 @@ async def play(gateway: Gateway, rare_region: str | None) -> tuple[World, dict[s
     if rare_region is not None:
         world.view(world.actor("rare"), days_ago(5, 14), region=rare_region)
     world.crowd("more", 5, days_ago(4, 9), region="DE", age_band="25-34")  # a step of k after the rare viewer
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     response = await gateway.graphql(AUDIENCE, {"video": world.video()}, principal=world.owner)
     body: dict[str, Any] = response.json()
     assert "errors" not in body, body
@@ -49,6 +49,6 @@ async def test_the_audience_follows_new_steps_of_viewers(gateway: Gateway) -> No
     world, body = await play(gateway, None)
     assert body["data"]["video"]["regions"]["buckets"][0] == {"key": "DE", "count": 35, "suppressed": False}
     world.crowd("later", 5, days_ago(3, 9), region="DE", age_band="25-34")  # a step of k more viewers
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     response = await gateway.graphql(AUDIENCE, {"video": world.video()}, principal=world.owner)
     assert response.json()["data"]["video"]["regions"]["buckets"][0] == {"key": "DE", "count": 40, "suppressed": False}

@@ -26,7 +26,7 @@ async def play(gateway: Gateway, sharer: int | None) -> tuple[World, dict[str, A
         world.view(friend, PUBLISHED.replace(hour=10 + i), region="IS", age_band="18-24")
     if sharer is not None:
         world.share(friends[sharer - 1], PUBLISHED.replace(hour=12, minute=7), channel="whatsapp", region="IS")
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     response = await gateway.graphql(QUESTIONS, {"video": world.video(), "creator": world.creator}, principal=world.owner)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -64,7 +64,7 @@ async def test_one_friend_sharing_in_five_hours_is_one_person_in_every_bucket(ga
         world.view(friend, PUBLISHED.replace(hour=10 + i), region="IS", age_band="18-24")
     for hour in range(5):
         world.share(friends[1], PUBLISHED.replace(hour=13 + hour, minute=5))
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     response = await gateway.graphql(QUESTIONS, {"video": world.video(), "creator": world.creator}, principal=world.owner)
     video = response.json()["data"]["video"]
     for timeline in ("sharesByHour", "sharesByDay", "sharesByWeek", "sharesByMonth"):

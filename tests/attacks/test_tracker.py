@@ -52,7 +52,7 @@ async def every_window(gateway: Gateway, world: World) -> dict[str, dict[str, in
 async def test_narrow_answers_agree_with_the_wide_one_bucket_by_bucket(gateway: Gateway) -> None:
     world = World("tracked")
     busy_video(world, target_hour=HOURS + 1)  # alone in the hour after the busy ones
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     wide = await timeline(gateway, world, START - timedelta(hours=2), START + timedelta(hours=HOURS + 3))
     for window, answer in (await every_window(gateway, world)).items():
         assert all(wide[start] == count for start, count in answer.items()), window
@@ -79,7 +79,7 @@ async def test_the_complement_of_a_lone_small_bucket_stays_hidden_in_narrow_answ
     while START + timedelta(hours=hour) < served_until:
         world.crowd(f"tail{hour}-", 12, START + timedelta(hours=hour), shares=True, spacing=timedelta(minutes=4))
         hour += 1
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     wide = await timeline(gateway, world, START, START + timedelta(hours=HOURS + 2))
     assert wide[(START + timedelta(hours=HOURS)).isoformat()] is None  # the target's hour
     assert wide[START.isoformat()] is None  # its complement: the smallest busy hour (6 sharers)
@@ -92,7 +92,7 @@ async def test_every_window_is_the_same_whether_or_not_the_target_shared(gateway
     tracked, untouched = World("tracked-twin"), World("untouched-twin")
     busy_video(tracked, target_hour=HOURS + 1)
     busy_video(untouched, target_hour=None)
-    await gateway.ingest(tracked.take() + untouched.take())
+    await gateway.play(tracked.take() + untouched.take())
     first = await every_window(gateway, tracked)
     second = await every_window(gateway, untouched)
     assert same_answers([(tracked, first), (untouched, second)]), differences((tracked, first), (untouched, second))
@@ -116,7 +116,7 @@ async def test_a_busy_day_does_not_give_back_its_one_quiet_hour(gateway: Gateway
             world.share(target, day + timedelta(hours=hour, minutes=11))
         else:
             world.crowd(f"h{hour}-", 6 + hour % 5, day + timedelta(hours=hour), shares=True, spacing=timedelta(minutes=2))
-    await gateway.ingest(world.take())
+    await gateway.play(world.take())
     query = """query($video: ID!, $from: DateTime!, $to: DateTime!) { video(id: $video) {
         hours: shareTimeline(granularity: HOUR, from: $from, to: $to) { buckets { start count } }
         days: shareTimeline(granularity: DAY, from: $from, to: $to) { buckets { start count } } } }"""

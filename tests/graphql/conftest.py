@@ -1,4 +1,5 @@
-"""The GraphQL tests' shared fixture: the app over the module's own database, with a client (see harness.py)."""
+"""The GraphQL tests' shared fixture: the app over the module's own database, under the shipped policy with
+its thresholds off (harness.FIELD_TEST_TERMS)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import create_app
-from gateway.config import Settings
-from gateway.store.migrate import migrate
-
-from harness import APP_SECRET, FIELD_TEST_TERMS, Gateway, policies_with, serve
+from harness import FIELD_TEST_TERMS, Gateway, policies_with, running_gateway
 
 ROOT_CONFTEST = Path(__file__).parent.parent / "conftest.py"
 
@@ -30,14 +27,6 @@ def pytest_plugin_registered(plugin: object, manager: pytest.PytestPluginManager
 
 @pytest.fixture(scope="module")
 async def gateway(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
-    """The app over this module's database, its lifespan run as a server runs it, under the shipped
-    policy with the thresholds off (FIELD_TEST_TERMS)."""
     policy_dir = policies_with(tmp_path_factory.mktemp("policies"), FIELD_TEST_TERMS)
-    app = create_app(Settings(database_url=database_url, secret=APP_SECRET, policy_dir=policy_dir))
-    async with app.router.lifespan_context(app) as state:
-        async with serve(app, dict(state or {})) as http:
-            yield Gateway(state=dict(state or {}), http=http)
-    # The lifespan's migrate sets role passwords (on servers that ask for them) from its secret; give them back.
-    from conftest import SECRET
-
-    await migrate(database_url, SECRET)
+    async with running_gateway(database_url, policy_dir=policy_dir) as started:
+        yield started

@@ -12,10 +12,10 @@ from harness import FIELD_TEST_TERMS, Gateway
 
 from gateway.auth import Principal, PrincipalKind
 from gateway.graphql.context import RequestContext
-from gateway.graphql.loaders import Loaders
 from gateway.graphql.schema import GatewaySchema, PreparedDocument, Query, build_schema
-from gateway.privacy.layer import PrivacyLayer
+from gateway.privacy.disclosure import Disclosure
 from gateway.privacy.terms import PrivacyTerms
+from gateway.store.releases import ReleaseReader
 
 SELECTIONS = """
 query Shapes($id: ID!, $inc: Boolean!, $skip: Boolean!) {
@@ -36,16 +36,17 @@ fragment Bucket on TimeBucket { count again: start }
 
 @pytest.fixture(scope="module", autouse=True)
 async def platform(gateway: Gateway) -> None:
-    await gateway.ingest(EVENTS)
+    await gateway.backfill(EVENTS)
 
 
 async def answer(schema: strawberry.Schema, gateway: Gateway, variables: dict[str, Any]) -> Any:
     store = gateway.state["store"]
     principal = Principal(PrincipalKind.USER, ADA)
-    context = RequestContext(principal=principal, store=store, loaders=Loaders(store.reader), request_id="test")
-    # Neither schema runs the policy guard: the request's privacy layer is set as the guard would set it.
+    reader = ReleaseReader(store.reader)
+    context = RequestContext(principal=principal, store=store, reader=reader, request_id="test")
+    # Neither schema runs the policy guard: the request's privacy service is set as the guard would set it.
     terms = PrivacyTerms.parse({**FIELD_TEST_TERMS, "granularity_floor": "HOUR"})
-    context.privacy = PrivacyLayer(terms, principal, b"k" * 32, context.now)
+    context.disclosure = Disclosure(terms, reader, b"k" * 32, context.now)
     result = await schema.execute(SELECTIONS, variable_values=variables, context_value=context)
     assert result.errors is None
     return result.data

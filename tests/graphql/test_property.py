@@ -39,7 +39,7 @@ from hypothesis_graphql import nodes, queries
 
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 from gateway.graphql.schema import build_schema
-from gateway.graphql.types import VideoOrder, encode_cursor
+from gateway.graphql.creator import VideoOrder, encode_cursor
 
 from fixture_platform import ACTORS, ADA, ADA_FIRST, ADA_SECOND, BO, BO_ONLY, EVENTS, VIDEO_OWNER
 from harness import Gateway
@@ -93,7 +93,7 @@ QUERIES = queries(
 
 @pytest.fixture(scope="module", autouse=True)
 async def platform(gateway: Gateway) -> None:
-    await gateway.ingest(EVENTS)
+    await gateway.backfill(EVENTS)
 
 
 def fields(selection_set: SelectionSetNode) -> Iterator[FieldNode]:

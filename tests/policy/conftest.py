@@ -2,8 +2,9 @@
 
 This directory is a package (`policy`, for its test_cli.py and test_fields.py beside others of the
 same name), so this file is `policy.conftest` and leaves the module name `conftest` to
-tests/conftest.py. test_guard.py reuses tests/graphql/harness.py, which tests/graphql/conftest.py
-puts on sys.path only when that directory is collected; it is put there for a run of this one alone.
+tests/conftest.py. test_guard.py reuses the GraphQL tests' fixture platform from tests/graphql,
+which tests/graphql/conftest.py puts on sys.path only when that directory is collected; it is put
+there for a run of this one alone.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from asyncpg.connection import LoggedQuery
 from prometheus_client.parser import text_string_to_metric_families
 
 import gateway.policy.opa as opa_engine
-from gateway.app import create_app
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 from gateway.config import Settings
 from gateway.policy.decider import DecisionRecord
@@ -35,7 +34,7 @@ from gateway.store.decision_log import DecisionLogWriter
 from gateway.store.migrate import migrate
 
 from fixture_platform import ADA, ADA_FIRST, BO, EVENTS, SHARER
-from harness import APP_SECRET, Gateway, authorization, serve
+from harness import APP_SECRET, Gateway, authorization, running_gateway
 
 from .opa_standin import Mode, OpaStandin
 
@@ -61,23 +60,6 @@ def app_principal(*scopes: str, acting_for: str = SHARER) -> Principal:
 # --- the apps ------------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Gateway]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app) as state:
-        async with serve(app, dict(state or {})) as http:
-            yield Gateway(state=dict(state or {}), http=http)
-
-
-@pytest.fixture(scope="module")
-async def roles_restored(database_url: str) -> AsyncIterator[None]:
-    yield
-    # The lifespan's migrate sets role passwords (on servers that ask for them) from its secret; give them back.
-    from conftest import SECRET
-
-    await migrate(database_url, SECRET)
-
-
 @pytest.fixture(scope="module")
 def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the shipped policy, for the tests that edit it."""
@@ -87,19 +69,17 @@ def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def gateway(database_url: str, policy_dir: Path, roles_restored: None) -> AsyncIterator[Gateway]:
+async def gateway(database_url: str, policy_dir: Path) -> AsyncIterator[Gateway]:
     """The app deciding with the embedded engine, over the GraphQL tests' platform."""
-    settings = Settings(database_url=database_url, secret=APP_SECRET, policy_dir=policy_dir, policy_timeout=EMBEDDED_TIMEOUT)
-    async with running(settings) as started:
-        await started.ingest(EVENTS)
+    async with running_gateway(database_url, policy_dir=policy_dir, policy_timeout=EMBEDDED_TIMEOUT) as started:
+        await started.backfill(EVENTS)
         yield started
 
 
 @pytest.fixture(scope="module")
-async def opa_gateway(database_url: str, opa_server: OpaStandin, roles_restored: None) -> AsyncIterator[Gateway]:
+async def opa_gateway(database_url: str, opa_server: OpaStandin) -> AsyncIterator[Gateway]:
     """The app deciding with the OPA-server engine, against the stand-in."""
-    settings = Settings(database_url=database_url, secret=APP_SECRET, opa_url=opa_server.url, policy_timeout=OPA_TIMEOUT)
-    async with running(settings) as started:
+    async with running_gateway(database_url, opa_url=opa_server.url, policy_timeout=OPA_TIMEOUT) as started:
         yield started
 
 
@@ -200,11 +180,9 @@ def from_resolvers(sent: list[str]) -> list[str]:
 
 async def cache_counts(gateway: Gateway) -> dict[str, float]:
     """The decision cache's hits and misses, as GET /metrics exports them."""
-    response = await gateway.http.get("/metrics")
-    assert response.status_code == 200
     return {
         sample.labels["cache"]: sample.value
-        for family in text_string_to_metric_families(response.text)
+        for family in text_string_to_metric_families(await gateway.scrape())
         for sample in family.samples
         if sample.name == "gateway_policy_decisions_total"
     }

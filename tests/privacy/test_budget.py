@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from fractions import Fraction
+from typing import cast
 
 import asyncpg
 import pytest
@@ -12,9 +13,10 @@ import pytest
 from gateway.auth import Principal, PrincipalKind
 from gateway.errors import BudgetExhausted
 from gateway.privacy.budget import BudgetLedger
-from gateway.privacy.layer import PrivacyLayer
+from gateway.privacy.disclosure import Disclosure
 from gateway.privacy.terms import PrivacyTerms
 from gateway.store.pools import Store
+from gateway.store.releases import ReleaseReader
 
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 TERMS = PrivacyTerms.parse(
@@ -22,10 +24,16 @@ TERMS = PrivacyTerms.parse(
 )
 
 
-def layer_for(principal: Principal, *questions: tuple[str, int], now: datetime = NOW) -> PrivacyLayer:
-    layer = PrivacyLayer(TERMS, principal, b"k" * 32, now)
-    for metric, value in questions:
-        layer.count(metric, "video-1", value)
+# The budget reads no release: only what a request's privacy service drew.
+NO_READER = cast(ReleaseReader, None)
+
+
+def layer_for(principal: Principal, *draws: tuple[str, int], now: datetime = NOW) -> Disclosure:
+    """A request's privacy service after it released the draws of (metric, release) pairs, each
+    costing the metric's ε (the budget treats a set of draws by its name only)."""
+    layer = Disclosure(TERMS, NO_READER, b"k" * 32, now)
+    for metric, release in draws:
+        layer.draws[f"video-1/{metric}/{release}".encode()] = TERMS.epsilon[metric]
     return layer
 
 
@@ -38,14 +46,14 @@ async def spent_rows(admin: asyncpg.Connection) -> int:
     return count
 
 
-async def test_releases_are_charged_and_the_rest_is_reported(store: Store) -> None:
+async def test_draws_are_charged_and_the_rest_is_reported(store: Store) -> None:
     layer = layer_for(app(user="u-charged"), ("views", 100), ("shares", 10))
     await BudgetLedger(store.reader).charge(layer, app(user="u-charged"))
     assert (layer.epsilon_spent, layer.budget_left) == (Fraction(3, 4), Fraction(1, 4))
     assert layer.report()["epsilonSpent"] == 0.75 and layer.report()["budgetLeft"] == 0.25
 
 
-async def test_a_repeated_identical_question_costs_nothing(store: Store) -> None:
+async def test_the_same_draws_released_again_cost_nothing(store: Store) -> None:
     principal = app(user="u-repeat")
     for _ in range(5):
         layer = layer_for(principal, ("views", 100))
@@ -53,7 +61,7 @@ async def test_a_repeated_identical_question_costs_nothing(store: Store) -> None
     assert (layer.epsilon_spent, layer.budget_left) == (0, Fraction(1, 2))
 
 
-async def test_the_same_question_about_changed_data_is_a_new_release(store: Store) -> None:
+async def test_the_draws_of_a_new_release_are_charged(store: Store) -> None:
     principal = app(user="u-changed")
     await BudgetLedger(store.reader).charge(layer_for(principal, ("views", 100)), principal)
     layer = layer_for(principal, ("views", 101))
@@ -91,7 +99,7 @@ async def test_budgets_are_per_app_per_user_per_day(store: Store) -> None:
 
 async def test_concurrent_requests_cannot_both_fit_in_what_is_left(store: Store) -> None:
     principal = app(user="u-race")
-    layers = [layer_for(principal, ("views", value)) for value in range(10, 16)]  # six distinct releases of ε 0.5
+    layers = [layer_for(principal, ("views", value)) for value in range(10, 16)]  # six distinct draws of ε 0.5
     results = await asyncio.gather(*(BudgetLedger(store.reader).charge(layer, principal) for layer in layers), return_exceptions=True)
     allowed = [result for result in results if result is None]
     refused = [result for result in results if isinstance(result, BudgetExhausted)]
@@ -124,8 +132,7 @@ async def test_principals_without_a_budget_are_not_charged(store: Store, admin: 
     before = await spent_rows(admin)
     owner_terms = PrivacyTerms.parse({"k_threshold": 5, "granularity_floor": "HOUR", "bucket_delay_seconds": 3600})
     user = Principal(PrincipalKind.USER, "creator-1")
-    layer = PrivacyLayer(owner_terms, user, b"k" * 32, NOW)
-    layer.count("views", "video-1", 10)
+    layer = Disclosure(owner_terms, NO_READER, b"k" * 32, NOW)
     await BudgetLedger(store.reader).charge(layer, user)
     assert layer.budget_left is None and await spent_rows(admin) == before
 

@@ -1,15 +1,12 @@
-"""Closed buckets after a delay, and totals that grow in steps of k."""
+"""Which release a principal sees: the latest made before the end of the newest floor bucket closed a delay ago."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from gateway.privacy.release import bucket_after, cutoff, released_sums, truncate
-from gateway.store.queries import Granularity
+from gateway.privacy.release import Granularity, bucket_after, cutoff, settled, truncate
 
 MOMENT = datetime(2026, 11, 25, 14, 37, 12, 5, tzinfo=UTC)  # a Wednesday
 
@@ -47,28 +44,7 @@ def test_cutoff_is_the_end_of_the_newest_bucket_closed_a_delay_ago(now: datetime
     assert cutoff(now, granularity, timedelta(hours=1)) == expected
 
 
-def test_totals_wait_for_k_units() -> None:
-    rows = [((1,), 1), ((2,), 1), ((1,), 1), ((1,), 1), ((5,), 1), ((1,), 1)]
-    assert released_sums(rows[:4], 5, 1).sums == [0]
-    released = released_sums(rows, 5, 1)
-    assert (released.sums, released.last) == ([10], 4)
-
-
-series = st.lists(st.tuples(st.integers(0, 20), st.integers(0, 6)), max_size=40)
-
-
-@given(series, st.integers(1, 8), st.integers(0, 40), st.integers(0, 40))
-def test_two_answers_differ_by_k_units_or_not_at_all(rows: list[tuple[int, int]], k: int, first: int, second: int) -> None:
-    """Asked at two times (the closed buckets then being two prefixes of the series), the released
-    totals are equal, or what lies between them holds at least k units."""
-    early, late = sorted((first, second))
-    data = [((count,), units) for count, units in rows]
-    before = released_sums(data[:early], k, 1)
-    after = released_sums(data[:late], k, 1)
-    assert after.last >= before.last
-    assert after.sums[0] >= before.sums[0] or any(count < 0 for count, _ in rows)
-    if after.last != before.last:
-        assert sum(units for _, units in data[before.last + 1 : after.last + 1]) >= k
-        assert after.sums[0] - before.sums[0] == sum(row[0][0] for row in data[before.last + 1 : after.last + 1])
-    else:
-        assert after.sums == before.sums
+def test_a_cutoff_is_settled_once_every_commit_before_it_is_seen() -> None:
+    assert not settled(MOMENT, MOMENT)
+    assert not settled(MOMENT - timedelta(seconds=30), MOMENT)
+    assert settled(MOMENT - timedelta(minutes=1), MOMENT)

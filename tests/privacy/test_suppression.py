@@ -1,80 +1,75 @@
-"""k-threshold and complementary suppression."""
+"""k-threshold and complementary suppression of breakdown cells, within one release."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.auth import Principal, PrincipalKind
-from gateway.privacy.layer import PrivacyLayer
+from gateway.privacy.suppression import Cell
 from gateway.privacy.suppression import suppress
-from gateway.privacy.terms import PrivacyTerms
-from gateway.store.queries import Bucket, Granularity
 
 
-def served(buckets: list[Bucket], k: int, pool_key: str | None = None) -> list[tuple[object, int | None]]:
+def served(buckets: list[Cell], k: int, pool_key: str | None = None) -> list[tuple[object, int | None]]:
     return [(cell.key, cell.count) for cell in suppress(buckets, k, pool_key=pool_key)]
 
 
 def test_cells_below_k_distinct_actors_are_suppressed_and_empty_ones_too() -> None:
-    buckets = [Bucket("whatsapp", 40, 30), Bucket("x", 9, 4), Bucket("email", 0, 0), Bucket("sms", 7, 6), Bucket("other", 3, 2)]
+    buckets = [Cell("whatsapp", 40, 30), Cell("x", 9, 4), Cell("email", 0, 0), Cell("sms", 7, 6), Cell("other", 3, 2)]
     # x, email and other are below k; sms, the smallest visible cell, goes with them, so the total
     # less whatsapp is the shares of at least k people, wherever they went.
     assert served(buckets, 5) == [("whatsapp", 40), ("x", None), ("email", None), ("sms", None), ("other", None)]
 
 
 def test_whether_a_complement_is_taken_does_not_depend_on_the_small_cells() -> None:
-    empty = [Bucket("whatsapp", 40, 30), Bucket("sms", 7, 6), Bucket("x", 0, 0)]
-    small = [Bucket("whatsapp", 40, 30), Bucket("sms", 7, 6), Bucket("x", 1, 1)]
+    empty = [Cell("whatsapp", 40, 30), Cell("sms", 7, 6), Cell("x", 0, 0)]
+    small = [Cell("whatsapp", 40, 30), Cell("sms", 7, 6), Cell("x", 1, 1)]
     assert served(empty, 5) == served(small, 5) == [("whatsapp", 40), ("sms", None), ("x", None)]
 
 
 def test_the_count_does_not_decide_only_distinct_actors_do() -> None:
     # One account sharing 12 times is still one actor.
-    assert served([Bucket("a", 12, 1), Bucket("b", 10, 10), Bucket("c", 1, 1), Bucket("d", 6, 6)], 5) == [
+    assert served([Cell("a", 12, 1), Cell("b", 10, 10), Cell("c", 1, 1), Cell("d", 6, 6)], 5) == [
         ("a", None), ("b", 10), ("c", None), ("d", None)
     ]
 
 
 def test_one_suppressed_cell_takes_the_next_smallest_with_it() -> None:
-    buckets = [Bucket("whatsapp", 40, 30), Bucket("x", 5, 5), Bucket("email", 7, 6), Bucket("sms", 6, 6), Bucket("dm", 4, 1)]
+    buckets = [Cell("whatsapp", 40, 30), Cell("x", 5, 5), Cell("email", 7, 6), Cell("sms", 6, 6), Cell("dm", 4, 1)]
     # total 62 is public: alone, dm would be 62 - 40 - 5 - 7 - 6. x, the smallest, goes with it.
     assert served(buckets, 5) == [("whatsapp", 40), ("x", None), ("email", 7), ("sms", 6), ("dm", None)]
 
 
 def test_ties_for_next_smallest_are_broken_by_actors_then_key() -> None:
-    buckets = [Bucket("a", 1, 1), Bucket("c", 6, 6), Bucket("b", 6, 5), Bucket("d", 6, 5)]
+    buckets = [Cell("a", 1, 1), Cell("c", 6, 6), Cell("b", 6, 5), Cell("d", 6, 5)]
     assert served(buckets, 5) == [("a", None), ("c", 6), ("b", None), ("d", 6)]
 
 
 def test_nothing_to_hide_hides_nothing() -> None:
-    buckets = [Bucket("a", 10, 10), Bucket("b", 5, 5)]
+    buckets = [Cell("a", 10, 10), Cell("b", 5, 5)]
     assert served(buckets, 5) == [("a", 10), ("b", 5)]
 
 
 def test_a_lone_cell_below_k_has_no_partner() -> None:
-    assert served([Bucket("a", 2, 2)], 5) == [("a", None)]
+    assert served([Cell("a", 2, 2)], 5) == [("a", None)]
 
 
 def test_pooled_cells_hide_their_keys_and_take_the_smallest_visible_with_them() -> None:
-    buckets = [Bucket("DE", 50, 50), Bucket("IS", 1, 1), Bucket("FR", 9, 9), Bucket("US", 30, 30)]
+    buckets = [Cell("DE", 50, 50), Cell("IS", 1, 1), Cell("FR", 9, 9), Cell("US", 30, 30)]
     assert served(buckets, 5, pool_key="OTHER") == [("DE", 50), ("US", 30), ("OTHER", None)]
 
 
 def test_the_pool_takes_the_smallest_visible_cell_even_when_nothing_is_below_k() -> None:
     # Otherwise a listed FR would say "no region below k", and a pooled one "some region below k".
-    assert served([Bucket("DE", 50, 50), Bucket("FR", 9, 9)], 5, pool_key="OTHER") == [("DE", 50), ("OTHER", None)]
+    assert served([Cell("DE", 50, 50), Cell("FR", 9, 9)], 5, pool_key="OTHER") == [("DE", 50), ("OTHER", None)]
 
 
 def test_without_a_threshold_the_pool_is_empty() -> None:
-    assert served([Bucket("DE", 50, 50), Bucket("FR", 9, 9)], 0, pool_key="OTHER") == [("DE", 50), ("FR", 9), ("OTHER", None)]
+    assert served([Cell("DE", 50, 50), Cell("FR", 9, 9)], 0, pool_key="OTHER") == [("DE", 50), ("FR", 9), ("OTHER", None)]
 
 
 @given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 12)), min_size=1, max_size=12), st.integers(1, 10))
 def test_no_suppressed_cell_can_be_recomputed_from_the_total(cells: list[tuple[int, int]], k: int) -> None:
-    buckets = [Bucket(f"key-{index}", max(count, actors), actors) for index, (count, actors) in enumerate(cells)]
+    buckets = [Cell(f"key-{index}", max(count, actors), actors) for index, (count, actors) in enumerate(cells)]
     result = suppress(buckets, k)
     hidden = [cell for cell in result if cell.count is None]
     # Every cell below k is hidden.
@@ -84,19 +79,3 @@ def test_no_suppressed_cell_can_be_recomputed_from_the_total(cells: list[tuple[i
     if len(hidden) < len(result):
         assert len(hidden) != 1
         assert not 0 < sum(cell.actors for cell in hidden) < k
-
-
-def test_a_lone_suppressed_day_in_a_served_week_or_month_takes_a_sibling_with_it() -> None:
-    terms = PrivacyTerms.parse({"k_threshold": 5, "granularity_floor": "DAY", "bucket_delay_seconds": 0})
-    monday = datetime(2026, 11, 2, tzinfo=UTC)
-    layer = PrivacyLayer(terms, Principal(PrincipalKind.USER, "c"), b"k" * 32, monday + timedelta(days=7))
-    # A week of busy days but Thursday, which has one sharer, two weeks after a first busy day that
-    # is the lifetime's smallest: the lifetime's complement is that first day, so only the rule
-    # for the week (and the month) can hide one of Thursday's siblings.
-    lifetime = [Bucket(monday - timedelta(days=14), 6, 6)] + [
-        Bucket(monday + timedelta(days=day), 1 if day == 3 else 10 + day, 1 if day == 3 else 10 + day) for day in range(7)
-    ]
-    cells = layer.timeline("shares", "v", lifetime, Granularity.DAY, monday, monday + timedelta(days=7))
-    hidden = [cell.key.day for cell in cells if cell.count is None]  # type: ignore[union-attr]
-    # Thursday, and Monday (the week's smallest busy day) with it: the week's count less the rest is two days' worth.
-    assert hidden == [2, 5]

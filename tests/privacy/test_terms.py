@@ -10,7 +10,7 @@ import pytest
 
 from gateway.errors import PolicyUnavailable
 from gateway.privacy.terms import PrivacyTerms, terms_of
-from gateway.store.queries import Granularity
+from gateway.privacy.release import Granularity
 
 SHIPPED_APP = {
     "k_threshold": 50,

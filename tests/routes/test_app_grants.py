@@ -4,40 +4,30 @@ ends the tokens issued before, over HTTP, against the real app and store."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.auth import AppGrants, Principal, PrincipalKind, create_app_token
-from gateway.config import Settings
 from gateway.errors import NotFound, StoreUnavailable, Unauthenticated
 from gateway.store.apps import Grant, authorize_app, register_app, revoke_app
-from gateway.store.migrate import migrate
-from tests.graphql.harness import APP_SECRET, SHIPPED_POLICIES, serve
 
-from conftest import SECRET
+from harness import APP_SECRET, Gateway, running_gateway, serve
 
 ME = "query { me { id } }"
 
 
 @pytest.fixture(scope="module")
-async def served(database_url: str) -> AsyncIterator[tuple[Starlette, dict[str, Any]]]:
+async def gateway(database_url: str) -> AsyncIterator[Gateway]:
     # No grant is trusted from memory: every request looks it up.
-    app = create_app(Settings(database_url=database_url, secret=APP_SECRET, policy_dir=SHIPPED_POLICIES, app_grant_ttl=0))
-    async with app.router.lifespan_context(app) as state:
-        yield app, dict(state or {})
-    # The lifespan's migrate sets role passwords (on servers that ask for them) from its secret; give them back.
-    await migrate(database_url, SECRET)
+    async with running_gateway(database_url, app_grant_ttl=0) as started:
+        yield started
 
 
 @pytest.fixture
-async def http(served: tuple[Starlette, dict[str, Any]]) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(*served) as client:
-        yield client
+def http(gateway: Gateway) -> httpx.AsyncClient:
+    return gateway.http
 
 
 async def ask(http: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -90,15 +80,14 @@ async def test_a_grant_is_per_app_and_user(http: httpx.AsyncClient, admin: async
 
 
 async def test_a_grant_that_cannot_be_looked_up_refuses_the_request_as_unavailable(
-    served: tuple[Starlette, dict[str, Any]], admin: asyncpg.Connection
+    gateway: Gateway, admin: asyncpg.Connection
 ) -> None:
-    app, state = served
     token = await authorized(admin, await register_app(admin, "Acme"), "u5", ["activity"])
 
     async def unreachable(app_id: str, user_id: str) -> Grant:
         raise StoreUnavailable("the app's grant could not be checked: connection refused")
 
-    async with serve(app, {**state, "grants": AppGrants(unreachable, ttl=0)}) as client:
+    async with serve(gateway.app, {**gateway.state, "grants": AppGrants(unreachable, ttl=0)}) as client:
         response = await ask(client, token)
 
     assert response.status_code == 503

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,18 +12,12 @@ import asyncpg
 import httpx
 import jwt
 import pytest
-from starlette.types import Receive, Scope, Send
 
-from gateway.app import create_app
 from gateway.auth import ISSUER, PrincipalKind, create_app_token, create_token
-from gateway.config import Settings
 from gateway.policy.worker import PolicyFiles
-from gateway.store.migrate import migrate
 
-from conftest import SECRET
+from harness import APP_SECRET, SHIPPED_POLICIES, TestClock, running_gateway
 
-# The app signs with a secret long enough for HS256 (PyJWT warns, an error here, below 32 bytes).
-APP_SECRET = "routes-tests-app-secret-" + "0123456789abcdef" * 2
 MAX_INGEST_BYTES = 64 * 1024
 NDJSON = {"Content-Type": "application/x-ndjson"}
 AT = "2025-06-01T12:{minute:02d}:00Z"
@@ -30,19 +25,11 @@ AT = "2025-06-01T12:{minute:02d}:00Z"
 
 @pytest.fixture(scope="module")
 async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the app, its lifespan run as a server runs it."""
-    settings = Settings(database_url=database_url, secret=APP_SECRET, max_ingest_bytes=MAX_INGEST_BYTES)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app) as state:
-
-        async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-            # As an ASGI server does: each request's scope carries a copy of the lifespan state.
-            await app({**scope, "state": dict(state or {})}, receive, send)
-
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=serve), base_url="http://gateway") as client:
-            yield client
-    # The lifespan's migrate sets role passwords (on servers that ask for them) from its secret; give them back.
-    await migrate(database_url, SECRET)
+    """An HTTP client of the app, its lifespan run as a server runs it, on 2025-06-01 just after the
+    hour the events here occur in (well inside the lateness window)."""
+    clock = TestClock(datetime(2025, 6, 1, 13, tzinfo=UTC))
+    async with running_gateway(database_url, clock=clock, max_ingest_bytes=MAX_INGEST_BYTES) as gateway:
+        yield gateway.http
 
 
 def token(kind: PrincipalKind, subject: str = "ingest-bot") -> str:
@@ -82,7 +69,7 @@ async def stored_ids(admin: asyncpg.Connection, prefix: str) -> list[str]:
     return [row["event_id"] for row in rows]
 
 
-async def test_post_events_stores_the_batch_and_its_rollups(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+async def test_post_events_stores_the_batch_and_counts_it(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
     events = video_events("v-store", creator_id="c-store")
 
     response = await client.post("/events", content=ndjson(*events), headers=service_headers())
@@ -92,27 +79,23 @@ async def test_post_events_stores_the_batch_and_its_rollups(client: httpx.AsyncC
     assert await stored_ids(admin, "v-store-") == sorted(event["event_id"] for event in events)
     video = await admin.fetchrow("SELECT creator_id, published_at FROM videos WHERE video_id = 'v-store'")
     assert (video["creator_id"], video["published_at"].isoformat()) == ("c-store", "2025-06-01T12:00:00+00:00")
-    hourly = await admin.fetchrow(
-        "SELECT views, viewers, watch_ms, completed_views, likes, likers, shares, sharers, comments FROM video_hourly WHERE video_id = 'v-store'"
+    totals = await admin.fetch(
+        "SELECT metric::text, events, people, watch_ms FROM live_totals WHERE subject_id IN ('v-store', 'c-store') ORDER BY metric"
     )
-    assert dict(hourly) == {
-        "views": 3, "viewers": 2, "watch_ms": 5500, "completed_views": 1, "likes": 1, "likers": 1, "shares": 1, "sharers": 1, "comments": 0,
-    }
-    channels = await admin.fetch("SELECT channel, shares, sharers FROM video_channels WHERE video_id = 'v-store'")
-    assert [tuple(row) for row in channels] == [("whatsapp", 1, 1)]
-    regions = await admin.fetch(
-        "SELECT value, views, viewers, shares FROM video_audience WHERE video_id = 'v-store' AND dimension = 'region' ORDER BY value"
+    assert [tuple(row) for row in totals] == [("f", 1, 1, 0), ("l", 1, 1, 0), ("s", 1, 1, 0), ("v", 3, 2, 5500)]
+    cells = await admin.fetch(
+        "SELECT dimension::text, value, events, people FROM live_cells WHERE subject_id = 'v-store' AND dimension IN ('c', 'r', 'w') ORDER BY 1, 2"
     )
-    assert [tuple(row) for row in regions] == [("DE", 1, 1, 0), ("FR", 1, 1, 1), ("unknown", 1, 1, 0)]
-    follows = await admin.fetchrow("SELECT follows, followers FROM creator_daily WHERE creator_id = 'c-store'")
-    assert tuple(follows) == (1, 1)
+    assert [tuple(row) for row in cells] == [
+        ("c", "whatsapp", 1, 1), ("r", "DE", 1, 1), ("r", "FR", 1, 1), ("r", "unknown", 1, 1), ("w", "completed", 1, 0),
+    ]
 
 
 async def test_post_events_retried_batch_stores_nothing_twice(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
     body = ndjson(*video_events("v-retry"))
     first = await client.post("/events", content=body, headers=service_headers())
-    rollup = "SELECT views, viewers, likes, shares FROM video_hourly WHERE video_id = 'v-retry'"
-    after_first = tuple(await admin.fetchrow(rollup))
+    counted = "SELECT array_agg((metric::text, events, people) ORDER BY metric)::text FROM live_totals WHERE subject_id = 'v-retry'"
+    after_first = await admin.fetchval(counted)
 
     retried = await client.post("/events", content=body, headers=service_headers())
 
@@ -120,7 +103,7 @@ async def test_post_events_retried_batch_stores_nothing_twice(client: httpx.Asyn
     assert retried.status_code == 200
     assert retried.json() == {"received": 7, "inserted": 0, "duplicates": 7}
     assert len(await stored_ids(admin, "v-retry-")) == 7
-    assert tuple(await admin.fetchrow(rollup)) == after_first == (3, 2, 1, 1)
+    assert await admin.fetchval(counted) == after_first == '{"(l,1,1)","(s,1,1)","(v,3,2)"}'
 
 
 async def test_post_events_duplicate_within_a_batch_is_stored_once(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
@@ -130,7 +113,7 @@ async def test_post_events_duplicate_within_a_batch_is_stored_once(client: httpx
 
     assert response.json() == {"received": 2, "inserted": 1, "duplicates": 1}
     assert await stored_ids(admin, "v-twice-") == ["v-twice-view-1"]
-    assert await admin.fetchval("SELECT views FROM video_hourly WHERE video_id = 'v-twice'") == 1
+    assert await admin.fetchval("SELECT events FROM live_totals WHERE subject_id = 'v-twice' AND metric = 'v'") == 1
 
 
 async def test_post_events_skips_blank_lines_and_crlf(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
@@ -358,7 +341,7 @@ async def test_healthz_is_ok(client: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_reaches_the_store_and_names_the_policy_in_force(client: httpx.AsyncClient) -> None:
-    in_force = PolicyFiles.read(Settings().policy_dir).revision
+    in_force = PolicyFiles.read(SHIPPED_POLICIES).revision
 
     response = await client.get("/readyz")
 

@@ -1,4 +1,4 @@
-"""Shared by the store tests: building events, clean slates, and rollups recomputed from scratch over `events`."""
+"""Shared by the store tests: building events, clean slates, and the live state recomputed from scratch over `events`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from gateway.store.ingest import BatchResult, EventWriter
 
 __all__ = [
     "FROM_SCRATCH",
-    "ROLLUP_TABLES",
-    "assert_rollups_match_events",
+    "LIVE_TABLES",
+    "assert_history_is_sound",
+    "assert_live_state_matches_events",
     "data_tables",
     "event",
     "ingest",
@@ -76,11 +77,12 @@ async def ingest(writer: EventWriter, events: Iterable[dict[str, Any]]) -> Batch
 
 
 async def data_tables(admin: asyncpg.Connection) -> list[str]:
-    """Every table that holds ingested data (partitions are reached through `events`)."""
+    """Every table that holds ingested data (partitions are reached through `events`); not the
+    migrations' record nor the history's settings (its k, the dimensions of each metric)."""
     rows = await admin.fetch(
         """SELECT relname FROM pg_class
            WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p')
-             AND NOT relispartition AND relname <> 'schema_migrations'
+             AND NOT relispartition AND relname NOT IN ('schema_migrations', 'release_settings', 'metric_dimensions')
            ORDER BY relname"""
     )
     return [row["relname"] for row in rows]
@@ -99,70 +101,89 @@ async def snapshot(admin: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]
     }
 
 
-# Each rollup recomputed from the raw events alone, column for column as the table stores it,
-# with distinct counts taken by count(DISTINCT actor_id) rather than through the actor ledgers.
-FROM_SCRATCH: dict[str, str] = {
-    "videos": """
-        SELECT video_id, min(creator_id) AS creator_id,
-               min(occurred_at) FILTER (WHERE type = 'video_published') AS published_at
-        FROM events WHERE video_id IS NOT NULL
-        GROUP BY video_id""",
-    "video_hourly": """
-        SELECT video_id, date_trunc('hour', occurred_at, 'UTC') AS hour,
-               count(*) FILTER (WHERE type = 'view') AS views,
-               coalesce(sum(watch_ms), 0) AS watch_ms,
-               count(*) FILTER (WHERE type = 'view' AND completed) AS completed_views,
-               count(*) FILTER (WHERE type = 'like') - count(*) FILTER (WHERE type = 'unlike') AS likes,
-               count(*) FILTER (WHERE type = 'comment') AS comments,
-               count(*) FILTER (WHERE type = 'share') AS shares,
-               count(DISTINCT actor_id) FILTER (WHERE type = 'view') AS viewers,
-               count(DISTINCT actor_id) FILTER (WHERE type = 'like') AS likers,
-               count(DISTINCT actor_id) FILTER (WHERE type = 'unlike') AS unlikers,
-               count(DISTINCT actor_id) FILTER (WHERE type = 'comment') AS commenters,
-               count(DISTINCT actor_id) FILTER (WHERE type = 'share') AS sharers
-        FROM events WHERE type IN ('view', 'like', 'unlike', 'comment', 'share')
-        GROUP BY 1, 2""",
-    "video_hourly_channels": """
-        SELECT video_id, date_trunc('hour', occurred_at, 'UTC') AS hour, channel,
-               count(*) AS shares, count(DISTINCT actor_id) AS sharers
-        FROM events WHERE type = 'share'
-        GROUP BY 1, 2, 3""",
-    "video_channels": """
-        SELECT video_id, channel, count(*) AS shares, count(DISTINCT actor_id) AS sharers
-        FROM events WHERE type = 'share'
-        GROUP BY 1, 2""",
-    "video_audience": """
-        SELECT video_id, d.dimension, d.value,
-               count(*) FILTER (WHERE type = 'view') AS views,
-               count(DISTINCT actor_id) FILTER (WHERE type = 'view') AS viewers,
-               count(*) FILTER (WHERE type = 'share') AS shares,
-               count(DISTINCT actor_id) FILTER (WHERE type = 'share') AS sharers
-        FROM events
-        CROSS JOIN LATERAL (VALUES ('region', coalesce(region::text, 'unknown')),
-                                   ('age_band', coalesce(age_band, 'unknown'))) AS d (dimension, value)
-        WHERE type IN ('view', 'share')
-        GROUP BY 1, 2, 3""",
-    "creator_daily": """
-        SELECT creator_id, (occurred_at AT TIME ZONE 'UTC')::date AS day,
-               count(*) FILTER (WHERE type = 'follow') AS follows,
-               count(*) FILTER (WHERE type = 'unfollow') AS unfollows,
-               count(DISTINCT actor_id) FILTER (WHERE type = 'follow') AS followers,
-               count(DISTINCT actor_id) FILTER (WHERE type = 'unfollow') AS unfollowers
-        FROM events WHERE type IN ('follow', 'unfollow')
-        GROUP BY 1, 2""",
+# The live state recomputed from the raw events alone, column for column as the tables store it
+# (the columns arrival order decides, released_*, aside), with distinct counts taken by
+# count(DISTINCT actor_id) rather than through the ledger.
+_METRIC = """(CASE type WHEN 'view' THEN 'v' WHEN 'like' THEN 'l' WHEN 'unlike' THEN 'l'
+                        WHEN 'comment' THEN 'c' ELSE 's' END)::"char" """
+_LATEST_FOLLOWS = """
+    SELECT DISTINCT ON (creator_id, actor_id) creator_id, actor_id, type = 'follow' AS following, occurred_at AS state_at
+    FROM events WHERE type IN ('follow', 'unfollow')
+    ORDER BY creator_id, actor_id, occurred_at DESC, type DESC"""
+FROM_SCRATCH: dict[str, tuple[str, str]] = {
+    "videos": (
+        "SELECT video_id, creator_id, published_at FROM videos",
+        """SELECT video_id, min(creator_id) AS creator_id,
+                  min(occurred_at) FILTER (WHERE type = 'video_published') AS published_at
+           FROM events WHERE video_id IS NOT NULL
+           GROUP BY video_id""",
+    ),
+    "live_totals": (
+        "SELECT subject_id, metric, people, events, watch_ms FROM live_totals",
+        f"""SELECT video_id AS subject_id, {_METRIC} AS metric, count(DISTINCT actor_id) AS people,
+                   sum(CASE type WHEN 'unlike' THEN -1 ELSE 1 END) AS events, coalesce(sum(watch_ms), 0) AS watch_ms
+            FROM events WHERE type IN ('view', 'like', 'unlike', 'comment', 'share')
+            GROUP BY 1, 2
+            UNION ALL
+            SELECT creator_id, 'f', count(*), count(*) FILTER (WHERE following), 0
+            FROM ({_LATEST_FOLLOWS}) latest
+            GROUP BY 1""",
+    ),
+    "live_cells": (
+        "SELECT subject_id, metric, dimension, value, events, people FROM live_cells",
+        f"""SELECT video_id AS subject_id, metric, dimension, value, sum(events) AS events, count(DISTINCT actor_id) AS people
+            FROM (SELECT video_id, actor_id, {_METRIC} AS metric, d.dimension, d.value, d.events
+                  FROM events
+                  CROSS JOIN LATERAL (VALUES ('c'::"char", channel::text, 1),
+                                             ('r', coalesce(region::text, 'unknown'), 1),
+                                             ('a', coalesce(age_band, 'unknown'), 1)) AS d (dimension, value, events)
+                  WHERE type IN ('view', 'share')) cells
+            WHERE (metric, dimension) IN (SELECT metric, dimension FROM metric_dimensions) AND value IS NOT NULL
+            GROUP BY 1, 2, 3, 4
+            UNION ALL
+            SELECT video_id, 'v', 'w', 'completed', count(*), 0 FROM events WHERE type = 'view' AND completed GROUP BY 1""",
+    ),
+    "follow_state": ("SELECT creator_id, actor_id, following, state_at FROM follow_state", _LATEST_FOLLOWS),
 }
-ROLLUP_TABLES = tuple(FROM_SCRATCH)
+LIVE_TABLES = tuple(FROM_SCRATCH)
 
 
-async def _rows(conn: asyncpg.Connection, query: str) -> list[dict[str, Any]]:
-    return sorted((dict(row) for row in await conn.fetch(query)), key=lambda row: repr(list(row.values())))
+async def _rows(conn: asyncpg.Connection, query: str) -> list[tuple[Any, ...]]:
+    return sorted((tuple(row) for row in await conn.fetch(query)), key=repr)
 
 
-async def assert_rollups_match_events(admin: asyncpg.Connection) -> None:
-    for table, from_scratch in FROM_SCRATCH.items():
-        stored = await _rows(admin, f"SELECT * FROM {table}")
-        expected = await _rows(admin, from_scratch)
-        assert stored == expected, f"{table} differs from its GROUP BY over events"
+async def assert_live_state_matches_events(admin: asyncpg.Connection) -> None:
+    for table, (stored, from_scratch) in FROM_SCRATCH.items():
+        kept, recounted = await _rows(admin, stored), await _rows(admin, from_scratch)
+        only_kept = [row for row in kept if row not in recounted]
+        only_recounted = [row for row in recounted if row not in kept]
+        assert kept == recounted, f"{table} differs from its recount over events: kept {only_kept}, recounted {only_recounted}"
+
+
+async def assert_history_is_sound(admin: asyncpg.Connection) -> None:
+    """Every release history is a sequence of steps of at least the history's k new people, made in
+    increasing time, ending where the live totals say, with nothing left behind that should have
+    been released."""
+    k = await admin.fetchval("SELECT k FROM release_settings")
+    steps = await admin.fetch(
+        """SELECT subject_id, metric, seq, made_at, people, prev_people,
+                  lag(people, 1, 0::bigint) OVER w AS before, lag(made_at) OVER w AS made_before,
+                  row_number() OVER w AS position
+           FROM releases WINDOW w AS (PARTITION BY subject_id, metric ORDER BY seq)"""
+    )
+    for step in steps:
+        assert step["seq"] == step["position"], step
+        assert step["prev_people"] == step["before"] and step["people"] - step["before"] >= k, step
+        assert step["made_before"] is None or step["made_before"] < step["made_at"], step
+    lagging = await admin.fetch(
+        """SELECT t.subject_id, t.metric FROM live_totals t
+           LEFT JOIN LATERAL (SELECT max(seq) AS seq, max(people) AS people FROM releases r
+                              WHERE r.subject_id = t.subject_id AND r.metric = t.metric) r ON true
+           WHERE coalesce(r.seq, 0) <> t.released_seq OR coalesce(r.people, 0) <> t.released_people
+              OR (t.people - t.released_people >= $1 AND $1 > 0)""",
+        k,
+    )
+    assert lagging == [], "live totals disagree with their last release, or hold back a full step"
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

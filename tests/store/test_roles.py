@@ -8,7 +8,7 @@ import pytest
 from gateway.store.ingest import EventWriter
 from gateway.store.pools import Store
 
-from helpers import ROLLUP_TABLES, event, ingest, utc
+from helpers import event, ingest, utc
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -22,6 +22,8 @@ async def stored_events(store: Store) -> None:
             event("like", "r3", utc(2025, 3, 1, 10)),
             event("share", "r4", utc(2025, 3, 1, 10), actor_id="u2", region="DE"),
             event("follow", "r5", utc(2025, 3, 1, 11), actor_id="u3"),
+            # Five viewers: a release of views, with its cells.
+            *(event("view", f"r-view-{n}", utc(2025, 3, 1, 12), actor_id=f"viewer-{n}", region="FR") for n in range(5)),
         ],
     )
 
@@ -40,11 +42,12 @@ INSUFFICIENT_PRIVILEGE = asyncpg.InsufficientPrivilegeError.sqlstate  # 42501
 
 
 async def private_tables(admin: asyncpg.Connection) -> list[str]:
-    """events and its partitions, event_ids, the actor ledgers, and any table with an actor_id column."""
+    """events and its partitions, event_ids, the ledger of people, everything not yet released (the
+    live totals and cells, events waiting for a replay), and any table with an actor_id column."""
     rows = await admin.fetch(
         """SELECT table_name FROM information_schema.tables
            WHERE table_schema = 'public'
-             AND (table_name IN ('events', 'event_ids') OR table_name LIKE '%\\_actors'
+             AND (table_name IN ('events', 'event_ids', 'live_totals', 'live_cells', 'arrivals_pending')
                   OR table_name IN (SELECT table_name FROM information_schema.columns
                                     WHERE table_schema = 'public' AND column_name = 'actor_id'))
            ORDER BY table_name"""
@@ -54,8 +57,7 @@ async def private_tables(admin: asyncpg.Connection) -> list[str]:
 
 async def test_reader_cannot_select_any_table_that_holds_actor_ids(store: Store, admin: asyncpg.Connection) -> None:
     tables = await private_tables(admin)
-    assert {"events", "event_ids", "events_2025m03"} <= set(tables)
-    assert [table for table in tables if table.endswith("_actors")], "the actor ledgers should be found"
+    assert {"events", "event_ids", "events_2025m03", "video_people", "follow_state", "live_totals", "live_cells"} <= set(tables)
 
     answers = {table: await denial(store.reader, f'SELECT * FROM "{table}" LIMIT 1') for table in tables}
 
@@ -67,24 +69,27 @@ async def test_reader_cannot_select_any_actor_id_column(store: Store, admin: asy
         "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'actor_id'"
     )
     tables = sorted(row["table_name"] for row in rows)
-    assert {"events", "events_2025m03"} <= set(tables)
-    assert [table for table in tables if table.endswith("_actors")], "the actor ledgers should be found"
+    assert {"events", "events_2025m03", "video_people", "follow_state", "arrivals_pending"} <= set(tables)
 
     answers = {table: await denial(store.reader, f'SELECT actor_id FROM "{table}" LIMIT 1') for table in tables}
 
     assert answers == dict.fromkeys(tables, INSUFFICIENT_PRIVILEGE), "gateway_reader must get 42501 on every actor_id column"
 
 
-@pytest.mark.parametrize("table", [pytest.param(table, id=table) for table in ROLLUP_TABLES])
-async def test_reader_can_select_rollup(store: Store, table: str) -> None:
+# What the reader may read: videos, and the release history.
+HISTORY_TABLES = ("videos", "releases", "release_cells")
+
+
+@pytest.mark.parametrize("table", [pytest.param(table, id=table) for table in HISTORY_TABLES])
+async def test_reader_can_select_the_history(store: Store, table: str) -> None:
     async with store.reader.acquire() as conn:
         rows = await conn.fetch(f"SELECT * FROM {table}")
 
-    assert rows, f"{table} should hold the rows the fixture's events rolled up into"
+    assert rows, f"{table} should hold the rows the fixture's events were released into"
 
 
-# The column each rollup is keyed by first (for an UPDATE that would change nothing).
-KEY_OF = dict.fromkeys(ROLLUP_TABLES, "video_id") | {"creator_daily": "creator_id"}
+# The column each table is keyed by first (for an UPDATE that would change nothing).
+KEY_OF = {"videos": "video_id", "releases": "subject_id", "release_cells": "subject_id"}
 WRITES = {
     "insert": "INSERT INTO {table} DEFAULT VALUES",
     "update": "UPDATE {table} SET {key} = {key}",
@@ -95,9 +100,9 @@ WRITES = {
 
 @pytest.mark.parametrize(
     ("table", "write"),
-    [pytest.param(table, write, id=f"{write}-{table}") for table in ROLLUP_TABLES for write in WRITES],
+    [pytest.param(table, write, id=f"{write}-{table}") for table in HISTORY_TABLES for write in WRITES],
 )
-async def test_reader_cannot_write_rollup(store: Store, admin: asyncpg.Connection, table: str, write: str) -> None:
+async def test_reader_cannot_write_the_history(store: Store, admin: asyncpg.Connection, table: str, write: str) -> None:
     before = await admin.fetch(f"SELECT * FROM {table}")
 
     answer = await denial(store.reader, WRITES[write].format(table=table, key=KEY_OF[table]))
@@ -144,16 +149,16 @@ async def test_no_pool_role_can_touch_apps_grants_or_the_budget_ledger(store: St
 
 async def test_the_reader_may_call_only_the_functions_meant_for_it(store: Store) -> None:
     answers = {
-        "audience_released": await denial(store.reader, "SELECT * FROM audience_released('v', 'region', now())"),
         "spend_epsilon": await denial(store.reader, "SELECT * FROM spend_epsilon('a', 'u', current_date, '{}', '{}', 1)"),
-        "actor_units": await denial(store.reader, "SELECT * FROM actor_units('v', '{s}', 'day', now())"),
         "app_grant": await denial(store.reader, "SELECT * FROM app_grant('a', 'u')"),
         "ensure_events_partition": await denial(store.reader, "SELECT ensure_events_partition(now())"),
+        "apply_arrival": await denial(store.reader, "SELECT prepare_arrivals(); SELECT apply_arrival(now())"),
+        "replay_pending": await denial(store.reader, "SELECT replay_pending(now())"),
     }
     assert answers == {
-        "audience_released": "allowed",
         "spend_epsilon": "allowed",
-        "actor_units": "allowed",
         "app_grant": "allowed",
         "ensure_events_partition": INSUFFICIENT_PRIVILEGE,
+        "apply_arrival": INSUFFICIENT_PRIVILEGE,
+        "replay_pending": INSUFFICIENT_PRIVILEGE,
     }

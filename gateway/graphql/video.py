@@ -1,0 +1,123 @@
+"""A video and its counts: resolvers ask the privacy service and only shape its answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+
+from gateway.graphql.context import Context
+from gateway.graphql.ranges import time_range
+from gateway.graphql.shapes import Breakdown, Timeline, breakdown, timeline
+from gateway.privacy.metrics import SHARES, VIEWS, Metric
+from gateway.privacy.release import Granularity
+from gateway.store.queries import VideoRow
+
+__all__ = ["AudienceDimension", "RangeEnd", "RangeStart", "Video", "VideoStats", "series"]
+
+
+@strawberry.enum
+class AudienceDimension(Enum):
+    REGION = "region"
+    AGE_BAND = "age_band"
+
+
+def ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@strawberry.type(
+    description="Counts of a video as released: values of its release history, which grows in steps of at least "
+    "k new people. views, likes, comments and shares are public; the rest is the creator's."
+)
+class VideoStats:
+    # Plain attributes, not resolvers: the public counts are read on every dashboard request.
+    views: int
+    likes: int = strawberry.field(description="Likes net of unlikes.")
+    comments: int
+    shares: int
+    watch_ms: strawberry.Private[int | None]  # None: not served to this principal (noised counts)
+    video_id: strawberry.Private[str]
+    owner_id: strawberry.Private[str]
+
+    @strawberry.field(description="Likes per view.")
+    def like_ratio(self) -> float | None:
+        return ratio(self.likes, self.views)
+
+    @strawberry.field(description="Likes, comments and shares per view.")
+    def engagement_rate(self) -> float | None:
+        return ratio(self.likes + self.comments + self.shares, self.views)
+
+    @strawberry.field(description="Null where counts are noised: watch time has no bounded sensitivity.")
+    def average_watch_seconds(self) -> float | None:
+        seconds = None if self.watch_ms is None else ratio(self.watch_ms, self.views)
+        return None if seconds is None else seconds / 1000
+
+    @strawberry.field(description="Share of views watched to the end.")
+    async def completion_rate(self, info: Context) -> float | None:
+        completed = await info.context.privacy().cell_count(self.video_id, VIEWS, "completion", "completed")
+        return ratio(min(completed, self.views), self.views)
+
+
+RangeStart = Annotated[
+    datetime | None, strawberry.argument(name="from", description="Inclusive start (default: a span before `to`).")
+]
+RangeEnd = Annotated[datetime | None, strawberry.argument(description="Exclusive end (default: now).")]
+
+
+async def series(
+    info: Context, subject: str, metric: Metric, granularity: Granularity, start: datetime | None, end: datetime | None
+) -> Timeline:
+    """A timeline of `metric` of `subject` over the range asked for (defaults and limits: gateway.graphql.ranges)."""
+    start, end = time_range(granularity, start, end, info.context.now)
+    return timeline(granularity, await info.context.privacy().timeline(subject, metric, granularity, start, end))
+
+
+@strawberry.type
+class Video:
+    id: strawberry.ID
+    creator_id: strawberry.ID
+    published_at: datetime | None
+    owner_id: strawberry.Private[str]
+
+    @classmethod
+    def of(cls, row: VideoRow) -> Video:
+        return cls(id=strawberry.ID(row.video_id), creator_id=strawberry.ID(row.creator_id), published_at=row.published_at, owner_id=row.creator_id)
+
+    @strawberry.field
+    async def stats(self, info: Context) -> VideoStats:
+        totals = await info.context.privacy().video_totals(self.id)
+        return VideoStats(
+            views=totals.views,
+            likes=totals.likes,
+            comments=totals.comments,
+            shares=totals.shares,
+            watch_ms=totals.watch_ms,
+            video_id=self.id,
+            owner_id=self.owner_id,
+        )
+
+    @strawberry.field(description="Shares per bucket, counted by the release that brought them. The creator's only.")
+    async def share_timeline(
+        self, info: Context, granularity: Granularity = Granularity.DAY, from_: RangeStart = None, to: RangeEnd = None
+    ) -> Timeline | None:
+        return await series(info, self.id, SHARES, granularity, from_, to)
+
+    @strawberry.field(description="Views per bucket, counted by the release that brought them. The creator's only.")
+    async def view_timeline(
+        self, info: Context, granularity: Granularity = Granularity.DAY, from_: RangeStart = None, to: RangeEnd = None
+    ) -> Timeline | None:
+        return await series(info, self.id, VIEWS, granularity, from_, to)
+
+    @strawberry.field(description="Shares by channel. The creator's only.")
+    async def share_channels(self, info: Context) -> Breakdown | None:
+        return breakdown(await info.context.privacy().breakdown(self.id, SHARES, "channel"))
+
+    @strawberry.field(
+        description="Distinct viewers by region or age band. The creator's only. Every age band is listed; "
+        "regions below k are pooled into one suppressed `OTHER` cell, which is always present."
+    )
+    async def audience(self, info: Context, dimension: AudienceDimension) -> Breakdown | None:
+        return breakdown(await info.context.privacy().breakdown(self.id, VIEWS, dimension.value))

@@ -1,0 +1,226 @@
+"""One request's privacy service: every number the API serves about a video or a creator comes from here.
+
+Resolvers ask it for a total, a breakdown or a timeline and only shape the
+answer. It reads the release the principal may see (gateway.privacy.release,
+through gateway.store.releases), suppresses breakdown cells below the
+principal's k within that release, draws the noise the principal's terms
+carry, and keeps the tally that becomes `extensions.privacy` and the draws the
+ε budget is charged for.
+
+Noise is per quantity, not per question: one draw per (subject, metric,
+breakdown cell, release that last changed the cell), keyed by the server's
+secret only, so every field, app and day that exposes a quantity exposes the
+same draw. It covers what the public cannot read exactly (breakdown cells and
+completed views); totals and timelines are values of the same history the
+public reads, and are served exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
+
+import orjson
+from strawberry.dataloader import DataLoader
+
+from gateway.privacy.metrics import FOLLOWERS, VIDEO_METRICS, Dimension, Metric
+from gateway.privacy.noise import noisy_count
+from gateway.privacy.release import Granularity, bucket_after, cutoff, settled, truncate
+from gateway.privacy.suppression import Cell, suppress
+from gateway.privacy.terms import PrivacyTerms
+from gateway.store.releases import Release, ReleaseReader, StoredCell
+
+__all__ = ["CreatorTotals", "Disclosure", "Series", "VideoTotals"]
+
+
+@dataclass(frozen=True, slots=True)
+class VideoTotals:
+    views: int
+    likes: int
+    comments: int
+    shares: int
+    watch_ms: int | None  # None: not served where counts carry noise (watch time has no bounded sensitivity)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatorTotals:
+    videos: int
+    views: int
+    likes: int
+    comments: int
+    shares: int
+    followers: int
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """A timeline as served: whole buckets in [start, end), each (bucket start, count)."""
+
+    start: datetime
+    end: datetime
+    buckets: list[tuple[datetime, int]]
+
+
+class Disclosure:
+    def __init__(self, terms: PrivacyTerms, reader: ReleaseReader, noise_key: bytes, now: datetime) -> None:
+        self.terms = terms
+        self.now = now
+        # Releases made at or after this instant are not seen.
+        self.cutoff = cutoff(now, terms.floor, terms.delay)
+        self._reader = reader
+        self._noise_key = noise_key
+        self._releases: DataLoader[tuple[str, str], Release | None] = DataLoader(self._load_releases)
+        self._cells: DataLoader[tuple[str, str, int], tuple[StoredCell, ...]] = DataLoader(self._load_cells)
+        self.suppressed_cells = 0
+        self.noised = False
+        # What this request releases of noise, for the budget: a digest of each set of draws → its ε.
+        self.draws: dict[bytes, Fraction] = {}
+        self.epsilon_spent = Fraction(0)
+        self.budget_left: Fraction | None = None
+
+    @property
+    def k(self) -> int:
+        return self.terms.k
+
+    # -- totals -----------------------------------------------------------------------------
+
+    def release(self, subject: str, metric: Metric) -> asyncio.Future[Release | None]:
+        """The release of `metric` of `subject` this principal sees (None: none yet)."""
+        # Shared by every field that asks for it: graphql-core cancelling one of them (a sibling's
+        # error nulled their parent) must not cancel the load the others await.
+        return asyncio.shield(self._releases.load((subject, metric.code)))
+
+    async def count(self, subject: str, metric: Metric) -> int:
+        release = await self.release(subject, metric)
+        return 0 if release is None else release.events
+
+    async def video_totals(self, video_id: str) -> VideoTotals:
+        views, likes, comments, shares = await asyncio.gather(*(self.release(video_id, metric) for metric in VIDEO_METRICS))
+        return VideoTotals(
+            views=_events(views),
+            likes=_events(likes),
+            comments=_events(comments),
+            shares=_events(shares),
+            watch_ms=None if self.terms.noised or views is None else views.watch_ms,
+        )
+
+    async def creator_totals(self, creator_id: str, video_ids: Sequence[str]) -> CreatorTotals:
+        counts = await asyncio.gather(
+            *(self.count(video_id, metric) for metric in VIDEO_METRICS for video_id in video_ids), self.count(creator_id, FOLLOWERS)
+        )
+        per_metric = [sum(counts[index * len(video_ids) : (index + 1) * len(video_ids)]) for index in range(len(VIDEO_METRICS))]
+        views, likes, comments, shares = per_metric
+        return CreatorTotals(len(video_ids), views, likes, comments, shares, counts[-1])
+
+    # -- breakdowns -------------------------------------------------------------------------
+
+    async def breakdown(self, subject: str, metric: Metric, dimension_name: str) -> list[Cell]:
+        """The cells of one breakdown of `metric` as of the principal's release: below k
+        suppressed (with their complement against the release's total), noised where the
+        principal's terms carry ε for it."""
+        dimension = metric.dimension(dimension_name)
+        stored = await self._stored_cells(subject, metric, dimension)
+        found = {value: cell for value, cell in stored.items()}
+        keys = dimension.domain if dimension.domain is not None else tuple(sorted(found))
+        tallies = [found.get(key, (Cell(key, 0, 0), 0))[0] for key in keys]
+        cells = suppress(tallies, self.terms.k, pool_key=dimension.pool)
+        self.suppressed_cells += sum(1 for cell in cells if cell.count is None)
+        changed_at = {value: seq for value, (_, seq) in found.items()}
+        return [self._noised(subject, metric, dimension, cell, changed_at.get(str(cell.key), 0)) for cell in cells]
+
+    async def cell_count(self, subject: str, metric: Metric, dimension_name: str, key: str) -> int:
+        """One cell's count as of the principal's release, unsuppressed (it feeds a ratio of a
+        released total), noised where the terms carry ε for it."""
+        dimension = metric.dimension(dimension_name)
+        cell, seq = (await self._stored_cells(subject, metric, dimension)).get(key, (Cell(key, 0, 0), 0))
+        noised = self._noised(subject, metric, dimension, cell, seq)
+        return noised.count or 0
+
+    async def _stored_cells(self, subject: str, metric: Metric, dimension: Dimension) -> dict[str, tuple[Cell, int]]:
+        """The dimension's stored cells as of the principal's release: value → (cell, the release that last changed it)."""
+        release = await self.release(subject, metric)
+        if release is None:
+            return {}
+        cells = await asyncio.shield(self._cells.load((subject, metric.code, release.seq)))
+        counts_people = dimension.counts == "people"
+        return {
+            cell.value: (Cell(cell.value, cell.people if counts_people else cell.events, cell.people), cell.seq)
+            for cell in cells
+            if cell.dimension == dimension.code
+        }
+
+    def _noised(self, subject: str, metric: Metric, dimension: Dimension, cell: Cell, changed_at: int) -> Cell:
+        epsilon = self.terms.epsilon.get(dimension.noise) if dimension.noise else None
+        if epsilon is None or cell.count is None:
+            return cell
+        self.noised = True
+        # The cells of one breakdown changed by one release are disjoint counts of it: one set of draws.
+        self.draws[_draw_set(self._noise_key, subject, metric.code, dimension.code, changed_at)] = epsilon
+        noisy = _draw(self._noise_key, epsilon, subject, metric.code, dimension.code, str(cell.key), changed_at, cell.count)
+        return Cell(cell.key, noisy if metric.net else max(0, noisy), cell.actors)
+
+    # -- timelines --------------------------------------------------------------------------
+
+    async def timeline(self, subject: str, metric: Metric, granularity: Granularity, start: datetime, end: datetime) -> Series:
+        """`metric` per `granularity` bucket of [start, end), counted by the release that brought
+        it. Only whole buckets are served: `start` goes back to its bucket's start, `end` is cut
+        to the last bucket that closed before the principal's cutoff."""
+        start = truncate(start, granularity)
+        end = max(start, min(truncate(end, granularity), truncate(self.cutoff, granularity)))
+        baseline, releases = await self._reader.series(
+            subject, metric.code, start, end, self.terms.k, settled=settled(end, self.now)
+        )
+        last_in_bucket: dict[datetime, int] = {}
+        for made_at, events in releases:
+            last_in_bucket[truncate(made_at, granularity)] = events
+        buckets = []
+        moment, before = start, baseline
+        while moment < end:
+            value = last_in_bucket.get(moment, before)
+            buckets.append((moment, value - before))
+            moment, before = bucket_after(moment, granularity), value
+        return Series(start, end, buckets)
+
+    # -- report -----------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        """`extensions.privacy` of the response."""
+        return {
+            "k": self.terms.k,
+            "granularityFloor": self.terms.floor.name,
+            "suppressedCells": self.suppressed_cells,
+            "noised": self.noised,
+            "epsilonSpent": float(self.epsilon_spent),
+            "budgetLeft": None if self.budget_left is None else float(self.budget_left),
+        }
+
+    async def _load_releases(self, keys: list[tuple[str, str]]) -> list[Release | None]:
+        found = await self._reader.visible(keys, self.cutoff, self.terms.k, settled=settled(self.cutoff, self.now))
+        return [found.get(key) for key in keys]
+
+    async def _load_cells(self, keys: list[tuple[str, str, int]]) -> list[tuple[StoredCell, ...]]:
+        found = await self._reader.cells(keys)
+        return [found[key] for key in keys]
+
+
+def _events(release: Release | None) -> int:
+    return 0 if release is None else release.events
+
+
+def _draw_set(noise_key: bytes, *quantity: str | int) -> bytes:
+    """Names a set of draws for the budget (keyed, so the ledger holds no readable subject)."""
+    return hmac.new(noise_key, orjson.dumps(["draws", *quantity]), hashlib.sha256).digest()
+
+
+# A draw is a pure function of the quantity it noises; dashboards ask for the same ones again and again.
+@functools.lru_cache(maxsize=65_536)
+def _draw(noise_key: bytes, epsilon: Fraction, subject: str, metric: str, dimension: str, key: str, changed_at: int, count: int) -> int:
+    """`count` noised by the one draw of (subject, metric, dimension, cell, release that set it)."""
+    return noisy_count(noise_key, epsilon, count, subject, metric, dimension, key, changed_at)

@@ -1,0 +1,41 @@
+"""What ingest needs to know about the release history: its k, and which subjects already have one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import asyncpg
+
+__all__ = ["history_k", "set_history_k", "subjects_with_history"]
+
+
+async def history_k(conn: asyncpg.Connection) -> int:
+    """The k the history advances by (migration 0011)."""
+    k: int = await conn.fetchval("SELECT k FROM release_settings")
+    return k
+
+
+async def set_history_k(conn: asyncpg.Connection, k: int) -> bool:
+    """Makes later releases steps of `k` people; returns whether that changed it. Releases
+    already made stay as they are: every one of them is a step of the k it was made under."""
+    changed: bool = await conn.fetchval(
+        "WITH changed AS (UPDATE release_settings SET k = $1 WHERE k <> $1 RETURNING 1) SELECT EXISTS (SELECT FROM changed)", k
+    )
+    return changed
+
+
+async def subjects_with_history(
+    conn: asyncpg.Connection, video_ids: Iterable[str], creator_ids: Iterable[str]
+) -> tuple[set[str], set[str]]:
+    """Of the videos and creators named, those with any release (their followers', for creators)."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT q.subject_id, q.followers
+           FROM (SELECT unnest($1::text[]), false UNION ALL SELECT unnest($2::text[]), true) AS q (subject_id, followers)
+           WHERE EXISTS (SELECT FROM live_totals t
+                         WHERE t.subject_id = q.subject_id AND (t.metric = 'f') = q.followers AND t.released_seq > 0)""",
+        list(video_ids),
+        list(creator_ids),
+    )
+    videos = {row[0] for row in rows if not row[1]}
+    creators = {row[0] for row in rows if row[1]}
+    return videos, creators

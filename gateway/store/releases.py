@@ -1,0 +1,161 @@
+"""The narrow reader of the release history (reader pool): which release a principal may see, and its values.
+
+A release never changes once made, and releases are made at arrival, so what a
+cutoff in the past selects is settled once that cutoff is behind every commit:
+such answers are kept, and nothing that arrives later (released or not)
+invalidates them. Nothing here reads the live totals or the ledger: an answer
+costs the same whether or not unreleased activity exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from cachetools import LRUCache
+
+__all__ = ["Release", "ReleaseReader", "StoredCell"]
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """One release of a metric of a subject: its cumulative values."""
+
+    seq: int
+    made_at: datetime
+    people: int  # distinct people behind the metric
+    events: int  # the metric's count
+    watch_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCell:
+    """A breakdown cell as of a release: `seq` is the release that last changed it."""
+
+    dimension: str
+    value: str
+    events: int
+    people: int
+    seq: int
+
+
+# A principal with step K sees the releases at which the count of people crossed a multiple of K
+# (every release when K is 0).
+_CROSSES_STEP = "($4::bigint = 0 OR r.people / $4::bigint > r.prev_people / $4::bigint)"
+
+_VISIBLE = f"""
+SELECT q.subject_id, q.metric, r.seq, r.made_at, r.people, r.events, r.watch_ms
+FROM unnest($1::text[], $2::text[]) AS q (subject_id, metric)
+CROSS JOIN LATERAL (
+    SELECT r.seq, r.made_at, r.people, r.events, r.watch_ms
+    FROM releases r
+    WHERE r.subject_id = q.subject_id AND r.metric = q.metric::"char" AND r.made_at < $3 AND {_CROSSES_STEP}
+    ORDER BY r.made_at DESC
+    LIMIT 1
+) r
+"""
+
+# The last visible release before $5, then every visible release in [$5, $3).
+_SERIES = f"""
+(SELECT r.made_at, r.events FROM releases r
+ WHERE r.subject_id = $1 AND r.metric = $2::text::"char" AND r.made_at < $5 AND {_CROSSES_STEP}
+ ORDER BY r.made_at DESC LIMIT 1)
+UNION ALL
+(SELECT r.made_at, r.events FROM releases r
+ WHERE r.subject_id = $1 AND r.metric = $2::text::"char" AND r.made_at >= $5 AND r.made_at < $3 AND {_CROSSES_STEP}
+ ORDER BY r.made_at)
+"""
+
+# Per (subject, metric, release), every cell's row with the greatest seq up to that release.
+_CELLS = """
+SELECT DISTINCT ON (q.subject_id, q.metric, c.dimension, c.value)
+       q.subject_id, q.metric, q.seq, c.dimension::text, c.value, c.events, c.people, c.seq
+FROM unnest($1::text[], $2::text[], $3::integer[]) AS q (subject_id, metric, seq)
+JOIN release_cells c ON c.subject_id = q.subject_id AND c.metric = q.metric::"char" AND c.seq <= q.seq
+ORDER BY q.subject_id, q.metric, c.dimension, c.value, c.seq DESC
+"""
+
+
+class ReleaseReader:
+    """Reads releases through one pool, keeping what can no longer change."""
+
+    CACHE_SIZE = 100_000
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._kept: LRUCache[Hashable, Any] = LRUCache(self.CACHE_SIZE)
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+    async def visible(
+        self, keys: Sequence[tuple[str, str]], before: datetime, step: int, *, settled: bool
+    ) -> dict[tuple[str, str], Release]:
+        """For each (subject, metric code), the latest release made before `before` that a
+        principal with `step` may see; absent when there is none. `settled`: no release can
+        still be made before `before`, so the answer is kept."""
+        found: dict[tuple[str, str], Release] = {}
+        missing = []
+        for key in keys:
+            kept = self._kept.get(("visible", *key, before, step), _MISSING) if settled else _MISSING
+            if kept is _MISSING:
+                missing.append(key)
+            elif kept is not None:
+                found[key] = kept
+        if not missing:
+            return found
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_VISIBLE, [key[0] for key in missing], [key[1] for key in missing], before, step)
+        read = {(row[0], row[1]): Release(*row[2:]) for row in rows}
+        for key in missing:
+            release = read.get(key)
+            if settled:
+                self._kept[("visible", *key, before, step)] = release
+            if release is not None:
+                found[key] = release
+        return found
+
+    async def series(
+        self, subject: str, metric: str, start: datetime, end: datetime, step: int, *, settled: bool
+    ) -> tuple[int, tuple[tuple[datetime, int], ...]]:
+        """The metric's count at the last visible release before `start` (0: none), and
+        (made_at, count) of every visible release in [start, end), oldest first."""
+        key = ("series", subject, metric, start, end, step)
+        kept = self._kept.get(key) if settled else None
+        if kept is not None:
+            return kept  # type: ignore[no-any-return]
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_SERIES, subject, metric, end, step, start)
+        baseline = rows[0][1] if rows and rows[0][0] < start else 0
+        answer = (baseline, tuple((row[0], row[1]) for row in rows if row[0] >= start))
+        if settled:
+            self._kept[key] = answer
+        return answer
+
+    async def cells(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], tuple[StoredCell, ...]]:
+        """For each (subject, metric code, release seq), every breakdown cell as of that release (a
+        release never changes: kept)."""
+        found: dict[tuple[str, str, int], tuple[StoredCell, ...]] = {}
+        missing = []
+        for key in keys:
+            kept = self._kept.get(("cells", *key))
+            if kept is None:
+                missing.append(key)
+            else:
+                found[key] = kept
+        if not missing:
+            return found
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_CELLS, [key[0] for key in missing], [key[1] for key in missing], [key[2] for key in missing])
+        read: dict[tuple[str, str, int], list[StoredCell]] = {key: [] for key in missing}
+        for row in rows:
+            read[(row[0], row[1], row[2])].append(StoredCell(*row[3:]))
+        for key, cells in read.items():
+            found[key] = self._kept[("cells", *key)] = tuple(cells)
+        return found
+
+
+_MISSING: Any = object()

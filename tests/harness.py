@@ -1,0 +1,207 @@
+"""The tests' one way to run the gateway: the real app with its lifespan running over a module's own
+database, a clock the test sets, and HTTP clients of it as any principal.
+
+`running_gateway` is the factory every test folder's fixture uses. Time is the test's: activity
+can arrive over simulated days (`Gateway.play`) in seconds, since the release history follows
+arrival, and answers are given at whatever moment the clock shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+
+from gateway.app import create_app
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind, create_app_token, create_token
+from gateway.config import Settings
+from gateway.ingest.events import Window
+from gateway.ingest.ndjson import parse_objects
+from gateway.store.ingest import BatchResult, EventWriter
+from gateway.store.migrate import migrate
+from gateway.store.pools import Store
+
+__all__ = [
+    "APP_SECRET",
+    "FIELD_TEST_TERMS",
+    "SHIPPED_POLICIES",
+    "Gateway",
+    "TestClock",
+    "authorization",
+    "field_test_privacy",
+    "policies_with",
+    "running_gateway",
+    "serve",
+]
+
+SHIPPED_POLICIES = Path(__file__).parents[1] / "policies"
+
+# The field tests check what each field computes from a hand-counted fixture of a few people,
+# so they run under the shipped policy with its thresholds off: no k (every arrival makes a
+# release), no delay after a bucket closes. What the thresholds do is tested in tests/privacy
+# and tests/attacks, under the shipped terms.
+FIELD_TEST_TERMS = {"k_threshold": 0, "bucket_delay_seconds": 0}
+
+
+def field_test_privacy(floor: str, suppressed_cells: int = 0) -> dict[str, Any]:
+    """`extensions.privacy` of an answer under FIELD_TEST_TERMS to a principal without noise."""
+    return {"k": 0, "granularityFloor": floor, "suppressedCells": suppressed_cells, "noised": False, "epsilonSpent": 0.0, "budgetLeft": None}
+
+
+# The app signs with a secret long enough for HS256 (PyJWT warns, an error here, below 32 bytes).
+APP_SECRET = "graphql-tests-app-secret-" + "0123456789abcdef" * 2
+
+
+class TestClock:
+    """The gateway's clock in a test: it shows what the test last set (the real time to begin with)."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    @contextlib.contextmanager
+    def at(self, moment: datetime) -> Any:
+        """The clock shows `moment` inside the block, and what it showed before after it."""
+        before, self.now = self.now, moment
+        try:
+            yield
+        finally:
+            self.now = before
+
+
+@dataclass
+class Gateway:
+    """The app, its lifespan state (its store), a client that sends the app requests as a principal,
+    and the clock the app reads."""
+
+    app: Starlette
+    state: dict[str, Any]
+    http: httpx.AsyncClient
+    clock: TestClock = field(default_factory=TestClock)
+
+    @property
+    def store(self) -> Store:
+        store: Store = self.state["store"]
+        return store
+
+    @property
+    def writer(self) -> EventWriter:
+        writer: EventWriter = self.state["writer"]
+        return writer
+
+    async def ingest(self, events: Iterable[dict[str, Any]]) -> BatchResult:
+        """Events arriving now (the clock's now), as `POST /events` takes them: validated against
+        the lateness window, then one batch through the app's writer, which makes the releases
+        they complete."""
+        batch = parse_objects(events, window=Window(self.clock(), self.state["settings"].lateness))
+        batch.raise_if_invalid()
+        return await self.writer.write(batch.records)
+
+    async def backfill(self, events: Iterable[dict[str, Any]]) -> int:
+        """Events of any age for subjects with no history yet, as `gateway ingest --backfill` loads
+        them: stored, then applied in order of occurrence (each at the end of its hour). Returns
+        the releases made."""
+        batch = parse_objects(events, window=Window(self.clock(), self.state["settings"].lateness), backfill=True)
+        batch.raise_if_invalid()
+        await self.writer.hold(batch.records)
+        return await self.writer.replay()
+
+    async def play(self, events: Iterable[dict[str, Any]]) -> None:
+        """Events arriving as they happen: each hour's events as one arrival at the end of that hour
+        (at the clock's now for the hour now running), oldest first. The clock is back where it was
+        afterwards."""
+        by_hour: dict[datetime, list[dict[str, Any]]] = {}
+        for event in events:
+            occurred = datetime.fromisoformat(str(event["occurred_at"]).replace("Z", "+00:00"))
+            by_hour.setdefault(occurred.replace(minute=0, second=0, microsecond=0), []).append(event)
+        for hour in sorted(by_hour):
+            arrival = min(hour + timedelta(hours=1) - timedelta(microseconds=1), self.clock())
+            with self.clock.at(arrival):
+                await self.ingest(by_hour[hour])
+
+    async def graphql(self, query: str, variables: dict[str, Any] | None = None, *, principal: Principal = ANONYMOUS) -> httpx.Response:
+        """POST /graphql as `principal` (a bearer token signed with the app's secret, none for anonymous)."""
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        return await self.http.post("/graphql", json=body, headers=authorization(principal))
+
+
+    async def scrape(self) -> str:
+        """GET /metrics as an operator does: with a `service` token."""
+        response = await self.http.get("/metrics", headers=authorization(OPERATOR))
+        assert response.status_code == 200, response.text
+        return response.text
+
+
+OPERATOR = Principal(PrincipalKind.SERVICE, "prometheus")
+
+
+def authorization(principal: Principal) -> dict[str, str]:
+    if principal.kind is PrincipalKind.ANONYMOUS:
+        return {}
+    assert principal.id is not None
+    if principal.kind is PrincipalKind.APP:
+        app_id = principal.app_id or "app-tests"
+        token = create_app_token(APP_SECRET, app_id, principal.id, sorted(principal.scopes) or ["stats"], ttl_seconds=300)
+    else:
+        token = create_token(APP_SECRET, principal.kind, principal.id, ttl_seconds=300, scopes=principal.scopes)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def policies_with(target: Path, terms: dict[str, Any]) -> Path:
+    """A copy of the shipped policies in `target` whose obligations set `terms` for every principal kind."""
+    # The shipped Rego tests pin the shipped figures; a policy with other figures goes without them.
+    shutil.copytree(SHIPPED_POLICIES, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*_test.rego"))
+    data_file = target / "data.json"
+    data = json.loads(data_file.read_text())
+    obligations = data["obligations"]
+    obligations["defaults"].update(terms)
+    for overrides in obligations["principals"].values():
+        overrides.update(terms)
+    data_file.write_text(json.dumps(data, indent=2))
+    return target
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Starlette, state: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app` whose requests see the lifespan `state`."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        # As an ASGI server does: each request's scope carries a copy of the lifespan state.
+        await app({**scope, "state": dict(state)}, receive, send)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://gateway") as http:
+        yield http
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    database_url: str, *, policy_dir: Path = SHIPPED_POLICIES, clock: TestClock | None = None, **settings: Any
+) -> AsyncIterator[Gateway]:
+    """The app over `database_url`, its lifespan run as a server runs it, deciding with the embedded
+    engine over `policy_dir`; `settings` are further Settings fields."""
+    clock = clock or TestClock()
+    app = create_app(Settings(database_url=database_url, secret=APP_SECRET, policy_dir=policy_dir, **settings), clock=clock)
+    try:
+        async with app.router.lifespan_context(app) as state:
+            async with serve(app, dict(state or {})) as http:
+                yield Gateway(app=app, state=dict(state or {}), http=http, clock=clock)
+    finally:
+        # The lifespan's migrate sets role passwords (on servers that ask for them) from its secret; give them back.
+        from conftest import SECRET
+
+        await migrate(database_url, SECRET)
