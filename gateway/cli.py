@@ -117,18 +117,22 @@ async def open_owner(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-class EventsPerSecond(ProgressColumn):
+class PerSecond(ProgressColumn):
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
     def render(self, task: Task) -> Text:
-        return Text(f"{task.speed or 0:>9,.0f} events/s")
+        return Text(f"{task.speed or 0:>9,.0f} {self.unit}/s")
 
 
-def progress_bar() -> Progress:
+def progress_bar(unit: str = "events") -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
-        EventsPerSecond(),
+        PerSecond(unit),
         TimeElapsedColumn(),
         console=console,
         refresh_per_second=4,
@@ -185,11 +189,22 @@ def ingest(
                         writer.hold if backfill else writer.write, chunked(lines, settings.ingest_batch_size), parse, on_batch=advance
                     )
                 if backfill:
-                    console.print(f"made {await writer.replay():,} releases of the backfilled history")
+                    console.print(f"made {await replay_with_progress(writer):,} releases of the backfilled history")
                 return totals
 
         totals = asyncio.run(run())
     console.print(f"stored {totals.inserted:,} new events ({totals.duplicates:,} already present)")
+
+
+async def replay_with_progress(writer: EventWriter) -> int:
+    """Builds the held events' history, hour by hour, with a progress bar."""
+    with progress_bar("hours") as progress:
+        task = progress.add_task("building history", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return await writer.replay(advance)
 
 
 async def refuse_history_rewrites(settings: Settings, checked: ParsedBatch) -> None:
@@ -269,7 +284,7 @@ def demo_data(
 
                 parse = functools.partial(parse_objects, window=Window(utc_now(), settings.lateness), backfill=True)
                 totals = await ingest_chunks(writer.hold, chunked(platform.generate(), settings.ingest_batch_size), parse, on_batch=advance)
-            await writer.replay()
+            await replay_with_progress(writer)
             return totals
 
     totals = asyncio.run(run())

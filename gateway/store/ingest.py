@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +13,10 @@ import asyncpg
 from gateway.clock import Clock, utc_now
 from gateway.errors import BadUserInput, StoreUnavailable
 from gateway.ingest.events import EVENT_COLUMNS, EventRecord
+from gateway.store.history import ARRIVAL_LOCK
+from gateway.store.replay import replay_pending
 
-__all__ = ["ARRIVAL_LOCK", "BatchResult", "EventWriter", "prepare_connection"]
+__all__ = ["BatchResult", "EventWriter", "prepare_connection"]
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +24,6 @@ log = logging.getLogger(__name__)
 # applied to the history under it (apply_arrival(), migration 0011): one batch's storing
 # overlaps the previous batch's arrival.
 STORE_BATCH = (Path(__file__).parent / "store_batch.sql").read_text()
-# Held while an arrival is applied: whether a person is new is read from the committed ledger.
-ARRIVAL_LOCK = 7310151952298631524
 # A backfilled event counts as arriving at the end of the hour it occurred in (never later than
 # now), so the history a backfill builds places its releases where the activity happened.
 HOLD_FOR_REPLAY = """
@@ -71,14 +72,14 @@ class EventWriter:
     async def hold(self, records: list[EventRecord]) -> BatchResult:
         return await self._store(records, hold=True)
 
-    async def replay(self) -> int:
-        """Applies every held event to the history, in order of arrival; returns the releases made."""
+    async def replay(self, progress: Callable[[int, int], None] = lambda done, total: None) -> int:
+        """Applies every held event to the history, in order of arrival (gateway.store.replay);
+        returns the releases made. `progress(done, total)` hears of each arrival applied."""
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                made: int = await conn.fetchval("SELECT replay_pending($1)", self._clock())
+            async with self._pool.acquire() as conn:
+                return await replay_pending(conn, self._clock(), progress)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"the event store is unreachable: {exc}") from exc
-        return made
 
     async def _store(self, records: list[EventRecord], *, hold: bool) -> BatchResult:
         unique = list({record[0]: record for record in reversed(records)}.values())

@@ -6,10 +6,13 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
+
+from gateway.store.replay import replay_pending
 
 __all__ = ["ROLES", "Migration", "MigrationError", "migrate", "migrations", "role_password"]
 
@@ -56,6 +59,7 @@ async def migrate(admin_url: str, secret: str) -> list[str]:
         await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
         try:
             applied = await _apply_pending(conn)
+            await _rebuild_histories(conn)
             if urlsplit(admin_url).password:
                 await _set_role_passwords(conn, secret)
             return applied
@@ -93,6 +97,18 @@ async def _apply_pending(conn: asyncpg.Connection) -> list[str]:
         log.info("applied migration %04d_%s", migration.version, migration.name)
         applied.append(f"{migration.version:04d}_{migration.name}")
     return applied
+
+
+async def _rebuild_histories(conn: asyncpg.Connection) -> None:
+    """Replays the events a migration queued for the release history (0011: a store's events so
+    far, in the order they were ingested), then forgets the request; resumes where a run stopped."""
+    if await conn.fetchval("SELECT to_regclass('history_rebuild') IS NULL"):
+        return  # a schema from before the release history
+    if not await conn.fetchval("SELECT EXISTS (SELECT FROM history_rebuild)"):
+        return
+    made = await replay_pending(conn, datetime.now(UTC))
+    await conn.execute("DELETE FROM history_rebuild")
+    log.info("built the release history of the events already stored: %d releases", made)
 
 
 async def _set_role_passwords(conn: asyncpg.Connection, secret: str) -> None:

@@ -172,7 +172,7 @@ def batches_in_shared_cells(seed: int, count: int) -> list[list[dict[str, Any]]]
     """`count` batches with ids of their own, all by the same few people in the same few cells:
     nothing in storing them makes one wait for another (no shared id), so what keeps each
     batch's "is this person new here?" from missing another batch's answer is applying them
-    one at a time (the arrival lock, gateway.store.ingest.ARRIVAL_LOCK)."""
+    one at a time (the arrival lock, gateway.store.history.ARRIVAL_LOCK)."""
     rng = random.Random(seed)
     batches = []
     for number in range(count):

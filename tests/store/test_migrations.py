@@ -1,14 +1,17 @@
-"""Migrating is idempotent, safe to run concurrently, and refuses a migration edited after it was applied."""
+"""Migrating is idempotent, safe to run concurrently, refuses a migration edited after it was applied,
+and gives a store migrated from the hourly rollups its release histories."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
 
+import gateway.store.migrate as migrate_module
 from gateway.store.migrate import ROLES, MigrationError, migrate, migrations
 
 from conftest import SECRET, drop_database, fresh_database
@@ -100,3 +103,51 @@ async def test_migrate_refuses_a_migration_edited_after_it_was_applied(empty_dat
     # The failed run let go of the migration lock: the next one fails the same way instead of waiting forever.
     with pytest.raises(MigrationError):
         await asyncio.wait_for(migrate(url, SECRET), timeout=30)
+
+
+# A store as the hourly-rollup schema left it: its events, each batch stamped with when it was
+# ingested. Batch 2 arrived later but carries events that occurred earlier.
+BATCH_1 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+BATCH_2 = datetime(2026, 11, 21, 16, 5, tzinfo=UTC)
+STORED = [
+    # (event id, type, occurred, video, actor, ingested)
+    *[(f"a{n}", "view", datetime(2026, 11, 20, 8, n, tzinfo=UTC), "v-early", f"viewer-{n}", BATCH_1) for n in range(5)],
+    *[(f"b{n}", "view", datetime(2026, 11, 20, 8, n, tzinfo=UTC), "v-split", f"viewer-{n}", BATCH_1) for n in range(3)],
+    *[(f"c{n}", "view", datetime(2026, 11, 19, 7, n, tzinfo=UTC), "v-split", f"late-viewer-{n}", BATCH_2) for n in range(3)],
+    *[(f"d{n}", "follow", datetime(2026, 11, 20, 8, n, tzinfo=UTC), None, f"fan-{n}", BATCH_1) for n in range(5)],
+    ("d9", "unfollow", datetime(2026, 11, 18, 8, 0, tzinfo=UTC), None, "fan-0", BATCH_2),
+]
+
+
+async def test_migrating_an_existing_store_builds_its_histories_in_arrival_order(
+    empty_database: Callable[[], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = await empty_database()
+    before_history = [migration for migration in migrations() if migration.name != "release_history"]
+    monkeypatch.setattr(migrate_module, "migrations", lambda: before_history)
+    await migrate(url, SECRET)
+    conn = await asyncpg.connect(url)
+    try:
+        for event_id, kind, occurred, video, actor, ingested in STORED:
+            await conn.execute("SELECT ensure_events_partition($1)", occurred)
+            await conn.execute("INSERT INTO event_ids VALUES ($1, $2)", event_id, occurred)
+            await conn.execute(
+                """INSERT INTO events (event_id, type, occurred_at, video_id, creator_id, actor_id, watch_ms, ingested_at)
+                   VALUES ($1, $2::text::event_type, $3, $4, 'c1', $5, CASE WHEN $2::text = 'view' THEN 1000 END, $6)""",
+                event_id, kind, occurred, video, actor, ingested,
+            )
+        monkeypatch.undo()
+
+        assert await migrate(url, SECRET) == ["0011_release_history"]
+
+        releases = await conn.fetch("SELECT subject_id, metric::text, made_at, people, events FROM releases ORDER BY subject_id, seq")
+        assert [tuple(row) for row in releases] == [
+            # The unfollow arrived later but is dated before fan-0's follow: the follow stands, and no
+            # new person arrived with it, so no second release.
+            ("c1", "f", BATCH_1, 5, 5),
+            ("v-early", "v", BATCH_1, 5, 5),
+            ("v-split", "v", BATCH_2, 6, 6),  # three viewers, then three more: one step, when the second batch arrived
+        ]
+        assert await conn.fetchval("SELECT count(*) FROM arrivals_pending") == 0
+    finally:
+        await conn.close()

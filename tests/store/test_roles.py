@@ -153,12 +153,10 @@ async def test_the_reader_may_call_only_the_functions_meant_for_it(store: Store)
         "app_grant": await denial(store.reader, "SELECT * FROM app_grant('a', 'u')"),
         "ensure_events_partition": await denial(store.reader, "SELECT ensure_events_partition(now())"),
         "apply_arrival": await denial(store.reader, "SELECT prepare_arrivals(); SELECT apply_arrival(now())"),
-        "replay_pending": await denial(store.reader, "SELECT replay_pending(now())"),
     }
     assert answers == {
         "spend_epsilon": "allowed",
         "app_grant": "allowed",
         "ensure_events_partition": INSUFFICIENT_PRIVILEGE,
         "apply_arrival": INSUFFICIENT_PRIVILEGE,
-        "replay_pending": INSUFFICIENT_PRIVILEGE,
     }

@@ -115,7 +115,7 @@ CREATE TABLE release_cells (
 
 -- Events stored but not yet applied to the history, with the time they count as arriving:
 -- a backfill's (the end of the hour they occurred in) and, once, every event of a store
--- migrated to this schema (when it was ingested). replay_pending() applies them in order.
+-- migrated to this schema (when it was ingested). gateway.store.replay applies them in order.
 CREATE TABLE arrivals_pending (
     event_id    text COLLATE "C" PRIMARY KEY,
     type        text             NOT NULL,
@@ -334,43 +334,15 @@ BEGIN
 END
 $$;
 
--- Applies arrivals_pending in order of arrival, one arrival per distinct time, in the
--- caller's transaction (under the arrival lock, taken here). A pending event whose subject
--- already has a release cannot go into its past: it arrives at `now_at` instead.
-CREATE FUNCTION replay_pending(now_at timestamptz) RETURNS integer
-LANGUAGE plpgsql AS $$
-DECLARE
-    moment timestamptz;
-    made   integer := 0;
-BEGIN
-    PERFORM pg_advisory_xact_lock(7310151952298631524);
-    PERFORM prepare_arrivals();
-    UPDATE arrivals_pending p SET arrival = now_at
-    WHERE p.arrival <> now_at
-      AND (p.arrival > now_at
-           OR EXISTS (SELECT FROM releases r
-                      WHERE r.subject_id = coalesce(p.video_id, p.creator_id)
-                        AND (r.metric = 'f') = (p.video_id IS NULL)));
-    FOR moment IN SELECT DISTINCT arrival FROM arrivals_pending ORDER BY arrival LOOP
-        DELETE FROM ingest_fresh;
-        INSERT INTO ingest_fresh
-        SELECT event_id, type, occurred_at, video_id, creator_id, actor_id, channel, region, age_band,
-               watch_ms, completed, text, anonymous
-        FROM arrivals_pending WHERE arrival = moment;
-        made := made + apply_arrival(moment);
-    END LOOP;
-    DELETE FROM ingest_fresh;
-    DELETE FROM arrivals_pending;
-    RETURN made;
-END
-$$;
-
--- The store's events so far arrive again, in the order they were ingested.
+-- The store's events so far arrive again, in the order they were ingested: gateway.store.migrate
+-- replays them after this migration (gateway.store.replay, one arrival a transaction), and
+-- forgets the request once none is left.
+CREATE TABLE history_rebuild (requested_at timestamptz NOT NULL);
 INSERT INTO arrivals_pending
 SELECT event_id, type::text, occurred_at, video_id, creator_id, actor_id, channel::text, region, age_band,
        watch_ms, completed, text, anonymous, ingested_at
 FROM events;
-SELECT replay_pending(now());
+INSERT INTO history_rebuild SELECT now() WHERE EXISTS (SELECT FROM arrivals_pending);
 
 -- The hourly rollups and what read them give way to the history.
 DROP FUNCTION actor_units(text, "char"[], text, timestamptz);
