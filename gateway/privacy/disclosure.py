@@ -127,13 +127,11 @@ class Disclosure:
         principal's terms carry ε for it."""
         dimension = metric.dimension(dimension_name)
         stored = await self._stored_cells(subject, metric, dimension)
-        found = {value: cell for value, cell in stored.items()}
-        keys = dimension.domain if dimension.domain is not None else tuple(sorted(found))
-        tallies = [found.get(key, (Cell(key, 0, 0), 0))[0] for key in keys]
-        cells = suppress(tallies, self.terms.k, pool_key=dimension.pool)
+        # A domain is listed whole, empty cells included: which keys are listed says nothing about anyone.
+        keys = dimension.domain if dimension.domain is not None else tuple(sorted(stored))
+        cells = suppress([stored.get(key, (Cell(key, 0, 0), 0))[0] for key in keys], self.terms.k, pool_key=dimension.pool)
         self.suppressed_cells += sum(1 for cell in cells if cell.count is None)
-        changed_at = {value: seq for value, (_, seq) in found.items()}
-        return [self._noised(subject, metric, dimension, cell, changed_at.get(str(cell.key), 0)) for cell in cells]
+        return [self._noised(subject, metric, dimension, cell, stored.get(cell.key, (cell, 0))[1]) for cell in cells]
 
     async def cell_count(self, subject: str, metric: Metric, dimension_name: str, key: str) -> int:
         """One cell's count as of the principal's release, unsuppressed (it feeds a ratio of a
