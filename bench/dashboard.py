@@ -3,16 +3,19 @@
 Run: .venv/bin/python bench/dashboard.py [--events N] [--scale-events M] [--duration S] [--rounds R]
 
 Uses GATEWAY_DATABASE_URL's server, or a throwaway embedded Postgres. One run:
-1. loads N demo events (gateway.demo.DemoPlatform through the real ingest
-   path) into a fresh database; the most shared video and its creator are the
-   dashboard's subject;
+1. loads N demo events (gateway.demo.DemoPlatform, 4 weeks) into a fresh
+   database as `gateway demo-data` does: a backfill through the real ingest
+   path (EventWriter.hold), then the history built in order of occurrence
+   (EventWriter.replay); the load time includes the replay. The most shared
+   video and its creator are the dashboard's subject;
 2. serves the real app (create_app, uvicorn with uvloop + httptools, one
    worker) and, in another process, a bare Starlette endpoint that does the
    same data work with no authentication, no GraphQL and no policy: the same
-   statements (gateway.store.queries) on the same kind of pool (Store.reader),
-   released by the same privacy layer (gateway.privacy, a creator's terms,
-   gateway.app.BASELINE_TERMS), answering the same JSON; checks once that both
-   answers (data and extensions.privacy) are equal;
+   video lookup (gateway.store.queries) on the same kind of pool
+   (Store.reader), the same privacy service (gateway.privacy.disclosure.
+   Disclosure over a gateway.store.releases.ReleaseReader, a creator's terms:
+   gateway.graphql.policy_guard.BASELINE_TERMS), answering the same JSON;
+   checks once that both answers (data and extensions.privacy) are equal;
 3. drives each server in turn from a third process (32 keep-alive HTTP/1.1
    clients on raw asyncio streams): a warm-up, then a fixed duration; rounds
    alternate graphql, bare, graphql, bare, … and the best round of each counts.
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
@@ -39,7 +43,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,9 +58,12 @@ import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 
 from gateway.auth import PrincipalKind, create_token  # noqa: E402
+from gateway.clock import utc_now  # noqa: E402
+from gateway.config import Settings  # noqa: E402
 from gateway.demo import DemoPlatform  # noqa: E402
+from gateway.ingest.events import Window  # noqa: E402
 from gateway.ingest.ndjson import parse_objects  # noqa: E402
-from gateway.ingest.pipeline import chunked, ingest_chunks  # noqa: E402
+from gateway.ingest.pipeline import IngestTotals, chunked, ingest_chunks  # noqa: E402
 from gateway.store.ingest import BatchResult, EventWriter  # noqa: E402
 from gateway.store.migrate import migrate  # noqa: E402
 from gateway.store.pools import Store  # noqa: E402
@@ -117,7 +124,8 @@ async def build_dataset(server_url: str, events: int, secret: str, end: datetime
     dataset = Dataset(label_of(events), events, name, await ensure_database(server_url, name))
     await migrate(dataset.url, secret)
     users, videos = max(100, events // 50), max(10, events // 300)
-    print(f"[{dataset.label}] loading {events:,} events ({users:,} users, {videos:,} videos) through ingest …", flush=True)
+    print(f"[{dataset.label}] loading {events:,} events ({users:,} users, {videos:,} videos) through ingest as a backfill …",
+          flush=True)
     platform = DemoPlatform(users=users, videos=videos, events=events, seed=SEED, end=end)
 
     started = last_report = time.perf_counter()
@@ -135,7 +143,7 @@ async def build_dataset(server_url: str, events: int, secret: str, end: datetime
 
     store = await Store.open(dataset.url, secret)
     try:
-        totals = await ingest_chunks(EventWriter(store.ingest), chunked(platform.generate(), BATCH), parse_objects, on_batch=progress)
+        totals, replay_seconds = await backfill(store, platform.generate(), BATCH, on_batch=progress)
     finally:
         await store.close()
     dataset.load_seconds = time.perf_counter() - started
@@ -149,18 +157,37 @@ async def build_dataset(server_url: str, events: int, secret: str, end: datetime
         with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
             await conn.execute("CHECKPOINT")
         vacuum_seconds = time.perf_counter() - vacuum_started
-        subject = await conn.fetchrow(
-            """SELECT v.video_id, v.creator_id, sum(h.shares)::bigint AS shares
-               FROM video_hourly h JOIN videos v USING (video_id)
-               GROUP BY v.video_id, v.creator_id ORDER BY shares DESC, v.video_id LIMIT 1"""
-        )
+        dataset.video_id, dataset.creator_id, dataset.shares = await most_shared(conn)
     finally:
         await conn.close()
-    dataset.video_id, dataset.creator_id, dataset.shares = subject["video_id"], subject["creator_id"], subject["shares"]
-    print(f"[{dataset.label}] loaded in {dataset.load_seconds:.1f} s ({events / dataset.load_seconds:,.0f} events/s; "
-          f"vacuum+checkpoint {vacuum_seconds:.1f} s); subject: video {dataset.video_id} by {dataset.creator_id}, "
-          f"{dataset.shares:,} shares", flush=True)
+    print(f"[{dataset.label}] loaded in {dataset.load_seconds:.1f} s ({events / dataset.load_seconds:,.0f} events/s, "
+          f"of which the replay into the history {replay_seconds:.1f} s; vacuum+checkpoint {vacuum_seconds:.1f} s); "
+          f"subject: video {dataset.video_id} by {dataset.creator_id}, {dataset.shares:,} shares", flush=True)
     return dataset
+
+
+async def backfill(store: Store, events: Iterable[dict[str, Any]], batch: int,
+                   on_batch: Callable[[BatchResult], None] = lambda result: None) -> tuple[IngestTotals, float]:
+    """Loads generated events as `gateway demo-data` does: the demo's weeks reach further back than
+    the lateness window, so they are held as a backfill, then replayed into the history in order of
+    occurrence. Returns what was held and the seconds the replay took."""
+    writer = EventWriter(store.ingest)
+    parse = functools.partial(parse_objects, window=Window(utc_now(), Settings().lateness), backfill=True)
+    totals = await ingest_chunks(writer.hold, chunked(events, batch), parse, on_batch=on_batch)
+    started = time.perf_counter()
+    await writer.replay()
+    return totals, time.perf_counter() - started
+
+
+async def most_shared(conn: asyncpg.Connection) -> tuple[str, str, int]:
+    """The video with the most shares arrived (the owner's connection reads the live totals), its
+    creator, and that count."""
+    row = await conn.fetchrow(
+        """SELECT v.video_id, v.creator_id, t.events AS shares
+           FROM live_totals t JOIN videos v ON v.video_id = t.subject_id
+           WHERE t.metric = 's' ORDER BY t.events DESC, v.video_id LIMIT 1"""
+    )
+    return row["video_id"], row["creator_id"], row["shares"]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -173,17 +200,18 @@ def bare_app(url: str, secret: str) -> Any:
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from gateway.app import BASELINE_TERMS
     from gateway.auth import Principal
+    from gateway.graphql.policy_guard import BASELINE_TERMS
     from gateway.graphql.ranges import time_range
-    from gateway.graphql.types import CHANNELS, breakdown, full_domain, ratio, time_buckets
+    from gateway.graphql.shapes import breakdown
+    from gateway.graphql.video import ratio
     from gateway.privacy.budget import BudgetLedger
-    from gateway.privacy.layer import PrivacyLayer
+    from gateway.privacy.disclosure import Disclosure
+    from gateway.privacy.metrics import SHARES
     from gateway.privacy.noise import derive_noise_key
-    from gateway.graphql.loaders import Loaders, FingerprintCache
-    from gateway.privacy.release import ReleasedStats
-    from gateway.store import queries
     from gateway.privacy.release import Granularity
+    from gateway.store import queries
+    from gateway.store.releases import ReleaseReader
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -191,67 +219,51 @@ def bare_app(url: str, secret: str) -> Any:
         try:
             yield {
                 "reader": store.reader,
+                "releases": ReleaseReader(store.reader),
                 "noise_key": derive_noise_key(secret),
                 "budget": BudgetLedger(store.reader),
-                "fingerprinted": FingerprintCache(),
             }
         finally:
             await store.close()
 
     async def dashboard(request: Request) -> Response:
         # No authentication, no GraphQL, no policy: the creator's terms (BASELINE_TERMS) applied by the same
-        # privacy layer to the same statements, each on a connection of its own as the dataloaders and the
-        # timeline resolver take them; stats (then channels, which count the hours the shares total released)
-        # and the timeline run concurrently after the video lookup.
+        # privacy service over the same release reader (and its kept answers) as the app's. As the resolvers
+        # do, stats, the timeline and the channels are asked for concurrently after the video lookup, so the
+        # service's loaders batch the releases they read into one statement.
         body = json.loads(await request.body())
         video_id = body["id"]
         now = datetime.now(UTC)
-        reader = request.state.reader
-        async with reader.acquire() as conn:
+        async with request.state.reader.acquire() as conn:
             row = (await queries.videos_by_id(conn, [video_id])).get(video_id)
         if row is None:
             return JSONResponse({"data": {"video": None}})
         principal = Principal(PrincipalKind.USER, row.creator_id)
-        layer = PrivacyLayer(BASELINE_TERMS, principal, request.state.noise_key, now)
-
-        # The resolvers' loaders (plain batching; with the app's cache of released totals, checked by fingerprint).
-        loaders = Loaders(reader, request.state.fingerprinted)
-        loaders.layer = layer
-
-        async def stats_and_channels() -> tuple[ReleasedStats, list[queries.Bucket]]:
-            return await loaders.stats_of(video_id), await loaders.channels_of(video_id)
-
-        async def timeline() -> tuple[datetime, datetime, list[queries.Bucket]]:
-            granularity = Granularity.DAY
-            start, end = layer.served_range(
-                granularity, *time_range(granularity, datetime.fromisoformat(body["from"]), datetime.fromisoformat(body["to"]), now)
-            )
-            lifetime = await loaders.timeline_of("shares", video_id, granularity, layer.served_until(granularity))
-            return start, end, lifetime
-
-        (released, channels), (start, end, lifetime) = await asyncio.gather(stats_and_channels(), timeline())
-        # In the resolvers' order: stats, shareTimeline, shareChannels.
-        counts = released.stats
-        views, likes, comments, shares = (
-            layer.count(metric, video_id, getattr(counts, metric)) for metric in ("views", "likes", "comments", "shares")
+        disclosure = Disclosure(BASELINE_TERMS, request.state.releases, request.state.noise_key, now)
+        granularity = Granularity.DAY
+        start, end = time_range(granularity, datetime.fromisoformat(body["from"]), datetime.fromisoformat(body["to"]), now)
+        totals, series, cells = await asyncio.gather(
+            disclosure.video_totals(video_id),
+            disclosure.timeline(video_id, SHARES, granularity, start, end),
+            disclosure.breakdown(video_id, SHARES, "channel"),
         )
-        series = time_buckets(layer.timeline("shares", video_id, lifetime, Granularity.DAY, start, end))
-        cells = breakdown(layer.cells("shares", video_id, full_domain(channels, CHANNELS), scope="channel")).buckets
-        await request.state.budget.charge(layer, principal)
+        await request.state.budget.charge(disclosure, principal)
         video = {
             "id": row.video_id,
             "stats": {
-                "views": views,
-                "likes": likes,
-                "comments": comments,
-                "shares": shares,
-                "likeRatio": ratio(likes, views),
-                "engagementRate": ratio(likes + comments + shares, views),
+                "views": totals.views,
+                "likes": totals.likes,
+                "comments": totals.comments,
+                "shares": totals.shares,
+                "likeRatio": ratio(totals.likes, totals.views),
+                "engagementRate": ratio(totals.likes + totals.comments + totals.shares, totals.views),
             },
-            "shareTimeline": {"buckets": [{"start": b.start.isoformat(), "count": b.count, "suppressed": b.suppressed} for b in series]},
-            "shareChannels": {"buckets": [{"key": b.key, "count": b.count, "suppressed": b.suppressed} for b in cells]},
+            "shareTimeline": {"buckets": [{"start": moment.isoformat(), "count": count, "suppressed": False}
+                                          for moment, count in series.buckets]},
+            "shareChannels": {"buckets": [{"key": b.key, "count": b.count, "suppressed": b.suppressed}
+                                          for b in breakdown(cells).buckets]},
         }
-        return JSONResponse({"data": {"video": video}, "extensions": {"privacy": layer.report()}})
+        return JSONResponse({"data": {"video": video}, "extensions": {"privacy": disclosure.report()}})
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -2,8 +2,11 @@
 
 Run: .venv/bin/python bench/policy.py [--events N] [--seconds S]
 
-Four variants of the same app, each measured in this one process with the
-same concurrent in-process clients (ASGI, no sockets), alternated --rounds times:
+The data set is N demo events loaded as bench/dashboard.py loads them (a
+backfill, then its history replayed); the most shared video and its creator
+are the subject. Four variants of the same app, each measured in this one
+process with the same concurrent in-process clients (ASGI, no sockets),
+alternated --rounds times:
   (a) guard off, (b) guard on with the decision cache, (c) guard on without
   it, (d) one engine call per requested field (the naive design).
 Prints req/s and each ratio to (a). Target: (b)/(a) >= 0.95.
@@ -22,21 +25,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-import httpx
+# bench/dashboard.py's loading; importing it first also takes this folder off sys.path (see there).
+from dashboard import backfill, most_shared  # isort: skip
 
-from gateway.app import create_app
-from gateway.auth import Principal, PrincipalKind, create_token
-from gateway.config import Settings
-from gateway.demo import DemoPlatform
-from gateway.ingest.ndjson import parse_objects
-from gateway.ingest.pipeline import chunked, ingest_chunks
-from gateway.policy.decider import PolicyDecider, PolicyQuestion
-from gateway.policy.decision import Decision, FieldVerdict, parse_decision
-from gateway.store.ingest import EventWriter
-from gateway.store.migrate import migrate
-from gateway.store.pools import Store
-from gateway.store.server import ensure_database, start_embedded
+import asyncpg  # noqa: E402
+import httpx  # noqa: E402
+
+from gateway.app import create_app  # noqa: E402
+from gateway.auth import Principal, PrincipalKind, create_token  # noqa: E402
+from gateway.config import Settings  # noqa: E402
+from gateway.demo import DemoPlatform  # noqa: E402
+from gateway.policy.decider import PolicyDecider, PolicyQuestion  # noqa: E402
+from gateway.policy.decision import Decision, FieldVerdict, parse_decision  # noqa: E402
+from gateway.store.migrate import migrate  # noqa: E402
+from gateway.store.pools import Store  # noqa: E402
+from gateway.store.server import ensure_database, start_embedded  # noqa: E402
 
 SECRET = "bench-secret-of-at-least-32-characters!"
 CLIENTS = 16
@@ -68,15 +71,15 @@ async def load_dataset(url: str, events: int) -> tuple[str, str]:
     try:
         platform = DemoPlatform(users=max(100, events // 50), videos=max(10, events // 300), events=events, seed=7,
                                 end=datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
-        await ingest_chunks(EventWriter(store.ingest), chunked(platform.generate(), 5_000), parse_objects)
-        async with store.reader.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT v.video_id, v.creator_id FROM videos v JOIN video_channels c USING (video_id) "
-                "GROUP BY 1, 2 ORDER BY sum(c.shares) DESC LIMIT 1"
-            )
-        return row["video_id"], row["creator_id"]
+        await backfill(store, platform.generate(), 5_000)
     finally:
         await store.close()
+    conn = await asyncpg.connect(url)
+    try:
+        video_id, creator_id, _ = await most_shared(conn)
+    finally:
+        await conn.close()
+    return video_id, creator_id
 
 
 @contextlib.asynccontextmanager

@@ -1,26 +1,34 @@
-"""The privacy layer's share of request time on the creator dashboard query, for the creator and for an app.
+"""The privacy service's share of request time on the creator dashboard query, for the creator and for an app.
 
 Run: .venv/bin/python bench/privacy.py [--events N] [--duration S] [--rounds R]
 
 Uses GATEWAY_DATABASE_URL's server, or a throwaway embedded Postgres. One run:
-1. loads N demo events as bench/dashboard.py does (its build_dataset); the most
-   shared video and its creator are the dashboard's subject;
+1. loads N demo events as bench/dashboard.py does (its build_dataset: a
+   backfill, then the history replayed); the most shared video and its creator
+   are the dashboard's subject;
 2. serves two variants of the real app, each in its own process (uvicorn with
    uvloop + httptools, one worker, as bench/dashboard.py serves it):
      real          create_app as shipped;
-     pass-through  the same app with the privacy layer made a pass-through in
-                   this bench's process only: PrivacyLayer.timeline / cells /
-                   count hand the buckets back unsuppressed and unnoised, totals
-                   are plain column sums of the series, every bucket up to now is
-                   served and no ε is charged. Authentication, GraphQL and the
-                   policy guard are unchanged, and so are the statements;
+     pass-through  the same app with the privacy service (gateway.privacy.
+                   disclosure.Disclosure) made a pass-through in that server's
+                   process only (`pass_through` below): the release it reads is
+                   the latest one, whatever the principal's delay and k (its
+                   cutoff is the end of the current bucket of its granularity
+                   floor, and its step 0: every release); breakdown cells are
+                   neither suppressed (`suppress` hands them back) nor noised
+                   (`Disclosure._noised` hands the cell back, so no draw is
+                   made), and no ε is charged (`BudgetLedger.charge` does
+                   nothing). Its release reader keeps those answers as the real
+                   one keeps settled ones (no event arrives while we measure).
+                   Authentication, GraphQL, the policy guard and the statements
+                   are unchanged;
    both under a copy of policies/ (without its tests) in which an app's
    epsilon_budget_per_day is 1e12, so that the app's rounds never run out;
 3. asks both the DASHBOARD query of bench/dashboard.py as the creator (a user
    token: k 5, HOUR floor, exact counts) and as an app acting for the creator
-   (scopes stats and insights: k 50, DAY floor, noise and ε charged in
-   Postgres), driven by bench/dashboard.py's load generator (32 keep-alive
-   clients) in interleaved rounds; the best round of each counts.
+   (scopes stats and insights: k 50, DAY floor, channel cells noised and ε
+   charged in Postgres), driven by bench/dashboard.py's load generator (32
+   keep-alive clients) in interleaved rounds; the best round of each counts.
 
 The privacy share is 1 - (real req/s / pass-through req/s), and from latencies
 1 - (pass-through p50 / real p50). Target: < 10% for each principal. The
@@ -37,7 +45,7 @@ import shutil
 import sys
 import tempfile
 import warnings
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,59 +86,41 @@ PRINCIPALS = ("user", "app")
 
 
 def pass_through() -> None:
-    """Makes the privacy layer hand back what it is given: no suppression, no noise, no steps of k, no
-    delay (every bucket up to now), no ε charged. Patched before the app is built."""
-    from gateway.graphql import loaders
-    from gateway.privacy import budget, layer
-    from gateway.privacy.release import ReleasedStats, bucket_after, truncate
+    """Makes the privacy service hand back what the history holds: the latest release (no delay, no
+    steps of k), cells unsuppressed and unnoised, no ε charged. Patched before the app is built."""
+    from gateway.privacy import budget, disclosure
+    from gateway.privacy.release import Granularity, bucket_after, truncate
     from gateway.privacy.suppression import Cell
-    from gateway.store.queries import Bucket, Granularity, StatsSeries, VideoStatsRow
+    from gateway.store.releases import ReleaseReader
 
-    def served_until(self: layer.PrivacyLayer, granularity: Granularity) -> datetime:
-        # Every bucket up to the end of the current one (the cutoff too): nothing later exists yet, and it
-        # stays put for the bucket, so cached totals are reused as in the real app.
-        return bucket_after(truncate(self.now, granularity), granularity)
+    def latest(now: datetime, granularity: Granularity, delay: timedelta) -> datetime:
+        # The end of the current bucket: no release is made later than now, and it stays put for the
+        # bucket, so kept answers are reused as in the real app.
+        return bucket_after(truncate(now, granularity), granularity)
 
-    def timeline(self: layer.PrivacyLayer, metric: str, subject: str, lifetime: list[Bucket], granularity: Granularity,
-                 start: datetime, end: datetime, *, clamp: bool = True) -> list[Cell]:
-        # Dense over [start, end) as the real layer serves it, so that both answers are the same size.
-        found = {bucket.key: bucket for bucket in lifetime}
-        cells = []
-        moment = start
-        while moment < end:
-            bucket = found.get(moment, Bucket(moment, 0, 0))
-            cells.append(Cell(moment, bucket.count, bucket.actors))
-            moment = bucket_after(moment, granularity)
-        return cells
+    visible, series = ReleaseReader.visible, ReleaseReader.series
 
-    def cells(self: layer.PrivacyLayer, metric: str, subject: str, buckets: list[Bucket], **options: Any) -> list[Cell]:
-        return [Cell(bucket.key, bucket.count, bucket.actors) for bucket in buckets]
+    async def every_visible(self: ReleaseReader, keys: Any, before: datetime, step: int, *, settled: bool) -> Any:
+        return await visible(self, keys, before, 0, settled=True)
 
-    def count(self: layer.PrivacyLayer, metric: str, subject: str, value: int, *, clamp: bool = True) -> int:
-        return value
+    async def every_in_series(self: ReleaseReader, subject: str, metric: str, start: datetime, end: datetime, step: int,
+                              *, settled: bool) -> Any:
+        return await series(self, subject, metric, start, end, 0, settled=True)
 
-    def column_sums(series: StatsSeries, k: int, floor: Granularity) -> ReleasedStats:
-        # Every closed bucket: each metric's prefix (through its mark) and the tail's buckets after that mark.
-        marks = series.marks
-        totals = list(series.prefix)
-        for bucket, *values in series.tail:
-            for index, (column, mark) in enumerate(((0, marks[0]), (1, marks[0]), (2, marks[0]), (4, marks[1]), (6, marks[2]), (8, marks[3]))):
-                if mark is None or bucket > mark:
-                    totals[index] += values[column]
-        views, watch_ms, completed, likes, comments, shares = totals
-        stats = VideoStatsRow(views=views, watch_ms=watch_ms, completed_views=completed, likes=likes, comments=comments, shares=shares)
-        last = series.tail[-1][0] if series.tail else max((mark for mark in marks if mark is not None), default=None)
-        until = bucket_after(last, floor) if last is not None else None
-        return ReleasedStats(stats, until, until)
+    def unsuppressed(buckets: Any, k: int, *, pool_key: str | None = None) -> list[Cell]:
+        return list(buckets)
+
+    def unnoised(self: disclosure.Disclosure, subject: str, metric: Any, dimension: Any, cell: Cell, changed_at: int) -> Cell:
+        return cell
 
     async def charge_nothing(self: Any, *args: Any) -> None:
         return None
 
-    layer.PrivacyLayer.served_until = served_until  # type: ignore[method-assign]
-    layer.PrivacyLayer.timeline = timeline  # type: ignore[method-assign,assignment]
-    layer.PrivacyLayer.cells = cells  # type: ignore[method-assign,assignment]
-    layer.PrivacyLayer.count = count  # type: ignore[method-assign]
-    loaders.release_video_stats = column_sums  # type: ignore[attr-defined]
+    disclosure.cutoff = latest  # type: ignore[attr-defined]
+    ReleaseReader.visible = every_visible  # type: ignore[method-assign]
+    ReleaseReader.series = every_in_series  # type: ignore[method-assign]
+    disclosure.suppress = unsuppressed  # type: ignore[attr-defined]
+    disclosure.Disclosure._noised = unnoised  # type: ignore[method-assign]
     budget.BudgetLedger.charge = charge_nothing  # type: ignore[method-assign,assignment]
 
 

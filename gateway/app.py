@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "noise_key": derive_noise_key(secret),
                     "budget": budget,
                     "grants": AppGrants(functools.partial(current_grant, store.reader), ttl=settings.app_grant_ttl),
-                    "releases": ReleaseReader(store.reader),
+                    "releases": ReleaseReader(store.reader, clock),
                     "store": store,
                     "writer": EventWriter(store.ingest, clock),
                     "schema": schema,

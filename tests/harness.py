@@ -8,16 +8,19 @@ arrival, and answers are given at whatever moment the clock shows.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import shutil
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+from asyncpg.connection import LoggedQuery
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
@@ -41,6 +44,7 @@ __all__ = [
     "policies_with",
     "running_gateway",
     "serve",
+    "statements_on",
 ]
 
 SHIPPED_POLICIES = Path(__file__).parents[1] / "policies"
@@ -186,6 +190,40 @@ async def serve(app: Starlette, state: dict[str, Any]) -> AsyncIterator[httpx.As
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://gateway") as http:
         yield http
+
+
+# What asyncpg sends to introspect a type: the lookup itself, and JIT switched off around it.
+ASYNCPG_INTROSPECTION = ("typeinfo_tree", "current_setting('jit')", "set_config('jit'")
+
+
+@contextlib.asynccontextmanager
+async def statements_on(*pools: asyncpg.Pool) -> AsyncIterator[list[str]]:
+    """The statements the gateway sends on any connection of `pools` while the block runs (asyncpg's
+    own type introspection aside)."""
+    statements: list[str] = []
+
+    def log(record: LoggedQuery) -> None:
+        if not any(marker in record.query for marker in ASYNCPG_INTROSPECTION):
+            statements.append(record.query)
+
+    async def each_connection(pool: asyncpg.Pool, change: Callable[[asyncpg.Connection], None]) -> None:
+        # Check out every connection the pool may hold (it opens the missing ones), so every one logs.
+        connections = [await pool.acquire() for _ in range(pool.get_max_size())]
+        for connection in connections:
+            change(connection)
+            await pool.release(connection)
+
+    for pool in pools:
+        await each_connection(pool, lambda connection: connection.add_query_logger(log))
+    try:
+        yield statements
+        # asyncpg hands records to loggers with loop.call_soon: let the ones queued so far run.
+        flushed = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(flushed.set_result, None)
+        await flushed
+    finally:
+        for pool in pools:
+            await each_connection(pool, lambda connection: connection.remove_query_logger(log))
 
 
 @contextlib.asynccontextmanager

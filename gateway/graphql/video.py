@@ -57,6 +57,8 @@ class VideoStats:
 
     @strawberry.field(description="Share of views watched to the end.")
     async def completion_rate(self, info: Context) -> float | None:
+        if not self.views:
+            return None  # nothing to divide by: no noise drawn, nothing charged
         completed = await info.context.privacy().cell_count(self.video_id, VIEWS, "completion", "completed")
         return ratio(min(completed, self.views), self.views)
 

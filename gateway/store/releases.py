@@ -3,7 +3,10 @@
 A release never changes once made, and releases are made at arrival, so what a
 cutoff in the past selects is settled once that cutoff is behind every commit:
 such answers are kept, and nothing that arrives later (released or not)
-invalidates them. Nothing here reads the live totals or the ledger: an answer
+invalidates them. An answer that found no release is kept for a minute only: a
+backfill may still give a subject with no release a past (gateway.store.replay),
+never one that has one, so a backfilled history reaches every replica's answers
+within a minute. Nothing here reads the live totals or the ledger: an answer
 costs the same whether or not unreleased activity exists.
 """
 
@@ -15,7 +18,9 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
+
+from gateway.clock import Clock, utc_now
 
 __all__ = ["Release", "ReleaseReader", "StoredCell"]
 
@@ -83,13 +88,17 @@ class ReleaseReader:
     """Reads releases through one pool, keeping what can no longer change."""
 
     CACHE_SIZE = 100_000
+    ABSENT_SECONDS = 60.0
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock = utc_now) -> None:
         self._pool = pool
         self._kept: LRUCache[Hashable, Any] = LRUCache(self.CACHE_SIZE)
+        # Settled questions that found no release, each for ABSENT_SECONDS of the clock.
+        self._absent: TTLCache[Hashable, bool] = TTLCache(self.CACHE_SIZE, self.ABSENT_SECONDS, timer=lambda: clock().timestamp())
 
     def clear(self) -> None:
         self._kept.clear()
+        self._absent.clear()
 
     async def visible(
         self, keys: Sequence[tuple[str, str]], before: datetime, step: int, *, settled: bool
@@ -100,11 +109,12 @@ class ReleaseReader:
         found: dict[tuple[str, str], Release] = {}
         missing = []
         for key in keys:
-            kept = self._kept.get(("visible", *key, before, step), _MISSING) if settled else _MISSING
-            if kept is _MISSING:
-                missing.append(key)
-            elif kept is not None:
+            question = ("visible", *key, before, step)
+            kept = self._kept.get(question) if settled else None
+            if kept is not None:
                 found[key] = kept
+            elif not (settled and question in self._absent):
+                missing.append(key)
         if not missing:
             return found
         async with self._pool.acquire() as conn:
@@ -112,10 +122,13 @@ class ReleaseReader:
         read = {(row[0], row[1]): Release(*row[2:]) for row in rows}
         for key in missing:
             release = read.get(key)
-            if settled:
-                self._kept[("visible", *key, before, step)] = release
             if release is not None:
                 found[key] = release
+            if settled:
+                if release is None:
+                    self._absent[("visible", *key, before, step)] = True
+                else:
+                    self._kept[("visible", *key, before, step)] = release
         return found
 
     async def series(
@@ -127,12 +140,16 @@ class ReleaseReader:
         kept = self._kept.get(key) if settled else None
         if kept is not None:
             return kept  # type: ignore[no-any-return]
+        if settled and key in self._absent:
+            return 0, ()
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(_SERIES, subject, metric, end, step, start)
         baseline = rows[0][1] if rows and rows[0][0] < start else 0
         answer = (baseline, tuple((row[0], row[1]) for row in rows if row[0] >= start))
-        if settled:
+        if settled and rows:
             self._kept[key] = answer
+        elif settled:
+            self._absent[key] = True
         return answer
 
     async def cells(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], tuple[StoredCell, ...]]:
@@ -157,5 +174,3 @@ class ReleaseReader:
             found[key] = self._kept[("cells", *key)] = tuple(cells)
         return found
 
-
-_MISSING: Any = object()

@@ -1,9 +1,10 @@
 """Differencing: ask before and after one share; ask overlapping ranges and subtract.
 
-A share is held back until at least k-1 other sharers join it (totals grow in steps of k; the
-breakdowns and the audience follow the totals), and a timeline serves whole, closed buckets
-only, so two overlapping ranges share their buckets exactly. At best the creator learns that
-some step of at least k sharers completed: the one share is one of at least k.
+A share is held back until at least k-1 other people new to the video's shares arrive after it
+(the history grows in releases of at least k people; the breakdowns and the audience are read at
+the same release), and a timeline counts shares by the release that brought them, in whole, closed
+buckets only, so two overlapping ranges share their buckets exactly. At best the creator learns
+that a release of at least k sharers was made: the one share is one of at least k.
 
 (A creator who controls k-1 accounts can make up a step around one real share: no threshold
 stands against sybils. Apps, whose counts are noised, are the case where that matters most.)
@@ -14,18 +15,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from tests.attacks.world import World, battery, days_ago, iso
+from tests.attacks.world import World, ask, battery, counted, days_ago, iso
 
 from harness import Gateway
 
 QUESTIONS = battery(days_ago(10), days_ago(0))
 
 
-async def ask(gateway: Gateway, world: World, query: str = QUESTIONS, **variables: Any) -> dict[str, Any]:
-    response = await gateway.graphql(query, {"video": world.video(), "creator": world.creator, **variables}, principal=world.owner)
-    body: dict[str, Any] = response.json()
-    assert "errors" not in body, body
-    return body
+async def owner_asks(gateway: Gateway, world: World, query: str = QUESTIONS, **variables: Any) -> dict[str, Any]:
+    """The owner's answer to `query` about the world's video and creator."""
+    return await ask(gateway, query, {"video": world.video(), "creator": world.creator, **variables}, world.owner)
 
 
 RANKING = """query($video: ID!, $creator: ID!) { video(id: $video) { id }
@@ -33,41 +32,56 @@ RANKING = """query($video: ID!, $creator: ID!) { video(id: $video) { id }
 
 
 async def test_one_share_changes_no_answer(gateway: Gateway) -> None:
+    """The target's share, and three more, arrive after the creator's first answers: no answer moves
+    until a fifth sharer completes a release, at whatever time the creator asks."""
     world = World("before-after")
     world.publish(days_ago(9, 8))
     world.crowd("first", 12, days_ago(9, 10), shares=True)  # one hour of 12 sharers: released whole
     world.publish(days_ago(9, 8), 1)
     world.crowd("other", 12, days_ago(9, 11), 1, shares=True)  # a second video with as many
-    await gateway.play(world.take())
-    before = await ask(gateway, world)
-    ranking = await ask(gateway, world, RANKING)
+    with gateway.clock.at(days_ago(5, 12)):
+        await gateway.play(world.take())
+        before = await owner_asks(gateway, world)
+        ranking = await owner_asks(gateway, world, RANKING)
     assert before["data"]["video"]["stats"]["shares"] == 12
+    before = counted(before)
+
+    async def later(hours: int) -> Any:
+        """The owner's answers `hours` after the first ones, with whatever has arrived until then
+        (without the empty buckets that closed meanwhile)."""
+        with gateway.clock.at(days_ago(5, 12) + timedelta(hours=hours)):
+            await gateway.ingest(world.take())
+            return counted(await owner_asks(gateway, world))
 
     target = world.actor("target")
-    world.view(target, days_ago(4, 15), region="FR", age_band="45-54")
-    world.share(target, days_ago(4, 15, 5), channel="email", region="FR")
-    await gateway.play(world.take())
-    assert await ask(gateway, world) == before
+    world.view(target, days_ago(5, 12, 55), region="FR", age_band="45-54")
+    world.share(target, days_ago(5, 13, 5), channel="email", region="FR")
+    assert await later(2) == before
+    assert await later(4) == before  # its hour closed and an hour passed: still nothing
     # Nor the ranking of the creator's videos by shares, nor its cursors (which carry the ranked count).
-    assert await ask(gateway, world, RANKING) == ranking
+    with gateway.clock.at(days_ago(5, 12) + timedelta(hours=4)):
+        assert await owner_asks(gateway, world, RANKING) == ranking
 
-    # Three more sharers the next day: still short of a step.
-    world.crowd("more", 3, days_ago(3, 11), shares=True, channel="email")
-    await gateway.play(world.take())
-    assert await ask(gateway, world) == before
+    # Three more sharers the next day: still short of a release.
+    world.crowd("more", 3, days_ago(4, 11), shares=True, channel="email")
+    assert await later(24) == before
+    assert await later(27) == before
 
-    # A fourth completes it: the total moves by the five of them at once. The email cell holds
-    # all five, but as the smallest visible channel among suppressed (empty) ones it is suppressed
-    # with them: total less whatsapp says five shares went elsewhere. The target is one of five.
-    world.crowd("last", 1, days_ago(2, 11), shares=True, channel="email")
-    await gateway.play(world.take())
-    after = await ask(gateway, world)
+    # A fourth completes it (arriving the day after): the total moves by the five of them at once,
+    # in the hour of that arrival. The email cell holds all five, but as the smallest visible channel
+    # among suppressed (empty) ones it is suppressed with them: total less whatsapp says five shares
+    # went elsewhere. The target is one of five.
+    world.crowd("last", 1, days_ago(3, 11), shares=True, channel="email")
+    assert await later(48) == before
+    after = await later(51)
     assert after["data"]["video"]["stats"]["shares"] == 17
     channels = {cell["key"]: cell["count"] for cell in after["data"]["video"]["shareChannels"]["buckets"]}
     assert channels["whatsapp"] == 12 and channels["email"] is None
+    hours = {bucket["start"]: bucket["count"] for bucket in after["data"]["video"]["sharesByHour"]["buckets"]}
+    assert {start: count for start, count in hours.items() if count} == {days_ago(9, 10).isoformat(): 12, days_ago(3, 12).isoformat(): 5}
 
 
-async def test_overlapping_ranges_subtract_to_whole_suppressed_buckets(gateway: Gateway) -> None:
+async def test_overlapping_ranges_subtract_to_whole_releases(gateway: Gateway) -> None:
     world = World("overlap")
     world.publish(days_ago(9, 8))
     world.crowd("steady", 6, days_ago(8, 10), shares=True)
@@ -75,26 +89,30 @@ async def test_overlapping_ranges_subtract_to_whole_suppressed_buckets(gateway: 
     target = world.actor("target")
     world.view(target, days_ago(5, 13, 20))
     world.share(target, days_ago(5, 13, 21))
-    await gateway.play(world.take())
+    world.crowd("joined", 4, days_ago(4, 9), shares=True)  # the four who complete the target's release
     query = """query($video: ID!, $from: DateTime!, $to: DateTime!, $g: Granularity!) { video(id: $video) {
         shareTimeline(granularity: $g, from: $from, to: $to) { from to buckets { start count suppressed } } } }"""
 
     async def timeline(granularity: str, start: Any, end: Any) -> dict[str, Any]:
-        body = await ask(gateway, world, query, **{"from": iso(start), "to": iso(end), "g": granularity})
+        body = await owner_asks(gateway, world, query, **{"from": iso(start), "to": iso(end), "g": granularity})
         return {bucket["start"]: bucket["count"] for bucket in body["data"]["video"]["shareTimeline"]["buckets"]}
 
-    # Ranges that end one minute before and one minute after the share, at both granularities.
-    for granularity in ("HOUR", "DAY"):
-        short = await timeline(granularity, days_ago(9), days_ago(5, 13, 20, 30))
-        long = await timeline(granularity, days_ago(9), days_ago(5, 13, 22))
-        assert short == long, granularity
-    # Day ranges [d-1, d+1) minus [d-1, d): the day of the share, suppressed.
-    wide = await timeline("DAY", days_ago(6), days_ago(4))
-    narrow = await timeline("DAY", days_ago(6), days_ago(5))
-    difference = {start: count for start, count in wide.items() if start not in narrow}
-    assert difference == {days_ago(5).isoformat(): None}
-    # Shifting the start by minutes changes no bucket either: buckets start where they start.
-    assert await timeline("DAY", days_ago(6) + timedelta(minutes=1), days_ago(4)) == wide
+    with gateway.clock.at(days_ago(1, 12)):
+        await gateway.play(world.take())
+        # Ranges that end one minute before and one minute after the share, at both granularities.
+        for granularity in ("HOUR", "DAY"):
+            short = await timeline(granularity, days_ago(9), days_ago(5, 13, 20, 30))
+            long = await timeline(granularity, days_ago(9), days_ago(5, 13, 22))
+            assert short == long, granularity
+        # Day ranges [d-1, d+1) minus [d-1, d): the day of the share, which brought no release.
+        wide = await timeline("DAY", days_ago(6), days_ago(4))
+        narrow = await timeline("DAY", days_ago(6), days_ago(5))
+        assert {start: count for start, count in wide.items() if start not in narrow} == {days_ago(5).isoformat(): 0}
+        # The share shows in the day of the release that brought it, as one of five people.
+        wider = await timeline("DAY", days_ago(6), days_ago(3))
+        assert {start: count for start, count in wider.items() if start not in wide} == {days_ago(4).isoformat(): 5}
+        # Shifting the start by minutes changes no bucket either: buckets start where they start.
+        assert await timeline("DAY", days_ago(6) + timedelta(minutes=1), days_ago(4)) == wide
 
 
 async def test_one_follow_does_not_make_a_user_a_creator(gateway: Gateway) -> None:

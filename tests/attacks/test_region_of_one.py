@@ -1,6 +1,7 @@
 """Region of one: a single viewer watches from a rare region (Iceland), among many from Germany
 and France.
 
+The audience is read at a release of the video's views (made once k new viewers have arrived).
 Regions below k are not listed; they are pooled into one suppressed OTHER cell that is always
 there, and the smallest listed region always joins it, so the listing is the same whether the
 rare viewer exists and wherever they watched from. At best the creator learns the regions with
@@ -44,11 +45,15 @@ async def test_the_rare_viewer_shows_neither_presence_nor_region(gateway: Gatewa
 
 
 async def test_the_audience_follows_new_steps_of_viewers(gateway: Gateway) -> None:
-    """The audience (cached by the fingerprint of the data before its cutoff) moves on as soon as
-    a step of k new viewers is released."""
+    """Five more viewers arriving after the first answer make a release: the audience moves on to it
+    once the hour of its arrival has closed and an hour has passed, not before."""
     world, body = await play(gateway, None)
     assert body["data"]["video"]["regions"]["buckets"][0] == {"key": "DE", "count": 35, "suppressed": False}
-    world.crowd("later", 5, days_ago(3, 9), region="DE", age_band="25-34")  # a step of k more viewers
-    await gateway.play(world.take())
-    response = await gateway.graphql(AUDIENCE, {"video": world.video()}, principal=world.owner)
-    assert response.json()["data"]["video"]["regions"]["buckets"][0] == {"key": "DE", "count": 40, "suppressed": False}
+    arrival = gateway.clock.now + timedelta(hours=1)
+    world.crowd("later", 5, arrival - timedelta(minutes=5), region="DE", age_band="25-34")  # a release of k more viewers
+    with gateway.clock.at(arrival):
+        await gateway.ingest(world.take())
+    for hours, expected in ((0, 35), (1, 35), (2, 40)):
+        with gateway.clock.at(arrival + timedelta(hours=hours)):
+            response = await gateway.graphql(AUDIENCE, {"video": world.video()}, principal=world.owner)
+        assert response.json()["data"]["video"]["regions"]["buckets"][0] == {"key": "DE", "count": expected, "suppressed": False}, hours

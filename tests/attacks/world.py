@@ -16,9 +16,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.auth import Principal, PrincipalKind
+import asyncpg
 
-__all__ = ["World", "battery", "days_ago", "differences", "iso", "same_answers"]
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind
+from harness import Gateway
+
+__all__ = ["World", "app_for", "ask", "battery", "counted", "days_ago", "differences", "iso", "release_values", "same_answers"]
 
 _worlds = itertools.count(1)
 
@@ -70,6 +73,13 @@ class World:
     def comment(self, actor: str, when: datetime, text: str, index: int = 0) -> None:
         self._event("comment", when, actor, self.video(index), text=text)
 
+    def like(self, actor: str, when: datetime, index: int = 0) -> None:
+        self._event("like", when, actor, self.video(index))
+
+    def follow(self, actor: str, when: datetime, *, following: bool = True) -> None:
+        """`actor` follows (or, with following=False, unfollows) the world's creator."""
+        self._event("follow" if following else "unfollow", when, actor, None)
+
     def crowd(self, prefix: str, count: int, when: datetime, index: int = 0, *, shares: bool = False, channel: str = "whatsapp",
               region: str | None = "DE", age_band: str | None = "25-34", spacing: timedelta = timedelta(seconds=20)) -> list[str]:
         """`count` distinct people who view (and share) the video, one every `spacing` from `when`."""
@@ -85,6 +95,26 @@ class World:
         """The events not yet ingested."""
         events, self.events = self.events, []
         return events
+
+
+def app_for(user: str, app_id: str, scopes: frozenset[str] = frozenset({"stats", "insights"})) -> Principal:
+    """An app acting on behalf of `user`."""
+    return Principal(PrincipalKind.APP, user, scopes, app_id=app_id)
+
+
+async def ask(gateway: Gateway, query: str, variables: dict[str, Any] | None = None, principal: Principal = ANONYMOUS) -> dict[str, Any]:
+    """The answer to `query` as `principal`, which must be served whole (200, no errors)."""
+    response = await gateway.graphql(query, variables, principal=principal)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    return body
+
+
+async def release_values(admin: asyncpg.Connection, subject: str, metric: str) -> dict[int, int]:
+    """The history of `metric` (a store code: v, l, c, s, f) of `subject`: each release's count → its people."""
+    rows = await admin.fetch('SELECT events, people FROM releases WHERE subject_id = $1 AND metric = $2::text::"char" ORDER BY seq', subject, metric)
+    return {row["events"]: row["people"] for row in rows}
 
 
 def battery(start: datetime, end: datetime) -> str:
@@ -112,6 +142,17 @@ def battery(start: datetime, end: datetime) -> str:
       }}
     }}
     """
+
+
+def counted(body: Any) -> Any:
+    """An answer without its timelines' empty buckets and range ends: what answers given at different
+    moments must agree on when nothing was released between them (a later moment serves more closed
+    buckets, empty ones)."""
+    if isinstance(body, list):
+        return [counted(item) for item in body if not (isinstance(item, dict) and item.keys() >= {"start", "count"} and item["count"] == 0)]
+    if isinstance(body, dict):
+        return {key: counted(value) for key, value in body.items() if not (key in ("from", "to") and "buckets" in body)}
+    return body
 
 
 def same_answers(answers: Iterable[tuple[World, dict[str, Any]]]) -> bool:

@@ -5,18 +5,13 @@ the first time it meets a type without a built-in codec (timestamptz[]), is not 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
-from asyncpg.connection import LoggedQuery
 
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 
-from harness import Gateway
+from harness import Gateway, statements_on
 
 FEW, MANY = "creator-five", "creator-fifty"
 VIDEO_COUNT = {FEW: 5, MANY: 50}
@@ -38,36 +33,6 @@ def video_events(creator: str, number: int) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module", autouse=True)
 async def platform(gateway: Gateway) -> None:
     await gateway.backfill([event for creator, count in VIDEO_COUNT.items() for n in range(count) for event in video_events(creator, n)])
-
-
-# What asyncpg sends to introspect a type: the lookup itself, and JIT switched off around it.
-ASYNCPG_INTROSPECTION = ("typeinfo_tree", "current_setting('jit')", "set_config('jit'")
-
-
-@contextlib.asynccontextmanager
-async def statements_on(pool: asyncpg.Pool) -> AsyncIterator[list[str]]:
-    """The statements the gateway sends on any connection of `pool` while the block runs."""
-    statements: list[str] = []
-
-    def log(record: LoggedQuery) -> None:
-        if not any(marker in record.query for marker in ASYNCPG_INTROSPECTION):
-            statements.append(record.query)
-
-    # Check out every connection the pool may hold (it opens the missing ones), so every one logs.
-    connections = [await pool.acquire() for _ in range(pool.get_max_size())]
-    for connection in connections:
-        connection.add_query_logger(log)
-        await pool.release(connection)
-    try:
-        yield statements
-        # asyncpg hands records to loggers with loop.call_soon: let the ones queued so far run.
-        flushed = asyncio.get_running_loop().create_future()
-        asyncio.get_running_loop().call_soon(flushed.set_result, None)
-        await flushed
-    finally:
-        for connection in [await pool.acquire() for _ in range(pool.get_max_size())]:
-            connection.remove_query_logger(log)
-            await pool.release(connection)
 
 
 PAGE = """query($id: ID!) { creator(id: $id) { videos(first: 50) {

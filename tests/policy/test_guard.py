@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,20 +20,17 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from asyncpg.connection import LoggedQuery
 from prometheus_client.parser import text_string_to_metric_families
 
 import gateway.policy.opa as opa_engine
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
-from gateway.config import Settings
 from gateway.policy.decider import DecisionRecord
 from gateway.policy.decision import ENTRYPOINT
 from gateway.policy.embedded import EmbeddedEngine
 from gateway.store.decision_log import DecisionLogWriter
-from gateway.store.migrate import migrate
 
 from fixture_platform import ADA, ADA_FIRST, BO, EVENTS, SHARER
-from harness import APP_SECRET, Gateway, authorization, running_gateway
+from harness import Gateway, authorization, running_gateway, statements_on
 
 from .opa_standin import Mode, OpaStandin
 
@@ -134,32 +130,6 @@ def unavailable(response: httpx.Response) -> str:
     assert error["extensions"]["code"] == "POLICY_UNAVAILABLE", body
     message: str = error["message"]
     return message
-
-
-@contextlib.asynccontextmanager
-async def statements_on(*pools: asyncpg.Pool) -> AsyncIterator[list[str]]:
-    """The statements sent on any connection of `pools` while the block runs."""
-    statements: list[str] = []
-
-    def log(record: LoggedQuery) -> None:
-        statements.append(record.query)
-
-    async def each_connection(pool: asyncpg.Pool, change: Callable[[asyncpg.Connection], None]) -> None:
-        # Check out every connection the pool may hold (it opens the missing ones), so every one logs.
-        connections = [await pool.acquire() for _ in range(pool.get_max_size())]
-        for connection in connections:
-            change(connection)
-            await pool.release(connection)
-
-    for pool in pools:
-        await each_connection(pool, lambda connection: connection.add_query_logger(log))
-    try:
-        yield statements
-        # asyncpg hands records to loggers with loop.call_soon: let the ones queued so far run.
-        await asyncio.sleep(0)
-    finally:
-        for pool in pools:
-            await each_connection(pool, lambda connection: connection.remove_query_logger(log))
 
 
 def resolver_pools(gateway: Gateway) -> tuple[asyncpg.Pool, asyncpg.Pool]:
