@@ -31,27 +31,31 @@ class VideoRow:
     published_at: datetime | None
 
 
+# A video exists for the API once its creator published it. (Ingest records a video the first time
+# any event names it: were that served, one view of an unpublished video would show that someone
+# had watched it, before any release.)
 async def videos_by_id(conn: asyncpg.Connection, video_ids: Sequence[str]) -> dict[str, VideoRow]:
     rows = await conn.fetch(
-        "SELECT video_id, creator_id, published_at FROM videos WHERE video_id = ANY($1::text[])", list(video_ids)
+        "SELECT video_id, creator_id, published_at FROM videos WHERE video_id = ANY($1::text[]) AND published_at IS NOT NULL",
+        list(video_ids),
     )
     return {row["video_id"]: VideoRow(*row) for row in rows}
 
 
 async def creator_exists(conn: asyncpg.Connection, creator_id: str) -> bool:
-    """A creator is a user with a video. (Followers alone do not make one: that a user without
-    videos was found would say that somebody follows them.)"""
-    found: bool = await conn.fetchval("SELECT EXISTS (SELECT FROM videos WHERE creator_id = $1)", creator_id)
+    """A creator is a user with a published video. (Followers alone do not make one: that a user
+    without videos was found would say that somebody follows them.)"""
+    found: bool = await conn.fetchval("SELECT EXISTS (SELECT FROM videos WHERE creator_id = $1 AND published_at IS NOT NULL)", creator_id)
     return found
 
 
 # Keyset pages of a creator's videos; the cursor is the last row's sort key.
 _BY_PUBLISHED = """
-SELECT video_id, creator_id, published_at, extract(epoch FROM coalesce(published_at, 'epoch'))::float8 AS sort_key
+SELECT video_id, creator_id, published_at, extract(epoch FROM published_at)::float8 AS sort_key
 FROM videos
-WHERE creator_id = $1
-  AND ($2::float8 IS NULL OR (extract(epoch FROM coalesce(published_at, 'epoch')), video_id) < ($2, $3::text))
-ORDER BY coalesce(published_at, 'epoch') DESC, video_id DESC
+WHERE creator_id = $1 AND published_at IS NOT NULL
+  AND ($2::float8 IS NULL OR (extract(epoch FROM published_at), video_id) < ($2, $3::text))
+ORDER BY published_at DESC, video_id DESC
 LIMIT $4
 """
 VIDEO_ORDER_STATEMENTS = {"published_at": _BY_PUBLISHED}
@@ -59,7 +63,9 @@ VIDEO_ORDER_STATEMENTS = {"published_at": _BY_PUBLISHED}
 
 async def creator_video_rows(conn: asyncpg.Connection, creator_id: str) -> list[VideoRow]:
     """Every video of the creator (ordering by shares ranks them by their released shares)."""
-    rows = await conn.fetch("SELECT video_id, creator_id, published_at FROM videos WHERE creator_id = $1", creator_id)
+    rows = await conn.fetch(
+        "SELECT video_id, creator_id, published_at FROM videos WHERE creator_id = $1 AND published_at IS NOT NULL", creator_id
+    )
     return [VideoRow(*row) for row in rows]
 
 

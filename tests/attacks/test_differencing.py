@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from tests.attacks.world import World, ask, battery, counted, days_ago, iso
+from tests.attacks.world import World, ask, battery, counted, days_ago, differences, iso, same_answers
 
 from harness import Gateway
 
@@ -127,3 +127,21 @@ async def test_one_follow_does_not_make_a_user_a_creator(gateway: Gateway) -> No
     response = await gateway.graphql('query($c: ID!) { creator(id: $c) { id } }', {"c": world.creator})
     assert response.json()["data"] == {"creator": None}
     assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_one_view_does_not_make_an_unpublished_video_or_its_creator_found(gateway: Gateway) -> None:
+    """Ingest records a video the first time any event names it. Were an unpublished video found
+    (or its creator, or counted in their totals) after one view, that would say someone watched it,
+    before any release: twin worlds, viewed once and not at all, answer alike."""
+    viewed, unseen = World("unpublished-viewed"), World("unpublished-unseen")
+    viewed.view(viewed.actor("viewer"), days_ago(2, 9))
+    await gateway.play(viewed.take())
+    query = 'query($v: ID!, $c: ID!) { video(id: $v) { id publishedAt } creator(id: $c) { totals { videos } } }'
+
+    answers = []
+    for world in (viewed, unseen):
+        response = await gateway.graphql(query, {"v": world.video(), "c": world.creator})
+        answers.append((world, response.json()))
+
+    assert same_answers(answers), differences(*answers)
+    assert answers[0][1]["data"] == {"video": None, "creator": None}
