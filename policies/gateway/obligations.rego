@@ -9,9 +9,12 @@
 #   input (see gateway.authz): reads input.principal.kind and input.principal.scopes only.
 #
 #   The answer, under decision.obligations:
-#     k_threshold            a cell or bucket backed by fewer distinct actors is suppressed
-#     granularity_floor      the finest timeline bucket served (HOUR, DAY, WEEK, MONTH)
-#     bucket_delay_seconds   the newest bucket is served only this long after it closes
+#     k_threshold            the principal sees only releases at which the count of people crossed
+#                            a multiple of it, and breakdown cells of fewer people are suppressed;
+#                            the smallest of all kinds' is the release history's own step
+#     granularity_floor      the finest timeline bucket served (HOUR, DAY, WEEK, MONTH); the
+#                            principal sees releases made before the end of the newest closed one
+#     bucket_delay_seconds   ... closed at least this long ago
 #     epsilon                {quantity: ε} of the noise on what the public cannot read exactly:
 #                            "shares" (share channels), "viewers" (the audience by region and
 #                            age band), "completed_views"; {} means exact counts. Totals and
