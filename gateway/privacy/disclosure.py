@@ -8,9 +8,8 @@ carry, and keeps the tally that becomes `extensions.privacy` and the draws the
 ε budget is charged for.
 
 Noise is per quantity, not per question: one draw per (subject, metric,
-breakdown cell, release that last changed the cell), keyed by the server's
-secret only, so every field, app and day that exposes a quantity exposes the
-same draw. It covers what the public cannot read exactly (breakdown cells and
+breakdown cell, true count), keyed by the server's secret only, so every
+field, app, release and day that exposes a quantity exposes the same draw. It covers what the public cannot read exactly (breakdown cells and
 completed views); totals and timelines are values of the same history the
 public reads, and are served exact.
 """
@@ -129,40 +128,51 @@ class Disclosure:
         stored = await self._stored_cells(subject, metric, dimension)
         # A domain is listed whole, empty cells included: which keys are listed says nothing about anyone.
         keys = dimension.domain if dimension.domain is not None else tuple(sorted(stored))
-        cells = suppress([stored.get(key, (Cell(key, 0, 0), 0))[0] for key in keys], self.terms.k, pool_key=dimension.pool)
+        cells = suppress([stored.get(key, Cell(key, 0, 0)) for key in keys], self.terms.k, pool_key=dimension.pool)
         self.suppressed_cells += sum(1 for cell in cells if cell.count is None)
-        return [self._noised(subject, metric, dimension, cell, stored.get(cell.key, (cell, 0))[1]) for cell in cells]
+        return self._noised(subject, metric, dimension, cells)
 
     async def cell_count(self, subject: str, metric: Metric, dimension_name: str, key: str) -> int:
         """One cell's count as of the principal's release, unsuppressed (it feeds a ratio of a
         released total), noised where the terms carry ε for it."""
         dimension = metric.dimension(dimension_name)
-        cell, seq = (await self._stored_cells(subject, metric, dimension)).get(key, (Cell(key, 0, 0), 0))
-        noised = self._noised(subject, metric, dimension, cell, seq)
-        return noised.count or 0
+        cell = (await self._stored_cells(subject, metric, dimension)).get(key, Cell(key, 0, 0))
+        return self._noised(subject, metric, dimension, [cell])[0].count or 0
 
-    async def _stored_cells(self, subject: str, metric: Metric, dimension: Dimension) -> dict[str, tuple[Cell, int]]:
-        """The dimension's stored cells as of the principal's release: value → (cell, the release that last changed it)."""
+    async def _stored_cells(self, subject: str, metric: Metric, dimension: Dimension) -> dict[str, Cell]:
+        """The dimension's cells as of the principal's release, by key, counting what the dimension serves."""
         release = await self.release(subject, metric)
         if release is None:
             return {}
         cells = await asyncio.shield(self._cells.load((subject, metric.code, release.seq)))
         counts_people = dimension.counts == "people"
         return {
-            cell.value: (Cell(cell.value, cell.people if counts_people else cell.events, cell.people), cell.seq)
+            cell.value: Cell(cell.value, cell.people if counts_people else cell.events, cell.people)
             for cell in cells
             if cell.dimension == dimension.code
         }
 
-    def _noised(self, subject: str, metric: Metric, dimension: Dimension, cell: Cell, changed_at: int) -> Cell:
+    def _noised(self, subject: str, metric: Metric, dimension: Dimension, cells: list[Cell]) -> list[Cell]:
+        """`cells` with their visible counts noised, where the terms carry ε for the dimension. A
+        cell's draw is keyed by what it counts (subject, metric, dimension, key) and by its true
+        count: the same quantity gets the same draw from any release, field, app or day that shows
+        it, and only a changed count draws again."""
         epsilon = self.terms.epsilon.get(dimension.noise) if dimension.noise else None
-        if epsilon is None or cell.count is None:
-            return cell
+        visible = [cell for cell in cells if cell.count is not None]
+        if epsilon is None or not visible:
+            return cells
         self.noised = True
-        # The cells of one breakdown changed by one release are disjoint counts of it: one set of draws.
-        self.draws[_draw_set(self._noise_key, subject, metric.code, dimension.code, changed_at)] = epsilon
-        noisy = _draw(self._noise_key, epsilon, subject, metric.code, dimension.code, str(cell.key), changed_at, cell.count)
-        return Cell(cell.key, noisy if metric.net else max(0, noisy), cell.actors)
+        # A breakdown's cells are disjoint counts: released together they are one set of draws, the
+        # same set for as long as none of them changes.
+        state = sorted(f"{cell.key}={cell.count}" for cell in visible)
+        self.draws[_draw_set(self._noise_key, subject, metric.code, dimension.code, *state)] = epsilon
+        noised = []
+        for cell in cells:
+            if cell.count is not None:
+                noisy = _draw(self._noise_key, epsilon, subject, metric.code, dimension.code, str(cell.key), cell.count)
+                cell = Cell(cell.key, noisy if metric.net else max(0, noisy), cell.actors)
+            noised.append(cell)
+        return noised
 
     # -- timelines --------------------------------------------------------------------------
 
@@ -219,6 +229,6 @@ def _draw_set(noise_key: bytes, *quantity: str | int) -> bytes:
 
 # A draw is a pure function of the quantity it noises; dashboards ask for the same ones again and again.
 @functools.lru_cache(maxsize=65_536)
-def _draw(noise_key: bytes, epsilon: Fraction, subject: str, metric: str, dimension: str, key: str, changed_at: int, count: int) -> int:
-    """`count` noised by the one draw of (subject, metric, dimension, cell, release that set it)."""
-    return noisy_count(noise_key, epsilon, count, subject, metric, dimension, key, changed_at)
+def _draw(noise_key: bytes, epsilon: Fraction, subject: str, metric: str, dimension: str, key: str, count: int) -> int:
+    """`count` noised by the one draw of (subject, metric, dimension, cell) at that count."""
+    return noisy_count(noise_key, epsilon, count, subject, metric, dimension, key)

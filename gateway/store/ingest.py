@@ -77,7 +77,7 @@ class EventWriter:
         returns the releases made. `progress(done, total)` hears of each arrival applied."""
         try:
             async with self._pool.acquire() as conn:
-                return await replay_pending(conn, self._clock(), progress)
+                return await replay_pending(conn, self._clock, progress)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"the event store is unreachable: {exc}") from exc
 

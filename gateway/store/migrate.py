@@ -6,12 +6,12 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 
+from gateway.clock import utc_now
 from gateway.store.replay import replay_pending
 
 __all__ = ["ROLES", "Migration", "MigrationError", "migrate", "migrations", "role_password"]
@@ -106,7 +106,7 @@ async def _rebuild_histories(conn: asyncpg.Connection) -> None:
         return  # a schema from before the release history
     if not await conn.fetchval("SELECT EXISTS (SELECT FROM history_rebuild)"):
         return
-    made = await replay_pending(conn, datetime.now(UTC))
+    made = await replay_pending(conn, utc_now)
     await conn.execute("DELETE FROM history_rebuild")
     log.info("built the release history of the events already stored: %d releases", made)
 

@@ -38,13 +38,12 @@ class Release:
 
 @dataclass(frozen=True, slots=True)
 class StoredCell:
-    """A breakdown cell as of a release: `seq` is the release that last changed it."""
+    """A breakdown cell as of a release."""
 
     dimension: str
     value: str
     events: int
     people: int
-    seq: int
 
 
 # A principal with step K sees the releases at which the count of people crossed a multiple of K
@@ -77,7 +76,7 @@ UNION ALL
 # Per (subject, metric, release), every cell's row with the greatest seq up to that release.
 _CELLS = """
 SELECT DISTINCT ON (q.subject_id, q.metric, c.dimension, c.value)
-       q.subject_id, q.metric, q.seq, c.dimension::text, c.value, c.events, c.people, c.seq
+       q.subject_id, q.metric, q.seq, c.dimension::text, c.value, c.events, c.people
 FROM unnest($1::text[], $2::text[], $3::integer[]) AS q (subject_id, metric, seq)
 JOIN release_cells c ON c.subject_id = q.subject_id AND c.metric = q.metric::"char" AND c.seq <= q.seq
 ORDER BY q.subject_id, q.metric, c.dimension, c.value, c.seq DESC

@@ -135,3 +135,32 @@ async def test_new_questions_spend_the_budget_until_it_is_exhausted(gateway: Gat
     # Operators see it in /metrics.
     samples = {sample.name: sample.value for family in text_string_to_metric_families(await gateway.scrape()) for sample in family.samples}
     assert samples["gateway_privacy_budget_refusals_total"] >= 1
+
+
+async def test_a_cell_whose_count_stands_still_keeps_its_draw_across_releases(gateway: Gateway) -> None:
+    """Found by red-teaming: a region cell counts distinct viewers, but its draw was keyed by the
+    release that last touched it, and a viewer already counted watching again touches it. With a
+    release every day, an app got a fresh draw of the same 60 viewers each day and averaged them.
+    Now a draw is keyed by the cell's count: the same count, the same answer, whatever the release."""
+    world = World("redraw")
+    base = days_ago(12, 10)
+    app = app_for(world.creator, "app-redraw")
+    audience = "query($v: ID!) { video(id: $v) { audience(dimension: REGION) { buckets { key count } } } }"
+    with gateway.clock.at(base):
+        world.publish(base - timedelta(hours=1))
+        france = world.crowd("fr", 60, base - timedelta(minutes=50), region="FR", spacing=timedelta(seconds=1))
+        world.crowd("it", 55, base - timedelta(minutes=40), region="IT", spacing=timedelta(seconds=1))
+        world.crowd("us0-", 50, base - timedelta(minutes=30), region="US", spacing=timedelta(seconds=1))
+        await gateway.ingest(world.take())
+    answers = []
+    for day in range(1, 7):
+        moment = base + timedelta(days=day)
+        with gateway.clock.at(moment):
+            world.crowd(f"us{day}-", 50, moment - timedelta(minutes=30), region="US", spacing=timedelta(seconds=1))
+            world.view(france[day], moment - timedelta(minutes=5), region="FR")  # a viewer already counted, again
+            await gateway.ingest(world.take())
+        with gateway.clock.at(moment + timedelta(days=1)):
+            body = await ask(gateway, audience, {"v": world.video()}, app)
+        answers.append({cell["key"]: cell["count"] for cell in body["data"]["video"]["audience"]["buckets"]})
+    assert len({answer["FR"] for answer in answers}) == 1, answers
+    assert len({answer["US"] for answer in answers}) == len(answers), "the growing cell draws anew at each count"

@@ -136,12 +136,13 @@ async def test_one_view_does_not_make_an_unpublished_video_or_its_creator_found(
     viewed, unseen = World("unpublished-viewed"), World("unpublished-unseen")
     viewed.view(viewed.actor("viewer"), days_ago(2, 9))
     await gateway.play(viewed.take())
-    query = 'query($v: ID!, $c: ID!) { video(id: $v) { id publishedAt } creator(id: $c) { totals { videos } } }'
+    # One root field a query: two would fail in whichever order they happen to resolve.
+    questions = [('query($v: ID!) { video(id: $v) { id publishedAt } }', "v"), ('query($c: ID!) { creator(id: $c) { totals { videos } } }', "c")]
 
-    answers = []
-    for world in (viewed, unseen):
-        response = await gateway.graphql(query, {"v": world.video(), "c": world.creator})
-        answers.append((world, response.json()))
-
-    assert same_answers(answers), differences(*answers)
-    assert answers[0][1]["data"] == {"video": None, "creator": None}
+    for query, name in questions:
+        answers = []
+        for world in (viewed, unseen):
+            response = await gateway.graphql(query, {name: world.video() if name == "v" else world.creator})
+            answers.append((world, response.json()))
+        assert same_answers(answers), differences(*answers)
+        assert list(answers[0][1]["data"].values()) == [None]

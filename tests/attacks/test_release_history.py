@@ -414,6 +414,48 @@ async def test_backdated_puppets_cannot_complete_a_past_release(gateway: Gateway
     assert nonzero(buckets(body, "video", "days")) == {at(-5).isoformat(): 10, at(0).isoformat(): 5}
 
 
+# 7b. A backfill over activity that has already arrived ---------------------------------------------
+
+
+async def test_backfill_cannot_carry_pending_live_activity_into_the_past(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """Found by red-teaming: a video with live activity but no release yet may still be backfilled.
+    Replayed at the old time, its release also took in the live shares pending since minutes
+    before, and was stamped weeks back: behind every cutoff, public at once. Now a subject with any
+    activity takes its backfill as arriving now: minutes later the twin worlds (the victim shared
+    five minutes ago, or not) answer alike, and a release the backfilled share completes is stamped
+    when it arrived, never on its old day."""
+    now = at(0, 12, 30)
+    worlds = []
+    for name, victim in (("backfill-victim", True), ("backfill-none", False)):
+        world = World(name)
+        with gateway.clock.at(now):
+            world.publish(at(-6, 8))
+            for i in range(3):
+                world.share(world.actor(f"friend{i}"), now - timedelta(minutes=20 + i))
+            if victim:
+                world.share(world.actor("victim"), now - timedelta(minutes=5), channel="sms")
+            await gateway.ingest(world.take())
+            world.share(world.actor("old"), at(-5, 9))
+            await gateway.backfill(world.take())
+        worlds.append(world)
+    as_owner = """query($video: ID!, $from: DateTime!, $to: DateTime!) { video(id: $video) { stats { shares }
+        shareTimeline(granularity: DAY, from: $from, to: $to) { buckets { start count } } } }"""
+    as_public = "query($video: ID!) { video(id: $video) { stats { shares } } }"
+    with gateway.clock.at(now + timedelta(minutes=2)):
+        for owner in (False, True):
+            answers = []
+            for world in worlds:
+                if owner:
+                    body = await ask(gateway, as_owner, {"video": world.video(), "from": iso(at(-7)), "to": iso(now)}, world.owner)
+                else:
+                    body = await ask(gateway, as_public, {"video": world.video()})
+                answers.append((world, body))
+            assert same_answers(answers), differences(*answers)
+            assert answers[0][1]["data"]["video"]["stats"]["shares"] == 0
+    made = await admin.fetch("SELECT made_at, people FROM releases WHERE subject_id = $1 AND metric = 's'", worlds[0].video())
+    assert [tuple(row) for row in made] == [(now, 5)]  # the victim, three friends and the backfilled share: now
+
+
 # 9. Timing --------------------------------------------------------------------------------------
 
 # Everything the owner can ask about one video. (A whole battery's reads are batched across the

@@ -63,6 +63,9 @@ async def test_history_k_steps_of_the_smallest_k_make_releases(gateway: Gateway,
 async def test_history_k_a_larger_k_sees_only_releases_that_crossed_a_multiple_of_it(gateway: Gateway) -> None:
     """Twenty-one arrivals of three viewers each: releases at 3, 6, … 63 people. An app (k = 50) sees
     the release that crossed 50 (51 people), a creator (k = 3) the latest."""
+    published = {"event_id": "video-crossing-pub", "type": "video_published", "occurred_at": START.isoformat(),
+                 "video_id": "video-crossing", "creator_id": "creator-k", "actor_id": "creator-k"}
+    await gateway.ingest([published])
     for arrival in range(21):
         with gateway.clock.at(START + timedelta(minutes=arrival)):
             await gateway.ingest(viewers("video-crossing", 3 * arrival, 3, START))

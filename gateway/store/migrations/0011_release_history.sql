@@ -73,6 +73,7 @@ CREATE TABLE live_totals (
     released_people  bigint           NOT NULL DEFAULT 0,
     released_at      timestamptz,
     released_arrival bigint           NOT NULL DEFAULT 0,
+    live             boolean          NOT NULL DEFAULT false,  -- a live arrival touched it (not only a replay)
     PRIMARY KEY (subject_id, metric)
 ) WITH (fillfactor = 70);
 
@@ -164,13 +165,14 @@ BEGIN
 END
 $$;
 
--- Applies the events in ingest_fresh as one arrival at `arrived_at`: the videos they name,
+-- Applies the events in ingest_fresh as one arrival at `arrived_at` (`live`: arriving now, not
+-- replayed from a backfill or a migration): the videos they name,
 -- the ledger, the live totals and cells, and a release of every (subject, metric) they
 -- touched that now has k or more people new since its last release. The caller holds the
 -- arrival lock (pg_advisory_xact_lock(7310151952298631524)): whether a person is new is read
 -- from the committed ledger, so arrivals are applied one at a time. Returns the number of
 -- releases made.
-CREATE FUNCTION apply_arrival(arrived_at timestamptz) RETURNS integer
+CREATE FUNCTION apply_arrival(arrived_at timestamptz, live boolean DEFAULT true) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     history_k integer;
@@ -237,15 +239,16 @@ BEGIN
     WHERE NOT known
     ORDER BY 1, 2, 3;
 
-    INSERT INTO live_totals AS t (subject_id, metric, people, events, watch_ms)
-    SELECT video_id, metric, count(DISTINCT actor_id) FILTER (WHERE new_person), sum(events), sum(watch_ms)
+    INSERT INTO live_totals AS t (subject_id, metric, people, events, watch_ms, live)
+    SELECT video_id, metric, count(DISTINCT actor_id) FILTER (WHERE new_person), sum(events), sum(watch_ms), apply_arrival.live
     FROM arrival_cells
     GROUP BY 1, 2
     ORDER BY 1, 2
     ON CONFLICT (subject_id, metric) DO UPDATE SET
         people   = t.people + excluded.people,
         events   = t.events + excluded.events,
-        watch_ms = t.watch_ms + excluded.watch_ms;
+        watch_ms = t.watch_ms + excluded.watch_ms,
+        live     = t.live OR excluded.live;
 
     -- Each arrival row lands in one cell per dimension its metric is broken down by.
     INSERT INTO live_cells AS l (subject_id, metric, dimension, value, events, people, changed_arrival)
@@ -284,19 +287,21 @@ BEGIN
     ON CONFLICT (creator_id, actor_id) DO UPDATE SET following = excluded.following, state_at = excluded.state_at
     WHERE (excluded.state_at, NOT excluded.following) > (s.state_at, NOT s.following);
 
-    INSERT INTO live_totals AS t (subject_id, metric, people, events)
+    INSERT INTO live_totals AS t (subject_id, metric, people, events, live)
     SELECT creator_id, 'f',
            count(*) FILTER (WHERE was_following IS NULL),
            sum(CASE WHEN was_following IS NULL THEN following::int
                     WHEN (state_at, NOT following) > (was_state_at, NOT was_following)
                     THEN following::int - was_following::int
-                    ELSE 0 END)
+                    ELSE 0 END),
+           apply_arrival.live
     FROM arrival_follows
     GROUP BY 1
     ORDER BY 1
     ON CONFLICT (subject_id, metric) DO UPDATE SET
         people = t.people + excluded.people,
-        events = t.events + excluded.events;
+        events = t.events + excluded.events,
+        live   = t.live OR excluded.live;
 
     -- Release every touched (subject, metric) with k or more people new since its last release.
     INSERT INTO arrival_releases
