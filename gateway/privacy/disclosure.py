@@ -182,12 +182,9 @@ class Disclosure:
         to the last bucket that closed before the principal's cutoff."""
         start = truncate(start, granularity)
         end = max(start, min(truncate(end, granularity), truncate(self.cutoff, granularity)))
-        baseline, releases = await self._reader.series(
-            subject, metric.code, start, end, self.terms.k, settled=settled(end, self.now)
+        baseline, last_in_bucket = await self._reader.series(
+            subject, metric.code, granularity.value, start, end, self.terms.k, settled=settled(end, self.now)
         )
-        last_in_bucket: dict[datetime, int] = {}
-        for made_at, events in releases:
-            last_in_bucket[truncate(made_at, granularity)] = events
         buckets = []
         moment, before = start, baseline
         while moment < end:

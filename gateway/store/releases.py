@@ -12,7 +12,7 @@ costs the same whether or not unreleased activity exists.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,15 +62,16 @@ CROSS JOIN LATERAL (
 ) r
 """
 
-# The last visible release before $5, then every visible release in [$5, $3).
+# The count at the last visible release before $5 (bucket NULL), then, per $6 bucket of [$5, $3)
+# in which a visible release was made, the count at the last one.
 _SERIES = f"""
-(SELECT r.made_at, r.events FROM releases r
+(SELECT NULL::timestamptz, r.events FROM releases r
  WHERE r.subject_id = $1 AND r.metric = $2::text::"char" AND r.made_at < $5 AND {_CROSSES_STEP}
  ORDER BY r.made_at DESC LIMIT 1)
 UNION ALL
-(SELECT r.made_at, r.events FROM releases r
+(SELECT DISTINCT ON (1) date_trunc($6, r.made_at, 'UTC'), r.events FROM releases r
  WHERE r.subject_id = $1 AND r.metric = $2::text::"char" AND r.made_at >= $5 AND r.made_at < $3 AND {_CROSSES_STEP}
- ORDER BY r.made_at)
+ ORDER BY 1, r.made_at DESC)
 """
 
 # Per (subject, metric, release), every cell's row with the greatest seq up to that release.
@@ -131,20 +132,21 @@ class ReleaseReader:
         return found
 
     async def series(
-        self, subject: str, metric: str, start: datetime, end: datetime, step: int, *, settled: bool
-    ) -> tuple[int, tuple[tuple[datetime, int], ...]]:
-        """The metric's count at the last visible release before `start` (0: none), and
-        (made_at, count) of every visible release in [start, end), oldest first."""
-        key = ("series", subject, metric, start, end, step)
+        self, subject: str, metric: str, granularity: str, start: datetime, end: datetime, step: int, *, settled: bool
+    ) -> tuple[int, Mapping[datetime, int]]:
+        """The metric's count at the last visible release before `start` (0: none), and for each
+        `granularity` bucket of [start, end) in which a visible release was made, the count at the
+        last one. (A busy subject makes hundreds of releases a month; a timeline reads one row a bucket.)"""
+        key = ("series", subject, metric, granularity, start, end, step)
         kept = self._kept.get(key) if settled else None
         if kept is not None:
             return kept  # type: ignore[no-any-return]
         if settled and key in self._absent:
-            return 0, ()
+            return 0, {}
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(_SERIES, subject, metric, end, step, start)
-        baseline = rows[0][1] if rows and rows[0][0] < start else 0
-        answer = (baseline, tuple((row[0], row[1]) for row in rows if row[0] >= start))
+            rows = await conn.fetch(_SERIES, subject, metric, end, step, start, granularity)
+        baseline = rows[0][1] if rows and rows[0][0] is None else 0
+        answer = (baseline, {row[0]: row[1] for row in rows if row[0] is not None})
         if settled and rows:
             self._kept[key] = answer
         elif settled:
