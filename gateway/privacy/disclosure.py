@@ -9,9 +9,10 @@ carry, and keeps the tally that becomes `extensions.privacy` and the draws the
 
 Noise is per quantity, not per question: one draw per (subject, metric,
 breakdown cell, true count), keyed by the server's secret only, so every
-field, app, release and day that exposes a quantity exposes the same draw. It covers what the public cannot read exactly (breakdown cells and
-completed views); totals and timelines are values of the same history the
-public reads, and are served exact.
+field, app, release and day that exposes a quantity exposes the same draw. It
+covers what the public cannot read exactly (breakdown cells and completed
+views); totals and timelines are values of the same history the public reads,
+and are served exact.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import orjson
 from strawberry.dataloader import DataLoader
 
-from gateway.privacy.metrics import FOLLOWERS, VIDEO_METRICS, Dimension, Metric
+from gateway.privacy.metrics import COMMENTS, FOLLOWERS, LIKES, SHARES, VIEWS, Dimension, Metric
 from gateway.privacy.noise import noisy_count
 from gateway.privacy.release import Granularity, bucket_after, cutoff, settled, truncate
 from gateway.privacy.suppression import Cell, suppress
@@ -84,10 +85,6 @@ class Disclosure:
         self.epsilon_spent = Fraction(0)
         self.budget_left: Fraction | None = None
 
-    @property
-    def k(self) -> int:
-        return self.terms.k
-
     # -- totals -----------------------------------------------------------------------------
 
     def release(self, subject: str, metric: Metric) -> asyncio.Future[Release | None]:
@@ -101,7 +98,7 @@ class Disclosure:
         return 0 if release is None else release.events
 
     async def video_totals(self, video_id: str) -> VideoTotals:
-        views, likes, comments, shares = await asyncio.gather(*(self.release(video_id, metric) for metric in VIDEO_METRICS))
+        views, likes, comments, shares = await asyncio.gather(*(self.release(video_id, metric) for metric in (VIEWS, LIKES, COMMENTS, SHARES)))
         return VideoTotals(
             views=_events(views),
             likes=_events(likes),
@@ -111,11 +108,9 @@ class Disclosure:
         )
 
     async def creator_totals(self, creator_id: str, video_ids: Sequence[str]) -> CreatorTotals:
-        counts = await asyncio.gather(
-            *(self.count(video_id, metric) for metric in VIDEO_METRICS for video_id in video_ids), self.count(creator_id, FOLLOWERS)
-        )
-        per_metric = [sum(counts[index * len(video_ids) : (index + 1) * len(video_ids)]) for index in range(len(VIDEO_METRICS))]
-        views, likes, comments, shares = per_metric
+        metrics = (VIEWS, LIKES, COMMENTS, SHARES)
+        counts = await asyncio.gather(*(self.count(video_id, metric) for metric in metrics for video_id in video_ids), self.count(creator_id, FOLLOWERS))
+        views, likes, comments, shares = (sum(counts[index * len(video_ids) : (index + 1) * len(video_ids)]) for index in range(len(metrics)))
         return CreatorTotals(len(video_ids), views, likes, comments, shares, counts[-1])
 
     # -- breakdowns -------------------------------------------------------------------------

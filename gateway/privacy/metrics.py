@@ -76,4 +76,3 @@ SHARES = Metric("shares", "s", Subject.VIDEO, dimensions=(Dimension("channel", "
 FOLLOWERS = Metric("followers", "f", Subject.CREATOR, net=True)
 
 METRICS = {metric.name: metric for metric in (VIEWS, LIKES, COMMENTS, SHARES, FOLLOWERS)}
-VIDEO_METRICS = tuple(metric for metric in METRICS.values() if metric.subject is Subject.VIDEO)
