@@ -12,7 +12,7 @@ from gateway.privacy.suppression import Cell
 
 __all__ = ["Breakdown", "BreakdownBucket", "PageInfo", "TimeBucket", "Timeline", "breakdown", "timeline"]
 
-# The privacy layer's enum, exposed as is: resolvers pass the argument straight on.
+# The privacy service's enum, exposed as is: resolvers pass the argument straight on.
 strawberry.enum(Granularity, description="The width of a timeline bucket (UTC).")
 
 

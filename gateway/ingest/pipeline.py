@@ -50,7 +50,7 @@ async def ingest_chunks(
     Chunks are read and parsed in a worker thread so the event loop keeps the
     writes in flight; at most `in_flight` batches are being written at once.
     Three keep both cores busy: one batch being stored, the one before it
-    updating the rollups (one at a time), the next one being parsed.
+    applied to the release history (one at a time), the next one being parsed.
     A chunk with a bad line raises `InvalidEvents`; batches already written stay.
     """
     totals = IngestTotals()

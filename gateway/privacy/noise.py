@@ -1,11 +1,12 @@
 """Consistent noise: discrete Laplace samples drawn exactly from a keyed PRF.
 
 The random bits come from HMAC-SHA256 under a key derived from GATEWAY_SECRET,
-over the metric, the subject (a video or a creator), the bucket, the app and
-the true count. The same question about the same data therefore always gets
-the same answer (averaging repeated answers learns nothing), while a count
-that changed draws fresh noise (with noise keyed on the question alone, the
-difference of two answers would be the true difference, exactly).
+over what a count is of (gateway.privacy.disclosure: the subject, the metric,
+the breakdown cell) and the true count: never the question or who asks. The
+same quantity therefore always gets the same answer (averaging repeated
+answers learns nothing), while a count that changed draws fresh noise (with
+noise keyed on the question alone, the difference of two answers would be the
+true difference, exactly).
 
 The sampler is Canonne, Kamath and Steinke's (2020, Algorithm 2): integers
 and exact rational arithmetic only, so the distribution has no floating-point

@@ -1,8 +1,8 @@
 -- Stores one staged batch (ingest_staging) in the caller's transaction:
 -- keeps the events whose event_id is new (ingest_fresh) and appends them.
 --
--- This runs before the batch takes the rollup lock (apply_batch.sql), so one
--- batch is stored while the previous one updates the rollups. Two batches
+-- This runs before the batch takes the arrival lock (apply_arrival(), migration
+-- 0011), so one batch is stored while the previous one is applied to the history. Two batches
 -- racing on one event_id meet in event_ids' primary key: the later waits for
 -- the earlier to commit and then skips the id. Ids are inserted in order, so
 -- two batches never wait for each other both ways.
