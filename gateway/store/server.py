@@ -26,7 +26,7 @@ ALTER SYSTEM SET checkpoint_timeout = '15min';
 SELECT pg_reload_conf();
 """
 # initdb's 128MB of shared buffers is smaller than the live state, the ledger of people
-# ledger and their indexes at a million events; bulk ingest then spends its time
+# and the history, and their indexes, at a million events; bulk ingest then spends its time
 # evicting pages (1GB measured 13% faster at 1M events). A quarter of the
 # machine's memory, at most 1GB.
 SHARED_BUFFERS_MB = min(1024, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4 // 2**20)
