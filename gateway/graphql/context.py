@@ -14,7 +14,6 @@ from gateway.auth import Principal
 from gateway.clock import utc_now
 from gateway.errors import PolicyUnavailable
 from gateway.policy.decider import PolicyDecider
-from gateway.policy.decision import Decision
 from gateway.privacy.budget import BudgetLedger
 from gateway.privacy.disclosure import Disclosure
 from gateway.store import queries
@@ -38,9 +37,8 @@ class RequestContext:
     noise_key: bytes = b""
     # One clock reading per request, so every default range and every release it sees agree.
     now: datetime = field(default_factory=utc_now)
-    # Set by the policy guard before any resolver runs: the policy's answer, the coordinates it
-    # allows on the principal's own data only, and the privacy service under its obligations.
-    decision: Decision | None = None
+    # Set by the policy guard before any resolver runs: the coordinates the policy allows on the
+    # principal's own data only, and the privacy service under its obligations.
     owner_only: frozenset[str] = frozenset()
     disclosure: Disclosure | None = None
     videos: DataLoader[str, VideoRow | None] = field(init=False)

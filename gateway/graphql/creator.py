@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from enum import Enum
 from typing import Any
 
@@ -78,14 +79,7 @@ class Creator:
     async def totals(self, info: Context) -> CreatorTotals:
         videos = await self._videos(info)
         totals = await info.context.privacy().creator_totals(self.owner_id, [video.video_id for video in videos])
-        return CreatorTotals(
-            videos=totals.videos,
-            views=totals.views,
-            likes=totals.likes,
-            comments=totals.comments,
-            shares=totals.shares,
-            followers=totals.followers,
-        )
+        return CreatorTotals(**asdict(totals))
 
     @strawberry.field(description="The creator's videos, newest first or most shared (as released) first.")
     async def videos(

@@ -30,7 +30,7 @@ from graphql import (
     get_nullable_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList
-from graphql.pyutils import AwaitableOrValue, Path, Undefined, UndefinedType
+from graphql.pyutils import AwaitableOrValue, Path, UndefinedType
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.graphql.ownership import refusal
@@ -61,14 +61,11 @@ class ValueListExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if owner_only:
             name = field_details_list[0].node.name.value
             coordinate = f"{parent_type.name}.{name}"
-            if coordinate in owner_only:
-                refused = refusal(self.context_value.principal, coordinate, source)
-                if refused is not None:
-                    field = self.schema.get_field(parent_type, name)
-                    if field is None:
-                        return Undefined
-                    self.handle_field_error(refused, field.type, field_details_list, path)
-                    return None
+            field = self.schema.get_field(parent_type, name) if coordinate in owner_only else None
+            refused = refusal(self.context_value.principal, coordinate, source) if field is not None else None
+            if field is not None and refused is not None:
+                self.handle_field_error(refused, field.type, field_details_list, path)
+                return None
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
 
     def complete_list_value(

@@ -83,6 +83,12 @@ def owner_only(decision: Decision, question: PolicyQuestion) -> frozenset[str]:
     return frozenset(field.coordinate for field in question.fields if decision.fields[field.path].owner_only)
 
 
+def _denial(decision: Decision, field: RequestedField) -> GraphQLError:
+    """The FORBIDDEN a denied field is refused with, at its path, with the policy's reason."""
+    reason = decision.fields[field.path].reason or f"{field.coordinate} is not allowed"
+    return GraphQLError(reason, path=field.path.split("."), original_error=Forbidden(reason, field=field.coordinate))
+
+
 class _Disclosing(SchemaExtension):
     """Charges the budget for what the resolvers released, and reports what the privacy service did."""
 
@@ -129,7 +135,6 @@ class PolicyGuard(_Disclosing):
         try:
             question = _question(execution.schema._schema, execution.query, document, operation, execution.variables)
             decision = await context.decider.decide(context.principal, question)
-            context.decision = decision
             terms = terms_of(decision.obligations)
         except _BadVariables as exc:
             self._refuse(exc.errors)
@@ -142,19 +147,7 @@ class PolicyGuard(_Disclosing):
         context.owner_only = owner_only(decision, question)
         context.disclosure = Disclosure(terms, context.reader, context.noise_key, context.now)
         if decision.any_denied:
-            self._refuse(
-                [
-                    GraphQLError(
-                        decision.fields[field.path].reason or f"{field.coordinate} is not allowed",
-                        path=field.path.split("."),
-                        original_error=Forbidden(
-                            decision.fields[field.path].reason or f"{field.coordinate} is not allowed", field=field.coordinate
-                        ),
-                    )
-                    for field in question.fields
-                    if not decision.fields[field.path].allow
-                ]
-            )
+            self._refuse([_denial(decision, field) for field in question.fields if not decision.fields[field.path].allow])
         yield
         await self._settle()
 

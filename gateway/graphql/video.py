@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from enum import Enum
 from typing import Annotated
@@ -91,15 +92,7 @@ class Video:
     @strawberry.field
     async def stats(self, info: Context) -> VideoStats:
         totals = await info.context.privacy().video_totals(self.id)
-        return VideoStats(
-            views=totals.views,
-            likes=totals.likes,
-            comments=totals.comments,
-            shares=totals.shares,
-            watch_ms=totals.watch_ms,
-            video_id=self.id,
-            owner_id=self.owner_id,
-        )
+        return VideoStats(**asdict(totals), video_id=self.id, owner_id=self.owner_id)
 
     @strawberry.field(description="Shares per bucket, counted by the release that brought them. The creator's only.")
     async def share_timeline(

@@ -9,16 +9,10 @@ the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from gateway.ingest.events import AGE_BANDS, Channel
 
-__all__ = ["METRICS", "Dimension", "Metric", "Subject"]
-
-
-class Subject(StrEnum):
-    VIDEO = "video"
-    CREATOR = "creator"
+__all__ = ["COMMENTS", "FOLLOWERS", "LIKES", "SHARES", "VIEWS", "Dimension", "Metric"]
 
 
 @dataclass(frozen=True)
@@ -43,12 +37,12 @@ class Dimension:
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric of a subject: `code` in the store; `net` counts may go below zero (likes net
-    of unlikes, follows net of unfollows), others are clamped at zero when noised."""
+    """A metric of a video (or, for followers, of a creator): `code` in the store; `net` counts may
+    go below zero (likes net of unlikes, follows net of unfollows), others are clamped at zero when
+    noised."""
 
     name: str
     code: str
-    subject: Subject
     dimensions: tuple[Dimension, ...] = ()
     net: bool = False
 
@@ -62,7 +56,6 @@ AGE_BAND_KEYS = (*AGE_BANDS, "unknown")
 VIEWS = Metric(
     "views",
     "v",
-    Subject.VIDEO,
     dimensions=(
         Dimension("region", "r", counts="people", pool="OTHER", noise="viewers"),
         Dimension("age_band", "a", counts="people", domain=AGE_BAND_KEYS, noise="viewers"),
@@ -70,9 +63,7 @@ VIEWS = Metric(
         Dimension("completion", "w", counts="events", domain=("completed",), noise="completed_views"),
     ),
 )
-LIKES = Metric("likes", "l", Subject.VIDEO, net=True)
-COMMENTS = Metric("comments", "c", Subject.VIDEO)
-SHARES = Metric("shares", "s", Subject.VIDEO, dimensions=(Dimension("channel", "c", counts="events", domain=CHANNELS, noise="shares"),))
-FOLLOWERS = Metric("followers", "f", Subject.CREATOR, net=True)
-
-METRICS = {metric.name: metric for metric in (VIEWS, LIKES, COMMENTS, SHARES, FOLLOWERS)}
+LIKES = Metric("likes", "l", net=True)
+COMMENTS = Metric("comments", "c")
+SHARES = Metric("shares", "s", dimensions=(Dimension("channel", "c", counts="events", domain=CHANNELS, noise="shares"),))
+FOLLOWERS = Metric("followers", "f", net=True)

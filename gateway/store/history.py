@@ -1,4 +1,4 @@
-"""What ingest needs to know about the release history: its lock, its k, and which subjects already have one."""
+"""What ingest needs of the release history: its lock, setting its k, and which subjects already have one."""
 
 from __future__ import annotations
 
@@ -6,17 +6,11 @@ from collections.abc import Iterable
 
 import asyncpg
 
-__all__ = ["ARRIVAL_LOCK", "history_k", "set_history_k", "subjects_with_history"]
+__all__ = ["ARRIVAL_LOCK", "set_history_k", "subjects_with_history"]
 
 # Held while an arrival is applied (live or replayed): whether a person is new is read from the
 # committed ledger, so arrivals are applied one at a time.
 ARRIVAL_LOCK = 7310151952298631524
-
-
-async def history_k(conn: asyncpg.Connection) -> int:
-    """The k the history advances by (migration 0011)."""
-    k: int = await conn.fetchval("SELECT k FROM release_settings")
-    return k
 
 
 async def set_history_k(conn: asyncpg.Connection, k: int) -> bool:

@@ -30,8 +30,6 @@ class Release:
     """One release of a metric of a subject: its cumulative values."""
 
     seq: int
-    made_at: datetime
-    people: int  # distinct people behind the metric
     events: int  # the metric's count
     watch_ms: int
 
@@ -51,10 +49,10 @@ class StoredCell:
 _CROSSES_STEP = "($4::bigint = 0 OR r.people / $4::bigint > r.prev_people / $4::bigint)"
 
 _VISIBLE = f"""
-SELECT q.subject_id, q.metric, r.seq, r.made_at, r.people, r.events, r.watch_ms
+SELECT q.subject_id, q.metric, r.seq, r.events, r.watch_ms
 FROM unnest($1::text[], $2::text[]) AS q (subject_id, metric)
 CROSS JOIN LATERAL (
-    SELECT r.seq, r.made_at, r.people, r.events, r.watch_ms
+    SELECT r.seq, r.events, r.watch_ms
     FROM releases r
     WHERE r.subject_id = q.subject_id AND r.metric = q.metric::"char" AND r.made_at < $3 AND {_CROSSES_STEP}
     ORDER BY r.made_at DESC

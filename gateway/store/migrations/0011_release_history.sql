@@ -17,7 +17,7 @@
 -- from occurrence-time buckets (and so moved when a late event arrived).
 
 -- The history's k: the smallest k any principal is given. The gateway keeps it
--- equal to the policy's (gateway.store.history.keep_history_k); a principal
+-- equal to the policy's (gateway.privacy.history_k); a principal
 -- with a larger k sees only the releases at which the count of people crossed
 -- a multiple of its k.
 CREATE TABLE release_settings (
