@@ -111,6 +111,7 @@ class _Disclosing(SchemaExtension):
             await context.budget.charge(context.disclosure, context.principal)
         except GatewayError as exc:
             # Nothing of the answer is released: the budget did not cover it, or could not be asked.
+            context.disclosure.withdraw()
             result.data = None
             result.errors = [GraphQLError(exc.message, original_error=exc)]
 

@@ -90,7 +90,8 @@ class BudgetLedger:
         if not row["allowed"]:
             self.refused += 1
             raise BudgetExhausted(
-                f"this question needs ε {float(Fraction(row['charged'])):g} and {float(left):g} is left of today's budget",
+                # Not how much the answer needed: that would say how many of its cells were shown.
+                f"what is left of today's ε budget ({float(left):g}) does not cover this answer",
                 resets_at=day_start + timedelta(days=1),
                 budget_left=float(left),
             )

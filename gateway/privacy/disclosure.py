@@ -190,6 +190,13 @@ class Disclosure:
 
     # -- report -----------------------------------------------------------------------------
 
+    def withdraw(self) -> None:
+        """Nothing of the answer is released (the budget refused it): nor is what it would have held."""
+        self.suppressed_cells = 0
+        self.noised = False
+        self.draws.clear()
+        self.epsilon_spent = Fraction(0)
+
     def report(self) -> dict[str, Any]:
         """`extensions.privacy` of the response."""
         return {

@@ -4,12 +4,17 @@ Events are held in `arrivals_pending` with the time they count as arriving
 (gateway.store.ingest.EventWriter.hold; migration 0011). Replaying applies them
 one arrival at a time, each in a transaction of its own, exactly as live
 ingest applies a batch (`apply_arrival()`, under the arrival lock), stamped
-with their past arrival time. That is only sound for a subject (a video, or a
-creator's followers) nothing had arrived for: any release made in its past
-would then hold nothing but replayed events. So a held event whose subject
-already has activity of any kind, released or not, arrives now instead; and
-so does one whose subject a live arrival reaches while the replay runs.
-Nothing that has arrived live is ever stamped in the past.
+with their past arrival time. Nothing that arrived live is ever stamped in the
+past, and how a backfill lands never depends on what arrived live:
+
+* A subject (a video, or a creator's followers) with a release can be given no
+  past: its held events arrive now.
+* A subject with live activity but no release yet has nothing served of it, so
+  its history is built afresh: its live state is cleared and the events that
+  made it are held again, to arrive after the backfill, now. Its past releases
+  then hold the backfill's events alone, whether or not anyone acted live.
+* While a replay runs, a live arrival's events about a held subject wait with
+  them (apply_arrival) and are applied after them, at the time they are.
 """
 
 from __future__ import annotations
@@ -24,24 +29,46 @@ from gateway.store.history import ARRIVAL_LOCK
 
 __all__ = ["replay_pending"]
 
-# The subject of a held event: its video, or for a follow or unfollow the creator's followers.
-_SUBJECT_OF_HELD = """
-SELECT FROM live_totals t
-WHERE t.subject_id = coalesce(p.video_id, p.creator_id) AND (t.metric = 'f') = (p.video_id IS NULL)
+_SUBJECT = "coalesce({0}.video_id, {0}.creator_id) = t.subject_id AND (t.metric = 'f') = ({0}.video_id IS NULL)"
+
+# The held subjects and whether each has a release; a subject with any release arrives now.
+_HELD_SUBJECTS = f"""
+CREATE TEMP TABLE replay_subjects ON COMMIT DROP AS
+SELECT DISTINCT coalesce(p.video_id, p.creator_id) AS subject_id, p.video_id IS NULL AS followers,
+       EXISTS (SELECT FROM live_totals t WHERE {_SUBJECT.format("p")} AND t.released_seq > 0) AS released,
+       EXISTS (SELECT FROM live_totals t WHERE {_SUBJECT.format("p")}) AS active
+FROM arrivals_pending p
+WHERE NOT p.live
 """
-# Before replaying: held events of a subject with any activity applied, or held for the future, arrive now.
-_ARRIVE_NOW = f"""
-UPDATE arrivals_pending p SET arrival = $1
-WHERE p.arrival <> $1 AND (p.arrival > $1 OR EXISTS ({_SUBJECT_OF_HELD}))
+_ARRIVE_NOW = """
+UPDATE arrivals_pending p SET arrival = $1, live = true
+FROM replay_subjects s
+WHERE NOT p.live AND coalesce(p.video_id, p.creator_id) = s.subject_id AND (p.video_id IS NULL) = s.followers
+  AND (s.released OR p.arrival > $1)
 """
-# While replaying: held events of the next arrival whose subject a live arrival has reached arrive now.
-_OVERTAKEN = f"""
-UPDATE arrivals_pending p SET arrival = $2
-WHERE p.arrival = $1 AND EXISTS ({_SUBJECT_OF_HELD} AND t.live)
-"""
+# A subject with live activity and no release: what made its live state is held again, to arrive
+# now, and the state is cleared.
+_START_AFRESH = (
+    """
+INSERT INTO arrivals_pending
+SELECT e.event_id, e.type::text, e.occurred_at, e.video_id, e.creator_id, e.actor_id, e.channel::text, e.region,
+       e.age_band, e.watch_ms, e.completed, e.text, e.anonymous, $1, true
+FROM events e
+JOIN replay_subjects s ON coalesce(e.video_id, e.creator_id) = s.subject_id AND (e.video_id IS NULL) = s.followers
+WHERE s.active AND NOT s.released
+ON CONFLICT (event_id) DO NOTHING""",
+    """DELETE FROM live_totals t USING replay_subjects s
+       WHERE s.active AND NOT s.released AND t.subject_id = s.subject_id AND (t.metric = 'f') = s.followers""",
+    """DELETE FROM live_cells c USING replay_subjects s
+       WHERE s.active AND NOT s.released AND c.subject_id = s.subject_id AND NOT s.followers""",
+    """DELETE FROM video_people l USING replay_subjects s
+       WHERE s.active AND NOT s.released AND l.video_id = s.subject_id AND NOT s.followers""",
+    """DELETE FROM follow_state f USING replay_subjects s
+       WHERE s.active AND NOT s.released AND f.creator_id = s.subject_id AND s.followers""",
+)
 _TAKE_ARRIVAL = """
 WITH taken AS (
-    DELETE FROM arrivals_pending p WHERE p.arrival = $1
+    DELETE FROM arrivals_pending p WHERE p.arrival = $1 AND p.live = $2
     RETURNING p.event_id, p.type, p.occurred_at, p.video_id, p.creator_id, p.actor_id, p.channel, p.region,
               p.age_band, p.watch_ms, p.completed, p.text, p.anonymous
 )
@@ -56,23 +83,26 @@ async def replay_pending(
     first; returns the number of releases made. Safe to stop at any point and run again.
     `progress(done, total)` hears of each arrival applied."""
     await conn.execute("SELECT prepare_arrivals()")
-    arriving_now = {clock()}  # the moments held events were moved to: they arrive live
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", ARRIVAL_LOCK)
-        await conn.execute(_ARRIVE_NOW, *arriving_now)
-        total: int = await conn.fetchval("SELECT count(DISTINCT arrival) FROM arrivals_pending")
+        now = clock()
+        await conn.execute(_HELD_SUBJECTS)
+        await conn.execute(_ARRIVE_NOW, now)
+        requeue, *clear = _START_AFRESH
+        await conn.execute(requeue, now)
+        for statement in clear:
+            await conn.execute(statement)
+        total: int = await conn.fetchval("SELECT count(*) FROM (SELECT DISTINCT arrival, live FROM arrivals_pending) arrivals")
     made = done = 0
     while True:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", ARRIVAL_LOCK)
-            moment: datetime | None = await conn.fetchval("SELECT min(arrival) FROM arrivals_pending")
-            if moment is None:
+            row = await conn.fetchrow("SELECT arrival, live FROM arrivals_pending ORDER BY arrival, live LIMIT 1")
+            if row is None:
                 return made
-            if moment not in arriving_now:
-                now = clock()
-                if (await conn.execute(_OVERTAKEN, moment, now)) != "UPDATE 0":
-                    arriving_now.add(now)
-            if (await conn.execute(_TAKE_ARRIVAL, moment)) != "INSERT 0 0":
-                made += await conn.fetchval("SELECT apply_arrival($1, $2)", moment, moment in arriving_now)
+            moment: datetime = row["arrival"]
+            await conn.execute(_TAKE_ARRIVAL, moment, row["live"])
+            # What arrived live is applied at the time it is, never in the past.
+            made += await conn.fetchval("SELECT apply_arrival($1, false)", clock() if row["live"] else moment)
         done += 1
         progress(done, max(done, total))

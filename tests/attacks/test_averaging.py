@@ -128,6 +128,9 @@ async def test_new_questions_spend_the_budget_until_it_is_exhausted(gateway: Gat
         assert body["data"] is None
         assert body["errors"][0]["extensions"] == {"code": "BUDGET_EXHAUSTED", "resetsAt": tomorrow.isoformat(), "budgetLeft": 0.0}
         assert body["extensions"]["privacy"]["budgetLeft"] == 0
+        # Nothing of the refused answer shows: not that it was noised, nor what it would have cost.
+        assert body["extensions"]["privacy"]["noised"] is False and body["extensions"]["privacy"]["suppressedCells"] == 0
+        assert body["errors"][0]["message"] == "what is left of today's ε budget (0) does not cover this answer"
         assert 0 < int(response.headers["retry-after"]) <= 86_400
         # A quantity already released today is still answered, free.
         again = await ask(gateway, query, {"v": world.video(0)}, app)

@@ -456,6 +456,39 @@ async def test_backfill_cannot_carry_pending_live_activity_into_the_past(gateway
     assert [tuple(row) for row in made] == [(now, 5)]  # the victim, three friends and the backfilled share: now
 
 
+async def test_backfill_lands_the_same_whether_or_not_anyone_acted_live_before(gateway: Gateway) -> None:
+    """Found by red-teaming the running server: a backfill of a video (or a creator's followers)
+    that had any live activity was made to arrive now instead of in its past, so whether one
+    person had viewed (or followed) before showed in where twenty backfilled viewers landed.
+    Now the unreleased live activity is applied again after the backfill, and the backfill's
+    history is the same in the twin worlds."""
+    now = at(0, 12, 30)
+    worlds = []
+    for name, victim in (("landing-victim", True), ("landing-none", False)):
+        world = World(name)
+        with gateway.clock.at(now):
+            world.publish(at(-6, 8))
+            await gateway.ingest(world.take())
+            if victim:
+                world.view(world.actor("victim"), now - timedelta(minutes=5))
+                world.follow(world.actor("victim"), now - timedelta(minutes=4))
+                await gateway.ingest(world.take())
+            for i in range(20):
+                person = world.actor(f"imported{i}")
+                world.view(person, at(-3, 10, i))
+                world.share(person, at(-3, 10, 30 + i))
+                world.follow(person, at(-3, 11, i))
+            await gateway.backfill(world.take())
+        worlds.append(world)
+    query = """query($video: ID!, $creator: ID!) { video(id: $video) { stats { views shares } }
+        creator(id: $creator) { totals { followers } } }"""
+    with gateway.clock.at(now + timedelta(days=1, hours=2)):
+        for principal in (ANONYMOUS, None):
+            answers = [(world, await ask(gateway, query, variables(world), principal or world.owner)) for world in worlds]
+            assert same_answers(answers), differences(*answers)
+            assert answers[0][1]["data"]["video"]["stats"] == {"views": 20, "shares": 20}
+
+
 # 9. Timing --------------------------------------------------------------------------------------
 
 # Everything the owner can ask about one video. (A whole battery's reads are batched across the

@@ -260,3 +260,23 @@ async def test_unfollow_after_follow_nets_follows_to_zero(
 
     followers = await admin.fetchrow("SELECT events, people FROM live_totals WHERE metric = 'f'")
     assert dict(followers) == {"events": 0, "people": 1}
+
+
+async def test_a_live_event_about_a_subject_being_replayed_waits_for_the_replay(writer: EventWriter, admin: asyncpg.Connection) -> None:
+    """While a backfill's events are held, a live event about the same video joins them instead of
+    reaching the live state: the backfilled past holds the backfill alone, and the live event is
+    applied after it, at the time it is."""
+    held = [event("view", f"held-{n}", NOON - timedelta(days=3), actor_id=f"old-viewer-{n}") for n in range(5)]
+    await writer.hold(records(held))
+    await ingest(writer, [event("view", "live-1", NOON, actor_id="live-viewer")])
+
+    assert await admin.fetchval("SELECT count(*) FROM live_totals") == 0
+    assert await admin.fetchval("SELECT live FROM arrivals_pending WHERE event_id = 'live-1'") is True
+
+    await writer.replay()
+
+    releases = await admin.fetch("SELECT made_at, people FROM releases WHERE subject_id = 'v1' AND metric = 'v' ORDER BY seq")
+    assert [row["people"] for row in releases] == [5]
+    assert releases[0]["made_at"] < NOON - timedelta(days=2)  # the backfilled hour, not now
+    assert await admin.fetchval("SELECT people FROM live_totals WHERE subject_id = 'v1' AND metric = 'v'") == 6
+    await assert_live_state_matches_events(admin)

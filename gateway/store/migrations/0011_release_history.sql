@@ -73,7 +73,6 @@ CREATE TABLE live_totals (
     released_people  bigint           NOT NULL DEFAULT 0,
     released_at      timestamptz,
     released_arrival bigint           NOT NULL DEFAULT 0,
-    live             boolean          NOT NULL DEFAULT false,  -- a live arrival touched it (not only a replay)
     PRIMARY KEY (subject_id, metric)
 ) WITH (fillfactor = 70);
 
@@ -117,6 +116,8 @@ CREATE TABLE release_cells (
 -- Events stored but not yet applied to the history, with the time they count as arriving:
 -- a backfill's (the end of the hour they occurred in) and, once, every event of a store
 -- migrated to this schema (when it was ingested). gateway.store.replay applies them in order.
+-- `live`: the event arrived live, about a subject whose backfill was being replayed: it waits
+-- for the replay, and is applied after it, at the time it is applied.
 CREATE TABLE arrivals_pending (
     event_id    text COLLATE "C" PRIMARY KEY,
     type        text             NOT NULL,
@@ -131,9 +132,12 @@ CREATE TABLE arrivals_pending (
     completed   boolean,
     text        text,
     anonymous   boolean,
-    arrival     timestamptz      NOT NULL
+    arrival     timestamptz      NOT NULL,
+    live        boolean          NOT NULL DEFAULT false
 );
-CREATE INDEX arrivals_pending_arrival_idx ON arrivals_pending (arrival);
+CREATE INDEX arrivals_pending_arrival_idx ON arrivals_pending (arrival, live);
+-- The subject of a held event: its video, or for a follow or unfollow the creator's followers.
+CREATE INDEX arrivals_pending_subject_idx ON arrivals_pending ((coalesce(video_id, creator_id)), (video_id IS NULL));
 
 -- The staging tables one connection applies arrivals through (ON COMMIT DELETE ROWS: empty
 -- after every transaction). Ingest connections call this once (gateway.store.ingest).
@@ -165,13 +169,13 @@ BEGIN
 END
 $$;
 
--- Applies the events in ingest_fresh as one arrival at `arrived_at` (`live`: arriving now, not
--- replayed from a backfill or a migration): the videos they name,
+-- Applies the events in ingest_fresh as one arrival at `arrived_at`: the videos they name,
 -- the ledger, the live totals and cells, and a release of every (subject, metric) they
 -- touched that now has k or more people new since its last release. The caller holds the
 -- arrival lock (pg_advisory_xact_lock(7310151952298631524)): whether a person is new is read
--- from the committed ledger, so arrivals are applied one at a time. Returns the number of
--- releases made.
+-- from the committed ledger, so arrivals are applied one at a time. A `live` arrival's events
+-- about a subject with held events (a backfill being replayed) join them instead, to be applied
+-- after them (gateway.store.replay). Returns the number of releases made.
 CREATE FUNCTION apply_arrival(arrived_at timestamptz, live boolean DEFAULT true) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -180,6 +184,17 @@ DECLARE
     made      integer;
 BEGIN
     SELECT s.k INTO history_k FROM release_settings s;
+    IF live AND EXISTS (SELECT FROM arrivals_pending) THEN
+        WITH held AS (
+            DELETE FROM ingest_fresh f
+            WHERE EXISTS (SELECT FROM arrivals_pending p
+                          WHERE coalesce(p.video_id, p.creator_id) = coalesce(f.video_id, f.creator_id)
+                            AND (p.video_id IS NULL) = (f.video_id IS NULL))
+            RETURNING f.*
+        )
+        INSERT INTO arrivals_pending
+        SELECT held.*, arrived_at, true FROM held;
+    END IF;
     DELETE FROM arrival_cells;
     DELETE FROM arrival_follows;
     DELETE FROM arrival_releases;
@@ -239,16 +254,15 @@ BEGIN
     WHERE NOT known
     ORDER BY 1, 2, 3;
 
-    INSERT INTO live_totals AS t (subject_id, metric, people, events, watch_ms, live)
-    SELECT video_id, metric, count(DISTINCT actor_id) FILTER (WHERE new_person), sum(events), sum(watch_ms), apply_arrival.live
+    INSERT INTO live_totals AS t (subject_id, metric, people, events, watch_ms)
+    SELECT video_id, metric, count(DISTINCT actor_id) FILTER (WHERE new_person), sum(events), sum(watch_ms)
     FROM arrival_cells
     GROUP BY 1, 2
     ORDER BY 1, 2
     ON CONFLICT (subject_id, metric) DO UPDATE SET
         people   = t.people + excluded.people,
         events   = t.events + excluded.events,
-        watch_ms = t.watch_ms + excluded.watch_ms,
-        live     = t.live OR excluded.live;
+        watch_ms = t.watch_ms + excluded.watch_ms;
 
     -- Each arrival row lands in one cell per dimension its metric is broken down by.
     INSERT INTO live_cells AS l (subject_id, metric, dimension, value, events, people, changed_arrival)
@@ -287,21 +301,19 @@ BEGIN
     ON CONFLICT (creator_id, actor_id) DO UPDATE SET following = excluded.following, state_at = excluded.state_at
     WHERE (excluded.state_at, NOT excluded.following) > (s.state_at, NOT s.following);
 
-    INSERT INTO live_totals AS t (subject_id, metric, people, events, live)
+    INSERT INTO live_totals AS t (subject_id, metric, people, events)
     SELECT creator_id, 'f',
            count(*) FILTER (WHERE was_following IS NULL),
            sum(CASE WHEN was_following IS NULL THEN following::int
                     WHEN (state_at, NOT following) > (was_state_at, NOT was_following)
                     THEN following::int - was_following::int
-                    ELSE 0 END),
-           apply_arrival.live
+                    ELSE 0 END)
     FROM arrival_follows
     GROUP BY 1
     ORDER BY 1
     ON CONFLICT (subject_id, metric) DO UPDATE SET
         people = t.people + excluded.people,
-        events = t.events + excluded.events,
-        live   = t.live OR excluded.live;
+        events = t.events + excluded.events;
 
     -- Release every touched (subject, metric) with k or more people new since its last release.
     INSERT INTO arrival_releases
@@ -345,7 +357,7 @@ $$;
 CREATE TABLE history_rebuild (requested_at timestamptz NOT NULL);
 INSERT INTO arrivals_pending
 SELECT event_id, type::text, occurred_at, video_id, creator_id, actor_id, channel::text, region, age_band,
-       watch_ms, completed, text, anonymous, ingested_at
+       watch_ms, completed, text, anonymous, ingested_at, false
 FROM events;
 INSERT INTO history_rebuild SELECT now() WHERE EXISTS (SELECT FROM arrivals_pending);
 
@@ -359,8 +371,9 @@ DROP TABLE video_hourly, video_hourly_channels, video_channels, video_audience, 
 -- total); the private role reads and erases a person's own rows.
 GRANT SELECT, UPDATE ON release_settings TO gateway_ingest;
 GRANT SELECT ON metric_dimensions TO gateway_ingest;
-GRANT SELECT, INSERT ON video_people, releases, release_cells TO gateway_ingest;
-GRANT SELECT, INSERT, UPDATE ON follow_state, live_totals, live_cells TO gateway_ingest;
+GRANT SELECT, INSERT ON releases, release_cells TO gateway_ingest;
+-- (DELETE: a replay starts the unreleased live state of a backfilled subject afresh, gateway.store.replay.)
+GRANT SELECT, INSERT, UPDATE, DELETE ON video_people, follow_state, live_totals, live_cells TO gateway_ingest;
 GRANT SELECT, INSERT, UPDATE, DELETE ON arrivals_pending TO gateway_ingest;
 GRANT USAGE ON SEQUENCE arrivals TO gateway_ingest;
 GRANT SELECT ON releases, release_cells TO gateway_reader;
