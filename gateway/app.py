@@ -16,6 +16,7 @@ from starlette.routing import Route
 from gateway.auth import AppGrants
 from gateway.clock import Clock, utc_now
 from gateway.config import Settings
+from gateway.graphql.responses import ResponseCache
 from gateway.graphql.schema import build_schema
 from gateway.policy.cache import DecisionCache
 from gateway.policy.decider import PolicyDecider
@@ -78,6 +79,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "store": store,
                     "writer": EventWriter(store.ingest, clock),
                     "schema": schema,
+                    # None without the policy guard: a baseline that decides nothing keeps nothing.
+                    "responses": ResponseCache(settings.response_cache_mb * 1024 * 1024) if policy_guard else None,
                     "engine": engine,
                     "decider": decider,
                     "decision_log": decision_log,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-__all__ = ["Clock", "utc_now"]
+__all__ = ["Clock", "to_minute", "utc_now"]
 
 # What time it is, timezone-aware. Tests pass their own to play days of arrivals in seconds.
 Clock = Callable[[], datetime]
@@ -13,3 +13,10 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def to_minute(moment: datetime) -> datetime:
+    """`moment` to the start of its minute: the time an answer is given at. Every cutoff and
+    default range of a request is taken from it, so one minute's answers to one request agree
+    and can be kept (gateway.graphql.responses)."""
+    return moment.replace(second=0, microsecond=0)

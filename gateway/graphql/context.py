@@ -27,7 +27,7 @@ __all__ = ["Context", "RequestContext"]
 @dataclass
 class RequestContext:
     principal: Principal
-    store: Store
+    pools: Store
     reader: ReleaseReader
     request_id: str
     decider: PolicyDecider | None = None
@@ -37,18 +37,26 @@ class RequestContext:
     noise_key: bytes = b""
     # One clock reading per request, so every default range and every release it sees agree.
     now: datetime = field(default_factory=utc_now)
-    # Set by the policy guard before any resolver runs: the coordinates the policy allows on the
-    # principal's own data only, and the privacy service under its obligations.
+    # Set by the policy guard before any resolver runs: that the policy decided the operation, the
+    # coordinates it allows on the principal's own data only, and the privacy service under its obligations.
+    decided: bool = field(default=False, init=False)
     owner_only: frozenset[str] = frozenset()
     disclosure: Disclosure | None = None
+    # Whether the answer depends only on what a kept answer is checked against
+    # (gateway.graphql.responses): the catalogue of videos, read through the methods below, and
+    # releases. A resolver that reads the store some other way (`store`) clears it.
+    catalogue_only: bool = field(default=True, init=False)
     videos: DataLoader[str, VideoRow | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.videos = DataLoader(self._load_videos)
 
-    def video(self, video_id: str) -> Awaitable[VideoRow | None]:
-        # Shared by every field that asked for it: a cancelled field must not cancel the load.
-        return asyncio.shield(self.videos.load(video_id))
+    @property
+    def store(self) -> Store:
+        """The pools, for a resolver that reads rows of its own (a principal's activity, the
+        decision log): its answer is not kept."""
+        self.catalogue_only = False
+        return self.pools
 
     def privacy(self) -> Disclosure:
         """The request's privacy service; a request without one is refused, never served."""
@@ -56,8 +64,28 @@ class RequestContext:
             raise PolicyUnavailable("no privacy terms for this request")
         return self.disclosure
 
+    # -- the catalogue: published videos and their creators ---------------------------------
+
+    def video(self, video_id: str) -> Awaitable[VideoRow | None]:
+        # Shared by every field that asked for it: a cancelled field must not cancel the load.
+        return asyncio.shield(self.videos.load(video_id))
+
+    async def creator_exists(self, creator_id: str) -> bool:
+        async with self.pools.reader.acquire() as conn:
+            return await queries.creator_exists(conn, creator_id)
+
+    async def creator_video_rows(self, creator_id: str) -> list[VideoRow]:
+        async with self.pools.reader.acquire() as conn:
+            return await queries.creator_video_rows(conn, creator_id)
+
+    async def creator_videos(
+        self, creator_id: str, order: str, after: tuple[float, str] | None, limit: int
+    ) -> list[tuple[VideoRow, float]]:
+        async with self.pools.reader.acquire() as conn:
+            return await queries.creator_videos(conn, creator_id, order, after, limit)
+
     async def _load_videos(self, video_ids: list[str]) -> list[VideoRow | None]:
-        async with self.store.reader.acquire() as conn:
+        async with self.pools.reader.acquire() as conn:
             found = await queries.videos_by_id(conn, video_ids)
         return [found.get(video_id) for video_id in video_ids]
 

@@ -17,7 +17,6 @@ from gateway.graphql.video import RangeEnd, RangeStart, Video, series
 from gateway.ingest.events import is_platform_id
 from gateway.privacy.metrics import FOLLOWERS, SHARES
 from gateway.privacy.release import Granularity
-from gateway.store import queries
 from gateway.store.queries import VideoRow
 
 __all__ = ["Creator", "VideoOrder"]
@@ -91,8 +90,7 @@ class Creator:
         if order_by is VideoOrder.SHARES:
             rows = await self._ranked_by_shares(info, position, first + 1)
         else:
-            async with info.context.store.reader.acquire() as conn:
-                rows = await queries.creator_videos(conn, self.owner_id, order_by.value, position, first + 1)
+            rows = await info.context.creator_videos(self.owner_id, order_by.value, position, first + 1)
         page = rows[:first]
         for row, _ in page:
             info.context.videos.prime(row.video_id, row)
@@ -109,8 +107,7 @@ class Creator:
         return await series(info, self.owner_id, FOLLOWERS, granularity, from_, to)
 
     async def _videos(self, info: Context) -> list[VideoRow]:
-        async with info.context.store.reader.acquire() as conn:
-            return await queries.creator_video_rows(conn, self.owner_id)
+        return await info.context.creator_video_rows(self.owner_id)
 
     async def _ranked_by_shares(self, info: Context, after: tuple[float, str] | None, limit: int) -> list[tuple[VideoRow, float]]:
         """The creator's videos by the shares this principal sees (`stats.shares`), most first."""

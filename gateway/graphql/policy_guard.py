@@ -29,7 +29,7 @@ from gateway.policy.fields import RequestedField, collect_fields, select_operati
 from gateway.privacy.disclosure import Disclosure
 from gateway.privacy.terms import PrivacyTerms, terms_of
 
-__all__ = ["BASELINE_TERMS", "FixedTerms", "PolicyGuard"]
+__all__ = ["BASELINE_TERMS", "FixedTerms", "PolicyGuard", "decide"]
 
 # The same dashboard query with the same variables asks the same question every time.
 QUESTION_CACHE_SIZE = 2048
@@ -122,33 +122,53 @@ class _Disclosing(SchemaExtension):
         return {"privacy": context.disclosure.report()}
 
 
+async def decide(
+    context: RequestContext,
+    schema: GraphQLSchema,
+    query: str,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: dict[str, Any] | None,
+) -> list[GraphQLError] | None:
+    """Asks the policy about every field of `operation`. Allowed: the context gets the owner-only
+    coordinates and the privacy service under the decision's obligations, and None is returned.
+    Refused: the errors that refuse the operation as a whole."""
+    if context.decider is None:
+        raise PolicyUnavailable("no policy engine is configured")  # never serve without a policy
+    try:
+        question = _question(schema, query, document, operation, variables)
+        decision = await context.decider.decide(context.principal, question)
+        terms = terms_of(decision.obligations)
+    except _BadVariables as exc:
+        return exc.errors
+    except PolicyUnavailable as exc:
+        return [GraphQLError(exc.message, original_error=exc)]
+    context.decided = True
+    context.owner_only = owner_only(decision, question)
+    context.disclosure = Disclosure(terms, context.reader, context.noise_key, context.now)
+    if decision.any_denied:
+        return [_denial(decision, field) for field in question.fields if not decision.fields[field.path].allow]
+    return None
+
+
 class PolicyGuard(_Disclosing):
+    """Decides the operation unless the HTTP layer already did (gateway.routes.graphql asks first,
+    to serve a kept answer): no operation is executed without a decision."""
+
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
         context = self._context()
-        if context is None or context.decider is None:
-            raise PolicyUnavailable("no policy engine is configured")  # never serve without a policy
-        document = execution.graphql_document
-        operation = select_operation(document, execution.operation_name) if document else None
-        if document is None or operation is None or execution.query is None:
-            yield
-            return
-        try:
-            question = _question(execution.schema._schema, execution.query, document, operation, execution.variables)
-            decision = await context.decider.decide(context.principal, question)
-            terms = terms_of(decision.obligations)
-        except _BadVariables as exc:
-            self._refuse(exc.errors)
-            yield
-            return
-        except PolicyUnavailable as exc:
-            self._refuse(exc)
-            yield
-            return
-        context.owner_only = owner_only(decision, question)
-        context.disclosure = Disclosure(terms, context.reader, context.noise_key, context.now)
-        if decision.any_denied:
-            self._refuse([_denial(decision, field) for field in question.fields if not decision.fields[field.path].allow])
+        if context is None:
+            raise PolicyUnavailable("no policy engine is configured")
+        if not context.decided:
+            document = execution.graphql_document
+            operation = select_operation(document, execution.operation_name) if document else None
+            if document is None or operation is None or execution.query is None:
+                yield
+                return
+            refusal = await decide(context, execution.schema._schema, execution.query, document, operation, execution.variables)
+            if refusal is not None:
+                self._refuse(refusal)
         yield
         await self._settle()
 

@@ -22,7 +22,6 @@ from gateway.graphql.me import Me
 from gateway.graphql.policy_guard import FixedTerms, PolicyGuard
 from gateway.graphql.video import Video
 from gateway.ingest.events import is_platform_id
-from gateway.store import queries
 
 __all__ = ["Query", "build_schema"]
 
@@ -44,9 +43,8 @@ class Query:
     async def creator(self, info: Context, id: strawberry.ID) -> Creator | None:
         if not is_platform_id(id):
             raise NotFound(f"no creator {id!r}")  # no stored id looks like this one
-        async with info.context.store.reader.acquire() as conn:
-            if not await queries.creator_exists(conn, str(id)):
-                raise NotFound(f"no creator {id!r}")
+        if not await info.context.creator_exists(str(id)):
+            raise NotFound(f"no creator {id!r}")
         return Creator(owner_id=str(id))
 
     decision_log: DecisionLogConnection = strawberry.field(

@@ -74,6 +74,9 @@ class Disclosure:
         self.now = now
         # Releases made at or after this instant are not seen.
         self.cutoff = cutoff(now, terms.floor, terms.delay)
+        # Whether every release this request reads is final: made before a moment no commit can
+        # still reach. (Then the answer can be kept: gateway.graphql.responses.)
+        self.final = settled(self.cutoff, now)
         self._reader = reader
         self._noise_key = noise_key
         self._releases: DataLoader[tuple[str, str], Release | None] = DataLoader(self._load_releases)
@@ -177,9 +180,9 @@ class Disclosure:
         to the last bucket that closed before the principal's cutoff."""
         start = truncate(start, granularity)
         end = max(start, min(truncate(end, granularity), truncate(self.cutoff, granularity)))
-        baseline, last_in_bucket = await self._reader.series(
-            subject, metric.code, granularity.value, start, end, self.terms.k, settled=settled(end, self.now)
-        )
+        final = settled(end, self.now)
+        self.final = self.final and final
+        baseline, last_in_bucket = await self._reader.series(subject, metric.code, granularity.value, start, end, self.terms.k, settled=final)
         buckets = []
         moment, before = start, baseline
         while moment < end:

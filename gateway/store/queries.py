@@ -14,6 +14,7 @@ import asyncpg
 
 __all__ = [
     "VideoRow",
+    "catalog_version",
     "creator_exists",
     "creator_video_rows",
     "creator_videos",
@@ -124,3 +125,9 @@ async def my_follows(conn: asyncpg.Connection, actor_id: str, limit: int) -> lis
            WHERE type = 'follow' ORDER BY occurred_at DESC, creator_id LIMIT $2""",
         limit,
     )
+
+
+async def catalog_version(conn: asyncpg.Connection) -> int:
+    """The number that moves whenever a published video's row changes (migration 0012)."""
+    version: int = await conn.fetchval("SELECT version FROM catalog_version")
+    return version

@@ -217,7 +217,7 @@ async def test_load_shared_with_a_field_refused_at_run_time_is_not_cancelled(gat
     query = """{ a: detailedVideo(id: "video-err") { video { stats { views } } detail }
                  b: video(id: "video-err") { stats { views } } }"""
     reader = ReleaseReader(gateway.store.reader)
-    context = RequestContext(principal=VIEWER, store=gateway.store, reader=reader, request_id="shared-load")
+    context = RequestContext(principal=VIEWER, pools=gateway.store, reader=reader, request_id="shared-load")
     # No policy guard runs in this schema: what it would set is set here, the detail owner-only.
     terms = PrivacyTerms.parse({**FIELD_TEST_TERMS, "granularity_floor": "HOUR"})
     context.disclosure = Disclosure(terms, reader, b"k" * 32, context.now)
@@ -489,7 +489,7 @@ async def test_unexpected_error_is_masked_and_logged_with_the_request_id(
 ) -> None:
     # A resolver meeting a privilege it lacks is the defence in depth working, and no answer for the client.
     await admin.execute("REVOKE SELECT ON release_cells FROM gateway_reader")
-    gateway.state["releases"].clear()  # no cells kept from an earlier test: they must be read
+    gateway.forget_kept_answers()  # no cells or answers kept from an earlier test: they must be read
     try:
         with caplog.at_level(logging.ERROR, logger="gateway"):
             response = await gateway.http.post(

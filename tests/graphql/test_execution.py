@@ -43,7 +43,7 @@ async def answer(schema: strawberry.Schema, gateway: Gateway, variables: dict[st
     store = gateway.state["store"]
     principal = Principal(PrincipalKind.USER, ADA)
     reader = ReleaseReader(store.reader)
-    context = RequestContext(principal=principal, store=store, reader=reader, request_id="test")
+    context = RequestContext(principal=principal, pools=store, reader=reader, request_id="test")
     # Neither schema runs the policy guard: the request's privacy service is set as the guard would set it.
     terms = PrivacyTerms.parse({**FIELD_TEST_TERMS, "granularity_floor": "HOUR"})
     context.disclosure = Disclosure(terms, reader, b"k" * 32, context.now)

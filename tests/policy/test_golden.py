@@ -72,7 +72,7 @@ async def test_case_input_is_what_the_guard_sends(name: str) -> None:
     case = CASES[name]
     engine = RecordingEngine()
     context = RequestContext(
-        principal=principal_of(case["input"]), store=None, reader=None, request_id=name, decider=PolicyDecider(engine)  # type: ignore[arg-type]
+        principal=principal_of(case["input"]), pools=None, reader=None, request_id=name, decider=PolicyDecider(engine)  # type: ignore[arg-type]
     )
 
     result = await build_schema().execute(case["query"], variable_values=case.get("variables"), context_value=context)

@@ -466,7 +466,7 @@ async def test_one_persons_latest_activity_changes_no_answer_until_k_new_people_
         with gateway.clock.at(at):
             await gateway.ingest(example.activity(activity, [f"person{number}-{index}" for index in range(size)], at))
         added += size
-        gateway.state["releases"].clear()
+        gateway.forget_kept_answers()
         after = await example.ask_everything(gateway, asked_at, cells=True)
         now = {metric: await pending(admin, subject, metric) for metric in metrics}
         released = [metric for metric in metrics if now[metric][1] != at_start[metric][1]]

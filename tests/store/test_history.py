@@ -72,7 +72,7 @@ async def test_the_reader_sees_videos_and_the_release_history_only(admin: asyncp
     readable = await admin.fetch(
         "SELECT table_name FROM information_schema.role_table_grants WHERE grantee = 'gateway_reader' AND privilege_type = 'SELECT'"
     )
-    assert {row["table_name"] for row in readable} == {"videos", "releases", "release_cells"}
+    assert {row["table_name"] for row in readable} == {"videos", "catalog_version", "releases", "release_cells"}
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

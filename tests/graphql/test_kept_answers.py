@@ -1,0 +1,163 @@
+"""Whole answers kept (gateway.graphql.responses), over HTTP under the shipped policy: a kept answer
+is served only while nothing it was made from can have changed, activity not yet released drops
+nothing, and no answer is kept that must be made anew (a principal's own rows, an app's noise)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind
+from gateway.clock import to_minute
+from gateway.graphql.responses import MAX_KEY_BYTES, ResponseCache, answer_key
+from gateway.graphql.policy_guard import BASELINE_TERMS
+from gateway.privacy.terms import PrivacyTerms
+
+from harness import Gateway, running_gateway, statements_on
+
+CREATOR = "creator-kept"
+VIDEO = "video-kept-1"
+OWNER = Principal(PrincipalKind.USER, CREATOR)
+STRANGER = Principal(PrincipalKind.USER, "user-stranger")
+SHARER = Principal(PrincipalKind.USER, "sharer-00")
+APP = Principal(PrincipalKind.APP, CREATOR, frozenset({"insights"}), app_id="app-kept")
+# Noon of a day: the owner's cutoff (the last closed hour, less an hour) and the public's (the last day) are final.
+NOW = to_minute(datetime.now(UTC)).replace(hour=12, minute=0) - timedelta(days=1)
+PAST = NOW - timedelta(days=3)
+
+DASHBOARD = """query($id: ID!) { video(id: $id) { id stats { views shares } shareChannels { buckets { key count suppressed } } } }"""
+PUBLIC = """query($id: ID!) { video(id: $id) { stats { views shares } } }"""
+VIDEOS = """query($id: ID!) { creator(id: $id) { videos(first: 50) { edges { node { id } } } } }"""
+MY_SHARES = "{ me { shares { videoId channel } } }"
+
+
+def at(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def published(video: str, moment: datetime) -> dict[str, Any]:
+    return {"event_id": f"{video}-pub", "type": "video_published", "occurred_at": at(moment), "video_id": video, "creator_id": CREATOR, "actor_id": CREATOR}
+
+
+def shares(people: list[str], moment: datetime, video: str = VIDEO) -> list[dict[str, Any]]:
+    return [
+        {"event_id": f"{video}-share-{person}-{moment:%j%H%M}", "type": "share", "occurred_at": at(moment), "video_id": video,
+         "creator_id": CREATOR, "actor_id": person, "channel": "whatsapp"}
+        for person in people
+    ]
+
+
+@pytest.fixture(scope="module")
+async def gateway(database_url: str) -> AsyncIterator[Gateway]:
+    async with running_gateway(database_url) as started:
+        with started.clock.at(NOW):
+            await started.backfill([published(VIDEO, PAST), *shares([f"sharer-{n:02d}" for n in range(12)], PAST + timedelta(hours=1))])
+        yield started
+
+
+async def ask(gateway: Gateway, query: str, variables: dict[str, Any] | None = None, principal: Principal = ANONYMOUS) -> tuple[dict[str, Any], list[str]]:
+    """The answer, and the statements the reader pool was sent for it."""
+    async with statements_on(gateway.store.reader) as sent:
+        response = await gateway.graphql(query, variables, principal=principal)
+    assert response.status_code == 200, response.text
+    return response.json(), sent
+
+
+async def test_activity_not_yet_released_drops_no_kept_answer(gateway: Gateway) -> None:
+    with gateway.clock.at(NOW):
+        first, _ = await ask(gateway, DASHBOARD, {"id": VIDEO}, OWNER)
+        await gateway.ingest(shares(["pending-1", "pending-2"], NOW))  # fewer than k: no release
+        again, sent = await ask(gateway, DASHBOARD, {"id": VIDEO}, OWNER)
+
+    assert first["data"]["video"]["stats"]["shares"] == 12
+    assert again == first
+    assert sent == ["SELECT version FROM catalog_version"]  # the answer kept: as cheap, so as fast, as before
+
+
+async def test_a_release_is_served_once_the_principal_may_see_it(gateway: Gateway) -> None:
+    arrived = NOW + timedelta(minutes=5)
+    with gateway.clock.at(arrived):
+        before, _ = await ask(gateway, DASHBOARD, {"id": VIDEO}, OWNER)
+        await gateway.ingest(shares([f"joiner-{n}" for n in range(5)], arrived))
+        same_minute, _ = await ask(gateway, DASHBOARD, {"id": VIDEO}, OWNER)
+    with gateway.clock.at(arrived + timedelta(hours=2)):
+        later, _ = await ask(gateway, DASHBOARD, {"id": VIDEO}, OWNER)
+
+    assert same_minute == before  # made after the owner's cutoff: not theirs to see yet, kept or not
+    assert later["data"]["video"]["stats"]["shares"] > before["data"]["video"]["stats"]["shares"]
+
+
+async def test_a_published_video_is_listed_in_the_same_minute(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    moment = NOW + timedelta(minutes=20)
+    with gateway.clock.at(moment):
+        listed, _ = await ask(gateway, VIDEOS, {"id": CREATOR})
+        await gateway.ingest([published("video-kept-2", moment)])
+        relisted, _ = await ask(gateway, VIDEOS, {"id": CREATOR})
+
+    ids = [edge["node"]["id"] for edge in relisted["data"]["creator"]["videos"]["edges"]]
+    assert [edge["node"]["id"] for edge in listed["data"]["creator"]["videos"]["edges"]] == [VIDEO]
+    assert ids == ["video-kept-2", VIDEO]
+
+
+async def test_the_catalogue_version_moves_with_published_videos_only(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    moment = NOW + timedelta(minutes=30)
+    version = await admin.fetchval("SELECT version FROM catalog_version")
+    with gateway.clock.at(moment):
+        # A view of a video not published yet records the video; that must not show anywhere.
+        await gateway.ingest([{"event_id": "early-view", "type": "view", "occurred_at": at(moment), "video_id": "video-kept-3",
+                               "creator_id": CREATOR, "actor_id": "early-viewer", "watch_ms": 1000}])
+        unmoved = await admin.fetchval("SELECT version FROM catalog_version")
+        await gateway.ingest([published("video-kept-3", moment)])
+    assert unmoved == version
+    assert await admin.fetchval("SELECT version FROM catalog_version") > version
+
+
+async def test_a_principals_own_rows_are_read_anew(gateway: Gateway) -> None:
+    moment = NOW + timedelta(minutes=40)
+    with gateway.clock.at(moment):
+        mine, _ = await ask(gateway, MY_SHARES, principal=SHARER)
+        await gateway.ingest(shares(["sharer-00"], moment, video="video-kept-2"))
+        again, _ = await ask(gateway, MY_SHARES, principal=SHARER)
+
+    assert len(again["data"]["me"]["shares"]) == len(mine["data"]["me"]["shares"]) + 1
+
+
+async def test_an_owners_kept_answer_is_not_anyone_elses(gateway: Gateway) -> None:
+    with gateway.clock.at(NOW + timedelta(minutes=50)):
+        owners, _ = await ask(gateway, DASHBOARD, {"id": VIDEO}, OWNER)
+        strangers, _ = await ask(gateway, DASHBOARD, {"id": VIDEO}, STRANGER)
+
+    assert owners["data"]["video"]["shareChannels"] is not None
+    assert strangers["data"]["video"]["shareChannels"] is None
+    assert [error["extensions"]["code"] for error in strangers["errors"]] == ["FORBIDDEN"]
+
+
+async def test_an_apps_answers_are_made_anew(gateway: Gateway) -> None:
+    responses = gateway.state["responses"]
+    responses.clear()
+    with gateway.clock.at(NOW + timedelta(minutes=55)):
+        for query in (PUBLIC, DASHBOARD):
+            answer, _ = await ask(gateway, query, {"id": VIDEO}, APP)
+            assert "errors" not in answer, answer
+    assert len(responses) == 0  # every draw is charged, every time
+
+
+def test_kept_answers_stay_within_their_bytes() -> None:
+    cache = ResponseCache(max_bytes=10_000)
+    for number in range(100):
+        key = answer_key("{ a }", None, {"n": number}, ANONYMOUS, BASELINE_TERMS, frozenset(), NOW)
+        assert key is not None
+        cache.put(key, 0, b"x" * 500)
+    assert 0 < len(cache) <= 10_000 // 500
+    assert cache.get(key, 0) == b"x" * 500 and cache.get(key, 1) is None  # another catalogue: another answer
+
+
+def test_what_is_not_kept() -> None:
+    noised = PrivacyTerms.parse({"k_threshold": 50, "granularity_floor": "DAY", "bucket_delay_seconds": 0, "epsilon": {"shares": 0.5}})
+    assert answer_key("{ a }", None, None, APP, noised, frozenset(), NOW) is None
+    assert answer_key("{ a }", None, {"pad": "x" * MAX_KEY_BYTES}, ANONYMOUS, BASELINE_TERMS, frozenset(), NOW) is None
+    assert ResponseCache(max_bytes=0).enabled is False
