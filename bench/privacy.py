@@ -23,7 +23,9 @@ Uses GATEWAY_DATABASE_URL's server, or a throwaway embedded Postgres. One run:
                    Authentication, GraphQL, the policy guard and the statements
                    are unchanged;
    both under a copy of policies/ (without its tests) in which an app's
-   epsilon_budget_per_day is 1e12, so that the app's rounds never run out;
+   epsilon_budget_per_day is 1e12, so that the app's rounds never run out,
+   and both making every answer anew (GATEWAY_RESPONSE_CACHE_MB=0: a kept
+   answer would hide the work measured here);
 3. asks both the DASHBOARD query of bench/dashboard.py as the creator (a user
    token: k 5, HOUR floor, exact counts) and as an app acting for the creator
    (scopes stats and insights: k 50, DAY floor, channel cells noised and ε
@@ -189,7 +191,7 @@ def orchestrate(args: argparse.Namespace) -> None:
         policies = policy_copy(workdir)
         for variant in VARIANTS:
             servers.append(start_server(variant, dataset, secret, workdir, script=Path(__file__).resolve(),
-                                        env={"GATEWAY_POLICY_DIR": str(policies)}))
+                                        env={"GATEWAY_POLICY_DIR": str(policies), "GATEWAY_RESPONSE_CACHE_MB": "0"}))
         for server in servers:
             wait_ready(server)
         print(f"servers up: {', '.join(f'{s.kind} on :{s.port} (pid {s.process.pid})' for s in servers)}; "

@@ -29,6 +29,7 @@ from gateway.auth import ANONYMOUS, Principal, PrincipalKind, create_app_token, 
 from gateway.config import Settings
 from gateway.ingest.events import Window
 from gateway.ingest.ndjson import parse_objects
+from gateway.policy.worker import PolicyFiles
 from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.migrate import migrate
 from gateway.store.pools import Store
@@ -105,6 +106,13 @@ class Gateway:
     def writer(self) -> EventWriter:
         writer: EventWriter = self.state["writer"]
         return writer
+
+    async def policy_in_force(self) -> None:
+        """Puts the policy files as they are now in force, as the engine's watcher does within a
+        second of a change (whether the watcher got there first or not)."""
+        engine = self.state["engine"]
+        await engine.reload()
+        assert engine.revision == PolicyFiles.read(engine.policy_dir).revision, engine.last_error
 
     def forget_kept_answers(self) -> None:
         """Lets go of what the app keeps because it can no longer change (the release reader's

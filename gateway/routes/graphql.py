@@ -15,7 +15,14 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.auth import authenticate
 from gateway.clock import to_minute
-from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PolicyUnavailable, StoreUnavailable, Unauthenticated
+from gateway.errors import (
+    BadUserInput,
+    BudgetExhausted,
+    GatewayError,
+    PolicyUnavailable,
+    StoreUnavailable,
+    Unauthenticated,
+)
 from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error
@@ -65,36 +72,40 @@ async def graphql_endpoint(request: Request) -> Response:
     responses: ResponseCache | None = request.state.responses
     if responses is None:  # no policy guard (the benchmark's baseline): its extension answers under fixed terms
         result = await schema.execute(query, variable_values=variables, context_value=context, operation_name=operation_name)
-        return _respond(result, context, request_id, request.state.clock())
+        return _respond(result, context, request.state.clock())
     refusal = await decide(context, schema._schema, query, document, operation, variables)
     if refusal is not None:
-        return _respond(ExecutionResult(data=None, errors=refusal), context, request_id, request.state.clock())
+        return _respond(ExecutionResult(data=None, errors=refusal, extensions=_privacy_report(context)), context, request.state.clock())
 
     key = version = None
     if responses.enabled and operation.operation is OperationType.QUERY:
         key = answer_key(query, operation_name, variables, principal, context.privacy().terms, context.owner_only, context.now)
-    if key is not None:
-        try:
-            async with context.pools.reader.acquire() as conn:
-                version = await queries.catalog_version(conn)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            key = None  # answered anew, where each field reports what failed
-        else:
-            kept = responses.get(key, version)
-            if kept is not None:
-                return Response(kept, media_type="application/json", headers={"X-Request-Id": request_id})
+        version = None if key is None else await _catalogue_version(context)
+    if key is not None and version is not None:
+        kept = responses.get(key, version)
+        if kept is not None:
+            return Response(kept, media_type="application/json", headers={"X-Request-Id": request_id})
     result = await schema.execute(query, variable_values=variables, context_value=context, operation_name=operation_name)
-    response = _respond(result, context, request_id, request.state.clock())
-    disclosure = context.disclosure
-    if key is not None and version is not None and not result.errors and context.catalogue_only and disclosure is not None and disclosure.final:
-        responses.put(key, version, response.body)
+    response = _respond(result, context, request.state.clock())
+    if key is not None and version is not None and not result.errors and context.catalogue_only and context.privacy().final:
+        responses.put(key, version, bytes(response.body))
     return response
 
 
-def _respond(result: ExecutionResult, context: RequestContext, request_id: str, now: datetime) -> Response:
+async def _catalogue_version(context: RequestContext) -> int | None:
+    """The catalogue's version, or None when it cannot be read (then the answer is made anew, and
+    each field reports what failed)."""
+    try:
+        async with context.pools.reader.acquire() as conn:
+            return await queries.catalog_version(conn)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return None
+
+
+def _respond(result: ExecutionResult, context: RequestContext, now: datetime) -> Response:
     body: dict[str, Any] = {"data": result.data}
     status_code = 200
-    headers = {"X-Request-Id": request_id}
+    headers = {"X-Request-Id": context.request_id}
     if result.errors:
         body["errors"] = [format_error(error, context.request_id, uncoded="BAD_USER_INPUT") for error in result.errors]
         refusal = _request_refusal(result.errors, answered=result.data is not None)
@@ -102,14 +113,13 @@ def _respond(result: ExecutionResult, context: RequestContext, request_id: str, 
             status_code = refusal.status_code  # fail closed (503), or out of budget (429): say so to load balancers and clients
             if isinstance(refusal, BudgetExhausted):
                 headers["Retry-After"] = str(max(1, int((refusal.resets_at - now).total_seconds())))
-    extensions = result.extensions if result.extensions is not None else _privacy_report(context)
-    if extensions:
-        body["extensions"] = extensions
+    if result.extensions:
+        body["extensions"] = result.extensions
     return FastJSONResponse(body, status_code=status_code, headers=headers)
 
 
 def _privacy_report(context: RequestContext) -> dict[str, Any]:
-    """What the schema's extension reports, for an operation refused before execution."""
+    """What the schema's extension reports, for an operation refused before it ran."""
     return {} if context.disclosure is None else {"privacy": context.disclosure.report()}
 
 

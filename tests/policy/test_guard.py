@@ -548,7 +548,6 @@ async def test_opa_revision_rotating_invalidates_the_cache(opa_gateway: Gateway,
 
 
 async def test_reload_invalidates_the_cache(gateway: Gateway, policy_dir: Path) -> None:
-    engine: EmbeddedEngine = gateway.state["engine"]
     query = f"query TotalVideos {{ creator(id: {json.dumps(ADA)}) {{ totals {{ videos }} }} }}"
     shipped = (policy_dir / "data.json").read_text()
     without_video_totals = json.loads(shipped)
@@ -559,14 +558,14 @@ async def test_reload_invalidates_the_cache(gateway: Gateway, policy_dir: Path) 
     assert outcome == "hit" and answer(response) == {"creator": {"totals": {"videos": 2}}}
     try:
         (policy_dir / "data.json").write_text(json.dumps(without_video_totals))
-        assert await engine.reload(), engine.last_error
+        await gateway.policy_in_force()
 
         outcome, response = await cache_outcome(gateway, query)
         assert outcome == "miss"
         assert refusals(response) == {"creator.totals.videos": "CreatorTotals.videos"}
     finally:
         (policy_dir / "data.json").write_text(shipped)
-        assert await engine.reload(), engine.last_error
+        await gateway.policy_in_force()
 
     outcome, response = await cache_outcome(gateway, query)
     assert outcome == "miss" and answer(response) == {"creator": {"totals": {"videos": 2}}}

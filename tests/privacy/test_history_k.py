@@ -88,10 +88,10 @@ async def test_history_k_follows_a_new_policy(gateway: Gateway, policy_dir: Path
     data_file.write_text(json.dumps(data))
     engine: EmbeddedEngine = gateway.state["engine"]
     try:
-        assert await engine.reload()
+        await gateway.policy_in_force()
         assert await sync_history_k(engine, gateway.store.ingest) == 2
         assert await admin.fetchval("SELECT k FROM release_settings") == 2
     finally:
         data_file.write_text(shipped)
-        await engine.reload()
+        await gateway.policy_in_force()
         await sync_history_k(engine, gateway.store.ingest)
