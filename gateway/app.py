@@ -29,8 +29,8 @@ from gateway.routes.events import post_events
 from gateway.routes.graphql import graphql_endpoint
 from gateway.routes.health import healthz, readyz
 from gateway.routes.metrics import GatewayCollector, metrics
-from gateway.store.decision_log import DecisionLogWriter
 from gateway.store.apps import current_grant
+from gateway.store.decision_log import DecisionLogWriter
 from gateway.store.ingest import EventWriter
 from gateway.store.migrate import migrate
 from gateway.store.pools import Store

@@ -18,14 +18,19 @@ class DecisionCache(Generic[Entry]):
         self.max_entries = max_entries
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self._revision: str | None = None
+        # Decisions made under a revision before it went in force (warming): they become the
+        # cache's entries when that revision is first asked for.
+        self._staged: OrderedDict[Hashable, Entry] = OrderedDict()
+        self._staged_revision: str | None = None
         self.hits = 0
         self.misses = 0
 
     def get(self, revision: str, key: Hashable) -> Entry | None:
         if revision != self._revision:
             # A new policy is in force: nothing decided under the old one may be served.
-            self._entries.clear()
+            self._entries = self._staged if revision == self._staged_revision else OrderedDict()
             self._revision = revision
+            self._staged, self._staged_revision = OrderedDict(), None
         decision = self._entries.get(key)
         if decision is None:
             self.misses += 1
@@ -41,6 +46,17 @@ class DecisionCache(Generic[Entry]):
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+    def stage(self, revision: str, key: Hashable, decision: Entry) -> None:
+        """Keeps a decision made under `revision` before it is in force, for when it is."""
+        if revision == self._revision:
+            self.put(revision, key, decision)
+            return
+        if revision != self._staged_revision:
+            self._staged, self._staged_revision = OrderedDict(), revision
+        self._staged[key] = decision
+        while len(self._staged) > self.max_entries:
+            self._staged.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +23,8 @@ from gateway.policy.decision import ENTRYPOINT, Decision, PolicyEngine, parse_de
 from gateway.policy.fields import RequestedField
 
 __all__ = ["DecisionRecord", "PolicyDecider", "PolicyQuestion"]
+
+logger = logging.getLogger("gateway.policy")
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,24 @@ class _Cached:
     result_digest: bytes
 
 
+# Distinct recent questions warmed under a new revision before it serves, and how long warming may take.
+RECENT_QUESTIONS = 256
+WARMING_SECONDS = 5.0
+
+Evaluate = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class _Asked:
+    principal_input: dict[str, Any]
+    question: PolicyQuestion
+
+
 class PolicyDecider:
+    """The cache, then the engine. Concurrent identical questions share one evaluation (so a
+    burst after start or after a reload asks the engine once), and the questions asked recently
+    are decided under a new revision before it serves (`warm`), so a reload is no cold start."""
+
     def __init__(
         self,
         engine: PolicyEngine,
@@ -96,6 +119,9 @@ class PolicyDecider:
         self.engine = engine
         self.cache: DecisionCache[_Cached] = cache if cache is not None else DecisionCache()
         self._record = record
+        self._in_flight: dict[tuple[str, Hashable], asyncio.Task[_Cached]] = {}
+        self._recent: OrderedDict[Hashable, _Asked] = OrderedDict()
+        engine.before_serving.append(self.warm)
 
     async def decide(self, principal: Principal, question: PolicyQuestion) -> Decision:
         started = time.perf_counter()
@@ -104,22 +130,21 @@ class PolicyDecider:
         principal_input: dict[str, Any] = {"kind": principal.kind.value, "id": principal.id, "scopes": scopes}
         if principal.app_id is not None:
             principal_input["app"] = principal.app_id  # which app acts for the user: policy may tell apps apart
-        # Who the principal is (its id, its app) is part of the key only when the policy can read it.
-        who = (principal.id, principal.app_id) if self.engine.reads_principal_id else None
-        key = (principal.kind, tuple(scopes), who, question.serialized)
+        key = _key(principal_input, question, self.engine.reads_principal_id)
+        self._recent[key] = _Asked(principal_input, question)
+        self._recent.move_to_end(key)
+        if len(self._recent) > RECENT_QUESTIONS:
+            self._recent.popitem(last=False)
         cached = self.cache.get(revision, key)
         cache_hit = cached is not None
         if cached is None:
-            policy_input = {"principal": principal_input, "operation": question.operation, "fields": question.field_inputs}
-            decision = parse_decision(await self.engine.evaluate(policy_input), question.paths)
-            result = orjson.dumps(
-                {
-                    "fields": {path: verdict.model_dump() for path, verdict in decision.fields.items()},
-                    "obligations": decision.obligations,
-                }
-            )
-            cached = _Cached(decision, result, hashlib.sha256(result).digest())
-            self.cache.put(revision, key, cached)
+            flight = self._in_flight.get((revision, key))
+            if flight is None:
+                flight = asyncio.ensure_future(self._evaluate(revision, key, principal_input, question, self.engine.evaluate))
+                self._in_flight[(revision, key)] = flight
+                flight.add_done_callback(functools.partial(self._landed, (revision, key)))
+            # Shared: one waiter giving up (its client left) must not cancel the others' answer.
+            cached = await asyncio.shield(flight)
         self._record(
             DecisionRecord(
                 decision_id=str(uuid.uuid4()),
@@ -137,3 +162,45 @@ class PolicyDecider:
             )
         )
         return cached.decision
+
+    async def warm(self, revision: str, reads_principal_id: bool, evaluate: Evaluate) -> int:
+        """Decides the questions asked most recently under `revision`, which is about to go in
+        force, with `evaluate` (its engine); returns how many were decided. Bounded in time: what is
+        not warmed is decided when asked."""
+        warmed = 0
+        try:
+            async with asyncio.timeout(WARMING_SECONDS):
+                for asked in reversed(list(self._recent.values())):
+                    key = _key(asked.principal_input, asked.question, reads_principal_id)
+                    self.cache.stage(revision, key, await self._evaluate(revision, key, asked.principal_input, asked.question, evaluate, keep=False))
+                    warmed += 1
+        except (TimeoutError, PolicyUnavailable) as exc:
+            logger.warning("policy %s: warmed %d of %d recent decisions (%s)", revision[:12], warmed, len(self._recent), exc or "out of time")
+        return warmed
+
+    async def _evaluate(
+        self, revision: str, key: Hashable, principal_input: dict[str, Any], question: PolicyQuestion, evaluate: Evaluate, *, keep: bool = True
+    ) -> _Cached:
+        policy_input = {"principal": principal_input, "operation": question.operation, "fields": question.field_inputs}
+        decision = parse_decision(await evaluate(policy_input), question.paths)
+        result = orjson.dumps(
+            {
+                "fields": {path: verdict.model_dump() for path, verdict in decision.fields.items()},
+                "obligations": decision.obligations,
+            }
+        )
+        cached = _Cached(decision, result, hashlib.sha256(result).digest())
+        if keep:
+            self.cache.put(revision, key, cached)
+        return cached
+
+    def _landed(self, at: tuple[str, Hashable], flight: asyncio.Task[_Cached]) -> None:
+        self._in_flight.pop(at, None)
+        if not flight.cancelled():
+            flight.exception()  # retrieved here: every waiter may have gone
+
+
+def _key(principal_input: dict[str, Any], question: PolicyQuestion, reads_principal_id: bool) -> Hashable:
+    # Who the principal is (its id, its app) is part of the key only when the policy can read it.
+    who = (principal_input["id"], principal_input.get("app")) if reads_principal_id else None
+    return (principal_input["kind"], tuple(principal_input["scopes"]), who, question.serialized)

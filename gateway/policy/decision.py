@@ -27,6 +27,7 @@ the request gets POLICY_UNAVAILABLE, never data (fail closed).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,7 +35,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.errors import PolicyUnavailable
 
-__all__ = ["ENTRYPOINT", "Decision", "FieldVerdict", "PolicyEngine", "parse_decision"]
+__all__ = [
+    "Warmer","ENTRYPOINT", "Decision", "FieldVerdict", "PolicyEngine", "parse_decision"]
 
 # The rule every engine evaluates, as an OPA Data API path.
 ENTRYPOINT = "gateway/authz/decision"
@@ -79,10 +81,17 @@ def parse_decision(document: Any, paths: list[str]) -> Decision:
     return Decision(fields=dict(parsed.fields), obligations=dict(parsed.obligations))
 
 
+# Called with a revision about to go in force, whether it reads the principal's id, and a way to
+# evaluate under it; returns how many decisions it made (gateway.policy.decider warms its cache).
+Warmer = Callable[[str, bool, Callable[[dict[str, Any]], Awaitable[Any]]], Awaitable[int]]
+
+
 class PolicyEngine(Protocol):
     """Evaluates the entrypoint for one input. Implementations: embedded (regopy), OPA server."""
 
     last_error: str | None  # why the engine is not serving, or why the last policy edit was rejected
+    # Run before a reloaded revision serves (an engine that does not reload itself never runs them).
+    before_serving: list[Warmer]
 
     @property
     def revision(self) -> str:

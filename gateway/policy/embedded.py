@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Iterable
@@ -21,7 +22,7 @@ from typing import Any
 
 from gateway.auth import PrincipalKind
 from gateway.errors import PolicyUnavailable
-from gateway.policy.decision import ENTRYPOINT, parse_decision
+from gateway.policy.decision import ENTRYPOINT, Warmer, parse_decision
 from gateway.policy.testing import run_tests
 from gateway.policy.worker import (
     DATA_FILE,
@@ -53,6 +54,9 @@ PROBE_FIELDS: list[dict[str, Any]] = [
 ]
 
 
+WORKER_DOES_NOT_START = "the policy engine worker does not start"
+
+
 class _Served:
     """The revision in force and the worker that serves it, restarted when it dies."""
 
@@ -62,6 +66,8 @@ class _Served:
         self._start_timeout = start_timeout
         self._restart: asyncio.Task[RegoWorker] | None = None
         self.closing = False
+        # Why the last restart failed; None while a worker serves (or the last restart worked).
+        self.failure: str | None = None
 
     async def worker(self) -> RegoWorker:
         """The live worker, waiting (at most the start timeout) for a restart when the last one died."""
@@ -75,13 +81,17 @@ class _Served:
                 worker = await asyncio.shield(restart)
         except TimeoutError as exc:
             raise PolicyUnavailable("the policy engine is restarting") from exc
-        except WorkerError as exc:
+        except Exception as exc:  # WorkerError, or the process could not be spawned at all (OSError)
             raise PolicyUnavailable(f"the policy engine does not restart: {exc}") from exc
         return worker
 
     @property
     def worker_pid(self) -> int:
         return self._worker.pid
+
+    @property
+    def live(self) -> bool:
+        return self._worker.alive
 
     def restart(self) -> asyncio.Task[RegoWorker]:
         """Starts a fresh worker for this revision unless one is starting already."""
@@ -97,11 +107,15 @@ class _Served:
         try:
             await self._worker.close()
             worker = await RegoWorker.start(self.files.modules, self.files.data, entrypoints=[ENTRYPOINT], timeout=self._start_timeout)
-            self._worker = worker
-            logger.info("policy engine restarted (worker %d) for policy %s", worker.pid, self.files.revision[:12])
-            return worker
+        except Exception as exc:
+            self.failure = f"{WORKER_DOES_NOT_START}: {exc}"
+            logger.error("%s", self.failure)
+            raise
         finally:
             self._restart = None
+        self._worker, self.failure = worker, None
+        logger.info("policy engine restarted (worker %d) for policy %s", worker.pid, self.files.revision[:12])
+        return worker
 
     async def close(self) -> None:
         self.closing = True
@@ -141,6 +155,8 @@ class EmbeddedEngine:
         self.poll_interval = poll_interval
         # Why the last reload did not go live; None once a revision is in force and unchallenged.
         self.last_error: str | None = None
+        # Run with each new revision's worker before the revision serves (the decider warms its cache).
+        self.before_serving: list[Warmer] = []
         self._served: _Served | None = None
         self._rejected_revision: str | None = None
         self._reload_lock = asyncio.Lock()
@@ -154,7 +170,9 @@ class EmbeddedEngine:
 
     @property
     def ready(self) -> bool:
-        return self._served is not None
+        """A policy is in force and a worker serves it (or the last one died and the next has not
+        failed to start)."""
+        return self._served is not None and self._served.failure is None
 
     @property
     def reads_principal_id(self) -> bool:
@@ -167,7 +185,18 @@ class EmbeddedEngine:
         return self._reads_id[1]
 
     async def check(self) -> None:
-        """Readiness is known without asking: a policy is in force or not."""
+        """Replaces a worker found dead (rather than at the next decision), so that readiness says
+        whether one can serve; `last_error` says why not."""
+        served = self._served
+        if served is None or served.live:
+            return
+        try:
+            await served.worker()
+        except (PolicyUnavailable, WorkerError):
+            self.last_error = served.failure or self.last_error
+        else:
+            if self.last_error is not None and self.last_error.startswith(WORKER_DOES_NOT_START):
+                self.last_error = None
 
     @property
     def worker_pid(self) -> int | None:
@@ -199,6 +228,7 @@ class EmbeddedEngine:
             if isinstance(why, str):
                 self._reject(files.revision, why)
                 return False
+            await self._warm(files, why)
             previous, self._served = self._served, _Served(files, why, self.start_timeout)
             self.last_error = None
             self._rejected_revision = None
@@ -227,6 +257,16 @@ class EmbeddedEngine:
             await worker.close()
             return f"it fails a probe request: {exc}"
         return worker
+
+    async def _warm(self, files: PolicyFiles, worker: RegoWorker) -> None:
+        """Lets each warmer decide under the new revision, on its worker, before it serves. A
+        warmer that fails costs only its warmth: the revision goes live all the same."""
+        reads_id = reads_principal_id(files.modules.values())
+        for warm in self.before_serving:
+            try:
+                await warm(files.revision, reads_id, functools.partial(self._evaluate_on, worker, timeout=self.timeout))
+            except Exception:
+                logger.exception("warming policy %s failed; its decisions are made when asked", files.revision[:12])
 
     def _reject(self, revision: str | None, why: str) -> None:
         self._rejected_revision = revision

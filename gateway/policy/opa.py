@@ -11,7 +11,7 @@ import aiohttp
 from opa_client.opa_async import AsyncOpaClient
 
 from gateway.errors import PolicyUnavailable
-from gateway.policy.decision import ENTRYPOINT
+from gateway.policy.decision import ENTRYPOINT, Warmer
 
 __all__ = ["OpaServerEngine"]
 
@@ -33,6 +33,7 @@ class OpaServerEngine:
         self.url = url
         self.timeout = timeout
         self.last_error: str | None = None
+        self.before_serving: list[Warmer] = []  # the server's revisions change there, unannounced
         self._client = AsyncOpaClient(
             host=parts.hostname,
             port=parts.port or (443 if parts.scheme == "https" else 8181),

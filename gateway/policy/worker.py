@@ -164,7 +164,8 @@ class RegoWorker:
 
     @property
     def alive(self) -> bool:
-        return self._dead is None
+        """Neither found dead by a request nor seen to end by the event loop."""
+        return self._dead is None and self._process.returncode is None
 
     async def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Sends one request and returns its answer. The request waits at most `timeout` seconds
@@ -198,7 +199,10 @@ class RegoWorker:
             self._dead = f"the policy engine gave no answer within {timeout * 1000:.0f} ms"
             self._kill()
             raise WorkerTimeout(self._dead) from exc
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        except Exception as exc:
+            # The pipe broke (ConnectionError; uvloop raises RuntimeError writing to a closed one), the
+            # worker ended mid-answer (IncompleteReadError) or wrote something that is not a frame
+            # (ValueError): whatever it was, this worker answers no more, and a fresh one takes over.
             self._dead = await self._cause_of_death()
             raise WorkerCrashed(self._dead) from exc
 

@@ -3,6 +3,7 @@ LRU, and what reaches the decision log."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -27,6 +28,7 @@ class CountingEngine:
         self.reads_principal_id = reads_principal_id
         self.answer_paths = answer_paths
         self.revision = "r1"
+        self.before_serving: list[Any] = []
         self.inputs: list[dict[str, Any]] = []
 
     async def evaluate(self, policy_input: dict[str, Any]) -> Any:
@@ -209,3 +211,73 @@ async def test_an_apps_id_reaches_the_policy_and_the_key_when_the_engine_reads_i
         {"kind": "app", "id": "u1", "scopes": ["stats"], "app": app_id} for app_id in ["app_a", "app_b"][:engine_calls]
     ]
     assert [json.loads(record.input)["principal"]["app"] for record in records] == ["app_a", "app_b"], "the log names each app"
+
+
+class GatedEngine(CountingEngine):
+    """Answers only once the test opens the gate; one answer fails when `fail` says so."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__(reads_principal_id=False)
+        self.gate = asyncio.Event()
+        self.fail = fail
+
+    async def evaluate(self, policy_input: dict[str, Any]) -> Any:
+        answer = await super().evaluate(policy_input)
+        await self.gate.wait()
+        if self.fail:
+            raise PolicyUnavailable("the policy engine is busy")
+        return answer
+
+
+@pytest.mark.parametrize("fail", [pytest.param(False, id="answered"), pytest.param(True, id="failed")])
+async def test_concurrent_identical_questions_share_one_evaluation(fail: bool) -> None:
+    engine = GatedEngine(fail)
+    records: list[DecisionRecord] = []
+    decider = PolicyDecider(engine, record=records.append)
+    question = PolicyQuestion(OPERATION, [VIDEO, TIMELINE])
+
+    asking = [asyncio.create_task(decider.decide(user(f"u{n}"), question)) for n in range(64)]
+    await asyncio.sleep(0)  # a yield, not a wait: every task reaches the engine's gate or joins the one there
+    engine.gate.set()
+    answers = await asyncio.gather(*asking, return_exceptions=True)
+
+    assert len(engine.inputs) == 1
+    if fail:
+        assert all(isinstance(answer, PolicyUnavailable) for answer in answers)  # each fails closed
+        assert records == []
+        assert len(decider.cache) == 0  # nothing kept: the next request asks again
+    else:
+        assert all(isinstance(answer, Decision) and not answer.fields["video"].owner_only for answer in answers)
+        assert len(records) == 64  # every request's decision is logged
+
+
+async def test_a_waiter_that_gives_up_does_not_cancel_the_others() -> None:
+    engine = GatedEngine()
+    decider = PolicyDecider(engine)
+    question = PolicyQuestion(OPERATION, [VIDEO])
+    first = asyncio.create_task(decider.decide(user("u1"), question))
+    second = asyncio.create_task(decider.decide(user("u2"), question))
+    await asyncio.sleep(0)
+    first.cancel()  # its client went away
+    engine.gate.set()
+
+    assert isinstance(await second, Decision)
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_warming_decides_recent_questions_under_the_coming_revision() -> None:
+    engine = CountingEngine(reads_principal_id=False)
+    decider = PolicyDecider(engine)
+    questions = [PolicyQuestion({**OPERATION, "name": f"Q{n}"}, [VIDEO]) for n in range(3)]
+    for question in questions:
+        await decider.decide(user("u1"), question)
+    assert len(engine.inputs) == 3
+
+    warmed = await decider.warm("r2", False, engine.evaluate)
+    engine.revision = "r2"
+    for question in questions:
+        await decider.decide(user("u1"), question)
+
+    assert warmed == 3
+    assert len(engine.inputs) == 6  # three when asked, three while warming, none after the switch

@@ -4,16 +4,19 @@ force, and a worker process that dies or hangs without taking the gateway down."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
 from gateway.errors import PolicyUnavailable
 from gateway.policy.decision import Decision, parse_decision
@@ -292,6 +295,52 @@ async def test_worker_crash_gives_policy_unavailable_then_recovers(engine: Embed
     decision = await decide(engine, CREATOR, *DASHBOARD)
     assert decision.fields["video.shareTimeline"].owner_only
     assert engine.worker_pid not in (None, crashed)
+
+
+def test_worker_killed_under_uvloop_is_replaced(policy_dir: Path) -> None:
+    """`gateway serve` runs on uvloop, whose pipe to a dead worker raises RuntimeError rather than
+    a ConnectionError: the worker must still be replaced, not every later decision fail."""
+
+    async def scenario() -> None:
+        engine = EmbeddedEngine(policy_dir)
+        try:
+            assert await engine.reload(), engine.last_error
+            crashed = engine.worker_pid
+            assert crashed is not None
+            worker = await engine._served.worker()  # type: ignore[union-attr]
+            os.kill(crashed, signal.SIGKILL)
+            # As a server between two requests: the loop has reaped the worker and closed its pipes.
+            await worker._process.wait()
+            with contextlib.suppress(PolicyUnavailable):
+                await decide(engine, CREATOR, *DASHBOARD)  # fails closed, or is answered by the fresh worker
+            for _ in range(3):
+                decision = await decide(engine, CREATOR, *DASHBOARD)
+                assert decision.fields["video.shareTimeline"].owner_only
+            assert engine.worker_pid not in (None, crashed)
+        finally:
+            await engine.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+
+
+async def test_a_dead_worker_that_cannot_be_replaced_makes_the_engine_unready(engine: EmbeddedEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = await engine._served.worker()  # type: ignore[union-attr]
+    os.kill(worker.pid, signal.SIGKILL)
+    await worker._process.wait()
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")  # a real fault: no worker can be spawned
+
+    await engine.check()  # what /readyz asks
+    assert not engine.ready
+    assert engine.last_error is not None and "does not start" in engine.last_error
+    with pytest.raises(PolicyUnavailable, match="does not restart"):
+        await decide(engine, CREATOR, *DASHBOARD)
+
+    monkeypatch.undo()
+    await engine.check()
+    assert engine.ready and engine.last_error is None
+    assert engine.worker_pid not in (None, worker.pid)
+    assert (await decide(engine, CREATOR, *DASHBOARD)).fields["video.shareTimeline"].owner_only
 
 
 # Answers every field; a request named "Slow" first builds a set that takes rego-cpp seconds.

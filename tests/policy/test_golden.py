@@ -52,6 +52,7 @@ class RecordingEngine:
 
     def __init__(self) -> None:
         self.inputs: list[dict[str, Any]] = []
+        self.before_serving: list[Any] = []
 
     async def evaluate(self, policy_input: dict[str, Any]) -> Any:
         self.inputs.append(policy_input)

@@ -20,6 +20,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fixture_platform import ADA, ADA_FIRST, BO, EVENTS, SHARER
+from harness import Gateway, authorization, running_gateway, statements_on
 from prometheus_client.parser import text_string_to_metric_families
 
 import gateway.policy.opa as opa_engine
@@ -28,9 +30,6 @@ from gateway.policy.decider import DecisionRecord
 from gateway.policy.decision import ENTRYPOINT
 from gateway.policy.embedded import EmbeddedEngine
 from gateway.store.decision_log import DecisionLogWriter
-
-from fixture_platform import ADA, ADA_FIRST, BO, EVENTS, SHARER
-from harness import Gateway, authorization, running_gateway, statements_on
 
 from .opa_standin import Mode, OpaStandin
 
@@ -547,8 +546,9 @@ async def test_opa_revision_rotating_invalidates_the_cache(opa_gateway: Gateway,
     assert len(opa_standin.received) == 2
 
 
-async def test_reload_invalidates_the_cache(gateway: Gateway, policy_dir: Path) -> None:
+async def test_a_reload_decides_recent_questions_again_before_it_serves(gateway: Gateway, policy_dir: Path) -> None:
     query = f"query TotalVideos {{ creator(id: {json.dumps(ADA)}) {{ totals {{ videos }} }} }}"
+    unasked = f"query Unasked {{ creator(id: {json.dumps(ADA)}) {{ totals {{ videos }} }} }}"
     shipped = (policy_dir / "data.json").read_text()
     without_video_totals = json.loads(shipped)
     del without_video_totals["access"]["fields"]["CreatorTotals.videos"]
@@ -560,7 +560,12 @@ async def test_reload_invalidates_the_cache(gateway: Gateway, policy_dir: Path) 
         (policy_dir / "data.json").write_text(json.dumps(without_video_totals))
         await gateway.policy_in_force()
 
+        # Decided again under the new policy while the old one served: from the cache, and the new answer.
         outcome, response = await cache_outcome(gateway, query)
+        assert outcome == "hit"
+        assert refusals(response) == {"creator.totals.videos": "CreatorTotals.videos"}
+        # Nothing decided under the old policy is served under the new one.
+        outcome, response = await cache_outcome(gateway, unasked)
         assert outcome == "miss"
         assert refusals(response) == {"creator.totals.videos": "CreatorTotals.videos"}
     finally:
@@ -568,7 +573,7 @@ async def test_reload_invalidates_the_cache(gateway: Gateway, policy_dir: Path) 
         await gateway.policy_in_force()
 
     outcome, response = await cache_outcome(gateway, query)
-    assert outcome == "miss" and answer(response) == {"creator": {"totals": {"videos": 2}}}
+    assert outcome == "hit" and answer(response) == {"creator": {"totals": {"videos": 2}}}
 
 
 # --- the decision log -----------------------------------------------------------------------------
