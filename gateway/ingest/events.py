@@ -17,18 +17,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    TypeAdapter,
-)
-from typing_extensions import (  # pydantic needs this TypedDict on Python < 3.12
-    NotRequired,
-    TypedDict,
-)
+from typing_extensions import NotRequired, TypedDict  # pydantic needs this TypedDict on Python < 3.12
+
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from gateway.ingest.regions import ISO_3166_ALPHA2
 

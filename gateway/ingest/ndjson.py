@@ -10,15 +10,7 @@ from pydantic import ValidationError
 
 from gateway.clock import utc_now
 from gateway.errors import EventError, InvalidEvents
-from gateway.ingest.events import (
-    FIELD_MESSAGES,
-    TOO_FAR_AHEAD,
-    Event,
-    EventRecord,
-    Window,
-    event_adapter,
-    to_record,
-)
+from gateway.ingest.events import FIELD_MESSAGES, TOO_FAR_AHEAD, Event, EventRecord, Window, event_adapter, to_record
 
 __all__ = ["OldLines", "ParsedBatch", "check_lines", "parse_lines", "parse_objects"]
 

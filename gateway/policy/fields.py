@@ -33,17 +33,8 @@ from graphql import (
     SelectionSetNode,
     get_named_type,
 )
-from graphql.execution.values import (
-    VariableValues,
-    get_argument_values,
-    get_directive_values,
-    get_variable_values,
-)
-from graphql.type.introspection import (
-    SchemaMetaFieldDef,
-    TypeMetaFieldDef,
-    TypeNameMetaFieldDef,
-)
+from graphql.execution.values import VariableValues, get_argument_values, get_directive_values, get_variable_values
+from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 
 __all__ = ["RequestedField", "collect_fields", "select_operation"]
 

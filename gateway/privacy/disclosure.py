@@ -30,15 +30,7 @@ from typing import Any
 import orjson
 from strawberry.dataloader import DataLoader
 
-from gateway.privacy.metrics import (
-    COMMENTS,
-    FOLLOWERS,
-    LIKES,
-    SHARES,
-    VIEWS,
-    Dimension,
-    Metric,
-)
+from gateway.privacy.metrics import COMMENTS, FOLLOWERS, LIKES, SHARES, VIEWS, Dimension, Metric
 from gateway.privacy.noise import noisy_count
 from gateway.privacy.release import Granularity, bucket_after, cutoff, settled, truncate
 from gateway.privacy.suppression import Cell, suppress

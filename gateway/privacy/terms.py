@@ -6,12 +6,12 @@ request fails closed (POLICY_UNAVAILABLE), never served with weaker terms.
 
 from __future__ import annotations
 
+from cachetools import LRUCache
 from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
 from typing import Any
 
-from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.errors import PolicyUnavailable

@@ -9,13 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import PrincipalKind, authenticate
-from gateway.errors import (
-    BadUserInput,
-    Forbidden,
-    PayloadTooLarge,
-    Unauthenticated,
-    UnsupportedMediaType,
-)
+from gateway.errors import BadUserInput, Forbidden, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 from gateway.ingest.events import Window
 from gateway.ingest.ndjson import parse_lines
 

@@ -15,14 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.auth import authenticate
 from gateway.clock import to_minute
-from gateway.errors import (
-    BadUserInput,
-    BudgetExhausted,
-    GatewayError,
-    PolicyUnavailable,
-    StoreUnavailable,
-    Unauthenticated,
-)
+from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PolicyUnavailable, StoreUnavailable, Unauthenticated
 from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error

@@ -10,13 +10,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from harness import Gateway, running_gateway, statements_on
 
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 from gateway.clock import to_minute
 from gateway.graphql.policy_guard import BASELINE_TERMS
 from gateway.graphql.responses import MAX_KEY_BYTES, ResponseCache, answer_key
 from gateway.privacy.terms import PrivacyTerms
+
+from harness import Gateway, running_gateway, statements_on
 
 CREATOR = "creator-kept"
 VIDEO = "video-kept-1"

@@ -20,8 +20,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from fixture_platform import ADA, ADA_FIRST, BO, EVENTS, SHARER
-from harness import Gateway, authorization, running_gateway, statements_on
 from prometheus_client.parser import text_string_to_metric_families
 
 import gateway.policy.opa as opa_engine
@@ -30,6 +28,9 @@ from gateway.policy.decider import DecisionRecord
 from gateway.policy.decision import ENTRYPOINT
 from gateway.policy.embedded import EmbeddedEngine
 from gateway.store.decision_log import DecisionLogWriter
+
+from fixture_platform import ADA, ADA_FIRST, BO, EVENTS, SHARER
+from harness import Gateway, authorization, running_gateway, statements_on
 
 from .opa_standin import Mode, OpaStandin
 
