@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     # Largest `POST /events` body accepted; bigger ones get 413 unread.
     max_ingest_bytes: int = 32 * 1024 * 1024
     ingest_batch_size: int = 10_000
+    # Largest `/graphql` body accepted (a query and its variables); bigger ones get 413.
+    max_body: int = Field(default=1024 * 1024, gt=0)
     # Days an event may be late: one whose occurred_at is older is refused (a backfill aside).
     lateness_days: int = Field(default=7, ge=0)
     # Seconds a policy evaluation may take before the request fails closed (503).

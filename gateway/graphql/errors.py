@@ -14,9 +14,10 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, StoreUnavailable
+from gateway.store.failures import STORE_FAILURES
 
-__all__ = ["MASKED_MESSAGE", "format_error", "strip_suggestions"]
+__all__ = ["MASKED_MESSAGE", "format_error", "gateway_error_of", "strip_suggestions"]
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,21 @@ def strip_suggestions(message: str) -> str:
     return SUGGESTION.sub("", message)
 
 
+def gateway_error_of(error: GraphQLError) -> GatewayError | None:
+    """The gateway's error behind `error`: the one a resolver raised, or STORE_UNAVAILABLE for the
+    store failing under it (gateway.store.failures); None for anything else."""
+    original = error.original_error
+    if isinstance(original, GatewayError):
+        return original
+    if isinstance(original, STORE_FAILURES):
+        return StoreUnavailable("the event store is unavailable; try again shortly")
+    return None
+
+
 def format_error(error: GraphQLError, request_id: str, uncoded: str = "GRAPHQL_VALIDATION_FAILED") -> dict[str, Any]:
     """The client's view of `error`; `uncoded` is the code of graphql-core's own refusals in this phase
     (validation, or the coercion of variables at execution)."""
-    original = error.original_error
+    original = gateway_error_of(error) or error.original_error
     if isinstance(original, GraphQLError):
         # graphql-core wraps its own refusals (e.g. a variable's bad enum value); they are the client's.
         original = None

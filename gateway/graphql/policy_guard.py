@@ -39,7 +39,7 @@ __all__ = ["BASELINE_TERMS", "FixedTerms", "PolicyGuard", "decide"]
 
 # The same dashboard query with the same variables asks the same question every time.
 QUESTION_CACHE_SIZE = 2048
-_questions: OrderedDict[tuple[int, str, bytes, str | None], PolicyQuestion] = OrderedDict()
+_questions: OrderedDict[tuple[int, str, bytes | None, str | None], PolicyQuestion] = OrderedDict()
 
 # What a schema without the policy guard answers under (the benchmark's baseline only): a creator's terms.
 BASELINE_TERMS = PrivacyTerms.parse({"k_threshold": 5, "granularity_floor": "HOUR", "bucket_delay_seconds": 3600})
@@ -57,12 +57,15 @@ def _question(
     operation: OperationDefinitionNode,
     variables: dict[str, Any] | None,
 ) -> PolicyQuestion:
+    # Keyed on the variables the operation declares, the only ones it reads (and bounded by the
+    # HTTP layer): a client sending others cannot fill the cache with them.
+    declared = {definition.variable.name.value for definition in operation.variable_definitions or ()}
     try:
-        variables_key = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
-    except TypeError as exc:
-        raise PolicyUnavailable(f"the variables cannot be sent to the policy: {exc}") from exc
+        variables_key = orjson.dumps({name: value for name, value in (variables or {}).items() if name in declared}, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # e.g. an integer beyond 64 bits: coercion says what is wrong with it
+        variables_key = None
     key = (id(schema), query, variables_key, operation.name.value if operation.name else None)
-    question = _questions.get(key)
+    question = _questions.get(key) if variables_key is not None else None
     if question is not None:
         _questions.move_to_end(key)
         return question
@@ -78,7 +81,8 @@ def _question(
         },
         fields=[item for item in fields if isinstance(item, RequestedField)],
     )
-    _questions[key] = question
+    if variables_key is not None:
+        _questions[key] = question
     while len(_questions) > QUESTION_CACHE_SIZE:
         _questions.popitem(last=False)
     return question

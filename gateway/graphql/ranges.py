@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from gateway.errors import BadUserInput
 from gateway.privacy.release import Granularity
 
 __all__ = ["DEFAULT_SPAN", "MAX_SPAN", "time_range"]
+
+# The years a timeline may cover: the platform's, and far from the calendar's ends.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 # The range a timeline covers when the request names none.
 DEFAULT_SPAN = {
@@ -30,6 +34,8 @@ def time_range(granularity: Granularity, start: datetime | None, end: datetime |
     for name, value in (("from", start), ("to", end)):
         if value is not None and value.tzinfo is None:
             raise BadUserInput(f"`{name}` must carry a time zone, e.g. 2026-11-01T00:00:00Z")
+        if value is not None and not EARLIEST <= value < LATEST:
+            raise BadUserInput(f"`{name}` must fall between {EARLIEST:%Y} and {LATEST:%Y}")
     end = end or now
     try:
         start = start or end - DEFAULT_SPAN[granularity]

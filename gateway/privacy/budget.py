@@ -28,6 +28,7 @@ from gateway.auth import Principal
 from gateway.errors import BudgetExhausted, StoreUnavailable
 from gateway.privacy.disclosure import Disclosure
 from gateway.privacy.release import Granularity, truncate
+from gateway.store.failures import STORE_FAILURES
 
 __all__ = ["BudgetLedger"]
 
@@ -79,7 +80,7 @@ class BudgetLedger:
                     [_decimal(cost) for _, cost in draws],
                     _decimal(budget),
                 )
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        except STORE_FAILURES as exc:
             # Unanswered, the request releases nothing: better refused than served unaccounted.
             raise StoreUnavailable(f"the ε budget could not be checked: {exc}") from exc
         spent = Fraction(row["spent"])

@@ -9,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import PrincipalKind, authenticate
-from gateway.errors import BadUserInput, Forbidden, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
+from gateway.errors import BadUserInput, Forbidden, Unauthenticated, UnsupportedMediaType
 from gateway.ingest.events import Window
 from gateway.ingest.ndjson import parse_lines
+from gateway.routes.bodies import read_body
 
 __all__ = ["NDJSON_MEDIA_TYPES", "post_events"]
 
@@ -30,7 +31,7 @@ async def post_events(request: Request) -> Response:
     if media_type not in NDJSON_MEDIA_TYPES:
         raise UnsupportedMediaType(f"Content-Type must be application/x-ndjson, not {media_type or 'missing'!r}")
 
-    body = await _read_body(request, settings.max_ingest_bytes)
+    body = await read_body(request, settings.max_ingest_bytes, "send smaller batches")
     window = Window(request.state.clock(), settings.lateness)
     batch = await run_in_threadpool(functools.partial(parse_lines, body.split(b"\n"), window=window))
     batch.raise_if_invalid()
@@ -38,20 +39,3 @@ async def post_events(request: Request) -> Response:
         raise BadUserInput("the body holds no events")
     result = await request.state.writer.write(batch.records)
     return JSONResponse({"received": result.received, "inserted": result.inserted, "duplicates": result.duplicates})
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    too_large = PayloadTooLarge(f"the body exceeds the limit of {limit} bytes; send smaller batches")
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise BadUserInput("Content-Length must be a number of bytes")
-        if int(declared) > limit:
-            raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -7,7 +7,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import orjson
 from graphql import ExecutionResult, GraphQLError, OperationType
 from starlette.requests import Request
@@ -15,14 +14,16 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.auth import authenticate
 from gateway.clock import to_minute
-from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PolicyUnavailable, StoreUnavailable, Unauthenticated
+from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PayloadTooLarge, PolicyUnavailable, StoreUnavailable, Unauthenticated
 from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
-from gateway.graphql.errors import format_error
+from gateway.graphql.errors import format_error, gateway_error_of
 from gateway.graphql.policy_guard import decide
 from gateway.graphql.responses import ResponseCache, answer_key
 from gateway.policy.fields import select_operation
+from gateway.routes.bodies import read_body
 from gateway.store import queries
+from gateway.store.failures import STORE_FAILURES
 
 __all__ = ["graphql_endpoint"]
 
@@ -32,8 +33,8 @@ async def graphql_endpoint(request: Request) -> Response:
     try:
         principal = authenticate(request.headers.get("authorization"), request.state.secret)
         await request.state.grants.check(principal)
-        query, variables, operation_name = await _read_operation(request)
-    except (Unauthenticated, StoreUnavailable, BadUserInput) as exc:
+        query, variables, operation_name = await _read_operation(request, request.state.settings.max_body)
+    except (Unauthenticated, StoreUnavailable, BadUserInput, PayloadTooLarge) as exc:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
         return _errors([_coded(exc)], exc.status_code, request_id, headers)
 
@@ -73,7 +74,10 @@ async def graphql_endpoint(request: Request) -> Response:
     key = version = None
     if responses.enabled and operation.operation is OperationType.QUERY:
         key = answer_key(query, operation_name, variables, principal, context.privacy().terms, context.owner_only, context.now)
-        version = None if key is None else await _catalogue_version(context)
+        try:
+            version = None if key is None else await _catalogue_version(context)
+        except StoreUnavailable as exc:
+            return _errors([_coded(exc)], exc.status_code, request_id, {"Retry-After": "5"})
     if key is not None and version is not None:
         kept = responses.get(key, version)
         if kept is not None:
@@ -85,14 +89,14 @@ async def graphql_endpoint(request: Request) -> Response:
     return response
 
 
-async def _catalogue_version(context: RequestContext) -> int | None:
-    """The catalogue's version, or None when it cannot be read (then the answer is made anew, and
-    each field reports what failed)."""
+async def _catalogue_version(context: RequestContext) -> int:
+    """The catalogue's version; StoreUnavailable when the store cannot be read (then nothing can be
+    answered: the request is refused as a whole, 503)."""
     try:
         async with context.pools.reader.acquire() as conn:
             return await queries.catalog_version(conn)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        return None
+    except STORE_FAILURES as exc:
+        raise StoreUnavailable("the event store is unavailable; try again shortly") from exc
 
 
 def _respond(result: ExecutionResult, context: RequestContext, now: datetime) -> Response:
@@ -121,8 +125,9 @@ def _request_refusal(errors: list[GraphQLError], *, answered: bool) -> GatewayEr
     store failure under one field of an answer is that field's error, not the request's.)"""
     refusing: tuple[type[GatewayError], ...] = (PolicyUnavailable, BudgetExhausted) if answered else (PolicyUnavailable, BudgetExhausted, StoreUnavailable)
     for error in errors:
-        if isinstance(error.original_error, refusing):
-            return error.original_error
+        refusal = gateway_error_of(error)
+        if isinstance(refusal, refusing):
+            return refusal
     return None
 
 
@@ -133,7 +138,7 @@ class FastJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
+async def _read_operation(request: Request, max_body: int) -> tuple[str, dict[str, Any] | None, str | None]:
     if request.method == "GET":
         params: dict[str, Any] = dict(request.query_params)
         if "variables" in params:
@@ -142,7 +147,7 @@ async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None,
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
             raise BadUserInput("POST /graphql takes Content-Type: application/json")
-        params = _json(await request.body(), "the body")
+        params = _json(await read_body(request, max_body, "send a shorter query or smaller variables"), "the body")
     if not isinstance(params, dict):
         raise BadUserInput("the body must be a JSON object with `query`")
     query, variables, operation_name = params.get("query"), params.get("variables"), params.get("operationName")
@@ -150,6 +155,8 @@ async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None,
         raise BadUserInput("`query` must be a non-empty string")
     if variables is not None and not isinstance(variables, dict):
         raise BadUserInput("`variables` must be a JSON object")
+    if variables:
+        _check_variables(variables)
     if operation_name is not None and not isinstance(operation_name, str):
         raise BadUserInput("`operationName` must be a string")
     return query, variables, operation_name
@@ -160,6 +167,26 @@ def _json(text: str | bytes, what: str) -> Any:
         return json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadUserInput(f"{what} is not valid JSON") from exc
+    except RecursionError as exc:
+        raise BadUserInput(f"{what} is nested too deeply") from exc
+
+
+# No argument of the schema takes more than a few ids, dates and a cursor.
+MAX_VARIABLES_BYTES = 16 * 1024
+MAX_VARIABLES_DEPTH = 8
+
+
+def _check_variables(variables: dict[str, Any]) -> None:
+    """Variables small and shallow enough to key caches on and to hand to the policy."""
+    level: list[Any] = [variables]
+    for _ in range(MAX_VARIABLES_DEPTH):
+        level = [child for value in level for child in (value.values() if isinstance(value, dict) else value if isinstance(value, list) else ())]
+        if not level:
+            break
+    else:
+        raise BadUserInput(f"`variables` are nested more than {MAX_VARIABLES_DEPTH} levels deep")
+    if len(json.dumps(variables, separators=(",", ":"))) > MAX_VARIABLES_BYTES:
+        raise BadUserInput(f"`variables` take more than {MAX_VARIABLES_BYTES // 1024} KB")
 
 
 def _coded(exc: GatewayError) -> dict[str, Any]:

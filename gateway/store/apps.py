@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from gateway.errors import NotFound, StoreUnavailable
+from gateway.store.failures import STORE_FAILURES
 
 __all__ = ["Grant", "authorize_app", "current_grant", "register_app", "revoke_app"]
 
@@ -63,7 +64,7 @@ async def current_grant(pool: asyncpg.Pool, app_id: str, user_id: str) -> Grant 
     """The grant as it stands now (None: the CLI never recorded one)."""
     try:
         row = await pool.fetchrow("SELECT scopes, generation FROM app_grant($1, $2)", app_id, user_id)
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+    except STORE_FAILURES as exc:
         raise StoreUnavailable(f"the app's grant could not be checked: {exc}") from exc
     if row is None or row["scopes"] is None:
         return None

@@ -67,7 +67,12 @@ class DecisionLogWriter:
                 self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:
+            lost = self._queue.qsize()
+            self.dropped += lost
+            log.exception("the decision log could not be written at shutdown; %d decisions dropped", lost)
 
     def _take(self) -> list[DecisionRecord]:
         batch: list[DecisionRecord] = []
@@ -89,7 +94,9 @@ class DecisionLogWriter:
                 try:
                     await self._write(batch)
                     continue
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                except Exception:
+                    # Any failure (the store down, or asyncpg's state broken by a crash: "cannot
+                    # switch to state 15") is retried: the writer must outlive every store error.
                     log.exception("writing %d decisions failed; retrying", len(batch))
                     for record in batch:
                         self.record(record)

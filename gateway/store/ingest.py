@@ -15,6 +15,7 @@ from gateway.errors import BadUserInput, StoreUnavailable
 from gateway.ingest.events import EVENT_COLUMNS, EventRecord
 from gateway.store.history import ARRIVAL_LOCK
 from gateway.store.replay import replay_pending
+from gateway.store.failures import STORE_FAILURES
 
 __all__ = ["BatchResult", "EventWriter", "prepare_connection"]
 
@@ -78,7 +79,7 @@ class EventWriter:
         try:
             async with self._pool.acquire() as conn:
                 return await replay_pending(conn, self._clock, progress)
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        except STORE_FAILURES as exc:
             raise StoreUnavailable(f"the event store is unreachable: {exc}") from exc
 
     async def _store(self, records: list[EventRecord], *, hold: bool) -> BatchResult:
@@ -104,7 +105,7 @@ class EventWriter:
             except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
                 # Validation keeps these out; if one slips through, the whole batch is refused as input.
                 raise BadUserInput(f"the store refused the batch: {exc}") from exc
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            except STORE_FAILURES as exc:
                 raise StoreUnavailable(f"the event store is unreachable: {exc}") from exc
         raise AssertionError("unreachable")
 

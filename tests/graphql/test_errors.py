@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import logging
 import time
+import tracemalloc
 from typing import Any
 
 import asyncpg
@@ -122,6 +124,8 @@ def cursor_of(*parts: object) -> str:
         pytest.param(TIMELINE, {"g": "DAY", "from": "2025-03-01T00:00:00", "to": "2025-03-02T00:00:00Z"}, ["video", "shareTimeline"], id="from-without-zone"),
         pytest.param(GROWTH, {"g": "DAY", "from": "2025-03-02T00:00:00Z", "to": "2025-03-01T00:00:00Z"}, ["creator", "followerGrowth"], id="follower-growth-from-after-to"),
         pytest.param(GROWTH, {"g": "MONTH", "from": "2010-01-01T00:00:00Z", "to": "2025-01-01T00:00:00Z"}, ["creator", "followerGrowth"], id="months-over-3660-days"),
+        pytest.param(GROWTH, {"g": "MONTH", "from": "9999-01-01T00:00:00Z", "to": "9999-12-31T00:00:00Z"}, ["creator", "followerGrowth"], id="year-9999"),
+        pytest.param(TIMELINE, {"g": "DAY", "from": "0001-01-01T00:00:00Z", "to": "0001-01-30T00:00:00Z"}, ["video", "shareTimeline"], id="year-1"),
         pytest.param(VIDEOS, {"first": 0}, ["creator", "videos"], id="first-zero"),
         pytest.param(VIDEOS, {"first": -1}, ["creator", "videos"], id="first-negative"),
         pytest.param(VIDEOS, {"first": 101}, ["creator", "videos"], id="first-over-100"),
@@ -407,6 +411,25 @@ async def test_post_with_a_mutation_is_refused_by_validation(gateway: Gateway) -
     assert list(response.json()) == ["errors"]  # refused before the policy decided: no `extensions.privacy`
 
 
+async def test_body_over_the_limit_is_413_unread(gateway: Gateway) -> None:
+    limit = gateway.state["settings"].max_body
+    body = b'{"query": "{ __typename }", "variables": {"pad": "' + b"x" * limit + b'"}}'
+
+    response = await gateway.http.post("/graphql", content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 413
+    assert codes(response) == ["BAD_USER_INPUT"]
+
+
+async def test_undeclared_variables_are_ignored_whatever_they_hold(gateway: Gateway) -> None:
+    response = await gateway.http.post(
+        "/graphql", json={"query": "{ __typename }", "variables": {"big": 10**40, "other": "x" * 1000}}
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == {"__typename": "Query"}
+
+
 @pytest.mark.parametrize(
     ("content", "content_type"),
     [
@@ -421,6 +444,12 @@ async def test_post_with_a_mutation_is_refused_by_validation(gateway: Gateway) -
         pytest.param(b'{"query": "{ video(id: \\"v\\") { id } }", "variables": [1]}', "application/json", id="variables-not-an-object"),
         pytest.param(b'{"query": "{ video(id: \\"v\\") { id } }", "operationName": 7}', "application/json", id="operation-name-not-a-string"),
         pytest.param(b'{"query": "{ video(id: \\"v\\") { id } }"}', "text/plain", id="not-json-media-type"),
+        pytest.param(b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "application/json", id="variables-nested-100000-deep"),
+        pytest.param(b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 9 + b"]" * 9 + b"}}", "application/json", id="variables-nested-9-deep"),
+        pytest.param(b'{"query": "{ __typename }", "variables": {"a": "' + b"x" * 17_000 + b'"}}', "application/json", id="variables-over-16-kb"),
+        pytest.param(b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "application/json", id="variables-nested-100000-deep"),
+        pytest.param(b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 9 + b"]" * 9 + b"}}", "application/json", id="variables-nested-9-deep"),
+        pytest.param(b'{"query": "{ __typename }", "variables": {"a": "' + b"x" * 17_000 + b'"}}', "application/json", id="variables-over-16-kb"),
     ],
 )
 async def test_post_body_that_is_no_graphql_request_is_400(gateway: Gateway, content: bytes, content_type: str) -> None:
@@ -528,3 +557,51 @@ async def test_operation_name_that_selects_nothing_is_bad_user_input(gateway: Ga
 
     assert response.status_code == 400
     assert codes(response) == ["BAD_USER_INPUT"]
+
+
+async def test_distinct_large_variables_leave_nothing_behind(gateway: Gateway) -> None:
+    """A client sending a different large variable each time (declared or not) grows no cache."""
+    query = "query($id: ID!) { video(id: $id) { id } }"
+
+    async def send_all() -> list[int]:
+        statuses = []
+        for number in range(100):
+            padding = f"{number:04d}" + "x" * 900_000
+            for variables in ({"id": padding}, {"id": "video-err", "undeclared": padding}):
+                response = await gateway.http.post("/graphql", json={"query": query, "variables": variables})
+                statuses.append(response.status_code)
+        return statuses
+
+    await send_all()  # first, so that what is allocated once (pools, compiled statements) is not counted
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        statuses = await send_all()
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+    assert set(statuses) == {400}  # variables over 16 KB, declared or not, are refused before anything keeps them
+    assert grown < 5 * 1024 * 1024, grown  # 200 requests carried 180 MB
+
+
+async def test_store_lost_mid_request_is_503_store_unavailable_then_recovered(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """The gateway's connection killed while it waits on the store (as a Postgres restart does): the
+    request is refused 503 STORE_UNAVAILABLE, never INTERNAL, and the next one is answered."""
+    query = '{ video(id: "video-err") { id stats { views } } }'
+    async with admin.transaction():
+        await admin.execute("LOCK TABLE catalog_version IN ACCESS EXCLUSIVE MODE")  # every request's first read waits here
+        asking = asyncio.create_task(gateway.graphql(query, principal=OWNER))
+        waiting: list[int] = []
+        while not waiting and not asking.done():  # polls a condition the request sets, with no timing in it
+            waiting = [row[0] for row in await admin.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE usename = 'gateway_reader' AND wait_event_type = 'Lock' AND datname = current_database()"
+            )]
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", waiting)
+        response = await asking
+
+    assert (response.status_code, codes(response)) == (503, ["STORE_UNAVAILABLE"])
+    assert "127.0.0.1" not in response.text and "5432" not in response.text
+    recovered = await gateway.graphql(query, principal=OWNER)
+    assert recovered.status_code == 200 and "errors" not in recovered.json(), recovered.text

@@ -1,0 +1,23 @@
+"""What the store failing looks like, as one tuple: every boundary turns it into STORE_UNAVAILABLE (503).
+
+The server unreachable or refusing connections while it starts or stops
+(OSError, connection errors, operator intervention: `CannotConnectNowError`,
+`AdminShutdownError`), a connection lost mid-statement (InterfaceError), or
+asyncpg's own state broken by such a loss (InternalClientError, e.g. "cannot
+switch to state 15" after a crash). Anything else asyncpg raises (a missing
+privilege, a constraint) is a fault of ours or of the input, not an outage.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+__all__ = ["STORE_FAILURES"]
+
+STORE_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,  # TimeoutError too (a pool's acquire timing out)
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
