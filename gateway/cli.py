@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.metadata
 import logging
 import shutil
 import sys
@@ -52,6 +53,19 @@ policy_app = typer.Typer(no_args_is_help=True, help="Compliance tooling for the 
 app.add_typer(policy_app, name="policy")
 
 console = Console(stderr=True)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"privacy-gateway {importlib.metadata.version('privacy-gateway')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """privacy-gateway: engagement aggregates without a path to a sharer."""
 
 # Exit status for bad input (invalid events, bad arguments).
 EXIT_BAD_INPUT = 2

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     max_body: int = Field(default=1024 * 1024, gt=0)
     # Days an event may be late: one whose occurred_at is older is refused (a backfill aside).
     lateness_days: int = Field(default=7, ge=0)
+    # Seconds a read of the store may take (waiting on locks included) before the request gets 503.
+    statement_timeout: float = Field(default=5.0, gt=0)
     # Seconds a policy evaluation may take before the request fails closed (503).
     policy_timeout: float = Field(default=0.25, gt=0)
     # Policy decisions kept in the LRU cache; 0 asks the engine every time.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import re
 from collections import Counter
@@ -576,3 +577,10 @@ def test_demo_platform_small_audience_shares_fall_before_end() -> None:
 
     assert late == []
 
+
+
+def test_version_is_the_installed_package_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"privacy-gateway {importlib.metadata.version('privacy-gateway')}"

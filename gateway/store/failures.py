@@ -4,7 +4,8 @@ The server unreachable or refusing connections while it starts or stops
 (OSError, connection errors, operator intervention: `CannotConnectNowError`,
 `AdminShutdownError`), a connection lost mid-statement (InterfaceError), or
 asyncpg's own state broken by such a loss (InternalClientError, e.g. "cannot
-switch to state 15" after a crash). Anything else asyncpg raises (a missing
+switch to state 15" after a crash), or a read cancelled by its statement
+timeout (the store too slow, e.g. waiting on a lock). Anything else asyncpg raises (a missing
 privilege, a constraint) is a fault of ours or of the input, not an outage.
 """
 
@@ -20,4 +21,5 @@ STORE_FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
+    asyncpg.QueryCanceledError,  # statement_timeout: the store too slow to answer (gateway.store.pools)
 )

@@ -33,20 +33,24 @@ class Store:
     private: asyncpg.Pool
 
     @classmethod
-    async def open(cls, url: str, secret: str, *, max_size: int = 10) -> Store:
-        async def pool(role: str, **options: Any) -> asyncpg.Pool:
+    async def open(cls, url: str, secret: str, *, max_size: int = 10, statement_timeout: float = 5.0) -> Store:
+        """`statement_timeout`: seconds a read (reader, private) may take, waiting on locks
+        included, before Postgres cancels it (the request gets STORE_UNAVAILABLE); ingest has none."""
+
+        async def pool(role: str, settings: dict[str, str] | None = None, **options: Any) -> asyncpg.Pool:
             return await asyncpg.create_pool(
                 url,
                 user=role,
                 password=role_password(secret, role),
-                server_settings={"timezone": "UTC", "application_name": f"gateway:{role}"},
+                server_settings={"timezone": "UTC", "application_name": f"gateway:{role}", **(settings or {})},
                 reset=keep_session,
                 **options,
             )
 
+        reads = {"statement_timeout": str(max(1, round(statement_timeout * 1000)))}
         ingest = await pool("gateway_ingest", min_size=1, max_size=4, init=prepare_connection)
-        reader = await pool("gateway_reader", min_size=2, max_size=max_size)
-        private = await pool("gateway_private", min_size=1, max_size=4)
+        reader = await pool("gateway_reader", reads, min_size=2, max_size=max_size)
+        private = await pool("gateway_private", reads, min_size=1, max_size=4)
         return cls(ingest=ingest, reader=reader, private=private)
 
     async def close(self) -> None:

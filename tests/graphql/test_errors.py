@@ -29,7 +29,7 @@ from gateway.privacy.disclosure import Disclosure
 from gateway.privacy.terms import PrivacyTerms
 from gateway.store.releases import ReleaseReader
 
-from harness import APP_SECRET, FIELD_TEST_TERMS, Gateway, authorization, field_test_privacy
+from harness import APP_SECRET, FIELD_TEST_TERMS, Gateway, authorization, field_test_privacy, running_gateway
 
 CREATOR = "creator-err"
 VIDEO = "video-err"
@@ -605,3 +605,12 @@ async def test_store_lost_mid_request_is_503_store_unavailable_then_recovered(ga
     assert "127.0.0.1" not in response.text and "5432" not in response.text
     recovered = await gateway.graphql(query, principal=OWNER)
     assert recovered.status_code == 200 and "errors" not in recovered.json(), recovered.text
+
+
+async def test_a_read_past_its_statement_timeout_is_503_store_unavailable(database_url: str, admin: asyncpg.Connection) -> None:
+    async with running_gateway(database_url, statement_timeout=0.5) as impatient:
+        async with admin.transaction():
+            await admin.execute("LOCK TABLE catalog_version IN ACCESS EXCLUSIVE MODE")  # held until Postgres cancels the read
+            response = await impatient.graphql('{ video(id: "video-err") { id } }', principal=OWNER)
+
+    assert (response.status_code, codes(response)) == (503, ["STORE_UNAVAILABLE"])
