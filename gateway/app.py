@@ -40,6 +40,7 @@ from gateway.store.server import database_url, release_embedded
 __all__ = ["create_app"]
 
 GC_THRESHOLD = 20_000
+EPOCH_SECONDS = 5.0
 
 
 def create_app(settings: Settings | None = None, *, policy_guard: bool = True, clock: Clock = utc_now) -> Starlette:
@@ -66,6 +67,10 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+        releases = ReleaseReader(store.reader, clock)
+        # Backfills reach the reader's kept answers within this many seconds when no request reads
+        # the history's epoch (a server keeping no whole answers); requests that do, at once.
+        following = asyncio.create_task(releases.follow_epoch(EPOCH_SECONDS))
         try:
             async with keeping_history_k(engine, store.ingest):
                 yield {
@@ -75,7 +80,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "noise_key": derive_noise_key(secret),
                     "budget": budget,
                     "grants": AppGrants(functools.partial(current_grant, store.reader), ttl=settings.app_grant_ttl),
-                    "releases": ReleaseReader(store.reader, clock),
+                    "releases": releases,
                     "store": store,
                     "writer": EventWriter(store.ingest, clock),
                     "schema": schema,
@@ -87,6 +92,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "metrics": registry,
                 }
         finally:
+            following.cancel()
             await decision_log.close()
             await engine.close()
             await store.close()

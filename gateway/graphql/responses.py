@@ -6,88 +6,135 @@ owner-only coordinates; a denial is never kept); the request's minute (every
 cutoff and default range is taken from it: gateway.graphql.context); the
 catalogue of published videos; and the releases it read. A release never
 changes once made, and one made before a settled cutoff is final
-(gateway.store.releases). So an answer is kept under a key of all of these but
-the releases, with the catalogue's version (one indexed read a request, in
-place of the rows: migration 0012) standing for the catalogue. It is kept only
-when every release it read was final, the terms draw no noise (an app's
-answer is made anew, so every draw is charged), no resolver read the store
-outside the catalogue (`RequestContext.catalogue_only`), and it has no error.
+(gateway.store.releases) unless a backfill is giving its subject a past. So
+an answer is kept under a digest of all of these but the releases and the
+minute, with the store's answer version (one indexed read a request: the
+catalogue's version and the history's epoch, migration 0012) standing for the
+catalogue and for backfills. It is kept only when every release it read was
+final, the terms draw no noise (an app's answer is made anew, so every draw is
+charged), no resolver read the store outside the catalogue
+(`RequestContext.catalogue_only`), and it has no error.
 
-A repeated dashboard then costs authentication, the policy's decision (from its
-cache, logged as every decision is), one read and the bytes. Whether an answer
-is kept depends on the clock, the catalogue (public), the request and whether
-the same principal (for the anonymous: anyone) asked it this minute; never on
-activity not yet released. A subject that gains a past by a backfill while it
-had no release reaches kept answers within two minutes (a minute of this cache
-after the release reader's minute: gateway.store.releases).
+The cache holds one minute: the first answer kept in a new minute drops the
+last minute's, which no request can hit again. Each principal has its own
+share of the bytes, so that one client filling the cache evicts only its own
+answers (another's coming and going cannot be read off its own evictions).
+
+Whether an answer is kept depends on the clock, the catalogue (public),
+backfills, the request and whether the same principal asked it this minute:
+for the anonymous, whether anyone did. A kept answer comes faster, so an
+anonymous client can tell that someone else asked the same public question
+this minute (as the policy's decision cache and the release reader's kept
+answers tell, more faintly, that someone asked recently); nothing about the
+activity counted. Activity not yet released changes nothing here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from dataclasses import dataclass
+import hashlib
+from collections import OrderedDict
 from datetime import datetime
 
 import orjson
-from cachetools import LRUCache
 
 from gateway.auth import Principal
 from gateway.privacy.terms import PrivacyTerms
 
-__all__ = ["ResponseCache", "answer_key"]
+__all__ = ["ResponseCache", "answer_digest"]
 
-# Documents and variables longer than this together are answered, not kept: a key holds them whole.
+# Documents and variables longer than this together are answered, not kept.
 MAX_KEY_BYTES = 16 * 1024
-ENTRY_OVERHEAD = 256
+# What an entry costs besides its body: its digest, and its slots in two dictionaries.
+ENTRY_OVERHEAD = 200
+# The share of the cache one principal may hold.
+PRINCIPAL_SHARE = 4
 
 
-@dataclass(frozen=True, slots=True)
-class _Kept:
-    body: bytes
-    size: int
-
-
-def answer_key(
+def answer_digest(
     query: str,
     operation_name: str | None,
     variables: dict[str, object] | None,
-    principal: Principal,
     terms: PrivacyTerms,
     owner_only: frozenset[str],
-    minute: datetime,
-) -> tuple[Hashable, ...] | None:
-    """What an answer is kept under, less the catalogue's version; None: not kept (noised terms,
-    or a request too large to key)."""
+    version: tuple[int, int],
+) -> bytes | None:
+    """What a principal's answer is kept under within a minute; None: not kept (noised terms, or a
+    request too large to be worth keeping)."""
     if terms.noised:
         return None
     try:
         variables_key = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return None
-    if len(query) + len(variables_key) > MAX_KEY_BYTES:
+    document = query.encode()
+    if len(document) + len(variables_key) > MAX_KEY_BYTES:
         return None
-    return (query, operation_name, variables_key, principal, terms.k, terms.floor, terms.delay, owner_only, minute)
+    decided = orjson.dumps([operation_name, terms.k, terms.floor.value, terms.delay.total_seconds(), sorted(owner_only), version])
+    return hashlib.sha256(b"\0".join((document, variables_key, decided))).digest()
 
 
 class ResponseCache:
-    """Rendered answers by key and catalogue version, least recently used first out, within a
-    budget of bytes."""
+    """Rendered answers of one minute, by principal and digest, within a budget of bytes that no
+    principal may take more than a quarter of."""
 
     def __init__(self, max_bytes: int) -> None:
-        self._kept: LRUCache[tuple[Hashable, ...], _Kept] = LRUCache(max(1, max_bytes), getsizeof=lambda kept: kept.size)
+        self.max_bytes = max_bytes
+        self.max_principal_bytes = max_bytes // PRINCIPAL_SHARE
         self.enabled = max_bytes > 0
+        self._minute: datetime | None = None
+        # Least recently used principal first; within a principal, least recently used answer first.
+        self._kept: OrderedDict[Principal, OrderedDict[bytes, bytes]] = OrderedDict()
+        self._principal_bytes: dict[Principal, int] = {}
+        self.bytes = 0
 
-    def get(self, key: tuple[Hashable, ...], version: int) -> bytes | None:
-        kept = self._kept.get((*key, version))
-        return None if kept is None else kept.body
+    def get(self, principal: Principal, minute: datetime, digest: bytes) -> bytes | None:
+        if minute != self._minute:
+            return None
+        answers = self._kept.get(principal)
+        body = None if answers is None else answers.get(digest)
+        if body is not None:
+            answers.move_to_end(digest)  # type: ignore[union-attr]
+            self._kept.move_to_end(principal)
+        return body
 
-    def put(self, key: tuple[Hashable, ...], version: int, body: bytes) -> None:
-        size = len(body) + len(key[0]) + len(key[2]) + ENTRY_OVERHEAD  # type: ignore[arg-type]
-        if self.enabled and size <= self._kept.maxsize:
-            self._kept[(*key, version)] = _Kept(body, size)
+    def put(self, principal: Principal, minute: datetime, digest: bytes, body: bytes | memoryview) -> None:
+        if not self.enabled:
+            return
+        if minute != self._minute:
+            if self._minute is not None and minute < self._minute:
+                return  # a request of a minute already gone
+            self.clear()
+            self._minute = minute
+        kept = bytes(memoryview(body))  # exactly its length (a serialiser's buffer may be larger)
+        size = len(kept) + ENTRY_OVERHEAD
+        if size > self.max_principal_bytes:
+            return
+        answers = self._kept.setdefault(principal, OrderedDict())
+        self._kept.move_to_end(principal)
+        if digest in answers:
+            self._forget(principal, digest)
+            answers = self._kept.setdefault(principal, OrderedDict())
+        answers[digest] = kept
+        self._principal_bytes[principal] = self._principal_bytes.get(principal, 0) + size
+        self.bytes += size
+        while self._principal_bytes[principal] > self.max_principal_bytes:
+            self._forget(principal, next(iter(answers)))
+        while self.bytes > self.max_bytes:
+            oldest = next(iter(self._kept))
+            self._forget(oldest, next(iter(self._kept[oldest])))
+
+    def _forget(self, principal: Principal, digest: bytes) -> None:
+        answers = self._kept[principal]
+        size = len(answers.pop(digest)) + ENTRY_OVERHEAD
+        self._principal_bytes[principal] -= size
+        self.bytes -= size
+        if not answers:
+            del self._kept[principal], self._principal_bytes[principal]
 
     def clear(self) -> None:
         self._kept.clear()
+        self._principal_bytes.clear()
+        self.bytes = 0
 
     def __len__(self) -> int:
-        return len(self._kept)
+        return sum(len(answers) for answers in self._kept.values())

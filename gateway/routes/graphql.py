@@ -19,7 +19,7 @@ from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error, gateway_error_of
 from gateway.graphql.policy_guard import decide
-from gateway.graphql.responses import ResponseCache, answer_key
+from gateway.graphql.responses import ResponseCache, answer_digest
 from gateway.policy.fields import select_operation
 from gateway.routes.bodies import read_body
 from gateway.store import queries
@@ -71,30 +71,32 @@ async def graphql_endpoint(request: Request) -> Response:
     if refusal is not None:
         return _respond(ExecutionResult(data=None, errors=refusal, extensions=_privacy_report(context)), context, request.state.clock())
 
-    key = version = None
-    if responses.enabled and operation.operation is OperationType.QUERY:
-        key = answer_key(query, operation_name, variables, principal, context.privacy().terms, context.owner_only, context.now)
+    digest = None
+    terms = context.privacy().terms
+    if responses.enabled and operation.operation is OperationType.QUERY and not terms.noised:
         try:
-            version = None if key is None else await _catalogue_version(context)
+            version = await _answer_version(context)
         except StoreUnavailable as exc:
             return _errors([_coded(exc)], exc.status_code, request_id, {"Retry-After": "5"})
-    if key is not None and version is not None:
-        kept = responses.get(key, version)
+        context.reader.at_epoch(version[1])
+        digest = answer_digest(query, operation_name, variables, terms, context.owner_only, version)
+    if digest is not None:
+        kept = responses.get(principal, context.now, digest)
         if kept is not None:
             return Response(kept, media_type="application/json", headers={"X-Request-Id": request_id})
     result = await schema.execute(query, variable_values=variables, context_value=context, operation_name=operation_name)
     response = _respond(result, context, request.state.clock())
-    if key is not None and version is not None and not result.errors and context.catalogue_only and context.privacy().final:
-        responses.put(key, version, bytes(response.body))
+    if digest is not None and not result.errors and context.catalogue_only and context.privacy().final:
+        responses.put(principal, context.now, digest, response.body)
     return response
 
 
-async def _catalogue_version(context: RequestContext) -> int:
-    """The catalogue's version; StoreUnavailable when the store cannot be read (then nothing can be
-    answered: the request is refused as a whole, 503)."""
+async def _answer_version(context: RequestContext) -> tuple[int, int]:
+    """What kept answers are checked against; StoreUnavailable when the store cannot be read (then
+    nothing can be answered: the request is refused as a whole, 503)."""
     try:
         async with context.pools.reader.acquire() as conn:
-            return await queries.catalog_version(conn)
+            return await queries.answer_version(conn)
     except STORE_FAILURES as exc:
         raise StoreUnavailable("the event store is unavailable; try again shortly") from exc
 
@@ -162,9 +164,13 @@ async def _read_operation(request: Request, max_body: int) -> tuple[str, dict[st
     return query, variables, operation_name
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _json(text: str | bytes, what: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)  # NaN, Infinity: not JSON, and not numbers the schema takes
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadUserInput(f"{what} is not valid JSON") from exc
     except RecursionError as exc:

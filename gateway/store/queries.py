@@ -14,7 +14,7 @@ import asyncpg
 
 __all__ = [
     "VideoRow",
-    "catalog_version",
+    "answer_version",
     "creator_exists",
     "creator_video_rows",
     "creator_videos",
@@ -127,7 +127,9 @@ async def my_follows(conn: asyncpg.Connection, actor_id: str, limit: int) -> lis
     )
 
 
-async def catalog_version(conn: asyncpg.Connection) -> int:
-    """The number that moves whenever a published video's row changes (migration 0012)."""
-    version: int = await conn.fetchval("SELECT version FROM catalog_version")
-    return version
+async def answer_version(conn: asyncpg.Connection) -> tuple[int, int]:
+    """What kept answers are checked against (migration 0012): the catalogue's version, which moves
+    whenever a published video's row changes, and the history's epoch, which moves with each
+    arrival a backfill applies in the past."""
+    row = await conn.fetchrow("SELECT version, history_epoch FROM catalog_version")
+    return row[0], row[1]

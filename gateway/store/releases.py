@@ -2,16 +2,19 @@
 
 A release never changes once made, and releases are made at arrival, so what a
 cutoff in the past selects is settled once that cutoff is behind every commit:
-such answers are kept, and nothing that arrives later (released or not)
-invalidates them. An answer that found no release is kept for a minute only: a
-backfill may still give a subject with no release a past (gateway.store.replay),
-never one that has one, so a backfilled history reaches every replica's answers
-within a minute. Nothing here reads the live totals or the ledger: an answer
+such answers are kept, and nothing that arrives live later (released or not)
+invalidates them. Only a backfill makes releases in the past
+(gateway.store.replay); each arrival it applies there moves the history's epoch
+(migration 0012), and what was kept under an older epoch is let go
+(`at_epoch`: from each request's read of it, or every few seconds while
+nothing reads it). An answer that found no release is kept for a minute only. Nothing here reads the live totals or the ledger: an answer
 costs the same whether or not unreleased activity exists.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,8 +24,12 @@ import asyncpg
 from cachetools import LRUCache, TTLCache
 
 from gateway.clock import Clock, utc_now
+from gateway.store import queries
+from gateway.store.failures import STORE_FAILURES
 
 __all__ = ["Release", "ReleaseReader", "StoredCell"]
+
+logger = logging.getLogger("gateway.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +100,30 @@ class ReleaseReader:
         self._kept: LRUCache[Hashable, Any] = LRUCache(self.CACHE_SIZE)
         # Settled questions that found no release, each for ABSENT_SECONDS of the clock.
         self._absent: TTLCache[Hashable, bool] = TTLCache(self.CACHE_SIZE, self.ABSENT_SECONDS, timer=lambda: clock().timestamp())
+        # Kept answers are keyed by the epoch they were read under: a read in flight across a move
+        # keeps nothing a later request can hit.
+        self._epoch = 0
 
     def clear(self) -> None:
         self._kept.clear()
         self._absent.clear()
+
+    def at_epoch(self, epoch: int) -> None:
+        """The history's epoch as just read: a backfill moved it, so what was kept may lack releases."""
+        if epoch != self._epoch:
+            self.clear()
+            self._epoch = epoch
+
+    async def follow_epoch(self, interval: float) -> None:
+        """Reads the history's epoch every `interval` seconds (for a server that keeps no whole
+        answers, whose requests do not read it), until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self._pool.acquire() as conn:
+                    self.at_epoch((await queries.answer_version(conn))[1])
+            except STORE_FAILURES as exc:
+                logger.warning("the history's epoch could not be read (%s); trying again", exc)
 
     async def visible(
         self, keys: Sequence[tuple[str, str]], before: datetime, step: int, *, settled: bool
@@ -106,8 +133,9 @@ class ReleaseReader:
         still be made before `before`, so the answer is kept."""
         found: dict[tuple[str, str], Release] = {}
         missing = []
+        epoch = self._epoch
         for key in keys:
-            question = ("visible", *key, before, step)
+            question = ("visible", *key, before, step, epoch)
             kept = self._kept.get(question) if settled else None
             if kept is not None:
                 found[key] = kept
@@ -124,9 +152,9 @@ class ReleaseReader:
                 found[key] = release
             if settled:
                 if release is None:
-                    self._absent[("visible", *key, before, step)] = True
+                    self._absent[("visible", *key, before, step, epoch)] = True
                 else:
-                    self._kept[("visible", *key, before, step)] = release
+                    self._kept[("visible", *key, before, step, epoch)] = release
         return found
 
     async def series(
@@ -135,7 +163,7 @@ class ReleaseReader:
         """The metric's count at the last visible release before `start` (0: none), and for each
         `granularity` bucket of [start, end) in which a visible release was made, the count at the
         last one. (A busy subject makes hundreds of releases a month; a timeline reads one row a bucket.)"""
-        key = ("series", subject, metric, granularity, start, end, step)
+        key = ("series", subject, metric, granularity, start, end, step, self._epoch)
         kept = self._kept.get(key) if settled else None
         if kept is not None:
             return kept  # type: ignore[no-any-return]

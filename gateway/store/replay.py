@@ -103,6 +103,10 @@ async def replay_pending(
             moment: datetime = row["arrival"]
             await conn.execute(_TAKE_ARRIVAL, moment, row["live"])
             # What arrived live is applied at the time it is, never in the past.
-            made += await conn.fetchval("SELECT apply_arrival($1, false)", clock() if row["live"] else moment)
+            released: int = await conn.fetchval("SELECT apply_arrival($1, false)", clock() if row["live"] else moment)
+            if released and not row["live"]:
+                # Releases made in the past: answers kept as final must be made again (migration 0012).
+                await conn.execute("UPDATE catalog_version SET history_epoch = history_epoch + 1")
+            made += released
         done += 1
         progress(done, max(done, total))

@@ -4,6 +4,7 @@ nothing, and no answer is kept that must be made anew (a principal's own rows, a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,9 @@ import pytest
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 from gateway.clock import to_minute
 from gateway.graphql.policy_guard import BASELINE_TERMS
-from gateway.graphql.responses import MAX_KEY_BYTES, ResponseCache, answer_key
+from gateway.graphql.responses import MAX_KEY_BYTES, ResponseCache, answer_digest
+from gateway.ingest.events import Window
+from gateway.ingest.ndjson import parse_objects
 from gateway.privacy.terms import PrivacyTerms
 
 from harness import Gateway, running_gateway, statements_on
@@ -75,7 +78,7 @@ async def test_activity_not_yet_released_drops_no_kept_answer(gateway: Gateway) 
 
     assert first["data"]["video"]["stats"]["shares"] == 12
     assert again == first
-    assert sent == ["SELECT version FROM catalog_version"]  # the answer kept: as cheap, so as fast, as before
+    assert sent == ["SELECT version, history_epoch FROM catalog_version"]  # the answer kept: as cheap, so as fast, as before
 
 
 async def test_a_release_is_served_once_the_principal_may_see_it(gateway: Gateway) -> None:
@@ -146,18 +149,69 @@ async def test_an_apps_answers_are_made_anew(gateway: Gateway) -> None:
     assert len(responses) == 0  # every draw is charged, every time
 
 
+async def test_a_backfill_still_replaying_reaches_answers_kept_before_it_ends(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """Asked while a backfill is part-way through (its first hour applied, the next held back by a
+    row lock), then after it finished: the second answer counts every hour, although the first
+    was made from releases before a cutoff already final."""
+    video = "video-kept-backfilled"
+    hours = [PAST + timedelta(hours=n) for n in range(3)]
+    events = [published(video, PAST), *(event for n, hour in enumerate(hours) for event in shares([f"filler-{n}-{i}" for i in range(5)], hour, video))]
+    first_applied = asyncio.Event()
+
+    def progress(done: int, total: int) -> None:
+        if done == 1:
+            first_applied.set()
+
+    with gateway.clock.at(NOW + timedelta(minutes=58)):
+        batch = parse_objects(events, window=Window(gateway.clock(), gateway.state["settings"].lateness), backfill=True)
+        await gateway.writer.hold(batch.records)
+        async with admin.transaction():
+            await admin.execute(
+                "SELECT FROM arrivals_pending WHERE video_id = $1 AND arrival > (SELECT min(arrival) FROM arrivals_pending) FOR UPDATE", video
+            )
+            replaying = asyncio.create_task(gateway.writer.replay(progress))
+            await first_applied.wait()
+            part_way, _ = await ask(gateway, PUBLIC, {"id": video}, OWNER)
+        await replaying
+        finished, _ = await ask(gateway, PUBLIC, {"id": video}, OWNER)
+
+    assert part_way["data"]["video"]["stats"]["shares"] == 5
+    assert finished["data"]["video"]["stats"]["shares"] == 15
+
+
 def test_kept_answers_stay_within_their_bytes() -> None:
-    cache = ResponseCache(max_bytes=10_000)
+    cache = ResponseCache(max_bytes=40_000)
     for number in range(100):
-        key = answer_key("{ a }", None, {"n": number}, ANONYMOUS, BASELINE_TERMS, frozenset(), NOW)
-        assert key is not None
-        cache.put(key, 0, b"x" * 500)
-    assert 0 < len(cache) <= 10_000 // 500
-    assert cache.get(key, 0) == b"x" * 500 and cache.get(key, 1) is None  # another catalogue: another answer
+        digest = answer_digest("{ a }", None, {"n": number}, BASELINE_TERMS, frozenset(), (0, 0))
+        assert digest is not None
+        cache.put(ANONYMOUS, NOW, digest, b"x" * 500)
+    assert cache.bytes <= cache.max_principal_bytes == 10_000  # one principal: a quarter of the cache
+    assert cache.get(ANONYMOUS, NOW, digest) == b"x" * 500
+    assert cache.get(ANONYMOUS, NOW + timedelta(minutes=1), digest) is None  # another minute: made anew
+
+
+def test_one_principal_filling_the_cache_evicts_only_its_own_answers() -> None:
+    cache = ResponseCache(max_bytes=40_000)
+    owners = answer_digest("{ dashboard }", None, None, BASELINE_TERMS, frozenset({"Video.shareChannels"}), (0, 0))
+    assert owners is not None
+    cache.put(OWNER, NOW, owners, b"o" * 1_000)
+    for number in range(1_000):  # a client flooding with distinct questions
+        cache.put(ANONYMOUS, NOW, number.to_bytes(32, "big"), b"a" * 1_000)
+    assert cache.get(OWNER, NOW, owners) == b"o" * 1_000
+
+
+def test_a_new_minute_drops_the_last_ones_answers() -> None:
+    cache = ResponseCache(max_bytes=40_000)
+    cache.put(ANONYMOUS, NOW, b"q" * 32, b"{}")
+    cache.put(OWNER, NOW + timedelta(minutes=1), b"r" * 32, b"{}")
+    assert len(cache) == 1 and cache.get(ANONYMOUS, NOW, b"q" * 32) is None
+    cache.put(ANONYMOUS, NOW, b"q" * 32, b"{}")  # a request of the minute gone keeps nothing
+    assert len(cache) == 1
 
 
 def test_what_is_not_kept() -> None:
     noised = PrivacyTerms.parse({"k_threshold": 50, "granularity_floor": "DAY", "bucket_delay_seconds": 0, "epsilon": {"shares": 0.5}})
-    assert answer_key("{ a }", None, None, APP, noised, frozenset(), NOW) is None
-    assert answer_key("{ a }", None, {"pad": "x" * MAX_KEY_BYTES}, ANONYMOUS, BASELINE_TERMS, frozenset(), NOW) is None
+    assert answer_digest("{ a }", None, None, noised, frozenset(), (0, 0)) is None
+    assert answer_digest("{ a }", None, {"pad": "x" * MAX_KEY_BYTES}, BASELINE_TERMS, frozenset(), (0, 0)) is None
+    assert answer_digest("{ a }", None, {"pad": "😀" * (MAX_KEY_BYTES // 3)}, BASELINE_TERMS, frozenset(), (0, 0)) is None  # bytes, not characters
     assert ResponseCache(max_bytes=0).enabled is False

@@ -1,16 +1,20 @@
--- The catalogue's version: one number that moves whenever the set of published videos, or a
--- published video's row, changes. A served answer reads videos (which exist, whose they are, when
--- they were published) besides releases; the gateway keeps whole answers for as long as the
--- releases they read and this number stay the same (gateway.graphql.responses).
+-- What kept answers are checked against (gateway.graphql.responses), one row read per request:
 --
--- It moves only with published rows: a video is recorded the first time any event names it, and a
--- number that moved then would tell that someone had watched a video not yet published.
+-- version        moves whenever the set of published videos, or a published video's row,
+--                changes. A served answer reads videos (which exist, whose they are, when they
+--                were published) besides releases. It moves only with published rows: a video is
+--                recorded the first time any event names it, and a number that moved then would
+--                tell that someone had watched a video not yet published.
+-- history_epoch  moves with each arrival a backfill applies in the past (gateway.store.replay):
+--                the only way a release can appear before a cutoff already behind every commit.
+--                The release reader lets go of what it kept when it moves.
 
 CREATE TABLE catalog_version (
-    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
-    version  bigint  NOT NULL
+    only_row      boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    version       bigint  NOT NULL,
+    history_epoch bigint  NOT NULL
 );
-INSERT INTO catalog_version VALUES (true, 0);
+INSERT INTO catalog_version VALUES (true, 0, 0);
 
 CREATE FUNCTION bump_catalog_version() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
