@@ -17,8 +17,10 @@ charged), no resolver read the store outside the catalogue
 
 The cache holds one minute: the first answer kept in a new minute drops the
 last minute's, which no request can hit again. Each principal has its own
-share of the bytes, so that one client filling the cache evicts only its own
-answers (another's coming and going cannot be read off its own evictions).
+share of the bytes and evicts only its own answers to stay within it; when the
+whole cache is full, a new answer is not kept (until the minute turns) rather
+than another principal's evicted. So no principal's coming and going can be
+read off another's evictions.
 
 Whether an answer is kept depends on the clock, the catalogue (public),
 backfills, the request and whether the same principal asked it this minute:
@@ -82,8 +84,8 @@ class ResponseCache:
         self.max_principal_bytes = max_bytes // PRINCIPAL_SHARE
         self.enabled = max_bytes > 0
         self._minute: datetime | None = None
-        # Least recently used principal first; within a principal, least recently used answer first.
-        self._kept: OrderedDict[Principal, OrderedDict[bytes, bytes]] = OrderedDict()
+        # By principal; within a principal, least recently used answer first.
+        self._kept: dict[Principal, OrderedDict[bytes, bytes]] = {}
         self._principal_bytes: dict[Principal, int] = {}
         self.bytes = 0
 
@@ -94,7 +96,6 @@ class ResponseCache:
         body = None if answers is None else answers.get(digest)
         if body is not None:
             answers.move_to_end(digest)  # type: ignore[union-attr]
-            self._kept.move_to_end(principal)
         return body
 
     def put(self, principal: Principal, minute: datetime, digest: bytes, body: bytes | memoryview) -> None:
@@ -110,7 +111,6 @@ class ResponseCache:
         if size > self.max_principal_bytes:
             return
         answers = self._kept.setdefault(principal, OrderedDict())
-        self._kept.move_to_end(principal)
         if digest in answers:
             self._forget(principal, digest)
             answers = self._kept.setdefault(principal, OrderedDict())
@@ -119,9 +119,10 @@ class ResponseCache:
         self.bytes += size
         while self._principal_bytes[principal] > self.max_principal_bytes:
             self._forget(principal, next(iter(answers)))
-        while self.bytes > self.max_bytes:
-            oldest = next(iter(self._kept))
-            self._forget(oldest, next(iter(self._kept[oldest])))
+        if self.bytes > self.max_bytes:
+            # Full: the answer is not kept. Evicting another principal's would let that one's
+            # coming and going be read off one's own evictions.
+            self._forget(principal, digest)
 
     def _forget(self, principal: Principal, digest: bytes) -> None:
         answers = self._kept[principal]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import datetime
 from typing import Any
@@ -168,9 +169,17 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is beyond the range of a number")
+    return number
+
+
 def _json(text: str | bytes, what: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_refuse_constant)  # NaN, Infinity: not JSON, and not numbers the schema takes
+        # NaN, Infinity and 1e400: not numbers the schema takes (nor JSON, for the first two).
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadUserInput(f"{what} is not valid JSON") from exc
     except RecursionError as exc:

@@ -109,8 +109,9 @@ class ReleaseReader:
         self._absent.clear()
 
     def at_epoch(self, epoch: int) -> None:
-        """The history's epoch as just read: a backfill moved it, so what was kept may lack releases."""
-        if epoch != self._epoch:
+        """The history's epoch as just read: a backfill moved it, so what was kept may lack releases.
+        (Only forward: a request that read it before another saw it move must not move it back.)"""
+        if epoch > self._epoch:
             self.clear()
             self._epoch = epoch
 

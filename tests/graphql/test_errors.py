@@ -446,6 +446,7 @@ async def test_undeclared_variables_are_ignored_whatever_they_hold(gateway: Gate
         pytest.param(b'{"query": "{ video(id: \\"v\\") { id } }"}', "text/plain", id="not-json-media-type"),
         pytest.param(b'{"query": "{ __typename }", "variables": {"to": NaN}}', "application/json", id="variables-with-nan"),
         pytest.param(b'{"query": "{ __typename }", "variables": {"n": -Infinity}}', "application/json", id="variables-with-infinity"),
+        pytest.param(b'{"query": "{ __typename }", "variables": {"n": 1e400}}', "application/json", id="variables-with-1e400"),
         pytest.param(b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "application/json", id="variables-nested-100000-deep"),
         pytest.param(b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 9 + b"]" * 9 + b"}}", "application/json", id="variables-nested-9-deep"),
         pytest.param(b'{"query": "{ __typename }", "variables": {"a": "' + b"x" * 17_000 + b'"}}', "application/json", id="variables-over-16-kb"),

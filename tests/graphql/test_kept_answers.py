@@ -190,14 +190,25 @@ def test_kept_answers_stay_within_their_bytes() -> None:
     assert cache.get(ANONYMOUS, NOW + timedelta(minutes=1), digest) is None  # another minute: made anew
 
 
-def test_one_principal_filling_the_cache_evicts_only_its_own_answers() -> None:
+def test_no_principal_evicts_anothers_answers() -> None:
+    """Four clients filling their shares, then a fifth: the owner's answer stays, the flooders'
+    last answers are the ones not kept, and the owner's next answer is not kept either rather than
+    evicting anyone's (an eviction would be an observable trace of another's request)."""
     cache = ResponseCache(max_bytes=40_000)
     owners = answer_digest("{ dashboard }", None, None, BASELINE_TERMS, frozenset({"Video.shareChannels"}), (0, 0))
     assert owners is not None
     cache.put(OWNER, NOW, owners, b"o" * 1_000)
-    for number in range(1_000):  # a client flooding with distinct questions
-        cache.put(ANONYMOUS, NOW, number.to_bytes(32, "big"), b"a" * 1_000)
+    flooders = [ANONYMOUS, STRANGER, SHARER, APP]
+    for flooder in flooders:
+        for number in range(1_000):
+            cache.put(flooder, NOW, number.to_bytes(32, "big"), b"a" * 1_000)
+    kept_by = {flooder: [cache.get(flooder, NOW, number.to_bytes(32, "big")) is not None for number in range(1_000)] for flooder in flooders}
+
+    cache.put(OWNER, NOW, b"n" * 32, b"o" * 1_000)
+
     assert cache.get(OWNER, NOW, owners) == b"o" * 1_000
+    assert cache.bytes <= cache.max_bytes
+    assert {flooder: [cache.get(flooder, NOW, number.to_bytes(32, "big")) is not None for number in range(1_000)] for flooder in flooders} == kept_by
 
 
 def test_a_new_minute_drops_the_last_ones_answers() -> None:
