@@ -93,6 +93,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                 }
         finally:
             following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
             await decision_log.close()
             await engine.close()
             await store.close()

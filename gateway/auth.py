@@ -12,9 +12,9 @@ from typing import Any, Protocol
 import jwt
 from cachetools import TTLCache
 
-from gateway.errors import Unauthenticated
+from gateway.errors import Forbidden, Unauthenticated
 
-__all__ = ["ANONYMOUS", "AppGrants", "Principal", "PrincipalKind", "authenticate", "create_app_token", "create_token"]
+__all__ = ["ANONYMOUS", "AppGrants", "Principal", "PrincipalKind", "authenticate", "authenticate_service", "create_app_token", "create_token"]
 
 ISSUER = "privacy-gateway"
 ALGORITHM = "HS256"
@@ -87,6 +87,17 @@ def authenticate(authorization: str | None, secret: str) -> Principal:
     principal, expires = _verify(token.strip(), secret)
     if expires <= time.time():
         raise Unauthenticated("token expired")
+    return principal
+
+
+def authenticate_service(authorization: str | None, secret: str, what: str) -> Principal:
+    """The `service` principal an `Authorization` header names, for operators' routes (`what`
+    names the route in the refusal): none is 401, another kind 403."""
+    principal = authenticate(authorization, secret)
+    if principal.kind is PrincipalKind.ANONYMOUS:
+        raise Unauthenticated(f"{what} needs a bearer token of kind 'service'")
+    if principal.kind is not PrincipalKind.SERVICE:
+        raise Forbidden(f"{what} needs a token of kind 'service'")
     return principal
 
 

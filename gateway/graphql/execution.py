@@ -61,10 +61,9 @@ class ValueListExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if owner_only:
             name = field_details_list[0].node.name.value
             coordinate = f"{parent_type.name}.{name}"
-            field = self.schema.get_field(parent_type, name) if coordinate in owner_only else None
-            refused = refusal(self.context_value.principal, coordinate, source) if field is not None else None
-            if field is not None and refused is not None:
-                self.handle_field_error(refused, field.type, field_details_list, path)
+            refused = refusal(self.context_value.principal, coordinate, source) if coordinate in owner_only else None
+            if refused is not None:
+                self.handle_field_error(refused, parent_type.fields[name].type, field_details_list, path)
                 return None
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
 

@@ -106,15 +106,11 @@ class ResponseCache:
                 return  # a request of a minute already gone
             self.clear()
             self._minute = minute
-        kept = bytes(memoryview(body))  # exactly its length (a serialiser's buffer may be larger)
-        size = len(kept) + ENTRY_OVERHEAD
-        if size > self.max_principal_bytes:
-            return
+        size = len(body) + ENTRY_OVERHEAD
+        if size > self.max_principal_bytes or digest in self._kept.get(principal, ()):
+            return  # too large, or kept already (two requests made it at once: the same answer)
         answers = self._kept.setdefault(principal, OrderedDict())
-        if digest in answers:
-            self._forget(principal, digest)
-            answers = self._kept.setdefault(principal, OrderedDict())
-        answers[digest] = kept
+        answers[digest] = bytes(memoryview(body))  # exactly its length (a serialiser's buffer may be larger)
         self._principal_bytes[principal] = self._principal_bytes.get(principal, 0) + size
         self.bytes += size
         while self._principal_bytes[principal] > self.max_principal_bytes:

@@ -59,5 +59,5 @@ def timeline(granularity: Granularity, series: Series) -> Timeline:
 
 def breakdown(cells: list[Cell]) -> Breakdown:
     """Visible cells first, largest first; suppressed cells after, in key order (never by their size)."""
-    ranked = sorted(cells, key=lambda cell: (cell.count is None, -(cell.count or 0), str(cell.key)))
-    return Breakdown(buckets=[BreakdownBucket(key=str(cell.key), count=cell.count, suppressed=cell.count is None) for cell in ranked])
+    ranked = sorted(cells, key=lambda cell: (cell.suppressed, -(cell.count or 0), cell.key))
+    return Breakdown(buckets=[BreakdownBucket(key=cell.key, count=cell.count, suppressed=cell.suppressed) for cell in ranked])

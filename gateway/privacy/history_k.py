@@ -20,6 +20,7 @@ from gateway.auth import PrincipalKind
 from gateway.errors import GatewayError
 from gateway.policy.decision import PolicyEngine, parse_decision
 from gateway.privacy.terms import terms_of
+from gateway.store.failures import STORE_FAILURES
 from gateway.store.history import set_history_k
 
 __all__ = ["keeping_history_k", "smallest_k", "sync_history_k"]
@@ -50,7 +51,7 @@ async def sync_history_k(engine: PolicyEngine, pool: asyncpg.Pool) -> int | None
         async with pool.acquire() as conn:
             if await set_history_k(conn, k):
                 log.info("the release history now advances in steps of %d new people (policy %s)", k, engine.revision[:12])
-    except (GatewayError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (GatewayError, asyncpg.PostgresError, *STORE_FAILURES) as exc:
         log.warning("the release history keeps its k: %s", exc)
         return None
     return k

@@ -8,8 +8,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.auth import PrincipalKind, authenticate
-from gateway.errors import BadUserInput, Forbidden, Unauthenticated, UnsupportedMediaType
+from gateway.auth import authenticate_service
+from gateway.errors import BadUserInput, UnsupportedMediaType
 from gateway.ingest.events import Window
 from gateway.ingest.ndjson import parse_lines
 from gateway.routes.bodies import read_body
@@ -21,11 +21,7 @@ NDJSON_MEDIA_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "ap
 
 async def post_events(request: Request) -> Response:
     settings = request.state.settings
-    principal = authenticate(request.headers.get("authorization"), request.state.secret)
-    if principal.kind is PrincipalKind.ANONYMOUS:
-        raise Unauthenticated("ingest needs a bearer token of kind 'service'")
-    if principal.kind is not PrincipalKind.SERVICE:
-        raise Forbidden("ingest needs a token of kind 'service'")
+    authenticate_service(request.headers.get("authorization"), request.state.secret, "ingest")
 
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in NDJSON_MEDIA_TYPES:

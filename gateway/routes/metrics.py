@@ -16,8 +16,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.auth import PrincipalKind, authenticate
-from gateway.errors import Forbidden, Unauthenticated
+from gateway.auth import authenticate_service
 from gateway.policy.decider import PolicyDecider
 from gateway.privacy.budget import BudgetLedger
 from gateway.store.decision_log import DecisionLogWriter
@@ -49,10 +48,6 @@ class GatewayCollector(Collector):
 
 
 async def metrics(request: Request) -> Response:
-    principal = authenticate(request.headers.get("authorization"), request.state.secret)
-    if principal.kind is PrincipalKind.ANONYMOUS:
-        raise Unauthenticated("/metrics needs a bearer token of kind 'service'")
-    if principal.kind is not PrincipalKind.SERVICE:
-        raise Forbidden("/metrics needs a token of kind 'service'")
+    authenticate_service(request.headers.get("authorization"), request.state.secret, "/metrics")
     registry: CollectorRegistry = request.state.metrics
     return Response(generate_latest(registry), media_type=CONTENT_TYPE)

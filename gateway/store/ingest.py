@@ -13,9 +13,9 @@ import asyncpg
 from gateway.clock import Clock, utc_now
 from gateway.errors import BadUserInput, StoreUnavailable
 from gateway.ingest.events import EVENT_COLUMNS, EventRecord
+from gateway.store.failures import STORE_FAILURES
 from gateway.store.history import ARRIVAL_LOCK
 from gateway.store.replay import replay_pending
-from gateway.store.failures import STORE_FAILURES
 
 __all__ = ["BatchResult", "EventWriter", "prepare_connection"]
 
