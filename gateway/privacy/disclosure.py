@@ -179,7 +179,9 @@ class Disclosure:
         it. Only whole buckets are served: `start` goes back to its bucket's start, `end` is cut
         to the last bucket that closed before the principal's cutoff."""
         start = truncate(start, granularity)
-        end = max(start, min(truncate(end, granularity), truncate(self.cutoff, granularity)))
+        end = min(truncate(end, granularity), truncate(self.cutoff, granularity))
+        if end <= start:
+            return Series(start, start, [])  # nothing closed before the cutoff: nothing read beyond it either
         final = settled(end, self.now)
         self.final = self.final and final
         baseline, last_in_bucket = await self._reader.series(subject, metric.code, granularity.value, start, end, self.terms.k, settled=final)

@@ -226,3 +226,15 @@ def test_what_is_not_kept() -> None:
     assert answer_digest("{ a }", None, {"pad": "x" * MAX_KEY_BYTES}, BASELINE_TERMS, frozenset(), (0, 0)) is None
     assert answer_digest("{ a }", None, {"pad": "😀" * (MAX_KEY_BYTES // 3)}, BASELINE_TERMS, frozenset(), (0, 0)) is None  # bytes, not characters
     assert ResponseCache(max_bytes=0).enabled is False
+
+
+async def test_a_timeline_beyond_the_cutoff_reads_no_release(gateway: Gateway) -> None:
+    """`from` after the owner's cutoff: no bucket has closed, and no release made after the cutoff
+    is read (not even as the count a first bucket would start from)."""
+    query = 'query($id: ID!, $from: DateTime!) { video(id: $id) { shareTimeline(granularity: HOUR, from: $from) { from to buckets { start } } } }'
+    gateway.forget_kept_answers()
+    with gateway.clock.at(NOW):
+        answer, sent = await ask(gateway, query, {"id": VIDEO, "from": at(NOW - timedelta(minutes=30))}, OWNER)
+
+    assert answer["data"]["video"]["shareTimeline"]["buckets"] == []
+    assert not [statement for statement in sent if "FROM releases" in statement], sent
