@@ -92,6 +92,10 @@ class PolicyEngine(Protocol):
     last_error: str | None  # why the engine is not serving, or why the last policy edit was rejected
     # Run before a reloaded revision serves (an engine that does not reload itself never runs them).
     before_serving: list[Warmer]
+    # Since start: evaluations that overran the policy timeout, and workers started to replace one
+    # that died or overran (always 0 for an engine without workers).
+    timeouts: int
+    restarts: int
 
     @property
     def revision(self) -> str:

@@ -157,6 +157,8 @@ class EmbeddedEngine:
         self.last_error: str | None = None
         # Run with each new revision's worker before the revision serves (the decider warms its cache).
         self.before_serving: list[Warmer] = []
+        self.timeouts = 0
+        self.restarts = 0
         self._served: _Served | None = None
         self._rejected_revision: str | None = None
         self._reload_lock = asyncio.Lock()

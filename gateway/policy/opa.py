@@ -34,6 +34,8 @@ class OpaServerEngine:
         self.timeout = timeout
         self.last_error: str | None = None
         self.before_serving: list[Warmer] = []  # the server's revisions change there, unannounced
+        self.timeouts = 0
+        self.restarts = 0  # the server is not ours to restart
         self._client = AsyncOpaClient(
             host=parts.hostname,
             port=parts.port or (443 if parts.scheme == "https" else 8181),
@@ -72,6 +74,7 @@ class OpaServerEngine:
                     input_data=policy_input, package_path=self._package, rule_name=self._rule
                 )
         except TimeoutError as exc:
+            self.timeouts += 1
             self.last_error = f"the OPA server did not answer within {self.timeout * 1000:.0f} ms"
             raise PolicyUnavailable(self.last_error) from exc
         except (aiohttp.ClientError, OSError, ValueError) as exc:
