@@ -66,6 +66,10 @@ class EventWriter:
         self._pool = pool
         self._clock = clock
         self._months: set[tuple[int, int]] = set()
+        # Since start, for /metrics: batches committed, the events they carried and those new to the store.
+        self.batches = 0
+        self.events_received = 0
+        self.events_inserted = 0
 
     async def write(self, records: list[EventRecord]) -> BatchResult:
         return await self._store(records, hold=False)
@@ -97,6 +101,9 @@ class EventWriter:
                         await conn.execute("SELECT pg_advisory_xact_lock($1)", ARRIVAL_LOCK)
                         # Read under the lock: arrivals are stamped in the order they are applied.
                         await conn.execute("SELECT apply_arrival($1)", self._clock())
+                self.batches += 1
+                self.events_received += len(records)
+                self.events_inserted += inserted
                 return BatchResult(received=len(records), inserted=inserted)
             except RETRYABLE as exc:
                 if attempt == MAX_ATTEMPTS:
