@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         secret = settings.signing_secret()
         url = await database_url(settings)
         await migrate(url, secret)
-        store = await Store.open(url, secret, statement_timeout=settings.statement_timeout)
+        store = await Store.open(url, secret, statement_timeout=settings.statement_timeout, acquire_timeout=settings.pool_timeout)
         engine = await open_engine(settings)
         decision_log = DecisionLogWriter(store.ingest)
         decision_log.start()

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     max_body: int = Field(default=1024 * 1024, gt=0)
     # Days an event may be late: one whose occurred_at is older is refused (a backfill aside).
     lateness_days: int = Field(default=7, ge=0)
+    # Seconds a client may take to send a request body (POST /graphql, /events) before it gets 408.
+    body_timeout: float = Field(default=30.0, gt=0)
+    # Seconds a request may wait for a connection to the store (all in use, or the server slow to
+    # accept one) before it gets 503 STORE_UNAVAILABLE.
+    pool_timeout: float = Field(default=2.0, gt=0)
     # Seconds a read of the store may take (waiting on locks included) before the request gets 503.
     statement_timeout: float = Field(default=5.0, gt=0)
     # Seconds a policy evaluation may take before the request fails closed (503).

@@ -6,11 +6,12 @@
     ├── NotFound                 NOT_FOUND         (HTTP 404)
     ├── BadUserInput             BAD_USER_INPUT    (HTTP 400)
     │   └── InvalidEvents        BAD_USER_INPUT    (HTTP 400, with the bad lines)
+    ├── RequestTimeout           BAD_USER_INPUT    (HTTP 408: a body sent too slowly)
     ├── PayloadTooLarge          BAD_USER_INPUT    (HTTP 413)
     ├── UnsupportedMediaType     BAD_USER_INPUT    (HTTP 415)
     ├── BudgetExhausted          BUDGET_EXHAUSTED  (HTTP 429, with when the budget resets)
-    ├── StoreUnavailable         STORE_UNAVAILABLE (HTTP 503)
-    └── PolicyUnavailable        POLICY_UNAVAILABLE (HTTP 503)
+    ├── StoreUnavailable         STORE_UNAVAILABLE (HTTP 503, Retry-After)
+    └── PolicyUnavailable        POLICY_UNAVAILABLE (HTTP 503, Retry-After)
 
 Code raises these; `gateway.routes.errors` renders them. Failures of foreign
 libraries (asyncpg, PyJWT) are translated into this tree where they are caught.
@@ -32,6 +33,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PolicyUnavailable",
+    "RequestTimeout",
     "StoreUnavailable",
     "Unauthenticated",
     "UnsupportedMediaType",
@@ -41,6 +43,8 @@ __all__ = [
 class GatewayError(Exception):
     code = "INTERNAL"
     status_code = 500
+    # Seconds a client should wait before trying again (an outage that passes: 503).
+    retry_after: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -50,10 +54,17 @@ class GatewayError(Exception):
         """What the error adds to `extensions` beside its code."""
         return {}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with the error's status."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+
 
 class Unauthenticated(GatewayError):
     code = "UNAUTHENTICATED"
     status_code = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(GatewayError):
@@ -76,6 +87,16 @@ class NotFound(GatewayError):
 class BadUserInput(GatewayError):
     code = "BAD_USER_INPUT"
     status_code = 400
+
+
+class RequestTimeout(GatewayError):
+    """The client took too long to send its body: the connection is not held for it."""
+
+    code = "BAD_USER_INPUT"
+    status_code = 408
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}  # what is left of the body is not waited for
 
 
 class PayloadTooLarge(GatewayError):
@@ -106,6 +127,7 @@ class BudgetExhausted(GatewayError):
 class StoreUnavailable(GatewayError):
     code = "STORE_UNAVAILABLE"
     status_code = 503
+    retry_after = 5
 
 
 class PolicyUnavailable(GatewayError):
@@ -113,6 +135,7 @@ class PolicyUnavailable(GatewayError):
 
     code = "POLICY_UNAVAILABLE"
     status_code = 503
+    retry_after = 1
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.errors import GatewayError, InvalidEvents, Unauthenticated
+from gateway.errors import GatewayError, InvalidEvents
 
 __all__ = ["EXCEPTION_HANDLERS"]
 
@@ -23,8 +23,7 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
         error["total"] = exc.total
         error["bad_lines"] = exc.bad_lines
         error["lines"] = [{"line": e.line, "field": e.field, "reason": e.reason} for e in exc.errors]
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-    return JSONResponse({"error": error}, status_code=exc.status_code, headers=headers)
+    return JSONResponse({"error": error}, status_code=exc.status_code, headers=exc.headers())
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.auth import authenticate
 from gateway.clock import to_minute
-from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PayloadTooLarge, PolicyUnavailable, StoreUnavailable, Unauthenticated
+from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PayloadTooLarge, PolicyUnavailable, RequestTimeout, StoreUnavailable, Unauthenticated
 from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error, gateway_error_of
@@ -35,9 +35,8 @@ async def graphql_endpoint(request: Request) -> Response:
         principal = authenticate(request.headers.get("authorization"), request.state.secret)
         await request.state.grants.check(principal)
         query, variables, operation_name = await _read_operation(request, request.state.settings.max_body)
-    except (Unauthenticated, StoreUnavailable, BadUserInput, PayloadTooLarge) as exc:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        return _errors([_coded(exc)], exc.status_code, request_id, headers)
+    except (Unauthenticated, StoreUnavailable, BadUserInput, PayloadTooLarge, RequestTimeout) as exc:
+        return _errors([_coded(exc)], exc.status_code, request_id, exc.headers())
 
     schema = request.state.schema
     try:
@@ -78,7 +77,7 @@ async def graphql_endpoint(request: Request) -> Response:
         try:
             version = await _answer_version(context)
         except StoreUnavailable as exc:
-            return _errors([_coded(exc)], exc.status_code, request_id, {"Retry-After": "5"})
+            return _errors([_coded(exc)], exc.status_code, request_id, exc.headers())
         context.reader.at_epoch(version[1])
         digest = answer_digest(query, operation_name, variables, terms, context.owner_only, version)
     if digest is not None:
@@ -111,6 +110,7 @@ def _respond(result: ExecutionResult, context: RequestContext, now: datetime) ->
         refusal = _request_refusal(result.errors, answered=result.data is not None)
         if refusal is not None:
             status_code = refusal.status_code  # fail closed (503), or out of budget (429): say so to load balancers and clients
+            headers.update(refusal.headers())
             if isinstance(refusal, BudgetExhausted):
                 headers["Retry-After"] = str(max(1, int((refusal.resets_at - now).total_seconds())))
     if result.extensions:

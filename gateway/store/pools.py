@@ -13,6 +13,18 @@ from gateway.store.migrate import role_password
 __all__ = ["Store"]
 
 
+class WaitingPool(asyncpg.Pool):  # type: ignore[misc]
+    """A pool whose `acquire` waits at most `acquire_timeout` seconds unless told otherwise:
+    TimeoutError (a STORE_FAILURES member) rather than a request queued behind a stuck store."""
+
+    def __init__(self, *args: Any, acquire_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
 async def keep_session(conn: asyncpg.Connection) -> None:
     """Pool `reset` that sends nothing.
 
@@ -33,19 +45,40 @@ class Store:
     private: asyncpg.Pool
 
     @classmethod
-    async def open(cls, url: str, secret: str, *, max_size: int = 10, statement_timeout: float = 5.0) -> Store:
+    async def open(
+        cls,
+        url: str,
+        secret: str,
+        *,
+        max_size: int = 10,
+        statement_timeout: float = 5.0,
+        acquire_timeout: float | None = None,
+    ) -> Store:
         """`statement_timeout`: seconds a read (reader, private) may take, waiting on locks
-        included, before Postgres cancels it (the request gets STORE_UNAVAILABLE); ingest has none."""
+        included, before Postgres cancels it (the request gets STORE_UNAVAILABLE); ingest has none.
+        `acquire_timeout`: seconds any use of a pool may wait for a connection, a new one's
+        connecting included (None: as long as it takes, for the CLI's batch work)."""
 
         async def pool(role: str, settings: dict[str, str] | None = None, **options: Any) -> asyncpg.Pool:
-            return await asyncpg.create_pool(
+            opened = WaitingPool(
                 url,
                 user=role,
                 password=role_password(secret, role),
                 server_settings={"timezone": "UTC", "application_name": f"gateway:{role}", **(settings or {})},
                 reset=keep_session,
+                acquire_timeout=acquire_timeout,
+                # A server that accepts the TCP connection but never answers (stopped, or swamped):
+                # connecting gives up as soon as a request would have.
+                timeout=acquire_timeout or 60.0,
+                connection_class=asyncpg.Connection,
+                record_class=asyncpg.Record,
+                max_queries=50_000,
+                max_inactive_connection_lifetime=300.0,
+                loop=None,
                 **options,
             )
+            await opened
+            return opened
 
         reads = {"statement_timeout": str(max(1, round(statement_timeout * 1000)))}
         ingest = await pool("gateway_ingest", min_size=1, max_size=4, init=prepare_connection)

@@ -605,6 +605,7 @@ async def test_store_lost_mid_request_is_503_store_unavailable_then_recovered(ga
         response = await asking
 
     assert (response.status_code, codes(response)) == (503, ["STORE_UNAVAILABLE"])
+    assert response.headers["retry-after"] == "5"
     assert "127.0.0.1" not in response.text and "5432" not in response.text
     recovered = await gateway.graphql(query, principal=OWNER)
     assert recovered.status_code == 200 and "errors" not in recovered.json(), recovered.text
@@ -617,3 +618,44 @@ async def test_a_read_past_its_statement_timeout_is_503_store_unavailable(databa
             response = await impatient.graphql('{ video(id: "video-err") { id } }', principal=OWNER)
 
     assert (response.status_code, codes(response)) == (503, ["STORE_UNAVAILABLE"])
+    assert response.headers["retry-after"] == "5"
+
+
+async def test_a_request_that_finds_every_connection_taken_is_503_within_the_pool_timeout(database_url: str) -> None:
+    """Every reader connection held (a stuck store, or a flood of slow reads): the next request waits
+    at most `pool_timeout` for one, then gets 503 STORE_UNAVAILABLE with Retry-After, not a queue."""
+    async with running_gateway(database_url, pool_timeout=0.5) as crowded:
+        reader = crowded.store.reader
+        held = [await reader.acquire() for _ in range(reader.get_max_size())]
+        try:
+            response = await crowded.graphql(PUBLIC_QUERY, principal=OWNER)
+        finally:
+            for connection in held:
+                await reader.release(connection)
+        recovered = await crowded.graphql(PUBLIC_QUERY, principal=OWNER)
+
+    assert (response.status_code, codes(response)) == (503, ["STORE_UNAVAILABLE"])
+    assert response.headers["retry-after"] == "5"
+    assert recovered.status_code == 200 and "errors" not in recovered.json(), recovered.text
+
+
+async def test_a_body_that_stops_arriving_is_408_within_the_body_timeout(database_url: str) -> None:
+    """A client that declares more than it sends (or trickles) gets 408 once `body_timeout` has passed,
+    and the connection is closed rather than held for the rest."""
+    never = asyncio.Event()
+
+    async def stalls() -> Any:
+        yield b'{"query": "{ __typename }", "variables": {"pad": "'
+        await never.wait()
+
+    async with running_gateway(database_url, body_timeout=0.5) as impatient:
+        started = time.monotonic()
+        response = await impatient.http.post(
+            "/graphql", content=stalls(), headers={"content-type": "application/json", "content-length": "2000", **authorization(OWNER)}
+        )
+        waited = time.monotonic() - started
+
+    assert (response.status_code, codes(response)) == (408, ["BAD_USER_INPUT"])
+    assert response.headers["connection"] == "close"
+    assert "did not arrive within 0.5 s" in response.json()["errors"][0]["message"]
+    assert waited < 30  # bounded by the body timeout, not by the client
