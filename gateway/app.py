@@ -19,7 +19,7 @@ from gateway.config import Settings
 from gateway.graphql.responses import ResponseCache
 from gateway.graphql.schema import build_schema
 from gateway.policy.cache import DecisionCache
-from gateway.policy.decider import PolicyDecider
+from gateway.policy.decider import PolicyDecider, weigh_decision
 from gateway.policy.engines import open_engine
 from gateway.privacy.budget import BudgetLedger
 from gateway.privacy.history_k import keeping_history_k
@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         engine = await open_engine(settings)
         decision_log = DecisionLogWriter(store.ingest)
         decision_log.start()
-        decider = PolicyDecider(engine, DecisionCache(settings.policy_cache_size), record=decision_log.record)
+        cache = DecisionCache(settings.policy_cache_size, settings.policy_cache_mb * 1024 * 1024, weigh=weigh_decision)
+        decider = PolicyDecider(engine, cache, record=decision_log.record)
         budget = BudgetLedger(store.reader)
         registry = CollectorRegistry(auto_describe=True)
         registry.register(GatewayCollector(decider, decision_log, budget))

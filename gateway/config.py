@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     policy_timeout: float = Field(default=0.25, gt=0)
     # Policy decisions kept in the LRU cache; 0 asks the engine every time.
     policy_cache_size: int = Field(default=4096, ge=0)
+    # Megabytes those decisions may hold (their questions included), whatever their number.
+    policy_cache_mb: int = Field(default=16, ge=0)
     # Megabytes of whole answers kept (gateway.graphql.responses); 0 keeps none.
     response_cache_mb: int = Field(default=64, ge=0)
     # Seconds a replica may go on trusting an app grant it looked up: how long a revocation takes.

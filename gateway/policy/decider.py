@@ -22,7 +22,7 @@ from gateway.policy.cache import DecisionCache
 from gateway.policy.decision import ENTRYPOINT, Decision, PolicyEngine, parse_decision
 from gateway.policy.fields import RequestedField
 
-__all__ = ["DecisionRecord", "PolicyDecider", "PolicyQuestion"]
+__all__ = ["DecisionRecord", "PolicyDecider", "PolicyQuestion", "weigh_decision"]
 
 logger = logging.getLogger("gateway.policy")
 
@@ -90,6 +90,18 @@ class _Cached:
     decision: Decision
     result: bytes
     result_digest: bytes
+
+
+# A parsed decision (pydantic verdicts, their dict, its strings) holds about this many times the
+# bytes of its JSON; measured with tracemalloc for 5 to 500 fields: 12.3 to 14.9.
+PARSED_PER_JSON_BYTE = 16
+ENTRY_OVERHEAD = 1024
+
+
+def weigh_decision(key: Hashable, cached: _Cached) -> int:
+    """Roughly the bytes a cached decision holds: its key carries the whole question."""
+    question = key[-1] if isinstance(key, tuple) and isinstance(key[-1], bytes) else b""
+    return ENTRY_OVERHEAD + len(question) + PARSED_PER_JSON_BYTE * len(cached.result)
 
 
 # Distinct recent questions warmed under a new revision before it serves, and how long warming may take.

@@ -12,7 +12,7 @@ import pytest
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 from gateway.errors import PolicyUnavailable
 from gateway.policy.cache import DecisionCache
-from gateway.policy.decider import DecisionRecord, PolicyDecider, PolicyQuestion
+from gateway.policy.decider import DecisionRecord, PolicyDecider, PolicyQuestion, weigh_decision
 from gateway.policy.decision import ENTRYPOINT, Decision, FieldVerdict
 from gateway.policy.fields import RequestedField
 
@@ -178,6 +178,35 @@ def test_cache_is_a_bounded_lru() -> None:
     assert cache.get("r1", "c") == decision("c")
     assert (cache.hits, cache.misses) == (3, 2)
     assert cache.hit_rate == pytest.approx(3 / 5)
+
+
+def test_cache_is_bounded_in_bytes_as_well_as_entries() -> None:
+    cache: DecisionCache[Decision] = DecisionCache(max_entries=100, max_bytes=100, weigh=lambda key, entry: len(str(key)))
+    cache.get("r1", "a" * 40)
+    cache.put("r1", "a" * 40, decision("a"))
+    cache.put("r1", "b" * 40, decision("b"))
+    cache.put("r1", "c" * 40, decision("c"))  # 120 bytes: the least recently used goes
+
+    assert (len(cache), cache.nbytes) == (2, 80)
+    assert cache.get("r1", "a" * 40) is None
+    cache.put("r1", "d" * 101, decision("d"))  # bigger than the whole cache: not kept, nothing evicted
+    assert (len(cache), cache.nbytes) == (2, 80)
+    assert cache.get("r1", "b" * 40) == decision("b")
+
+
+async def test_distinct_large_questions_hold_no_more_than_the_cache_bytes() -> None:
+    """A client asking a different 16 KB question each time fills the decision cache up to its
+    byte limit, not its entry count (4,096 such entries would hold 64 MB of keys alone)."""
+    limit = 1024 * 1024
+    engine = CountingEngine(reads_principal_id=False)
+    decider = PolicyDecider(engine, DecisionCache(4096, limit, weigh=weigh_decision))
+    for number in range(400):
+        padded = RequestedField(path="video", type="Query", field="video", alias=None, arguments={"id": f"{number:04d}" + "x" * 16_000})
+        await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, [padded]))
+        engine.inputs.clear()
+
+    assert decider.cache.nbytes <= limit
+    assert 30 <= len(decider.cache) < 64  # each entry weighs its 16 KB key and its parsed answer
 
 
 def test_cache_drops_a_decision_made_under_a_replaced_revision() -> None:
