@@ -16,7 +16,7 @@ import contextlib
 import functools
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from gateway.policy.worker import (
     WorkerBusy,
     WorkerClosed,
     WorkerError,
+    WorkerTimeout,
 )
 
 __all__ = ["EmbeddedEngine"]
@@ -57,13 +58,14 @@ PROBE_FIELDS: list[dict[str, Any]] = [
 WORKER_DOES_NOT_START = "the policy engine worker does not start"
 
 
-class _Served:
-    """The revision in force and the worker that serves it, restarted when it dies."""
+class _Slot:
+    """One worker serving a revision, replaced when it dies."""
 
-    def __init__(self, files: PolicyFiles, worker: RegoWorker, start_timeout: float) -> None:
+    def __init__(self, files: PolicyFiles, worker: RegoWorker, start_timeout: float, restarted: Callable[[], None]) -> None:
         self.files = files
         self._worker = worker
         self._start_timeout = start_timeout
+        self._restarted = restarted
         self._restart: asyncio.Task[RegoWorker] | None = None
         self.closing = False
         # Why the last restart failed; None while a worker serves (or the last restart worked).
@@ -86,12 +88,17 @@ class _Served:
         return worker
 
     @property
-    def worker_pid(self) -> int:
+    def pid(self) -> int:
         return self._worker.pid
 
     @property
     def live(self) -> bool:
         return self._worker.alive
+
+    @property
+    def load(self) -> int:
+        """Requests at this worker, answered or waiting for their turn."""
+        return self._worker.load
 
     def restart(self) -> asyncio.Task[RegoWorker]:
         """Starts a fresh worker for this revision unless one is starting already."""
@@ -114,6 +121,7 @@ class _Served:
         finally:
             self._restart = None
         self._worker, self.failure = worker, None
+        self._restarted()
         logger.info("policy engine restarted (worker %d) for policy %s", worker.pid, self.files.revision[:12])
         return worker
 
@@ -126,6 +134,55 @@ class _Served:
         await self._worker.close()
 
 
+class _Served:
+    """The revision in force and the pool of workers that serve it: each request goes to the
+    least loaded live worker, so one slow decision holds up only the requests behind it."""
+
+    def __init__(self, files: PolicyFiles, workers: list[RegoWorker], start_timeout: float, restarted: Callable[[], None]) -> None:
+        self.files = files
+        self.slots = [_Slot(files, worker, start_timeout, restarted) for worker in workers]
+
+    @property
+    def closing(self) -> bool:
+        return self.slots[0].closing
+
+    @property
+    def failure(self) -> str | None:
+        """Why no worker can serve: set only when every worker is dead and the last restart of
+        each failed (one live worker serves, slower)."""
+        failures = [slot.failure for slot in self.slots]
+        return failures[0] if all(failures) else None
+
+    @property
+    def pids(self) -> list[int]:
+        """The workers' processes, those that serve first."""
+        return [slot.pid for slot in sorted(self.slots, key=lambda slot: not slot.live)]
+
+    async def pick(self) -> tuple[_Slot, RegoWorker]:
+        """The least loaded live worker (the first on a tie); dead ones are restarted meanwhile,
+        and when none lives the request waits for the first slot's restart."""
+        live = []
+        for slot in self.slots:
+            if slot.live:
+                live.append(slot)
+            else:
+                with contextlib.suppress(WorkerClosed):
+                    slot.restart()
+        slot = min(live, key=lambda slot: slot.load) if live else self.slots[0]
+        return slot, await slot.worker()
+
+    async def revive(self) -> None:
+        """Replaces every dead worker, waiting for each (what readiness asks)."""
+        for slot in self.slots:
+            if not slot.live:
+                with contextlib.suppress(PolicyUnavailable, WorkerError):
+                    await slot.worker()
+
+    async def close(self) -> None:
+        for slot in self.slots:
+            await slot.close()
+
+
 class EmbeddedEngine:
     """PolicyEngine over the Rego in `policy_dir`, run by regopy in a worker process.
 
@@ -135,6 +192,7 @@ class EmbeddedEngine:
             for its turn. Past either, PolicyUnavailable.
         start_timeout: seconds a worker may take to start and load the bundle; a request
             waits at most this long for a worker that is restarting.
+        workers: worker processes serving the policy in force (each loads the bundle).
         test_timeout: seconds each policy test may take during a reload.
         poll_interval: seconds between checks of the directory for changes (`start()`).
     """
@@ -147,8 +205,12 @@ class EmbeddedEngine:
         start_timeout: float = 10.0,
         test_timeout: float = 10.0,
         poll_interval: float = 1.0,
+        workers: int = 2,
     ) -> None:
+        if workers < 1:
+            raise ValueError("the policy engine needs at least one worker")
         self.policy_dir = policy_dir
+        self.workers = workers
         self.timeout = timeout
         self.start_timeout = start_timeout
         self.test_timeout = test_timeout
@@ -190,20 +252,27 @@ class EmbeddedEngine:
         """Replaces a worker found dead (rather than at the next decision), so that readiness says
         whether one can serve; `last_error` says why not."""
         served = self._served
-        if served is None or served.live:
+        if served is None:
             return
-        try:
-            await served.worker()
-        except (PolicyUnavailable, WorkerError):
-            self.last_error = served.failure or self.last_error
-        else:
-            if self.last_error is not None and self.last_error.startswith(WORKER_DOES_NOT_START):
-                self.last_error = None
+        await served.revive()
+        if served.failure is not None:
+            self.last_error = served.failure
+        elif self.last_error is not None and self.last_error.startswith(WORKER_DOES_NOT_START):
+            self.last_error = None
 
     @property
     def worker_pid(self) -> int | None:
-        """The process evaluating the policy in force (diagnostics: the worker is restarted when it dies)."""
-        return self._served.worker_pid if self._served is not None else None
+        """A process evaluating the policy in force, a live one if any (diagnostics: a worker is
+        restarted when it dies)."""
+        return self._served.pids[0] if self._served is not None else None
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Every worker process of the policy in force, live ones first."""
+        return self._served.pids if self._served is not None else []
+
+    def _restarted(self) -> None:
+        self.restarts += 1
 
     async def start(self) -> None:
         """Loads the policy and starts watching the directory; a policy that does not load leaves
@@ -230,8 +299,8 @@ class EmbeddedEngine:
             if isinstance(why, str):
                 self._reject(files.revision, why)
                 return False
-            await self._warm(files, why)
-            previous, self._served = self._served, _Served(files, why, self.start_timeout)
+            await self._warm(files, why[0])
+            previous, self._served = self._served, _Served(files, why, self.start_timeout, self._restarted)
             self.last_error = None
             self._rejected_revision = None
             logger.info("policy %s in force (%d modules, %d tests)", files.revision[:12], len(files.modules), len(files.tests))
@@ -239,8 +308,8 @@ class EmbeddedEngine:
                 await previous.close()
             return True
 
-    async def _vet(self, files: PolicyFiles) -> RegoWorker | str:
-        """A worker serving the new revision, or why the revision may not go live."""
+    async def _vet(self, files: PolicyFiles) -> list[RegoWorker] | str:
+        """The workers that will serve the new revision, or why the revision may not go live."""
         run = await run_tests(files, timeout=self.test_timeout)
         if run.load_error is not None:
             return f"it does not parse: {run.load_error}"
@@ -258,7 +327,17 @@ class EmbeddedEngine:
         except (PolicyUnavailable, WorkerError) as exc:
             await worker.close()
             return f"it fails a probe request: {exc}"
-        return worker
+        others = await asyncio.gather(
+            *(RegoWorker.start(files.modules, files.data, entrypoints=[ENTRYPOINT], timeout=self.start_timeout) for _ in range(self.workers - 1)),
+            return_exceptions=True,
+        )
+        started = [worker, *(other for other in others if isinstance(other, RegoWorker))]
+        refused = [other for other in others if isinstance(other, BaseException)]
+        if refused:
+            for each in started:
+                await each.close()
+            return f"its workers do not start: {refused[0]}"
+        return started
 
     async def _warm(self, files: PolicyFiles, worker: RegoWorker) -> None:
         """Lets each warmer decide under the new revision, on its worker, before it serves. A
@@ -283,7 +362,7 @@ class EmbeddedEngine:
             if served is None:
                 raise PolicyUnavailable(f"no policy is in force: {self.last_error or 'the engine has not started'}")
             try:
-                worker = await served.worker()
+                slot, worker = await served.pick()
                 return await self._evaluate_on(worker, policy_input, self.timeout)
             except WorkerClosed:
                 # A reload or a restart retired the worker while the request waited: ask again.
@@ -292,9 +371,11 @@ class EmbeddedEngine:
             except WorkerBusy as exc:
                 raise PolicyUnavailable(str(exc)) from exc
             except WorkerError as exc:
+                if isinstance(exc, WorkerTimeout):
+                    self.timeouts += 1
                 logger.error("policy engine failed (%s); starting a fresh one", exc)
                 with contextlib.suppress(WorkerClosed):
-                    served.restart()
+                    slot.restart()
                 raise PolicyUnavailable(str(exc)) from exc
 
     @staticmethod

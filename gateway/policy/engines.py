@@ -15,6 +15,6 @@ async def open_engine(settings: Settings) -> PolicyEngine:
     if settings.opa_url:
         engine = OpaServerEngine(settings.opa_url, timeout=settings.policy_timeout)
     else:
-        engine = EmbeddedEngine(settings.policy_dir, timeout=settings.policy_timeout)
+        engine = EmbeddedEngine(settings.policy_dir, timeout=settings.policy_timeout, workers=settings.policy_workers)
     await engine.start()
     return engine

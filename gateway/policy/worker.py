@@ -132,6 +132,7 @@ class RegoWorker:
         self._lock = asyncio.Lock()
         self._dead: str | None = None  # why it cannot answer any more
         self._closed = False
+        self._requests = 0  # in flight or waiting for their turn
         # The last lines the worker wrote to stderr: what rego-cpp said before it aborted.
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=3)
         self._stderr_drained = asyncio.create_task(self._drain_stderr())
@@ -163,6 +164,11 @@ class RegoWorker:
         return self._process.pid
 
     @property
+    def load(self) -> int:
+        """Requests being answered or waiting for their turn."""
+        return self._requests
+
+    @property
     def alive(self) -> bool:
         """Neither found dead by a request nor seen to end by the event loop."""
         return self._dead is None and self._process.returncode is None
@@ -170,15 +176,19 @@ class RegoWorker:
     async def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Sends one request and returns its answer. The request waits at most `timeout` seconds
         for its turn (WorkerBusy), then the worker has `timeout` seconds to answer (WorkerTimeout)."""
+        self._requests += 1
         try:
-            async with asyncio.timeout(timeout):
-                await self._lock.acquire()
-        except TimeoutError as exc:
-            raise WorkerBusy(f"the policy engine is busy: no turn within {timeout * 1000:.0f} ms") from exc
-        try:
-            return await self._exchange(message, timeout)
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._lock.acquire()
+            except TimeoutError as exc:
+                raise WorkerBusy(f"the policy engine is busy: no turn within {timeout * 1000:.0f} ms") from exc
+            try:
+                return await self._exchange(message, timeout)
+            finally:
+                self._lock.release()
         finally:
-            self._lock.release()
+            self._requests -= 1
 
     async def _exchange(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         if self._closed:

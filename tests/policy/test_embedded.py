@@ -307,7 +307,7 @@ def test_worker_killed_under_uvloop_is_replaced(policy_dir: Path) -> None:
             assert await engine.reload(), engine.last_error
             crashed = engine.worker_pid
             assert crashed is not None
-            worker = await engine._served.worker()  # type: ignore[union-attr]
+            worker = await engine._served.slots[0].worker()  # type: ignore[union-attr]
             os.kill(crashed, signal.SIGKILL)
             # As a server between two requests: the loop has reaped the worker and closed its pipes.
             await worker._process.wait()
@@ -324,11 +324,19 @@ def test_worker_killed_under_uvloop_is_replaced(policy_dir: Path) -> None:
         runner.run(scenario())
 
 
-async def test_a_dead_worker_that_cannot_be_replaced_makes_the_engine_unready(engine: EmbeddedEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    worker = await engine._served.worker()  # type: ignore[union-attr]
-    os.kill(worker.pid, signal.SIGKILL)
-    await worker._process.wait()
+async def test_dead_workers_that_cannot_be_replaced_make_the_engine_unready(engine: EmbeddedEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert engine._served is not None
+    workers = [await slot.worker() for slot in engine._served.slots]
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")  # a real fault: no worker can be spawned
+    os.kill(workers[0].pid, signal.SIGKILL)
+    await workers[0]._process.wait()
+
+    await engine.check()
+    assert engine.ready, "one live worker serves"
+    assert (await decide(engine, CREATOR, *DASHBOARD)).fields["video.shareTimeline"].owner_only
+    for worker in workers[1:]:
+        os.kill(worker.pid, signal.SIGKILL)
+        await worker._process.wait()
 
     await engine.check()  # what /readyz asks
     assert not engine.ready
@@ -339,7 +347,7 @@ async def test_a_dead_worker_that_cannot_be_replaced_makes_the_engine_unready(en
     monkeypatch.undo()
     await engine.check()
     assert engine.ready and engine.last_error is None
-    assert engine.worker_pid not in (None, worker.pid)
+    assert not set(engine.worker_pids) & {worker.pid for worker in workers}
     assert (await decide(engine, CREATOR, *DASHBOARD)).fields["video.shareTimeline"].owner_only
 
 
@@ -375,6 +383,42 @@ async def test_timeout_gives_policy_unavailable_then_recovers(tmp_path: Path) ->
         assert time.perf_counter() - started < 2
         fast = await engine.evaluate(policy_input(ANONYMOUS, field("Video.id")))
         assert fast["fields"]["Video.id"]["allow"] is True
+    finally:
+        await engine.close()
+
+
+async def test_a_slow_decision_holds_up_only_its_own_worker(tmp_path: Path) -> None:
+    """With two workers, a fast question asked while a slow one is being evaluated is answered by the
+    other worker, before the slow one lands; the slow one still gets its answer."""
+    (tmp_path / "authz.rego").write_text(SLOW_POLICY)
+    engine = EmbeddedEngine(tmp_path, timeout=60, workers=2)
+    try:
+        assert await engine.reload(), engine.last_error
+        slow = asyncio.create_task(engine.evaluate(policy_input(ANONYMOUS, field("Video.id"), operation="Slow")))
+        while not any(slot.load for slot in engine._served.slots):  # type: ignore[union-attr]
+            await asyncio.sleep(0)  # until the slow question is at its worker
+
+        fast = await engine.evaluate(policy_input(ANONYMOUS, field("Video.id")))
+
+        assert fast["fields"]["Video.id"]["allow"] is True
+        assert not slow.done()
+        assert (await slow)["obligations"]["size"] == 4000  # numbers.range includes both ends
+        assert (engine.timeouts, engine.restarts) == (0, 0)
+    finally:
+        await engine.close()
+
+
+async def test_timeouts_and_restarts_are_counted(tmp_path: Path) -> None:
+    (tmp_path / "authz.rego").write_text(SLOW_POLICY)
+    engine = EmbeddedEngine(tmp_path, timeout=0.25, workers=1)
+    try:
+        assert await engine.reload(), engine.last_error
+        with pytest.raises(PolicyUnavailable, match="no answer within"):
+            await engine.evaluate(policy_input(ANONYMOUS, field("Video.id"), operation="Slow"))
+        await engine.check()  # the overrun worker was killed; this waits for its replacement
+
+        assert (engine.timeouts, engine.restarts) == (1, 1)
+        assert engine.ready
     finally:
         await engine.close()
 
