@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
     secret: str | None = Field(default=None, min_length=32)
     host: str = "127.0.0.1"
     port: int = 8000
+    # Log lines as text, or one JSON object a line; either way each carries its request's id.
+    log_format: Literal["text", "json"] = "text"
+    # Seconds `gateway serve` lets requests in flight finish after SIGTERM before it cancels them.
+    shutdown_seconds: int = Field(default=30, gt=0)
     # Largest `POST /events` body accepted; bigger ones get 413 unread.
     max_ingest_bytes: int = 32 * 1024 * 1024
     ingest_batch_size: int = 10_000
@@ -41,6 +46,9 @@ class Settings(BaseSettings):
     statement_timeout: float = Field(default=5.0, gt=0)
     # Seconds a policy evaluation may take before the request fails closed (503).
     policy_timeout: float = Field(default=0.25, gt=0)
+    # Worker processes evaluating the embedded policy: one slow decision holds up only the requests
+    # queued behind it on its worker. Each loads the policy (tens of MB).
+    policy_workers: int = Field(default=2, ge=1)
     # Policy decisions kept in the LRU cache; 0 asks the engine every time.
     policy_cache_size: int = Field(default=4096, ge=0)
     # Megabytes those decisions may hold (their questions included), whatever their number.
