@@ -9,8 +9,8 @@ import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from gateway.auth import AppGrants
@@ -28,7 +28,7 @@ from gateway.routes.errors import EXCEPTION_HANDLERS
 from gateway.routes.events import post_events
 from gateway.routes.graphql import graphql_endpoint
 from gateway.routes.health import healthz, readyz
-from gateway.routes.metrics import GatewayCollector, metrics
+from gateway.routes.metrics import GatewayCollector, metrics, metrics_registry
 from gateway.store.apps import current_grant
 from gateway.store.decision_log import DecisionLogWriter
 from gateway.store.ingest import EventWriter
@@ -36,6 +36,8 @@ from gateway.store.migrate import migrate
 from gateway.store.pools import Store
 from gateway.store.releases import ReleaseReader
 from gateway.store.server import database_url, release_embedded
+from gateway.telemetry.middleware import RequestTelemetry
+from gateway.telemetry.timings import request_latency
 
 __all__ = ["create_app"]
 
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
     only. `clock` is the time arrivals are stamped with and answers are given at."""
     settings = settings or Settings()
     schema = build_schema(policy_guard=policy_guard)
+    latency = request_latency()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -61,8 +64,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         cache = DecisionCache(settings.policy_cache_size, settings.policy_cache_mb * 1024 * 1024, weigh=weigh_decision)
         decider = PolicyDecider(engine, cache, record=decision_log.record)
         budget = BudgetLedger(store.reader)
-        registry = CollectorRegistry(auto_describe=True)
-        registry.register(GatewayCollector(decider, decision_log, budget))
+        writer = EventWriter(store.ingest, clock)
+        registry = metrics_registry(GatewayCollector(decider, decision_log, budget, writer), latency)
         # What exists now lives as long as the process: keep the collector from rescanning it, and let
         # it run less often (a GraphQL request allocates thousands of short-lived objects).
         gc.collect()
@@ -83,7 +86,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "grants": AppGrants(functools.partial(current_grant, store.reader), ttl=settings.app_grant_ttl),
                     "releases": releases,
                     "store": store,
-                    "writer": EventWriter(store.ingest, clock),
+                    "writer": writer,
                     "schema": schema,
                     # None without the policy guard: a baseline that decides nothing keeps nothing.
                     "responses": ResponseCache(settings.response_cache_mb * 1024 * 1024) if policy_guard else None,
@@ -108,4 +111,5 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    telemetry = Middleware(RequestTelemetry, routes=[route.path for route in routes], latency=latency)
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS, middleware=[telemetry])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.metadata
-import logging
 import shutil
 import sys
 import tempfile
@@ -77,19 +76,31 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default GATEWAY_PORT or 8000).")] = None,
 ) -> None:
     """Migrate the store, then serve the gateway."""
+    import signal
+
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.telemetry.logs import logging_config
+
+    def stopped(signum: int, frame: object) -> None:
+        raise SystemExit(0)
 
     settings = Settings()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # uvicorn raises the signal it shut down on again once its own handler is gone. After SIGTERM
+    # the shutdown was the graceful one asked for: exit 0, as `docker stop` and systemd expect.
+    signal.signal(signal.SIGTERM, stopped)
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
         port=port or settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http="httptools",
+        log_config=logging_config(settings.log_format),
         log_level="info",
+        # gateway.telemetry writes each request's line itself, with its id and how long it took.
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_seconds,
     )
 
 

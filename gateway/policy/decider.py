@@ -21,6 +21,7 @@ from gateway.errors import PolicyUnavailable
 from gateway.policy.cache import DecisionCache
 from gateway.policy.decision import ENTRYPOINT, Decision, PolicyEngine, parse_decision
 from gateway.policy.fields import RequestedField
+from gateway.telemetry.timings import policy_evaluation_latency
 
 __all__ = ["DecisionRecord", "PolicyDecider", "PolicyQuestion", "weigh_decision"]
 
@@ -133,6 +134,7 @@ class PolicyDecider:
         self._record = record
         self._in_flight: dict[tuple[str, Hashable], asyncio.Task[_Cached]] = {}
         self._recent: OrderedDict[Hashable, _Asked] = OrderedDict()
+        self.evaluation_seconds = policy_evaluation_latency()
         engine.before_serving.append(self.warm)
 
     async def decide(self, principal: Principal, question: PolicyQuestion) -> Decision:
@@ -194,7 +196,12 @@ class PolicyDecider:
         self, revision: str, key: Hashable, principal_input: dict[str, Any], question: PolicyQuestion, evaluate: Evaluate, *, keep: bool = True
     ) -> _Cached:
         policy_input = {"principal": principal_input, "operation": question.operation, "fields": question.field_inputs}
-        decision = parse_decision(await evaluate(policy_input), question.paths)
+        started = time.perf_counter()
+        try:
+            answer = await evaluate(policy_input)
+        finally:
+            self.evaluation_seconds.observe(time.perf_counter() - started)
+        decision = parse_decision(answer, question.paths)
         result = orjson.dumps(
             {
                 "fields": {path: verdict.model_dump() for path, verdict in decision.fields.items()},

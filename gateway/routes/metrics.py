@@ -3,14 +3,16 @@
 A scrape needs a `service` token: counters are for operators, not for anyone
 who can reach the port. None of them moves with what one answer contained
 (how many of its cells were suppressed, how much noise it carried): a counter
-that did would describe a creator's private data to whoever reads it.
+that did would describe a creator's private data to whoever reads it. The
+latency histograms are labelled by route and operation type only; what they
+time, a client times for itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
@@ -20,15 +22,16 @@ from gateway.auth import authenticate_service
 from gateway.policy.decider import PolicyDecider
 from gateway.privacy.budget import BudgetLedger
 from gateway.store.decision_log import DecisionLogWriter
+from gateway.store.ingest import EventWriter
 
-__all__ = ["GatewayCollector", "metrics"]
+__all__ = ["GatewayCollector", "metrics", "metrics_registry"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class GatewayCollector(Collector):
-    def __init__(self, decider: PolicyDecider, decision_log: DecisionLogWriter, budget: BudgetLedger) -> None:
-        self.decider, self.decision_log, self.budget = decider, decision_log, budget
+    def __init__(self, decider: PolicyDecider, decision_log: DecisionLogWriter, budget: BudgetLedger, writer: EventWriter) -> None:
+        self.decider, self.decision_log, self.budget, self.writer = decider, decision_log, budget, writer
 
     def collect(self) -> Iterator[Metric]:
         cache = self.decider.cache
@@ -38,6 +41,13 @@ class GatewayCollector(Collector):
         yield decisions
         yield GaugeMetricFamily("gateway_policy_cache_hit_ratio", "Share of decisions served from the cache.", value=cache.hit_rate)
         yield GaugeMetricFamily("gateway_policy_cache_entries", "Decisions held in the cache.", value=len(cache))
+        yield from self.decider.evaluation_seconds.collect()
+        engine = self.decider.engine
+        yield CounterMetricFamily("gateway_policy_timeouts", "Policy evaluations that ran out of time (the request failed closed).", value=engine.timeouts)
+        yield CounterMetricFamily("gateway_policy_worker_restarts", "Policy worker processes started again after one failed.", value=engine.restarts)
+        yield CounterMetricFamily("gateway_ingest_batches", "Event batches committed.", value=self.writer.batches)
+        yield CounterMetricFamily("gateway_ingest_events_received", "Events in the batches committed.", value=self.writer.events_received)
+        yield CounterMetricFamily("gateway_ingest_events_inserted", "Events stored (received less those already stored).", value=self.writer.events_inserted)
         logged = CounterMetricFamily("gateway_decision_log_records", "Decision-log records by outcome.", labels=["outcome"])
         logged.add_metric(["written"], self.decision_log.written)
         logged.add_metric(["dropped"], self.decision_log.dropped)
@@ -45,6 +55,16 @@ class GatewayCollector(Collector):
         yield CounterMetricFamily(
             "gateway_privacy_budget_refusals", "Requests refused with BUDGET_EXHAUSTED.", value=self.budget.refused
         )
+
+
+def metrics_registry(*collectors: Collector) -> CollectorRegistry:
+    """A registry of `collectors` and the process's own: CPU, memory, open files, Python version."""
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in collectors:
+        registry.register(collector)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
 
 
 async def metrics(request: Request) -> Response:
