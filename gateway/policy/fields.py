@@ -92,25 +92,29 @@ class _Walker:
     def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode], variables: VariableValues) -> None:
         self.schema, self.fragments, self.variables = schema, fragments, variables
         self.found: dict[str, RequestedField] = {}
+        # (path, fragment) already walked: a fragment spread again at the same path adds nothing,
+        # so fragments spreading each other many times over (or in a cycle) are walked once.
+        self.expanded: set[tuple[str, str]] = set()
 
-    def walk(self, parent: GraphQLNamedType, selection_set: SelectionSetNode, prefix: str, seen: frozenset[str] = frozenset()) -> None:
+    def walk(self, parent: GraphQLNamedType, selection_set: SelectionSetNode, prefix: str) -> None:
         for selection in selection_set.selections:
             if not self._included(selection):
                 continue
             if isinstance(selection, FieldNode):
-                self._field(parent, selection, prefix, seen)
+                self._field(parent, selection, prefix)
             elif isinstance(selection, InlineFragmentNode):
                 condition = self.schema.get_type(selection.type_condition.name.value) if selection.type_condition else parent
                 if condition is not None:
-                    self.walk(condition, selection.selection_set, prefix, seen)
+                    self.walk(condition, selection.selection_set, prefix)
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
                 fragment = self.fragments.get(name)
                 condition = self.schema.get_type(fragment.type_condition.name.value) if fragment else None
-                if fragment is not None and condition is not None and name not in seen:
-                    self.walk(condition, fragment.selection_set, prefix, seen | {name})
+                if fragment is not None and condition is not None and (prefix, name) not in self.expanded:
+                    self.expanded.add((prefix, name))
+                    self.walk(condition, fragment.selection_set, prefix)
 
-    def _field(self, parent: GraphQLNamedType, node: FieldNode, prefix: str, seen: frozenset[str]) -> None:
+    def _field(self, parent: GraphQLNamedType, node: FieldNode, prefix: str) -> None:
         definition = _field_definition(self.schema, parent, node.name.value)
         if definition is None:
             return  # validation has refused unknown fields already
@@ -131,7 +135,7 @@ class _Walker:
                 arguments={name: _json(value) for name, value in arguments.items()},
             )
         if node.selection_set is not None:
-            self.walk(get_named_type(definition.type), node.selection_set, path, seen)
+            self.walk(get_named_type(definition.type), node.selection_set, path)
 
     def _included(self, node: Any) -> bool:
         skip = get_directive_values(GraphQLSkipDirective, node, self.variables)

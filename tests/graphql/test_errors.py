@@ -296,6 +296,22 @@ def aliases(count: int) -> str:
     return "{ " + " ".join(f'v{n}: video(id: "video-err") {{ id }}' for n in range(count)) + " }"
 
 
+VIDEO_FIELDS = "id creatorId publishedAt stats { views likes comments shares likeRatio engagementRate averageWatchSeconds completionRate }"
+
+
+def fields(count: int) -> str:
+    """A document of exactly `count` response paths (13 under each aliased video, the rest __typename)."""
+    videos, rest = divmod(count, 13)
+    selections = [f'v{n}: video(id: "video-err") {{ {VIDEO_FIELDS} }}' for n in range(videos)]
+    selections += ["__typename"] + [f"t{n}: __typename" for n in range(rest - 1)]
+    return "{ " + " ".join(selections) + " }"
+
+
+def fragments_spread_over_and_over() -> str:
+    spreads = [f"fragment {name} on Query {{ {f'...{following} ' * 9}}}" for name, following in zip("abcdefghi", "bcdefghij")]
+    return "{ ...a } " + " ".join(spreads) + f' fragment j on Query {{ video(id: "video-err") {{ {VIDEO_FIELDS} }} }}'
+
+
 def nested(depth: int) -> str:
     """Fields nested `depth` deep (no schema has them; the limit is checked on the document)."""
     return "{ " + " { ".join(f"f{n}" for n in range(depth)) + " }" * depth
@@ -320,6 +336,10 @@ def padded(length: int) -> str:
     [
         pytest.param(ids(1990), id="2000-tokens"),
         pytest.param(aliases(30), id="30-aliases"),
+        pytest.param(fields(300), id="300-fields"),
+        # Nine fragments each spreading the next nine times: 9^9 spreads of one selection, walked once.
+        pytest.param(fragments_spread_over_and_over(), id="fragments-spread-over-and-over"),
+        pytest.param(graphql.get_introspection_query(descriptions=True, specified_by_url=True, input_value_deprecation=True), id="introspection"),
         pytest.param(commented(100), id="100-comments"),
         pytest.param(padded(20_000), id="20000-characters"),
         pytest.param(nested(10), id="depth-10"),
@@ -338,6 +358,8 @@ async def test_document_within_the_limits_is_not_too_complex(gateway: Gateway, d
     [
         pytest.param(ids(1991), id="2001-tokens"),
         pytest.param(aliases(31), id="31-aliases"),
+        pytest.param(fields(301), id="301-fields"),
+        pytest.param("{ " + " ".join(f'c{n}: creator(id: "creator-err") {{ totals {{ views }} videos(first: 100) {{ edges {{ node {{ {VIDEO_FIELDS} }} }} }} }}' for n in range(20)) + " }", id="20-aliased-creators"),
         pytest.param(commented(101), id="101-comments"),
         pytest.param(padded(20_001), id="20001-characters"),
         pytest.param(nested(11), id="depth-11"),
@@ -659,3 +681,22 @@ async def test_a_body_that_stops_arriving_is_408_within_the_body_timeout(databas
     assert response.headers["connection"] == "close"
     assert "did not arrive within 0.5 s" in response.json()["errors"][0]["message"]
     assert waited < 30  # bounded by the body timeout, not by the client
+
+
+def test_a_kept_question_weighs_at_least_what_it_holds() -> None:
+    """The guard's question cache is bounded by weights; a weight must not understate the memory."""
+    from gateway.graphql import policy_guard
+    from gateway.policy.fields import select_operation
+
+    schema = build_schema()._schema
+    for document in (fields(300), fields(20), PUBLIC_QUERY + " " * 19_000):
+        query = document + " "  # a text no other test kept
+        parsed = graphql.parse(query)
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            policy_guard._question(schema, query, parsed, select_operation(parsed, None), None)
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert policy_guard._weigh(query, policy_guard._questions[(id(schema), query, b"{}", None)][0]) >= held
