@@ -13,11 +13,11 @@ charged to the budget, and the answer reports what the privacy service did.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     ExecutionResult,
@@ -37,9 +37,22 @@ from gateway.privacy.terms import PrivacyTerms, terms_of
 
 __all__ = ["BASELINE_TERMS", "FixedTerms", "PolicyGuard", "decide"]
 
-# The same dashboard query with the same variables asks the same question every time.
-QUESTION_CACHE_SIZE = 2048
-_questions: OrderedDict[tuple[int, str, bytes | None, str | None], PolicyQuestion] = OrderedDict()
+# The same dashboard query with the same variables asks the same question every time. Bounded
+# in bytes: a question of 300 fields holds ~100 KB, so a count of entries would bound nothing.
+QUESTION_CACHE_BYTES = 32 * 1024 * 1024
+# A question's fields, parsed, hold about this many times their JSON (as the decision cache measures).
+PARSED_PER_JSON_BYTE = 16
+
+
+def _weigh(query: str, question: PolicyQuestion) -> int:
+    """Roughly the bytes an entry holds: the document's text in its key, and the question."""
+    return 1024 + len(query) + PARSED_PER_JSON_BYTE * len(question.serialized)
+
+
+# Each entry is (question, its weight).
+_questions: LRUCache[tuple[int, str, bytes | None, str | None], tuple[PolicyQuestion, int]] = LRUCache(
+    QUESTION_CACHE_BYTES, getsizeof=lambda entry: entry[1]
+)
 
 # What a schema without the policy guard answers under (the benchmark's baseline only): a creator's terms.
 BASELINE_TERMS = PrivacyTerms.parse({"k_threshold": 5, "granularity_floor": "HOUR", "bucket_delay_seconds": 3600})
@@ -65,10 +78,9 @@ def _question(
     except TypeError:  # e.g. an integer beyond 64 bits: coercion says what is wrong with it
         variables_key = None
     key = (id(schema), query, variables_key, operation.name.value if operation.name else None)
-    question = _questions.get(key) if variables_key is not None else None
-    if question is not None:
-        _questions.move_to_end(key)
-        return question
+    kept = _questions.get(key) if variables_key is not None else None
+    if kept is not None:
+        return kept[0]
     fields = collect_fields(schema, document, operation, variables)
     errors = [item for item in fields if isinstance(item, GraphQLError)]
     if errors:
@@ -81,10 +93,9 @@ def _question(
         },
         fields=[item for item in fields if isinstance(item, RequestedField)],
     )
-    if variables_key is not None:
-        _questions[key] = question
-    while len(_questions) > QUESTION_CACHE_SIZE:
-        _questions.popitem(last=False)
+    weight = _weigh(query, question)
+    if variables_key is not None and weight <= QUESTION_CACHE_BYTES:
+        _questions[key] = (question, weight)
     return question
 
 
