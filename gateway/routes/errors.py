@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.errors import GatewayError, InvalidEvents
+from gateway.telemetry.request_ids import current_request_id
 
 __all__ = ["EXCEPTION_HANDLERS"]
 
@@ -27,11 +27,12 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    request_id = uuid.uuid4().hex
+    request_id = current_request_id()
     log.exception("unexpected error (request %s)", request_id, exc_info=exc)
     return JSONResponse(
         {"error": {"code": "INTERNAL", "message": "Unexpected error.", "request_id": request_id}},
         status_code=500,
+        headers={"X-Request-Id": request_id},
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -25,12 +24,13 @@ from gateway.policy.fields import select_operation
 from gateway.routes.bodies import read_body
 from gateway.store import queries
 from gateway.store.failures import STORE_FAILURES
+from gateway.telemetry.request_ids import current_request_id
 
 __all__ = ["graphql_endpoint"]
 
 
 async def graphql_endpoint(request: Request) -> Response:
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = current_request_id()  # the telemetry middleware's: the one every log line carries
     try:
         principal = authenticate(request.headers.get("authorization"), request.state.secret)
         await request.state.grants.check(principal)
@@ -44,6 +44,7 @@ async def graphql_endpoint(request: Request) -> Response:
     except GraphQLError as error:
         return _errors([format_error(error, request_id)], 200, request_id)
     operation = select_operation(document, operation_name)
+    request.state.operation_type = operation.operation.value if operation is not None else "none"  # the latency histogram's label
     if request.method == "GET" and (operation is None or operation.operation is not OperationType.QUERY):
         return _errors([_coded(BadUserInput("only queries may be sent with GET; use POST"))], 405, request_id, {"Allow": "POST"})
     errors = validate_query(schema._schema, query)

@@ -562,6 +562,8 @@ async def counters(gateway: Gateway) -> dict[tuple[str, tuple[tuple[str, str], .
         for family in text_string_to_metric_families(await gateway.scrape())
         for sample in family.samples
         if family.name != "gateway_policy_cache_hit_ratio"  # a ratio of two of the counters
+        and not family.name.startswith(("process_", "python_"))  # the process's CPU time, memory, files
+        and not sample.name.endswith(("_bucket", "_sum", "_created"))  # how long things took (how many: _count)
     }
 
 

@@ -61,6 +61,7 @@ async def test_requests_are_timed_by_route(gateway: Gateway) -> None:
     assert (moved("/healthz"), moved("other"), moved("/graphql")) == (1, 1, 1)
     assert moved("/metrics") == 1  # the scrape before: a scrape is timed once it has answered
     assert set(requests_timed(after, "/healthz")) == {"none"}
+    assert requests_timed(after, "/graphql").get("query", 0) - requests_timed(before, "/graphql").get("query", 0) == 1
     operations = {dict(labels)["operation"] for (name, labels) in after if name == "gateway_request_duration_seconds_count"}
     assert operations <= {"query", "mutation", "subscription", "none"}
     assert after[("gateway_request_duration_seconds_bucket", (("le", "+Inf"), ("operation", "none"), ("route", "/healthz")))] >= 1
