@@ -10,11 +10,13 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, Any, BinaryIO, NoReturn
 
 import asyncpg
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -27,31 +29,86 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.text import Text
+from typer.core import TyperGroup
 
 from gateway.auth import PrincipalKind, create_app_token, create_token
 from gateway.clock import utc_now
 from gateway.config import Settings
-from gateway.errors import InvalidEvents, NotFound
+from gateway.errors import BadUserInput, InvalidEvents, NotFound, StoreUnavailable
 from gateway.ingest.events import Window, is_platform_id
 from gateway.ingest.ndjson import ParsedBatch, check_lines, parse_lines, parse_objects
-from gateway.ingest.pipeline import IngestTotals, chunked, ingest_chunks
+from gateway.ingest.pipeline import IngestStopped, IngestTotals, chunked, ingest_chunks
 from gateway.policy.worker import PolicyFiles, PolicyFilesError
 from gateway.store.apps import authorize_app, register_app, revoke_app
+from gateway.store.failures import STORE_FAILURES
 from gateway.store.history import subjects_with_history
 from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.migrate import migrate as apply_migrations
 from gateway.store.pools import Store
 from gateway.store.server import database_url
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="privacy-gateway: engagement aggregates without a path to a sharer.")
+# Exit status: 1 for failed policy tests or checks (`gateway policy`), and these.
+EXIT_BAD_INPUT = 2  # bad input or arguments (invalid events, an unknown app): nothing was stored
+EXIT_BAD_CONFIGURATION = 3  # a GATEWAY_* variable the command cannot use
+EXIT_STORE_UNAVAILABLE = 4  # the store unreachable, or failing part-way (an ingest names the lines it stored)
+
+EXIT_STATUSES = (
+    f"Exit status: 0 done; 1 policy tests or checks failed; {EXIT_BAD_INPUT} bad input or arguments, nothing stored; "
+    f"{EXIT_BAD_CONFIGURATION} bad configuration (a GATEWAY_* variable); "
+    f"{EXIT_STORE_UNAVAILABLE} the store unreachable or failing part-way (an ingest names the lines it stored)."
+)
+
+console = Console(stderr=True)
+
+
+class BadConfiguration(Exception):
+    """A GATEWAY_* variable that is well-formed for its type but that the command cannot use."""
+
+
+def fail(message: str, status: int) -> NoReturn:
+    """Tell the user what went wrong in one line (never a traceback), and exit with `status`."""
+    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(status)
+
+
+def configuration_problems(exc: ValidationError) -> str:
+    prefix = Settings.model_config.get("env_prefix", "")
+    # No input value is echoed: GATEWAY_SECRET is one of them.
+    return "; ".join(f"{prefix}{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors(include_url=False))
+
+
+class GatewayGroup(TyperGroup):
+    """The command line's boundary, as gateway.routes.errors is HTTP's: whatever a command raises
+    that the user can act on is told in one line, with its exit status."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own click Context, which it does not export
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            if exc.title != Settings.__name__:
+                raise
+            fail(f"bad configuration: {configuration_problems(exc)}", EXIT_BAD_CONFIGURATION)
+        except BadConfiguration as exc:
+            fail(f"bad configuration: {exc}", EXIT_BAD_CONFIGURATION)
+        except StoreUnavailable as exc:
+            fail(exc.message, EXIT_STORE_UNAVAILABLE)
+        except (BadUserInput, NotFound) as exc:
+            fail(exc.message, EXIT_BAD_INPUT)
+
+
+app = typer.Typer(
+    cls=GatewayGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    help="privacy-gateway: engagement aggregates without a path to a sharer.",
+    epilog=EXIT_STATUSES,
+)
 token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens.")
 app.add_typer(token_app, name="token")
 apps_app = typer.Typer(no_args_is_help=True, help="Third-party apps and the users who authorize them.")
 app.add_typer(apps_app, name="apps")
 policy_app = typer.Typer(no_args_is_help=True, help="Compliance tooling for the Rego policy.")
 app.add_typer(policy_app, name="policy")
-
-console = Console(stderr=True)
 
 
 def _print_version(asked: bool) -> None:
@@ -65,9 +122,6 @@ def _options(
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """privacy-gateway: engagement aggregates without a path to a sharer."""
-
-# Exit status for bad input (invalid events, bad arguments).
-EXIT_BAD_INPUT = 2
 
 
 @app.command()
@@ -110,10 +164,30 @@ def migrate() -> None:
 
     async def run() -> list[str]:
         settings = Settings()
-        return await apply_migrations(await database_url(settings), settings.signing_secret())
+        async with reaching_the_store(settings):
+            return await apply_migrations(await database_url(settings), settings.signing_secret())
 
     applied = asyncio.run(run())
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+# Connecting can fail past the network too: no such database, or a login refused.
+CANNOT_CONNECT = (*STORE_FAILURES, asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError)
+
+
+@asynccontextmanager
+async def reaching_the_store(settings: Settings) -> AsyncIterator[None]:
+    """Translates a failure to connect to the store, which the user fixes in the configuration
+    or by starting the server, into the gateway's terms."""
+    where = "GATEWAY_DATABASE_URL" if settings.database_url else f"the embedded Postgres in {settings.data_dir}"
+    try:
+        yield
+    except ValueError as exc:  # asyncpg's reading of the URL (its ClientConfigurationError is one too)
+        if not settings.database_url:
+            raise
+        raise BadConfiguration(f"GATEWAY_DATABASE_URL is not a Postgres URL: {exc}") from exc
+    except CANNOT_CONNECT as exc:
+        raise StoreUnavailable(f"cannot reach the store ({where}): {type(exc).__name__}: {exc}") from exc
 
 
 async def migrated_database(settings: Settings) -> str:
@@ -125,7 +199,8 @@ async def migrated_database(settings: Settings) -> str:
 
 @asynccontextmanager
 async def open_writer(settings: Settings) -> AsyncIterator[tuple[Store, EventWriter]]:
-    store = await Store.open(await migrated_database(settings), settings.signing_secret())
+    async with reaching_the_store(settings):
+        store = await Store.open(await migrated_database(settings), settings.signing_secret())
     try:
         yield store, EventWriter(store.ingest)
     finally:
@@ -135,7 +210,8 @@ async def open_writer(settings: Settings) -> AsyncIterator[tuple[Store, EventWri
 @asynccontextmanager
 async def open_owner(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     """A connection as the database's owner, for the tables no pool role may touch (apps)."""
-    conn = await asyncpg.connect(await migrated_database(settings))
+    async with reaching_the_store(settings):
+        conn = await asyncpg.connect(await migrated_database(settings))
     try:
         yield conn
     finally:
@@ -184,7 +260,9 @@ def ingest(
         ),
     ] = False,
 ) -> None:
-    """Validate every line of an NDJSON file, then store it; a file with any bad line stores nothing (exit 2)."""
+    """Validate every line of an NDJSON file, then store it; a file with any bad line stores nothing (exit 2).
+
+    Should the store fail part-way (exit 4), the lines already stored are named: storing again from the next one is safe."""
     settings = Settings()
     window = Window(utc_now(), settings.lateness)
     with _open_source(source) as path:
@@ -217,8 +295,22 @@ def ingest(
                     console.print(f"made {await replay_with_progress(writer):,} releases of the backfilled history")
                 return totals
 
-        totals = asyncio.run(run())
+        try:
+            totals = asyncio.run(run())
+        except IngestStopped as exc:
+            fail(stopped_report(source, backfill, exc), EXIT_STORE_UNAVAILABLE)
     console.print(f"stored {totals.inserted:,} new events ({totals.duplicates:,} already present)")
+
+
+def stopped_report(source: str, backfill: bool, stopped: IngestStopped) -> str:
+    """One line: why the store failed, which lines are stored, and how to go on from there."""
+    first, through = stopped.stored.first, stopped.stored.through
+    command = f"gateway ingest{' --backfill' if backfill else ''}"
+    failed = f"ingest stopped at lines {stopped.failed[0]:,}–{stopped.failed[1]:,}: {stopped.cause.message}."
+    if through < first:
+        return f"{failed} No line is known to be stored: run `{command}` again (events already stored are skipped)."
+    resume = f"tail -n +{through + 1} {source} | {command} -" if source != "-" else f"send the input again from line {through + 1:,} to `{command} -`"
+    return f"{failed} Lines {first:,}–{through:,} are stored; to resume from line {through + 1:,}: {resume} (events already stored are skipped)."
 
 
 async def replay_with_progress(writer: EventWriter) -> int:
@@ -327,17 +419,23 @@ def schema() -> None:
     typer.echo(build_schema().as_str())
 
 
+class TokenKind(StrEnum):
+    """The principals a token is created for here: app tokens come from `gateway apps authorize`,
+    and the anonymous need none."""
+
+    USER = PrincipalKind.USER.value
+    COMPLIANCE = PrincipalKind.COMPLIANCE.value
+    SERVICE = PrincipalKind.SERVICE.value
+
+
 @token_app.command("create")
 def token_create(
-    kind: Annotated[PrincipalKind, typer.Option(help="user, compliance or service.")],
+    kind: Annotated[TokenKind, typer.Option(help="The kind of principal (app tokens come from 'gateway apps authorize').")],
     subject: Annotated[str, typer.Option(help="The principal's id.")],
     ttl: Annotated[int, typer.Option(min=1, help="Seconds until the token expires.")] = 3600,
 ) -> None:
     """Print a bearer token."""
-    if kind not in (PrincipalKind.USER, PrincipalKind.COMPLIANCE, PrincipalKind.SERVICE):
-        console.print("[red]--kind must be user, compliance or service (app tokens come from 'gateway apps authorize')[/red]")
-        raise typer.Exit(EXIT_BAD_INPUT)
-    typer.echo(create_token(Settings().signing_secret(), kind, subject, ttl))
+    typer.echo(create_token(Settings().signing_secret(), PrincipalKind(kind.value), subject, ttl))
 
 
 # An app token outlives a session: the user authorized the app once.
@@ -384,11 +482,7 @@ def apps_authorize(
         async with open_owner(settings) as conn:
             return await authorize_app(conn, app_id, user_id, granted)
 
-    try:
-        generation = asyncio.run(run())
-    except NotFound as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    generation = asyncio.run(run())
     typer.echo(create_app_token(settings.signing_secret(), app_id, user_id, granted, ttl, generation))
 
 
@@ -404,11 +498,7 @@ def apps_revoke(
         async with open_owner(Settings()) as conn:
             await revoke_app(conn, app_id, user_id)
 
-    try:
-        asyncio.run(run())
-    except NotFound as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    asyncio.run(run())
     console.print(f"revoked: {user_id} no longer authorizes {app_id}")
 
 

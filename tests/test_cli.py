@@ -6,8 +6,9 @@ import asyncio
 import importlib.metadata
 import json
 import re
+import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from gateway.demo import DemoPlatform
 from gateway.ingest.ndjson import parse_objects
 from gateway.store.migrate import migrations
 
-from conftest import SECRET, TEMPLATE, drop_database, fresh_database
+from conftest import SECRET, TEMPLATE, drop_database, fresh_database, with_database
 
 POLICY_DIR = Path(__file__).parent.parent / "policies"
 # Long enough for HS256: PyJWT warns (an error here) on a key under 32 bytes.
@@ -57,6 +58,15 @@ async def gateway(*args: str, env: dict[str, str], stdin: bytes | None = None) -
 def said(result: Result) -> str:
     """What the command told its user (stderr), with rich's line wrapping undone."""
     return " ".join(result.stderr.split())
+
+
+def failed_in_one_line(result: Result, status: int) -> str:
+    """The line saying why a command failed (its last, after any progress bar), once it is checked
+    that the command exited with `status` rather than a traceback."""
+    assert result.exit_code == status, result.output
+    assert isinstance(result.exception, SystemExit), "a traceback, not an exit"
+    assert "Traceback" not in result.output
+    return result.stderr.strip().splitlines()[-1]
 
 
 def events(prefix: str, count: int) -> list[dict[str, Any]]:
@@ -105,33 +115,83 @@ async def test_ingest_same_file_twice_stores_it_once(env: dict[str, str], admin:
     assert await stored(admin, "cli-twice-") == 3
 
 
-async def test_ingest_file_with_bad_line_3_exits_2_and_stores_nothing(
-    env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path
+def nul_comment(view: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": f"{view['event_id']}-comment", "type": "comment", "occurred_at": view["occurred_at"], "video_id": view["video_id"],
+            "creator_id": "u1", "actor_id": "u2", "text": "a\u0000b"}
+
+
+@pytest.mark.parametrize(
+    ("prefix", "count", "bad_lines", "variables", "expected"),
+    [
+        pytest.param("cli-bad", 5, {3: lambda line: {**line, "region": "XX"}}, {},
+                     ["1 invalid event line(s)", "line 3, field region: must be an ISO 3166-1 alpha-2 country code"], id="bad-line-3"),
+        pytest.param("cli-late", 40, {35: lambda line: {**line, "watch_ms": -1}}, {"GATEWAY_INGEST_BATCH_SIZE": "10"},
+                     ["line 35, field watch_ms"], id="bad-line-in-a-later-batch"),
+        # Postgres text cannot hold NUL: unless the check pass refuses what the store would, the
+        # batches before the bad one (50,000 events here) are stored by the time it is met.
+        pytest.param("cli-nul", 70_001, {55_555: nul_comment}, {},
+                     ["1 invalid event line(s)", "line 55555, field text: must not contain a NUL character (\\u0000)"], id="nul-in-a-comment-of-70001-lines"),
+        pytest.param("cli-types", 4, {2: lambda line: {**line, "occurred_at": int(RECENT_HOUR.timestamp())}, 4: lambda line: {**line, "watch_ms": "5"}}, {},
+                     ["2 invalid event line(s)", "line 2, field occurred_at: must be an RFC 3339 date-time string",
+                      "line 4, field watch_ms: must be a JSON integer"], id="values-of-another-json-type"),
+    ],
+)
+async def test_ingest_file_with_a_bad_line_exits_2_and_stores_nothing(
+    env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path, prefix: str, count: int,
+    bad_lines: dict[int, Callable[[dict[str, Any]], dict[str, Any]]], variables: dict[str, str], expected: list[str],
 ) -> None:
-    lines = events("cli-bad", 5)
-    lines[2] = {**lines[2], "region": "XX"}
+    lines = events(prefix, count)
+    for line_no, spoil in bad_lines.items():
+        lines[line_no - 1] = spoil(lines[line_no - 1])
     path = ndjson_file(tmp_path / "bad.ndjson", lines)
 
-    result = await gateway("ingest", str(path), env=env)
+    result = await gateway("ingest", str(path), env={**env, **variables})
 
-    assert result.exit_code == 2
-    assert "1 invalid event line(s)" in said(result)
-    assert "line 3, field region: must be an ISO 3166-1 alpha-2 country code" in said(result)
-    assert await stored(admin, "cli-bad-") == 0
+    assert result.exit_code == 2, result.output
+    for told in expected:
+        assert told in said(result)
+    assert await stored(admin, f"{prefix}-") == 0
 
 
-async def test_ingest_validates_every_batch_before_storing_any(
-    env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path
+# Ends the connection of whoever inserts the event id given, as an administrator ending it would.
+CUT_OFF_AT = """
+CREATE FUNCTION cut_off() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_terminate_backend(pg_backend_pid());
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER cut_off BEFORE INSERT ON event_ids FOR EACH ROW WHEN (NEW.event_id = '{event_id}') EXECUTE FUNCTION cut_off();
+"""
+
+
+async def test_ingest_store_failing_part_way_names_the_lines_stored_and_resuming_from_there_stores_the_rest(
+    empty_store_env: dict[str, str], tmp_path: Path
 ) -> None:
-    lines = events("cli-late", 40)
-    lines[34] = {**lines[34], "watch_ms": -1}
-    path = ndjson_file(tmp_path / "late.ndjson", lines)
+    lines = events("cli-cut", 40)
+    path = ndjson_file(tmp_path / "cut.ndjson", lines)
+    env = {**empty_store_env, "GATEWAY_INGEST_BATCH_SIZE": "10"}
+    conn = await asyncpg.connect(env["GATEWAY_DATABASE_URL"])
+    try:
+        await conn.execute(CUT_OFF_AT.format(event_id=lines[24]["event_id"]))  # line 25, in the third batch
 
-    result = await gateway("ingest", str(path), env={**env, "GATEWAY_INGEST_BATCH_SIZE": "10"})
+        result = await gateway("ingest", str(path), env=env)
 
-    assert result.exit_code == 2
-    assert "line 35, field watch_ms" in said(result)
-    assert await stored(admin, "cli-late-") == 0
+        report = failed_in_one_line(result, 4)
+        assert report.startswith("ingest stopped at lines 21–30: the event store is unreachable")
+        assert f"Lines 1–20 are stored; to resume from line 21: tail -n +21 {path} | gateway ingest -" in report
+        stored_ids = {row["event_id"] for row in await conn.fetch("SELECT event_id FROM events")}
+        assert {line["event_id"] for line in lines[:20]} <= stored_ids
+        assert not {line["event_id"] for line in lines[20:30]} & stored_ids
+
+        await conn.execute("DROP TRIGGER cut_off ON event_ids")
+        resumed = await gateway("ingest", "-", env=env, stdin=b"".join(json.dumps(line).encode() + b"\n" for line in lines[20:]))
+
+        assert resumed.exit_code == 0, resumed.output
+        assert await conn.fetchval("SELECT count(*) FROM events") == 40
+        assert await conn.fetchval("SELECT events FROM live_totals WHERE subject_id = 'cli-cut-v' AND metric = 'v'") == 39
+    finally:
+        await conn.close()
 
 
 async def test_ingest_many_bad_lines_lists_100_and_counts_the_rest(
@@ -327,6 +387,15 @@ async def test_token_create_prints_a_token_that_authenticates(kind: str, subject
     assert result.exit_code == 0, result.output
     token = result.stdout.strip()
     assert authenticate(f"Bearer {token}", TOKEN_SECRET) == Principal(PrincipalKind(kind), subject)
+
+
+def test_token_create_help_offers_only_the_kinds_it_accepts() -> None:
+    result = CliRunner().invoke(app, ["token", "create", "--help"])
+
+    assert result.exit_code == 0
+    assert "[user|compliance|service]" in result.stdout.replace("<", "[").replace(">", "]")
+    assert "anonymous" not in result.stdout
+    assert "|app" not in result.stdout and "app|" not in result.stdout
 
 
 async def test_token_create_ttl_sets_the_expiry(tmp_path: Path) -> None:
@@ -577,6 +646,76 @@ def test_demo_platform_small_audience_shares_fall_before_end() -> None:
 
     assert late == []
 
+
+
+# Configuration the commands cannot use: one line saying what is wrong, and a documented status.
+
+UNREACHABLE = "postgresql://gateway@127.0.0.1:1/gateway"
+
+
+@pytest.mark.parametrize(
+    ("variables", "args", "status", "expected"),
+    [
+        pytest.param({"GATEWAY_PORT": "abc"}, ("migrate",), 3, "bad configuration: GATEWAY_PORT: Input should be a valid integer", id="port-not-a-number"),
+        pytest.param({"GATEWAY_PORT": "abc"}, ("serve",), 3, "bad configuration: GATEWAY_PORT: Input should be a valid integer", id="serve"),
+        pytest.param({"GATEWAY_SECRET": "too-short"}, ("token", "create", "--kind", "user", "--subject", "u1"), 3,
+                     "bad configuration: GATEWAY_SECRET: String should have at least 32 characters", id="secret-too-short"),
+        pytest.param({"GATEWAY_LOG_FORMAT": "xml", "GATEWAY_LATENESS_DAYS": "-1"}, ("migrate",), 3,
+                     "bad configuration: GATEWAY_LOG_FORMAT: Input should be 'text' or 'json'; GATEWAY_LATENESS_DAYS: Input should be greater than or equal to 0",
+                     id="two-at-once"),
+        pytest.param({"GATEWAY_DATABASE_URL": "not-a-url"}, ("migrate",), 3, "bad configuration: GATEWAY_DATABASE_URL is not a Postgres URL", id="url-not-a-url"),
+        pytest.param({"GATEWAY_DATABASE_URL": "postgresql://127.0.0.1:port/gateway"}, ("apps", "create", "--name", "Acme"), 3,
+                     "bad configuration: GATEWAY_DATABASE_URL is not a Postgres URL", id="url-port-not-a-number"),
+        pytest.param({"GATEWAY_DATABASE_URL": UNREACHABLE}, ("migrate",), 4, "cannot reach the store (GATEWAY_DATABASE_URL): ConnectionRefusedError", id="unreachable-migrate"),
+        pytest.param({"GATEWAY_DATABASE_URL": UNREACHABLE}, ("ingest", "-"), 4, "cannot reach the store (GATEWAY_DATABASE_URL)", id="unreachable-ingest"),
+        pytest.param({"GATEWAY_DATABASE_URL": UNREACHABLE}, ("demo-data",), 4, "cannot reach the store (GATEWAY_DATABASE_URL)", id="unreachable-demo-data"),
+        pytest.param({"GATEWAY_DATABASE_URL": UNREACHABLE}, ("apps", "revoke", "--app", "a1", "--user", "u1"), 4,
+                     "cannot reach the store (GATEWAY_DATABASE_URL)", id="unreachable-apps"),
+    ],
+)
+async def test_command_with_configuration_it_cannot_use_says_so_in_one_line(
+    variables: dict[str, str], args: tuple[str, ...], status: int, expected: str, tmp_path: Path
+) -> None:
+    env = {"GATEWAY_SECRET": TOKEN_SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data"), **variables}
+
+    result = await gateway(*args, env=env, stdin=json.dumps(events("cli-config", 1)[0]).encode())
+
+    assert failed_in_one_line(result, status).startswith(expected)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "too-short" not in result.output, "a secret is never echoed"
+    assert result.stdout == ""
+
+
+async def test_command_naming_a_database_that_does_not_exist_says_so_in_one_line(server_url: str, tmp_path: Path) -> None:
+    env = {"GATEWAY_DATABASE_URL": with_database(server_url, "gateway_no_such_database"), "GATEWAY_SECRET": SECRET, "GATEWAY_DATA_DIR": str(tmp_path)}
+
+    result = await gateway("migrate", env=env)
+
+    line = failed_in_one_line(result, 4)
+    assert result.stderr.strip() == line
+    assert line.startswith("cannot reach the store (GATEWAY_DATABASE_URL): InvalidCatalogNameError")
+    assert "gateway_no_such_database" in line
+
+
+async def test_installed_command_with_bad_configuration_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
+    command = Path(sys.executable).parent / "gateway"
+    env = {"PATH": str(command.parent), "GATEWAY_PORT": "abc", "GATEWAY_DATA_DIR": str(tmp_path)}
+    process = await asyncio.create_subprocess_exec(
+        str(command), "migrate", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+
+    assert process.returncode == 3
+    assert stdout == b""
+    assert stderr.decode().splitlines() == ["bad configuration: GATEWAY_PORT: Input should be a valid integer, unable to parse string as an integer"]
+
+
+def test_help_documents_the_exit_statuses() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+
+    assert result.exit_code == 0
+    told = " ".join(result.stdout.replace("│", " ").split())
+    assert "2 bad input or arguments, nothing stored; 3 bad configuration (a GATEWAY_* variable); 4 the store unreachable" in told
 
 
 def test_version_is_the_installed_package_version() -> None:

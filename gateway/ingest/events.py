@@ -7,6 +7,12 @@ than a Python callback: validation stays in Rust, about a third of the cost
 of models with validators, which is what bulk ingest is bound by. The checks
 that need the clock (not more than a day ahead, not older than the lateness
 window) are a `Window`'s, applied once a line has been validated.
+
+Validation is strict, and refuses whatever the store would: a number is a JSON
+integer (not a string, a boolean or a fraction), a flag a JSON boolean, a time
+an RFC 3339 string, and no text holds a NUL character (Postgres text cannot).
+A file is checked whole before any of it is stored, so a rule the store alone
+enforced would leave part of a bad file stored.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from typing_extensions import NotRequired, TypedDict  # pydantic needs this TypedDict on Python < 3.12
 
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import AfterValidator, ConfigDict, Field, GetCoreSchemaHandler, StringConstraints, TypeAdapter
+from pydantic_core import CoreSchema, core_schema
 
 from gateway.ingest.regions import ISO_3166_ALPHA2
 
@@ -28,6 +35,7 @@ __all__ = [
     "EVENT_COLUMNS",
     "FIELD_MESSAGES",
     "TOO_FAR_AHEAD",
+    "TYPE_MESSAGES",
     "Channel",
     "Event",
     "EventRecord",
@@ -56,6 +64,8 @@ AGE_BANDS = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 _id = re.compile(ID_PATTERN)
+# Postgres text holds any character but NUL.
+NO_NUL = r"^[^\x00]*$"
 
 
 def is_platform_id(value: str) -> bool:
@@ -91,7 +101,33 @@ class Window:
         return f"must not be more than {days} days in the past (the lateness window); older history is loaded with `gateway ingest --backfill`"
 
 
-OccurredAt = Annotated[AwareDatetime, Field(ge=EARLIEST)]
+# RFC 3339's date-time (section 5.6): seconds and an offset are required. pydantic's own parser
+# also takes a unix time as a string ("1767225600"), a space for the T and offsets without a colon.
+RFC_3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+NOT_RFC_3339 = "must be an RFC 3339 date-time string with an offset, e.g. 2026-11-27T12:00:00Z"
+NUL_IN_TEXT = "must not contain a NUL character (\\u0000): the store cannot hold one"
+
+
+class _Rfc3339:
+    """An aware time at or after EARLIEST, given as an RFC 3339 string (or, by code that generates
+    events, as a datetime), checked in Rust like the rest: the string's form, then its value."""
+
+    @staticmethod
+    def __get_pydantic_core_schema__(source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        text = core_schema.custom_error_schema(
+            core_schema.str_schema(pattern=RFC_3339, strict=True), custom_error_type="rfc_3339", custom_error_message=NOT_RFC_3339
+        )
+        # Lax, after the pattern: it parses the checked string (a strict one takes datetimes only).
+        moment = core_schema.datetime_schema(tz_constraint="aware", ge=EARLIEST, strict=False)
+        generated = core_schema.union_schema(
+            [core_schema.datetime_schema(strict=True), text], custom_error_type="rfc_3339", custom_error_message=NOT_RFC_3339
+        )
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.chain_schema([text, moment]), python_schema=core_schema.chain_schema([generated, moment])
+        )
+
+
+OccurredAt = Annotated[datetime, _Rfc3339]
 # Literals built from the one list of each, checked in Rust by set lookup; the
 # type checker sees them as str.
 if TYPE_CHECKING:
@@ -108,6 +144,13 @@ else:
 FIELD_MESSAGES: dict[tuple[str | None, str], str] = {
     ("region", "literal_error"): "must be an ISO 3166-1 alpha-2 country code, e.g. DE",
     ("occurred_at", "greater_than_equal"): f"must not be before {EARLIEST.date().isoformat()}",
+    ("text", "string_pattern_mismatch"): NUL_IN_TEXT,
+}
+# Reasons for a value of the wrong JSON type, whatever the field: pydantic's name no JSON type.
+TYPE_MESSAGES: dict[str, str] = {
+    "int_type": "must be a JSON integer, not a string, a boolean or a number with a fraction",
+    "bool_type": "must be true or false",
+    "string_type": "must be a JSON string",
 }
 
 
@@ -144,7 +187,7 @@ class Unlike(_VideoEvent):
 
 class Comment(_VideoEvent):
     type: Literal["comment"]
-    text: Annotated[str, StringConstraints(min_length=1, max_length=5000)]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=5000, pattern=NO_NUL)]
 
 
 class Share(_VideoEvent):
@@ -180,7 +223,8 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 
-event_adapter: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(extra="forbid"))
+# Strict: no value is converted from another JSON type ("5" is not 5, 1 is not true).
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(extra="forbid", strict=True))
 
 # Column order of a stored event; `to_record` yields tuples in this order.
 EVENT_COLUMNS = (

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from gateway.clock import utc_now
 from gateway.errors import EventError, InvalidEvents
-from gateway.ingest.events import FIELD_MESSAGES, TOO_FAR_AHEAD, Event, EventRecord, Window, event_adapter, to_record
+from gateway.ingest.events import FIELD_MESSAGES, TOO_FAR_AHEAD, TYPE_MESSAGES, Event, EventRecord, Window, event_adapter, to_record
 
 __all__ = ["OldLines", "ParsedBatch", "check_lines", "parse_lines", "parse_objects"]
 
@@ -124,6 +124,8 @@ def _field_name(detail: Any) -> str | None:
 def _reason(field: str | None, detail: Any) -> str:
     if (field, detail["type"]) in FIELD_MESSAGES:
         return FIELD_MESSAGES[field, detail["type"]]
+    if detail["type"] in TYPE_MESSAGES:
+        return TYPE_MESSAGES[detail["type"]]
     if detail["type"] == "json_invalid":
         return f"not valid JSON: {detail['ctx']['error']}"
     if detail["type"] in NOT_AN_OBJECT:

@@ -88,9 +88,10 @@ class EventWriter:
 
     async def _store(self, records: list[EventRecord], *, hold: bool) -> BatchResult:
         unique = list({record[0]: record for record in reversed(records)}.values())
-        await self._ensure_partitions(unique)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
+                # Inside the try: the store gone by the time a batch names a new month is an outage too.
+                await self._ensure_partitions(unique)
                 async with self._pool.acquire() as conn, conn.transaction():
                     await conn.copy_records_to_table("ingest_staging", records=unique, columns=EVENT_COLUMNS)
                     await conn.execute(STORE_BATCH)

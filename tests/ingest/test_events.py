@@ -140,13 +140,14 @@ def test_event_type_must_be_a_known_type(obj: dict[str, Any], reason: str) -> No
 @pytest.mark.parametrize(
     ("occurred_at", "reason"),
     [
-        pytest.param("2025-06-01T12:00:00", "Input should have timezone info", id="no-zone"),
-        pytest.param("2025-06-01 12:00", "Input should have timezone info", id="no-zone-no-seconds"),
+        pytest.param("2025-06-01T12:00:00", "must be an RFC 3339 date-time string", id="no-zone"),
+        pytest.param("2025-06-01 12:00", "must be an RFC 3339 date-time string", id="no-zone-no-seconds"),
         pytest.param("1999-12-31T23:59:59Z", "must not be before 2000-01-01", id="before-2000"),
         pytest.param("2000-01-01T00:30:00+01:00", "must not be before 2000-01-01", id="before-2000-in-utc"),
         pytest.param((datetime.now(UTC) + timedelta(days=2)).isoformat(), "must not be more than a day in the future", id="two-days-ahead"),
         pytest.param("9999-12-31T23:00:00-05:00", "must not be more than a day in the future", id="past-year-9999-in-utc"),
-        pytest.param("yesterday", "Input should be a valid datetime", id="not-a-time"),
+        pytest.param("yesterday", "must be an RFC 3339 date-time string", id="not-a-time"),
+        pytest.param("2025-13-01T12:00:00Z", "Input should be a valid datetime", id="month-13"),
     ],
 )
 def test_occurred_at_must_be_zoned_and_plausible(occurred_at: str, reason: str) -> None:
@@ -157,8 +158,30 @@ def test_occurred_at_must_be_zoned_and_plausible(occurred_at: str, reason: str) 
 
 
 @pytest.mark.parametrize(
+    "occurred_at",
+    [
+        pytest.param(1748779200, id="unix-time-number"),
+        pytest.param(1748779200.5, id="unix-time-fraction"),
+        pytest.param("1748779200", id="unix-time-string"),
+        pytest.param("2025-06-01 12:00:00Z", id="space-for-t"),
+        pytest.param("2025-06-01T12:00Z", id="no-seconds"),
+        pytest.param("2025-06-01T12:00:00+0200", id="offset-without-colon"),
+        pytest.param("2025-06-01T12:00:00+02", id="offset-hours-only"),
+        pytest.param("2025-06-01", id="date-only"),
+        pytest.param(" 2025-06-01T12:00:00Z", id="leading-space"),
+        pytest.param(None, id="null"),
+    ],
+)
+def test_occurred_at_that_is_not_an_rfc_3339_string_is_refused(occurred_at: Any) -> None:
+    assert refusals(line(event("like", occurred_at=occurred_at))) == [
+        EventError(1, "occurred_at", "must be an RFC 3339 date-time string with an offset, e.g. 2026-11-27T12:00:00Z")
+    ]
+
+
+@pytest.mark.parametrize(
     ("occurred_at", "expected"),
     [
+        pytest.param("2025-06-01t12:00:00z", AT_UTC, id="lower-case-t-and-z"),
         pytest.param("2025-06-01T14:00:00+02:00", AT_UTC, id="offset-east"),
         pytest.param("2025-06-01T07:00:00-05:00", AT_UTC, id="offset-west"),
         pytest.param("2025-06-01T12:00:00.250Z", AT_UTC + timedelta(milliseconds=250), id="fraction"),
@@ -234,8 +257,8 @@ def test_age_band_outside_the_bands_is_refused(age_band: Any) -> None:
     [
         pytest.param(-1, "Input should be greater than or equal to 0", id="negative"),
         pytest.param(24 * 3600 * 1000 + 1, "Input should be less than or equal to 86400000", id="over-a-day"),
-        pytest.param(1.5, "Input should be a valid integer", id="fraction"),
-        pytest.param(None, "Input should be a valid integer", id="null"),
+        pytest.param(1.5, "must be a JSON integer", id="fraction"),
+        pytest.param(None, "must be a JSON integer", id="null"),
     ],
 )
 def test_view_watch_ms_out_of_range_is_refused(watch_ms: Any, reason: str) -> None:
@@ -243,6 +266,24 @@ def test_view_watch_ms_out_of_range_is_refused(watch_ms: Any, reason: str) -> No
 
     assert (error.line, error.field) == (1, "watch_ms")
     assert error.reason.startswith(reason)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "value", "reason"),
+    [
+        pytest.param("view", "watch_ms", "5", "must be a JSON integer, not a string, a boolean or a number with a fraction", id="watch_ms-string"),
+        pytest.param("view", "watch_ms", True, "must be a JSON integer, not a string, a boolean or a number with a fraction", id="watch_ms-true"),
+        pytest.param("view", "watch_ms", 5.0, "must be a JSON integer, not a string, a boolean or a number with a fraction", id="watch_ms-float"),
+        pytest.param("view", "completed", 1, "must be true or false", id="completed-one"),
+        pytest.param("view", "completed", "true", "must be true or false", id="completed-string"),
+        pytest.param("share", "anonymous", 0, "must be true or false", id="anonymous-zero"),
+        pytest.param("comment", "text", 5, "must be a JSON string", id="text-number"),
+        pytest.param("comment", "text", ["so", "good"], "must be a JSON string", id="text-array"),
+        pytest.param("like", "event_id", 42, "must be a JSON string", id="event_id-number"),
+    ],
+)
+def test_value_of_another_json_type_is_refused_not_converted(kind: str, name: str, value: Any, reason: str) -> None:
+    assert refusals(line(event(kind, **{name: value}))) == [EventError(1, name, reason)]
 
 
 @pytest.mark.parametrize("watch_ms", [pytest.param(0, id="zero"), pytest.param(24 * 3600 * 1000, id="a-whole-day")])
@@ -303,6 +344,33 @@ def test_comment_text_must_be_1_to_5000_characters(text: str) -> None:
     (error,) = refusals(line(event("comment", text=text)))
 
     assert (error.line, error.field) == (1, "text")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [pytest.param("a\u0000b", id="inside"), pytest.param("\u0000", id="alone"), pytest.param("ok\u0000", id="at-the-end")],
+)
+def test_comment_text_with_a_nul_character_is_refused_as_the_store_would(text: str) -> None:
+    assert refusals(line(event("comment", text=text))) == [
+        EventError(1, "text", "must not contain a NUL character (\\u0000): the store cannot hold one")
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [pytest.param("line one\nline two", id="newline"), pytest.param("\u0001\u007f", id="other-control"), pytest.param("🎬 ✓", id="emoji")],
+)
+def test_comment_text_with_any_other_character_is_accepted(text: str) -> None:
+    (record,) = parse_lines([line(event("comment", text=text))]).records
+
+    assert record[EVENT_COLUMNS.index("text")] == text
+
+
+def test_comment_text_with_a_lone_surrogate_is_not_valid_json() -> None:
+    (error,) = refusals('{"text": "\\ud800"}')
+
+    assert (error.line, error.field) == (1, None)
+    assert error.reason.startswith("not valid JSON: ")
 
 
 @pytest.mark.parametrize(
@@ -429,12 +497,16 @@ def test_parse_objects_validates_decoded_events_as_lines_are() -> None:
         {**EVENTS["like"], "occurred_at": AT_UTC},
         {**EVENTS["follow"], "occurred_at": datetime(2025, 6, 1, 12, 0)},
         {**EVENTS["share"], "channel": "tiktok"},
+        {**EVENTS["view"], "watch_ms": "1500"},
+        {**EVENTS["unlike"], "occurred_at": 1748779200},
+        {**EVENTS["comment"], "text": "a\x00b"},
+        EVENTS["unfollow"],
     ]
 
     batch = parse_objects(objects)
 
-    assert [record[0] for record in batch.records] == ["e-like"]
-    assert [(error.line, error.field) for error in batch.errors] == [(2, "occurred_at"), (3, "channel")]
+    assert [record[0] for record in batch.records] == ["e-like", "e-unfollow"]
+    assert [(error.line, error.field) for error in batch.errors] == [(2, "occurred_at"), (3, "channel"), (4, "watch_ms"), (5, "occurred_at"), (6, "text")]
 
 
 def test_clock_check_holds_for_generated_events_and_for_a_check_only_pass() -> None:

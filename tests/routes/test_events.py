@@ -155,6 +155,77 @@ async def test_post_events_error_report_lists_100_lines_and_counts_all(client: h
     assert await stored_ids(admin, "v-many-") == []
 
 
+NUL_IN_TEXT = "must not contain a NUL character (\\u0000): the store cannot hold one"
+NOT_AN_INTEGER = "must be a JSON integer, not a string, a boolean or a number with a fraction"
+NOT_RFC_3339 = "must be an RFC 3339 date-time string with an offset, e.g. 2026-11-27T12:00:00Z"
+
+
+def comment(video_id: str, text: str) -> dict[str, Any]:
+    return {"event_id": f"{video_id}-comment", "type": "comment", "occurred_at": AT.format(minute=11), "video_id": video_id,
+            "creator_id": "u1", "actor_id": "u2", "text": text}
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "field", "reason"),
+    [
+        pytest.param(b'{"event_id": "v-kind-x",', None, "not valid JSON: ", id="not-json"),
+        pytest.param(b"[1, 2]", None, "not a JSON object", id="not-an-object"),
+        pytest.param(json.dumps({"event_id": "v-kind-x", "type": "repost"}).encode(), "type", "must be one of", id="unknown-type"),
+        pytest.param(json.dumps(comment("v-kind", "a\u0000b")).encode(), "text", NUL_IN_TEXT, id="nul-in-text"),
+        pytest.param(json.dumps({**video_events("v-kind")[1], "watch_ms": "5"}).encode(), "watch_ms", NOT_AN_INTEGER, id="integer-as-string"),
+        pytest.param(json.dumps({**video_events("v-kind")[1], "completed": 1}).encode(), "completed", "must be true or false", id="flag-as-number"),
+        pytest.param(json.dumps({**video_events("v-kind")[4], "occurred_at": 1748779200}).encode(), "occurred_at", NOT_RFC_3339, id="time-as-number"),
+        pytest.param(json.dumps({**video_events("v-kind")[4], "occurred_at": "2025-06-03T12:00:00Z"}).encode(), "occurred_at",
+                     "must not be more than a day in the future", id="too-far-ahead"),
+        pytest.param(json.dumps({**video_events("v-kind")[4], "occurred_at": "2025-05-01T12:00:00Z"}).encode(), "occurred_at",
+                     "must not be more than 7 days in the past", id="too-late"),
+        pytest.param(json.dumps({**video_events("v-kind")[4], "video_id": None}).encode(), "video_id", "must be a JSON string", id="null-id"),
+    ],
+)
+async def test_post_events_names_the_line_of_every_kind_of_bad_line(
+    client: httpx.AsyncClient, admin: asyncpg.Connection, bad_line: bytes, field: str | None, reason: str
+) -> None:
+    good = video_events("v-kind")
+    body = ndjson(good[0]) + bad_line + b"\n" + ndjson(good[5])
+
+    response = await client.post("/events", content=body, headers=service_headers())
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["total"], error["bad_lines"]) == (1, 1)
+    ((line, named_field, told),) = [(entry["line"], entry["field"], entry["reason"]) for entry in error["lines"]]
+    assert (line, named_field) == (2, field)
+    assert told.startswith(reason)
+    assert await stored_ids(admin, "v-kind-") == []
+
+
+async def test_post_events_nul_in_a_comment_is_named_by_line_and_nothing_is_stored(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    events = [*video_events("v-nul"), comment("v-nul", "fine"), {**comment("v-nul", "a\u0000b"), "event_id": "v-nul-comment-2"}]
+
+    response = await client.post("/events", content=ndjson(*events), headers=service_headers())
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "BAD_USER_INPUT"
+    assert error["lines"] == [{"line": 9, "field": "text", "reason": NUL_IN_TEXT}]
+    assert await stored_ids(admin, "v-nul-") == []
+
+
+async def test_post_events_values_of_another_json_type_are_refused_by_line(client: httpx.AsyncClient, admin: asyncpg.Connection) -> None:
+    events = video_events("v-strict")
+    events[0] = {**events[0], "occurred_at": 1748779200}
+    events[2] = {**events[2], "watch_ms": "5"}
+
+    response = await client.post("/events", content=ndjson(*events), headers=service_headers())
+
+    assert response.status_code == 400
+    assert response.json()["error"]["lines"] == [
+        {"line": 1, "field": "occurred_at", "reason": NOT_RFC_3339},
+        {"line": 3, "field": "watch_ms", "reason": NOT_AN_INTEGER},
+    ]
+    assert await stored_ids(admin, "v-strict-") == []
+
+
 @pytest.mark.parametrize(
     "body",
     [pytest.param(b"", id="empty"), pytest.param(b"\n \n\r\n", id="only-blank-lines")],

@@ -12,9 +12,9 @@ import asyncpg
 import pytest
 
 from gateway.errors import BadUserInput, InvalidEvents
-from gateway.ingest.events import EVENT_COLUMNS
-from gateway.ingest.ndjson import parse_lines
-from gateway.ingest.pipeline import ingest_chunks
+from gateway.ingest.events import EVENT_COLUMNS, EventRecord
+from gateway.ingest.ndjson import ParsedBatch, parse_lines, parse_objects
+from gateway.ingest.pipeline import IngestStopped, chunked, ingest_chunks
 from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.pools import Store
 
@@ -99,6 +99,57 @@ async def test_batch_failing_in_the_database_stores_nothing(
     assert await snapshot(admin) == before
     # Not even the event_id ledger kept them: the good events are new when they come again.
     assert await ingest(writer, first + rest) == BatchResult(received=5, inserted=5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [pytest.param("a\x00b", id="nul"), pytest.param("\x00", id="only-nul")],
+)
+async def test_text_the_store_cannot_hold_is_refused_by_validation_as_the_store_refuses_it(
+    writer: EventWriter, admin: asyncpg.Connection, text: str
+) -> None:
+    """Validation and the store agree: what the store would refuse never reaches it, so a file is
+    refused whole by the check pass rather than part-way by the store."""
+    before = await snapshot(admin)
+    body = event("comment", "t1", NOON, text=text)
+
+    with pytest.raises(BadUserInput) as refused:
+        await writer.write([as_record(event("comment", "t1", NOON), text=text)])
+
+    assert isinstance(refused.value.__cause__, asyncpg.DataError)
+    assert [(error.line, error.field) for error in parse_objects([body]).errors] == [(1, "text")]
+    assert await snapshot(admin) == before
+
+
+async def test_any_text_validation_accepts_the_store_holds(writer: EventWriter, admin: asyncpg.Connection) -> None:
+    texts = ["\x01\x1f\x7f", "line\nbreak\ttab", "🎬 ✓ ü", "\u200b\ufeff", "x" * 5000]
+
+    await ingest(writer, [event("comment", f"t{n}", NOON, actor_id=f"u{n}", text=text) for n, text in enumerate(texts)])
+
+    rows = await admin.fetch("SELECT text FROM events WHERE type = 'comment' ORDER BY event_id")
+    assert [row["text"] for row in rows] == texts
+
+
+async def test_batch_the_store_refuses_after_others_were_stored_stops_naming_the_lines_stored(
+    writer: EventWriter, admin: asyncpg.Connection
+) -> None:
+    bodies = [event("view", f"p{n:02d}", NOON, actor_id=f"u{n}") for n in range(1, 41)]
+    rows = records(bodies)
+    rows[24] = as_record(bodies[24], watch_ms=-1)  # line 25: a batch the store refuses, in the third batch
+
+    def already_parsed(chunk: list[EventRecord], first_line: int) -> ParsedBatch:
+        return ParsedBatch(records=chunk)
+
+    with pytest.raises(IngestStopped) as stopped:
+        await ingest_chunks(writer.write, chunked(rows, 10), already_parsed)
+
+    assert (stopped.value.stored.first, stopped.value.stored.through, stopped.value.failed) == (1, 20, (21, 30))
+    assert isinstance(stopped.value.cause, BadUserInput)
+    assert stopped.value.__cause__ is stopped.value.cause
+    stored_ids = {row["event_id"] for row in await admin.fetch("SELECT event_id FROM events")}
+    assert {f"p{n:02d}" for n in range(1, 21)} <= stored_ids
+    assert not {f"p{n:02d}" for n in range(21, 31)} & stored_ids
+    assert stopped.value.totals.inserted == len(stored_ids)
 
 
 async def test_retried_batch_changes_nothing(writer: EventWriter, admin: asyncpg.Connection) -> None:
