@@ -92,6 +92,8 @@ class GatewayGroup(TyperGroup):
             fail(f"bad configuration: {exc}", EXIT_BAD_CONFIGURATION)
         except StoreUnavailable as exc:
             fail(exc.message, EXIT_STORE_UNAVAILABLE)
+        except IngestStopped as exc:  # `gateway ingest` says more: how to resume from the line reached
+            fail(f"{exc}; running the command again is safe: events already stored are skipped", EXIT_STORE_UNAVAILABLE)
         except (BadUserInput, NotFound) as exc:
             fail(exc.message, EXIT_BAD_INPUT)
 

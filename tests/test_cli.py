@@ -194,6 +194,22 @@ async def test_ingest_store_failing_part_way_names_the_lines_stored_and_resuming
         await conn.close()
 
 
+async def test_demo_data_store_failing_part_way_says_what_is_stored_in_one_line(empty_store_env: dict[str, str]) -> None:
+    env = {**empty_store_env, "GATEWAY_INGEST_BATCH_SIZE": "10"}
+    conn = await asyncpg.connect(env["GATEWAY_DATABASE_URL"])
+    try:
+        await conn.execute(CUT_OFF_AT.format(event_id="demo-31-25"))
+
+        result = await gateway("demo-data", "--users", "20", "--videos", "5", "--events", "40", "--seed", "31", env=env)
+
+        report = failed_in_one_line(result, 4)
+        assert report.startswith("lines 21–30 could not be stored (the event store is unreachable")
+        assert "); lines 1–20 are stored; running the command again is safe" in report
+        assert await conn.fetchval("SELECT count(*) FROM event_ids WHERE event_id = 'demo-31-25'") == 0
+    finally:
+        await conn.close()
+
+
 async def test_ingest_many_bad_lines_lists_100_and_counts_the_rest(
     env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path
 ) -> None:

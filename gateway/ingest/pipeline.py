@@ -61,7 +61,8 @@ class IngestStopped(Exception):
     were let finish, so the stored run is as long as it can be."""
 
     def __init__(self, cause: GatewayError, failed: tuple[int, int], stored: StoredLines, totals: IngestTotals) -> None:
-        super().__init__(f"lines {failed[0]}-{failed[1]} could not be stored: {cause.message}")
+        stored_run = f"lines {stored.first}–{stored.through} are stored" if stored.through >= stored.first else "no line is known to be stored"
+        super().__init__(f"lines {failed[0]}–{failed[1]} could not be stored ({cause.message}); {stored_run}")
         self.cause = cause
         self.failed = failed
         self.stored = stored
