@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/policy.py
 	$(BIN)/python bench/privacy.py
+	$(BIN)/python bench/coldstart.py
 
 clean:
 	rm -rf $(VENV) .gateway .pytest_cache .hypothesis
