@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,11 +18,8 @@ import httpx
 from gateway.auth import PrincipalKind, create_token
 
 from conftest import SECRET
-from harness import SHIPPED_POLICIES
+from processes import START_SECONDS, start_serve
 
-GATEWAY = Path(sys.executable).with_name("gateway")
-# A busy two-core machine may take a while to start Python, migrate and start the policy workers.
-START_SECONDS = 120
 EXIT_SECONDS = 60
 
 
@@ -63,30 +57,10 @@ def message(text: str) -> Callable[[dict[str, Any]], bool]:
     return lambda line: line["message"] == text
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
 async def serving(database_url: str, tmp_path: Path, **settings: str) -> AsyncIterator[Server]:
     """`gateway serve` over the module's database, logging JSON, once it listens."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "GATEWAY_DATABASE_URL": database_url,
-        "GATEWAY_SECRET": SECRET,
-        "GATEWAY_DATA_DIR": str(tmp_path / "data"),
-        "GATEWAY_POLICY_DIR": str(SHIPPED_POLICIES),
-        "GATEWAY_PORT": str(port),
-        "GATEWAY_LOG_FORMAT": "json",
-        **{f"GATEWAY_{name.upper()}": value for name, value in settings.items()},
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(GATEWAY), "serve", env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
+    process, port = await start_serve(database_url, tmp_path, **{"log_format": "json", **settings})
     server = Server(process, f"http://127.0.0.1:{port}", port)
     try:
         await server.logged(lambda line: line["message"].startswith("Uvicorn running on"))
