@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +15,8 @@ from gateway.errors import PolicyUnavailable
 from gateway.policy.decision import ENTRYPOINT, Warmer
 
 __all__ = ["OpaServerEngine"]
+
+logger = logging.getLogger("gateway.policy")
 
 DEFAULT_TIMEOUT = 0.250
 # The server's policy can change without telling us: decisions are cached for
@@ -44,6 +47,7 @@ class OpaServerEngine:
             retries=0,
         )
         self._package, _, self._rule = ENTRYPOINT.rpartition("/")
+        self._base = f"{parts.scheme}://{parts.netloc}"
 
     async def start(self) -> None:
         await self._client.__aenter__()
@@ -54,14 +58,16 @@ class OpaServerEngine:
         return self.last_error is None
 
     async def check(self) -> None:
-        """Ask the server's /health, so readiness recovers without a request having to succeed first."""
+        """Ask the server's /health, so readiness recovers without a request having to succeed first.
+        (opa-python-client's check_health reads a server that cannot be reached as unhealthy; an
+        operator needs to tell the two apart.)"""
         try:
-            async with asyncio.timeout(self.timeout):
-                healthy = await self._client.check_health()
+            async with asyncio.timeout(self.timeout), aiohttp.ClientSession() as session, session.get(f"{self._base}/health") as response:
+                status = response.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self.last_error = f"the OPA server is unreachable: {exc or type(exc).__name__}"
+            self.last_error = f"the OPA server at {self._base} is unreachable: {exc or type(exc).__name__}"
             return
-        self.last_error = None if healthy else "the OPA server reports itself unhealthy"
+        self.last_error = None if status == 200 else f"the OPA server at {self._base} reports itself unhealthy (HTTP {status})"
 
     @property
     def revision(self) -> str:
@@ -77,9 +83,15 @@ class OpaServerEngine:
             self.timeouts += 1
             self.last_error = f"the OPA server did not answer within {self.timeout * 1000:.0f} ms"
             raise PolicyUnavailable(self.last_error) from exc
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            self.last_error = f"the OPA server failed: {exc}"
+        except aiohttp.ClientResponseError as exc:
+            self.last_error = f"the OPA server failed: {exc.status} {exc.message}"
             raise PolicyUnavailable(self.last_error) from exc
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            # Clients are told what failed, not where it runs: the address is for the operator's log
+            # and readiness check.
+            logger.error("the OPA server at %s failed: %s", self._base, exc)
+            self.last_error = f"the OPA server at {self._base} failed: {type(exc).__name__}"
+            raise PolicyUnavailable(f"the OPA server failed ({type(exc).__name__})") from exc
         if not isinstance(response, dict) or "result" not in response:
             self.last_error = f"the OPA server has no {ENTRYPOINT} (is the policy loaded?)"
             raise PolicyUnavailable(self.last_error)

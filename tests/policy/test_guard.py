@@ -479,6 +479,24 @@ async def test_readyz_recovers_when_the_opa_server_does(opa_gateway: Gateway, op
         answer(await ask(opa_gateway, query))
 
 
+async def test_an_opa_server_nobody_listens_for_is_unreachable_and_clients_are_not_told_where(database_url: str) -> None:
+    """A dead OPA port: readiness says the server is unreachable (not that it reports itself
+    unhealthy), and a client's POLICY_UNAVAILABLE names neither its host nor its port."""
+    import socket
+
+    with socket.socket() as probe:  # a port no one listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with running_gateway(database_url, opa_url=f"http://127.0.0.1:{port}") as dead:
+        ready = await dead.http.get("/readyz")
+        response = await ask(dead, "query DeadOpa { __typename }")
+
+    assert ready.status_code == 503
+    assert "unreachable" in ready.json()["policy"]["error"]
+    assert "the OPA server failed" in unavailable(response)
+    assert str(port) not in response.text and "127.0.0.1" not in response.text
+
+
 async def test_opa_engine_sends_one_input_per_request_without_the_token(opa_gateway: Gateway, opa_standin: OpaStandin) -> None:
     query = "query OneInput($id: ID!) { a: video(id: $id) { id } b: video(id: $id) { stats { views } } }"
 
