@@ -41,11 +41,14 @@ class Settings(BaseSettings):
     body_timeout: float = Field(default=30.0, gt=0)
     # Seconds a request may wait for a connection to the store (all in use, or the server slow to
     # accept one) before it gets 503 STORE_UNAVAILABLE.
-    pool_timeout: float = Field(default=2.0, gt=0)
+    pool_timeout: float = Field(default=5.0, gt=0)
     # Seconds a read of the store may take (waiting on locks included) before the request gets 503.
     statement_timeout: float = Field(default=5.0, gt=0)
     # Seconds a policy evaluation may take before the request fails closed (503).
     policy_timeout: float = Field(default=0.25, gt=0)
+    # Seconds a request may wait for a policy worker's turn while others' questions are decided (at
+    # a cold start every distinct question is new) before it fails closed (503).
+    policy_queue_timeout: float = Field(default=2.0, gt=0)
     # Worker processes evaluating the embedded policy: one slow decision holds up only the requests
     # queued behind it on its worker. Each loads the policy (tens of MB).
     policy_workers: int = Field(default=2, ge=1)

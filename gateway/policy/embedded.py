@@ -188,8 +188,11 @@ class EmbeddedEngine:
 
     Args:
         policy_dir: the directory of `*.rego`, `*_test.rego` and `data.json`.
-        timeout: seconds one evaluation may take; a request waits at most as long again
-            for its turn. Past either, PolicyUnavailable.
+        timeout: seconds one evaluation may take; past it, PolicyUnavailable (and the worker
+            is replaced).
+        queue_timeout: seconds a request may wait for its turn at a worker (others' questions
+            being decided: at a cold start every distinct question is new); past it,
+            PolicyUnavailable. Default: `timeout`.
         start_timeout: seconds a worker may take to start and load the bundle; a request
             waits at most this long for a worker that is restarting.
         workers: worker processes serving the policy in force (each loads the bundle).
@@ -206,12 +209,14 @@ class EmbeddedEngine:
         test_timeout: float = 10.0,
         poll_interval: float = 1.0,
         workers: int = 2,
+        queue_timeout: float | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("the policy engine needs at least one worker")
         self.policy_dir = policy_dir
         self.workers = workers
         self.timeout = timeout
+        self.queue_timeout = timeout if queue_timeout is None else queue_timeout
         self.start_timeout = start_timeout
         self.test_timeout = test_timeout
         self.poll_interval = poll_interval
@@ -363,7 +368,7 @@ class EmbeddedEngine:
                 raise PolicyUnavailable(f"no policy is in force: {self.last_error or 'the engine has not started'}")
             try:
                 slot, worker = await served.pick()
-                return await self._evaluate_on(worker, policy_input, self.timeout)
+                return await self._evaluate_on(worker, policy_input, self.timeout, self.queue_timeout)
             except WorkerClosed:
                 # A reload or a restart retired the worker while the request waited: ask again.
                 if self._served is served and served.closing:
@@ -379,8 +384,8 @@ class EmbeddedEngine:
                 raise PolicyUnavailable(str(exc)) from exc
 
     @staticmethod
-    async def _evaluate_on(worker: RegoWorker, policy_input: dict[str, Any], timeout: float) -> Any:
-        reply = await worker.request({"op": "evaluate", "input": policy_input}, timeout)
+    async def _evaluate_on(worker: RegoWorker, policy_input: dict[str, Any], timeout: float, wait: float | None = None) -> Any:
+        reply = await worker.request({"op": "evaluate", "input": policy_input}, timeout, wait)
         if not reply.get("ok"):
             raise PolicyUnavailable(f"the policy erred: {reply.get('error')}")
         if reply.get("undefined"):

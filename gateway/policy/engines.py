@@ -15,6 +15,8 @@ async def open_engine(settings: Settings) -> PolicyEngine:
     if settings.opa_url:
         engine = OpaServerEngine(settings.opa_url, timeout=settings.policy_timeout)
     else:
-        engine = EmbeddedEngine(settings.policy_dir, timeout=settings.policy_timeout, workers=settings.policy_workers)
+        engine = EmbeddedEngine(
+            settings.policy_dir, timeout=settings.policy_timeout, queue_timeout=settings.policy_queue_timeout, workers=settings.policy_workers
+        )
     await engine.start()
     return engine

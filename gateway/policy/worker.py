@@ -173,16 +173,18 @@ class RegoWorker:
         """Neither found dead by a request nor seen to end by the event loop."""
         return self._dead is None and self._process.returncode is None
 
-    async def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Sends one request and returns its answer. The request waits at most `timeout` seconds
-        for its turn (WorkerBusy), then the worker has `timeout` seconds to answer (WorkerTimeout)."""
+    async def request(self, message: dict[str, Any], timeout: float, wait: float | None = None) -> dict[str, Any]:
+        """Sends one request and returns its answer. The request waits at most `wait` seconds
+        (default: `timeout`) for its turn (WorkerBusy), then the worker has `timeout` seconds to
+        answer (WorkerTimeout)."""
+        wait = timeout if wait is None else wait
         self._requests += 1
         try:
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(wait):
                     await self._lock.acquire()
             except TimeoutError as exc:
-                raise WorkerBusy(f"the policy engine is busy: no turn within {timeout * 1000:.0f} ms") from exc
+                raise WorkerBusy(f"the policy engine is busy: no turn within {wait * 1000:.0f} ms") from exc
             try:
                 return await self._exchange(message, timeout)
             finally:

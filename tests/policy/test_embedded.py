@@ -408,6 +408,25 @@ async def test_a_slow_decision_holds_up_only_its_own_worker(tmp_path: Path) -> N
         await engine.close()
 
 
+async def test_a_question_waits_for_its_turn_at_most_the_queue_timeout(tmp_path: Path) -> None:
+    """Waiting for a worker (others' questions being decided) is bounded apart from evaluating: a
+    request behind a slow one fails closed once the queue timeout has passed, not the evaluation's."""
+    (tmp_path / "authz.rego").write_text(SLOW_POLICY)
+    engine = EmbeddedEngine(tmp_path, timeout=60, queue_timeout=0.1, workers=1)
+    try:
+        assert await engine.reload(), engine.last_error
+        slow = asyncio.create_task(engine.evaluate(policy_input(ANONYMOUS, field("Video.id"), operation="Slow")))
+        while not engine._served.slots[0].load:  # type: ignore[union-attr]
+            await asyncio.sleep(0)
+
+        with pytest.raises(PolicyUnavailable, match="busy: no turn within 100 ms"):
+            await engine.evaluate(policy_input(ANONYMOUS, field("Video.id")))
+        assert (await slow)["obligations"]["size"] == 4000  # the slow one is not disturbed
+        assert engine.timeouts == 0
+    finally:
+        await engine.close()
+
+
 async def test_timeouts_and_restarts_are_counted(tmp_path: Path) -> None:
     (tmp_path / "authz.rego").write_text(SLOW_POLICY)
     engine = EmbeddedEngine(tmp_path, timeout=0.25, workers=1)
