@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     policy_timeout: float = Field(default=0.25, gt=0)
     # Seconds a request may wait for a policy worker's turn while others' questions are decided (at
     # a cold start every distinct question is new) before it fails closed (503).
-    policy_queue_timeout: float = Field(default=2.0, gt=0)
+    policy_queue_timeout: float = Field(default=5.0, gt=0)
     # Worker processes evaluating the embedded policy: one slow decision holds up only the requests
     # queued behind it on its worker. Each loads the policy (tens of MB).
     policy_workers: int = Field(default=2, ge=1)
