@@ -41,6 +41,7 @@ class GatewayCollector(Collector):
         yield decisions
         yield GaugeMetricFamily("gateway_policy_cache_hit_ratio", "Share of decisions served from the cache.", value=cache.hit_rate)
         yield GaugeMetricFamily("gateway_policy_cache_entries", "Decisions held in the cache.", value=len(cache))
+        yield GaugeMetricFamily("gateway_policy_cache_bytes", "Bytes the cached decisions hold, as estimated against GATEWAY_POLICY_CACHE_MB.", value=cache.nbytes)
         yield from self.decider.evaluation_seconds.collect()
         engine = self.decider.engine
         yield CounterMetricFamily("gateway_policy_timeouts", "Policy evaluations that ran out of time (the request failed closed).", value=engine.timeouts)

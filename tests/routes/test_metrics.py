@@ -78,6 +78,8 @@ async def test_policy_evaluations_are_timed_and_cache_hits_are_not(gateway: Gate
     assert first[evaluations] - before[evaluations] == 1
     assert again[evaluations] == first[evaluations]
     assert first[("gateway_policy_evaluation_seconds_sum", ())] > before[("gateway_policy_evaluation_seconds_sum", ())]
+    cached = gateway.state["decider"].cache
+    assert first[("gateway_policy_cache_bytes", ())] == cached.nbytes > before[("gateway_policy_cache_bytes", ())]
 
 
 async def test_ingest_batches_and_events_are_counted(gateway: Gateway) -> None:
