@@ -1,8 +1,9 @@
-"""The default policy engine: the policy directory's Rego, evaluated by regopy in a worker process.
+"""The default policy engine: the policy directory's Rego, evaluated by regopy in worker processes.
 
-The policy is read once into a bundle (entrypoint `data.gateway.authz.decision`) that a
-worker process evaluates per request; regopy never runs in the gateway's own process,
-so when it crashes the request gets POLICY_UNAVAILABLE and a fresh worker takes the next.
+The policy is read once into a bundle (entrypoint `data.gateway.authz.decision`) that a pool
+of worker processes evaluates, one request at a time each, the least loaded taking the next;
+regopy never runs in the gateway's own process, so when it crashes the request gets
+POLICY_UNAVAILABLE and a fresh worker takes that one's place.
 
 Reloads are atomic: a new revision goes live only after its own `*_test.rego` pass, its
 bundle builds and it answers a probe request for every principal kind. Otherwise the last
@@ -184,7 +185,7 @@ class _Served:
 
 
 class EmbeddedEngine:
-    """PolicyEngine over the Rego in `policy_dir`, run by regopy in a worker process.
+    """PolicyEngine over the Rego in `policy_dir`, run by regopy in a pool of worker processes.
 
     Args:
         policy_dir: the directory of `*.rego`, `*_test.rego` and `data.json`.
