@@ -21,7 +21,7 @@ async def readyz(request: Request) -> Response:
     policy = {"revision": engine.revision or None, "error": engine.last_error}
     try:
         async with request.state.store.reader.acquire(timeout=2) as conn:
-            await conn.fetchval("SELECT 1")
+            await conn.fetchval("SELECT 1", timeout=2)  # a stopped server answers nothing
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         return JSONResponse({"status": "unavailable", "store": str(exc), "policy": policy}, status_code=503)
     if not engine.ready:

@@ -12,6 +12,11 @@ from gateway.store.migrate import role_password
 
 __all__ = ["Store"]
 
+# Seconds past the statement timeout after which the client gives up on a read itself.
+READ_TIMEOUT_MARGIN = 1.0
+# Seconds a statement on the ingest pool may take in a serving process (a batch, the decision log).
+INGEST_COMMAND_TIMEOUT = 10.0
+
 
 class WaitingPool(asyncpg.Pool):  # type: ignore[misc]
     """A pool whose `acquire` waits at most `acquire_timeout` seconds unless told otherwise:
@@ -81,9 +86,14 @@ class Store:
             return opened
 
         reads = {"statement_timeout": str(max(1, round(statement_timeout * 1000)))}
-        ingest = await pool("gateway_ingest", min_size=1, max_size=4, init=prepare_connection)
-        reader = await pool("gateway_reader", reads, min_size=2, max_size=max_size)
-        private = await pool("gateway_private", reads, min_size=1, max_size=4)
+        # Postgres cancels a slow read itself; a server that is stopped or swamped cannot, so the
+        # client gives up a little later (TimeoutError: STORE_UNAVAILABLE). Ingest batches may take
+        # longer; a serving process (one with an acquire timeout) still does not wait for ever.
+        read_timeout = statement_timeout + READ_TIMEOUT_MARGIN
+        ingest_timeout = INGEST_COMMAND_TIMEOUT if acquire_timeout is not None else None
+        ingest = await pool("gateway_ingest", min_size=1, max_size=4, init=prepare_connection, command_timeout=ingest_timeout)
+        reader = await pool("gateway_reader", reads, min_size=2, max_size=max_size, command_timeout=read_timeout)
+        private = await pool("gateway_private", reads, min_size=1, max_size=4, command_timeout=read_timeout)
         return cls(ingest=ingest, reader=reader, private=private)
 
     async def close(self) -> None:

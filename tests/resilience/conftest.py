@@ -157,6 +157,10 @@ class KillablePostgres:
         # The backends notice their postmaster is gone and exit; a new one may start only then.
         psutil.wait_procs(backends, timeout=30)
 
+    def processes(self) -> list[psutil.Process]:
+        postmaster = psutil.Process(self.server.get_postmaster_info().pid)
+        return [postmaster, *postmaster.children()]
+
     def start(self) -> None:
         with self.server._lock:
             self.server.ensure_postgres_running()

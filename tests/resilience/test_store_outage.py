@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import asyncpg
@@ -119,3 +120,47 @@ async def decisions_logged_after(url: str, moment: float) -> int:
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
+
+
+async def test_a_frozen_store_gets_coded_503s_within_its_timeouts(killable_postgres: KillablePostgres, tmp_path: Path) -> None:
+    """The postmaster and every backend stopped (SIGSTOP: a hung or swamped server, which cannot
+    cancel anything itself): requests already holding a connection give up after the statement
+    timeout and a margin, the others after the pool timeout, each with a coded 503; after SIGCONT
+    the same server answers again."""
+    import signal
+
+    url = await ensure_database(killable_postgres.url, "resilience_frozen")
+    async with serving(url, tmp_path, statement_timeout="1", pool_timeout="1") as server, httpx.AsyncClient(
+        base_url=server.url, timeout=60
+    ) as http:
+        published = await post_events(http, [event("frozen-published", "video_published", "video-f", "creator-r")])
+        assert published.status_code == 200, published.text
+        assert (await graphql(http, QUERY, OWNER, variables={"id": "video-f"})).status_code == 200
+        stopped = killable_postgres.processes()
+        for process in stopped:
+            process.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+
+            async def timed(send: Any) -> tuple[httpx.Response, float]:
+                response = await send
+                return response, time.monotonic() - started
+
+            answered = await asyncio.gather(
+                *(timed(graphql(http, QUERY, OWNER, variables={"id": f"video-{n}"})) for n in range(12)),
+                timed(post_events(http, [event("frozen-view", "view", "video-f", "viewer-frozen", watch_ms=10)])),
+                timed(http.get("/readyz")),
+            )
+        finally:
+            for process in stopped:
+                process.send_signal(signal.SIGCONT)
+        recovered = await graphql(http, QUERY, OWNER, variables={"id": "video-f"})
+
+    frozen = [response for response, _ in answered]
+    assert {(answer.status_code, tuple(codes(answer))) for answer in frozen[:-1]} <= {(503, ("STORE_UNAVAILABLE",))}
+    assert frozen[-1].status_code == 503  # readiness says so too
+    reads = max(seconds for _, seconds in answered[:12])
+    ingest = answered[12][1]
+    assert reads < 8, reads  # statement timeout 1 s + margin 1 s, pool timeout 1 s: never the stall's length
+    assert ingest < 25, ingest  # an ingest statement gives up after 10 s
+    assert recovered.status_code == 200 and not codes(recovered), recovered.text
