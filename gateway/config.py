@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # Seconds a read of the store may take (waiting on locks included) before the request gets 503.
     statement_timeout: float = Field(default=5.0, gt=0)
     # Seconds a policy evaluation may take before the request fails closed (503).
-    policy_timeout: float = Field(default=0.25, gt=0)
+    policy_timeout: float = Field(default=1.0, gt=0)
     # Seconds a request may wait for a policy worker's turn while others' questions are decided (at
     # a cold start every distinct question is new) before it fails closed (503).
     policy_queue_timeout: float = Field(default=5.0, gt=0)
@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # Policy decisions kept in the LRU cache; 0 asks the engine every time.
     policy_cache_size: int = Field(default=4096, ge=0)
     # Megabytes those decisions may hold (their questions included), whatever their number.
-    policy_cache_mb: int = Field(default=16, ge=0)
+    policy_cache_mb: int = Field(default=64, ge=0)
     # Megabytes of whole answers kept (gateway.graphql.responses); 0 keeps none.
     response_cache_mb: int = Field(default=64, ge=0)
     # Seconds a replica may go on trusting an app grant it looked up: how long a revocation takes.

@@ -363,7 +363,9 @@ class EmbeddedEngine:
         logger.error("%s", self.last_error)
 
     async def evaluate(self, policy_input: dict[str, Any]) -> Any:
-        while True:
+        # A request retried on another worker (its own died before its turn) is retried at most
+        # once per worker: it fails closed rather than chasing workers that keep dying.
+        for _ in range(self.workers + 1):
             served = self._served
             if served is None:
                 raise PolicyUnavailable(f"no policy is in force: {self.last_error or 'the engine has not started'}")
@@ -371,7 +373,8 @@ class EmbeddedEngine:
                 slot, worker = await served.pick()
                 return await self._evaluate_on(worker, policy_input, self.timeout, self.queue_timeout)
             except WorkerClosed:
-                # A reload or a restart retired the worker while the request waited: ask again.
+                # A reload retired the worker, or another request's crash or overrun ended it, while
+                # this one waited for its turn: ask again (a fresh or another worker).
                 if self._served is served and served.closing:
                     raise PolicyUnavailable("the policy engine is shutting down") from None
             except WorkerBusy as exc:
@@ -383,6 +386,7 @@ class EmbeddedEngine:
                 with contextlib.suppress(WorkerClosed):
                     slot.restart()
                 raise PolicyUnavailable(str(exc)) from exc
+        raise PolicyUnavailable("the policy engine's workers keep failing")
 
     @staticmethod
     async def _evaluate_on(worker: RegoWorker, policy_input: dict[str, Any], timeout: float, wait: float | None = None) -> Any:
@@ -406,11 +410,13 @@ class EmbeddedEngine:
     async def _watch(self, seen: tuple[tuple[str, int, int], ...]) -> None:
         while True:
             await asyncio.sleep(self.poll_interval)
-            current = await asyncio.to_thread(self._fingerprint)
-            if current == seen:
-                continue
-            seen = current
             try:
+                # Reading the directory can fail (out of file descriptors, a permission, a directory
+                # swapped mid-scan): the watcher must outlive it and look again at the next poll.
+                current = await asyncio.to_thread(self._fingerprint)
+                if current == seen:
+                    continue
+                seen = current
                 await self.reload()
             except Exception:
                 logger.exception("policy reload failed; the policy in force stays")

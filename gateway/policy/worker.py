@@ -44,6 +44,7 @@ __all__ = [
     "WorkerClosed",
     "WorkerCrashed",
     "WorkerError",
+    "WorkerGone",
     "WorkerLoadError",
     "WorkerTimeout",
 ]
@@ -124,6 +125,11 @@ class WorkerClosed(WorkerError):
     """The worker was closed (retired by a reload, or at shutdown)."""
 
 
+class WorkerGone(WorkerClosed):
+    """The worker died (another request crashed or overran it) while this request waited for its
+    turn: this request was never evaluated, and another worker may take it."""
+
+
 class RegoWorker:
     """One worker process loaded with one policy. Requests are answered one at a time, in order."""
 
@@ -196,7 +202,7 @@ class RegoWorker:
         if self._closed:
             raise WorkerClosed("the policy engine worker was closed")
         if self._dead is not None:
-            raise WorkerCrashed(self._dead)
+            raise WorkerGone(self._dead)
         stdin, stdout = self._process.stdin, self._process.stdout
         assert stdin is not None and stdout is not None
         body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()

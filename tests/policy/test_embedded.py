@@ -427,6 +427,29 @@ async def test_a_question_waits_for_its_turn_at_most_the_queue_timeout(tmp_path:
         await engine.close()
 
 
+async def test_a_question_queued_behind_one_that_kills_the_worker_is_answered_by_the_next(tmp_path: Path) -> None:
+    """A slow question overruns and its worker is killed: the question waiting behind it was never
+    evaluated, so it goes to a fresh worker instead of failing with it (the red team saw every
+    request queued behind one timeout fail)."""
+    (tmp_path / "authz.rego").write_text(SLOW_POLICY)
+    engine = EmbeddedEngine(tmp_path, timeout=0.25, queue_timeout=30, workers=1)
+    try:
+        assert await engine.reload(), engine.last_error
+        slow = asyncio.create_task(engine.evaluate(policy_input(ANONYMOUS, field("Video.id"), operation="Slow")))
+        while not engine._served.slots[0].load:  # type: ignore[union-attr]
+            await asyncio.sleep(0)
+        queued = asyncio.create_task(engine.evaluate(policy_input(ANONYMOUS, field("Video.id"))))
+        while engine._served.slots[0].load < 2:  # type: ignore[union-attr]
+            await asyncio.sleep(0)
+
+        with pytest.raises(PolicyUnavailable, match="no answer within 250 ms"):
+            await slow
+        assert (await queued)["fields"]["Video.id"]["allow"] is True
+        assert (engine.timeouts, engine.restarts) == (1, 1)
+    finally:
+        await engine.close()
+
+
 async def test_timeouts_and_restarts_are_counted(tmp_path: Path) -> None:
     (tmp_path / "authz.rego").write_text(SLOW_POLICY)
     engine = EmbeddedEngine(tmp_path, timeout=0.25, workers=1)
@@ -438,6 +461,34 @@ async def test_timeouts_and_restarts_are_counted(tmp_path: Path) -> None:
 
         assert (engine.timeouts, engine.restarts) == (1, 1)
         assert engine.ready
+    finally:
+        await engine.close()
+
+
+async def test_watcher_outlives_a_failure_to_read_the_directory(policy_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The directory cannot be listed for a while (the red team ran the process out of file
+    descriptors): the watcher logs it and goes on, so a later edit still goes live."""
+    engine = EmbeddedEngine(policy_dir, poll_interval=0.05)
+    await engine.start()
+    try:
+        failures = 0
+
+        def out_of_descriptors(self: Path, pattern: str) -> Any:
+            nonlocal failures
+            failures += 1
+            raise OSError(24, "Too many open files")
+
+        monkeypatch.setattr(Path, "rglob", out_of_descriptors)
+        while failures < 3:
+            await asyncio.sleep(0.05)
+        monkeypatch.undo()
+        before = engine.revision
+        edit_json(policy_dir / "data.json", lambda data: data["obligations"]["principals"]["app"]["epsilon"].update(likes=0.4))
+
+        deadline = time.monotonic() + 30
+        while engine.revision == before and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert engine.revision != before
     finally:
         await engine.close()
 
