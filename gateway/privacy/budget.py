@@ -82,7 +82,7 @@ class BudgetLedger:
                 )
         except STORE_FAILURES as exc:
             # Unanswered, the request releases nothing: better refused than served unaccounted.
-            raise StoreUnavailable(f"the ε budget could not be checked: {exc}") from exc
+            raise StoreUnavailable(f"the ε budget could not be checked: the store is unavailable ({type(exc).__name__})") from exc
         spent = Fraction(row["spent"])
         left = max(Fraction(0), budget - spent)
         disclosure.budget_left = left

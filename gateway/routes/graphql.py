@@ -180,11 +180,18 @@ def _finite(text: str) -> float:
 def _json(text: str | bytes, what: str) -> Any:
     try:
         # NaN, Infinity and 1e400: not numbers the schema takes (nor JSON, for the first two).
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadUserInput(f"{what} is not valid JSON") from exc
     except RecursionError as exc:
         raise BadUserInput(f"{what} is nested too deeply") from exc
+    try:
+        # A lone surrogate (`"\udfff"`) is valid JSON text but no Unicode string: nothing after
+        # this (the policy's input, the decision log) could encode it.
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise BadUserInput(f"{what} holds a string that is not Unicode (a lone surrogate)") from exc
+    return value
 
 
 # No argument of the schema takes more than a few ids, dates and a cursor.

@@ -65,7 +65,7 @@ async def current_grant(pool: asyncpg.Pool, app_id: str, user_id: str) -> Grant 
     try:
         row = await pool.fetchrow("SELECT scopes, generation FROM app_grant($1, $2)", app_id, user_id)
     except STORE_FAILURES as exc:
-        raise StoreUnavailable(f"the app's grant could not be checked: {exc}") from exc
+        raise StoreUnavailable(f"the app's grant could not be checked: the store is unavailable ({type(exc).__name__})") from exc
     if row is None or row["scopes"] is None:
         return None
     return Grant(frozenset(row["scopes"]), row["generation"])

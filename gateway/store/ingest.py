@@ -40,6 +40,13 @@ RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 MAX_ATTEMPTS = 5
 
 
+def unreachable(exc: BaseException) -> StoreUnavailable:
+    """The store's failure as clients are told of it: what kind, not the driver's words (which
+    name hosts, sockets and internals); those go to the log."""
+    log.warning("the event store failed: %s: %s", type(exc).__name__, exc)
+    return StoreUnavailable(f"the event store is unreachable ({type(exc).__name__})")
+
+
 async def prepare_connection(conn: asyncpg.Connection) -> None:
     """Pool `init` for the ingest pool: creates the connection's staging tables."""
     await conn.execute("SELECT prepare_arrivals()")
@@ -84,7 +91,7 @@ class EventWriter:
             async with self._pool.acquire() as conn:
                 return await replay_pending(conn, self._clock, progress)
         except STORE_FAILURES as exc:
-            raise StoreUnavailable(f"the event store is unreachable: {exc}") from exc
+            raise unreachable(exc) from exc
 
     async def _store(self, records: list[EventRecord], *, hold: bool) -> BatchResult:
         unique = list({record[0]: record for record in reversed(records)}.values())
@@ -114,7 +121,7 @@ class EventWriter:
                 # Validation keeps these out; if one slips through, the whole batch is refused as input.
                 raise BadUserInput(f"the store refused the batch: {exc}") from exc
             except STORE_FAILURES as exc:
-                raise StoreUnavailable(f"the event store is unreachable: {exc}") from exc
+                raise unreachable(exc) from exc
         raise AssertionError("unreachable")
 
     async def _ensure_partitions(self, records: list[EventRecord]) -> None:

@@ -700,3 +700,12 @@ def test_a_kept_question_weighs_at_least_what_it_holds() -> None:
         finally:
             tracemalloc.stop()
         assert policy_guard._weigh(query, policy_guard._questions[(id(schema), query, b"{}", None)][0]) >= held
+
+
+async def test_a_lone_surrogate_is_bad_input_not_a_policy_outage(gateway: Gateway) -> None:
+    """Valid JSON text, but no Unicode string: refused as the client's error (the red team got 503
+    POLICY_UNAVAILABLE, an outage any client could raise at will)."""
+    body = b'{"query": "query($id: ID!) { video(id: $id) { id } }", "variables": {"id": "\\udfff"}}'
+    response = await gateway.http.post("/graphql", content=body, headers={"content-type": "application/json"})
+
+    assert (response.status_code, codes(response)) == (400, ["BAD_USER_INPUT"])
