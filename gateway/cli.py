@@ -137,6 +137,7 @@ def serve(
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.serving.protocol import connection_ceiling, guarded_protocol
     from gateway.telemetry.logs import logging_config
 
     def stopped(signum: int, frame: object) -> None:
@@ -151,7 +152,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        http=guarded_protocol(settings.header_timeout, connection_ceiling(settings.max_connections)),
         log_config=logging_config(settings.log_format),
         log_level="info",
         # gateway.telemetry writes each request's line itself, with its id and how long it took.

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     max_body: int = Field(default=1024 * 1024, gt=0)
     # Days an event may be late: one whose occurred_at is older is refused (a backfill aside).
     lateness_days: int = Field(default=7, ge=0)
+    # Seconds a client may take, from opening a connection (or from its last response), to send a
+    # request's headers; past it the connection is closed.
+    header_timeout: float = Field(default=10.0, gt=0)
+    # Connections one serving process holds open at once; one more is closed as it opens.
+    max_connections: int = Field(default=4096, ge=1)
     # Seconds a client may take to send a request body (POST /graphql, /events) before it gets 408.
     body_timeout: float = Field(default=30.0, gt=0)
     # Seconds a request may wait for a connection to the store (all in use, or the server slow to

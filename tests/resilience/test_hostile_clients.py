@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -123,3 +124,32 @@ async def test_a_body_sent_short_does_not_hold_its_connection(server: Served) ->
 
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert time.monotonic() - started < 30
+
+
+async def test_idle_and_trickling_connections_are_closed_and_capped(database_url: str, tmp_path: Path) -> None:
+    """Connections that never send a request, or trickle their headers, are closed once the header
+    timeout has passed, and those beyond the connection ceiling at once; meanwhile and afterwards a
+    real client is answered (20,500 idle connections once exhausted the process's descriptors)."""
+    async with serving(database_url, tmp_path, header_timeout="1", max_connections="40") as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(60)]
+        trickling = opened[:5]
+        for _, writer in trickling:
+            writer.write(b"GET /healthz HTTP/1.1\r\n")  # and never the rest of the headers
+            await writer.drain()
+
+        async def closed_by_server(reader: asyncio.StreamReader) -> bool:
+            async with asyncio.timeout(30):
+                return await reader.read() == b""  # end of stream: the server closed it
+
+        started = time.monotonic()
+        closed = await asyncio.gather(*(closed_by_server(reader) for reader, _ in opened))
+        waited = time.monotonic() - started
+        async with httpx.AsyncClient(base_url=served.url, timeout=60) as http:
+            healthy = await http.get("/healthz")
+        for _, writer in opened:
+            writer.close()
+
+    assert all(closed)
+    assert waited < 20, waited  # the header timeout, not the client, decides
+    assert healthy.status_code == 200

@@ -1,0 +1,86 @@
+"""uvicorn's httptools protocol with two limits it lacks: a time within which a request's headers
+must arrive, and a ceiling on open connections.
+
+uvicorn closes a kept-alive connection that stays idle after a response, but not one that never
+sends a request, nor one that trickles its header lines: a client holding thousands of those
+exhausted the process's file descriptors (the red team: 20,500 idle connections, after which no
+client could connect, no policy worker could be started, and the policy watcher died). Here a
+connection whose headers are not complete within `header_timeout` seconds of its opening (or of
+its previous response) is closed, and one opened beyond `max_connections` is closed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = ["connection_ceiling", "guarded_protocol"]
+
+# Descriptors kept for what is not a client: store connections, policy workers' pipes, files.
+RESERVED_DESCRIPTORS = 512
+
+
+def connection_ceiling(wanted: int) -> int:
+    """Raises the process's soft limit on open files to its hard limit, and returns how many client
+    connections fit under it besides what the process itself needs (at most `wanted`)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = wanted + RESERVED_DESCRIPTORS if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
+            soft = max(soft, target)
+        except (ValueError, OSError):
+            pass  # the soft limit stays; the ceiling follows it
+    return max(1, min(wanted, soft - RESERVED_DESCRIPTORS))
+
+
+def guarded_protocol(header_timeout: float, max_connections: int) -> type[HttpToolsProtocol]:
+    """An HttpToolsProtocol class holding connections to these limits (uvicorn's `http=`)."""
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._waiting_for_headers: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                transport.close()  # the client sees its connection closed, and may try again
+                return
+            self._await_headers()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._waiting_for_headers is None:  # a request right after the last, kept alive
+                self._await_headers()
+
+        def on_headers_complete(self) -> None:
+            self._stop_waiting()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            # uvicorn's keep-alive timer closes a connection that stays silent; once the next
+            # request begins, its headers are on our clock again (on_message_begin).
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_waiting()
+            super().connection_lost(exc)
+
+        def _await_headers(self) -> None:
+            self._waiting_for_headers = self.loop.call_later(header_timeout, self._headers_overdue)
+
+        def _stop_waiting(self) -> None:
+            if self._waiting_for_headers is not None:
+                self._waiting_for_headers.cancel()
+                self._waiting_for_headers = None
+
+        def _headers_overdue(self) -> None:
+            self._waiting_for_headers = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedHttpToolsProtocol
