@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -36,4 +37,14 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
     )
 
 
-EXCEPTION_HANDLERS = {GatewayError: gateway_error, Exception: unexpected_error}
+# Starlette's own refusals (no such route, a method a route does not take), coded like ours.
+HTTP_CODES = {404: "NOT_FOUND"}
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, "BAD_USER_INPUT")
+    return JSONResponse({"error": {"code": code, "message": exc.detail}}, status_code=exc.status_code, headers=exc.headers)
+
+
+EXCEPTION_HANDLERS = {GatewayError: gateway_error, HTTPException: http_error, Exception: unexpected_error}

@@ -109,6 +109,10 @@ def _respond(result: ExecutionResult, context: RequestContext, now: datetime) ->
     if result.errors:
         body["errors"] = [format_error(error, context.request_id, uncoded="BAD_USER_INPUT") for error in result.errors]
         refusal = _request_refusal(result.errors, answered=result.data is not None)
+        # A field the store failed under (the rest answered) may be asked again shortly: say when.
+        waits = [cause.retry_after for cause in map(gateway_error_of, result.errors) if cause is not None and cause.retry_after]
+        if waits:
+            headers["Retry-After"] = str(max(waits))
         if refusal is not None:
             status_code = refusal.status_code  # fail closed (503), or out of budget (429): say so to load balancers and clients
             headers.update(refusal.headers())

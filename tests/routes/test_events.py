@@ -421,4 +421,14 @@ async def test_readyz_reaches_the_store_and_names_the_policy_in_force(client: ht
 
 
 async def test_get_events_is_405(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/events", headers={"Authorization": f"Bearer {token(PrincipalKind.SERVICE)}"})).status_code == 405
+    response = await client.get("/events", headers={"Authorization": f"Bearer {token(PrincipalKind.SERVICE)}"})
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "BAD_USER_INPUT"  # coded like every refusal, not Starlette's plain text
+    assert response.headers["allow"] == "POST"
+
+
+async def test_a_path_that_is_no_route_is_404_not_found(client: httpx.AsyncClient) -> None:
+    response = await client.get("/videos/v1/sharers")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "NOT_FOUND")
