@@ -108,7 +108,10 @@ def _respond(result: ExecutionResult, context: RequestContext, now: datetime) ->
     headers = {"X-Request-Id": context.request_id}
     if result.errors:
         body["errors"] = [format_error(error, context.request_id, uncoded="BAD_USER_INPUT") for error in result.errors]
-        refusal = _request_refusal(result.errors, answered=result.data is not None)
+        # Answered: some root field has a value. One whose every root field is null (the store failed
+        # under each) answered nothing, and is refused as a whole like a store failing before it ran.
+        answered = result.data is not None and any(value is not None for value in result.data.values())
+        refusal = _request_refusal(result.errors, answered=answered)
         # A field the store failed under (the rest answered) may be asked again shortly: say when.
         waits = [cause.retry_after for cause in map(gateway_error_of, result.errors) if cause is not None and cause.retry_after]
         if waits:

@@ -709,3 +709,24 @@ async def test_a_lone_surrogate_is_bad_input_not_a_policy_outage(gateway: Gatewa
     response = await gateway.http.post("/graphql", content=body, headers={"content-type": "application/json"})
 
     assert (response.status_code, codes(response)) == (400, ["BAD_USER_INPUT"])
+
+
+async def test_a_store_lost_under_the_only_root_field_is_503_not_a_200_with_null(database_url: str, admin: asyncpg.Connection) -> None:
+    """With no whole answers kept (no version read first), the store is first read by a resolver; lost
+    there under the request's only root field, nothing was answered: 503, as the README promises, not
+    200 with `video: null` (the red team's re-check)."""
+    query = '{ video(id: "video-err") { id stats { views } } }'
+    async with running_gateway(database_url, response_cache_mb=0) as uncached:
+        async with admin.transaction():
+            await admin.execute("LOCK TABLE videos IN ACCESS EXCLUSIVE MODE")  # the resolver's first read waits here
+            asking = asyncio.create_task(uncached.graphql(query, principal=OWNER))
+            waiting: list[int] = []
+            while not waiting and not asking.done():  # polls a condition the request sets
+                waiting = [row[0] for row in await admin.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE usename = 'gateway_reader' AND wait_event_type = 'Lock' AND datname = current_database()"
+                )]
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", waiting)
+            response = await asking
+
+    assert (response.status_code, codes(response)) == (503, ["STORE_UNAVAILABLE"])
+    assert response.headers["retry-after"] == "5"
