@@ -238,3 +238,31 @@ async def test_a_timeline_beyond_the_cutoff_reads_no_release(gateway: Gateway) -
 
     assert answer["data"]["video"]["shareTimeline"]["buckets"] == []
     assert not [statement for statement in sent if "FROM releases" in statement], sent
+
+
+async def test_concurrent_questions_about_different_ids_each_get_their_own_answer(gateway: Gateway) -> None:
+    """Many clients at once, each asking about a different video (all but one unknown), while
+    activity arrives: every unknown id is NOT_FOUND and the known one is answered, however the
+    single-flight decisions, kept answers and release reads interleave (a red-team load once saw
+    two unknown ids answered without an error; this pins what must hold)."""
+    query = "query($id: ID!) { video(id: $id) { id stats { views } } }"
+    ids = [VIDEO if n % 50 == 0 else f"video-unknown-{n}" for n in range(400)]
+
+    async def arriving() -> None:
+        for batch in range(10):
+            await gateway.ingest([
+                {"event_id": f"concurrent-view-{batch}-{n}", "type": "view", "occurred_at": at(gateway.clock()), "video_id": VIDEO,
+                 "creator_id": CREATOR, "actor_id": f"viewer-c{batch}-{n}", "watch_ms": 1000}
+                for n in range(5)
+            ])
+
+    answers, _ = await asyncio.gather(
+        asyncio.gather(*(gateway.graphql(query, {"id": video}) for video in ids)), arriving()
+    )
+
+    for video, answer in zip(ids, answers, strict=True):
+        body = answer.json()
+        if video == VIDEO:
+            assert "errors" not in body and body["data"]["video"]["id"] == VIDEO, body
+        else:
+            assert body["data"] == {"video": None} and [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"], (video, body)
