@@ -29,7 +29,7 @@ from strawberry.extensions import SchemaExtension
 
 from gateway.errors import Forbidden, GatewayError, PolicyUnavailable
 from gateway.graphql.context import RequestContext
-from gateway.policy.decider import PolicyQuestion
+from gateway.policy.decider import ENTRY_OVERHEAD, PARSED_PER_JSON_BYTE, PolicyQuestion
 from gateway.policy.decision import Decision
 from gateway.policy.fields import RequestedField, collect_fields, select_operation
 from gateway.privacy.disclosure import Disclosure
@@ -40,13 +40,12 @@ __all__ = ["BASELINE_TERMS", "FixedTerms", "PolicyGuard", "decide"]
 # The same dashboard query with the same variables asks the same question every time. Bounded
 # in bytes: a question of 300 fields holds ~100 KB, so a count of entries would bound nothing.
 QUESTION_CACHE_BYTES = 32 * 1024 * 1024
-# A question's fields, parsed, hold about this many times their JSON (as the decision cache measures).
-PARSED_PER_JSON_BYTE = 16
 
 
 def _weigh(query: str, question: PolicyQuestion) -> int:
-    """Roughly the bytes an entry holds: the document's text in its key, and the question."""
-    return 1024 + len(query) + PARSED_PER_JSON_BYTE * len(question.serialized)
+    """Roughly the bytes an entry holds: the document's text in its key, and the question (its
+    parsed fields hold about as many times their JSON as a parsed decision does)."""
+    return ENTRY_OVERHEAD + len(query) + PARSED_PER_JSON_BYTE * len(question.serialized)
 
 
 # Each entry is (question, its weight).

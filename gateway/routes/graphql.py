@@ -36,23 +36,23 @@ async def graphql_endpoint(request: Request) -> Response:
         await request.state.grants.check(principal)
         query, variables, operation_name = await _read_operation(request, request.state.settings.max_body)
     except (Unauthenticated, StoreUnavailable, BadUserInput, PayloadTooLarge, RequestTimeout) as exc:
-        return _errors([_coded(exc)], exc.status_code, request_id, exc.headers())
+        return _errors([_coded(exc)], exc.status_code, exc.headers())
 
     schema = request.state.schema
     try:
         document = parse_document(query)
     except GraphQLError as error:
-        return _errors([format_error(error, request_id)], 200, request_id)
+        return _errors([format_error(error, request_id)], 200)
     operation = select_operation(document, operation_name)
     request.state.operation_type = operation.operation.value if operation is not None else "none"  # the latency histogram's label
     if request.method == "GET" and (operation is None or operation.operation is not OperationType.QUERY):
-        return _errors([_coded(BadUserInput("only queries may be sent with GET; use POST"))], 405, request_id, {"Allow": "POST"})
+        return _errors([_coded(BadUserInput("only queries may be sent with GET; use POST"))], 405, {"Allow": "POST"})
     errors = validate_query(schema._schema, query)
     if errors:
-        return _errors([format_error(error, request_id) for error in errors], 200, request_id)
+        return _errors([format_error(error, request_id) for error in errors], 200)
     if operation is None:
         named = f"no operation named {operation_name!r}" if operation_name else "several operations and no operationName"
-        return _errors([_coded(BadUserInput(f"the document has {named}"))], 400, request_id)
+        return _errors([_coded(BadUserInput(f"the document has {named}"))], 400)
 
     context = RequestContext(
         principal=principal,
@@ -78,13 +78,13 @@ async def graphql_endpoint(request: Request) -> Response:
         try:
             version = await _answer_version(context)
         except StoreUnavailable as exc:
-            return _errors([_coded(exc)], exc.status_code, request_id, exc.headers())
+            return _errors([_coded(exc)], exc.status_code, exc.headers())
         context.reader.at_epoch(version[1])
         digest = answer_digest(query, operation_name, variables, terms, context.owner_only, version)
     if digest is not None:
         kept = responses.get(principal, context.now, digest)
         if kept is not None:
-            return Response(kept, media_type="application/json", headers={"X-Request-Id": request_id})
+            return Response(kept, media_type="application/json")
     result = await schema.execute(query, variable_values=variables, context_value=context, operation_name=operation_name)
     response = _respond(result, context, request.state.clock())
     if digest is not None and not result.errors and context.catalogue_only and context.privacy().final:
@@ -105,7 +105,7 @@ async def _answer_version(context: RequestContext) -> tuple[int, int]:
 def _respond(result: ExecutionResult, context: RequestContext, now: datetime) -> Response:
     body: dict[str, Any] = {"data": result.data}
     status_code = 200
-    headers = {"X-Request-Id": context.request_id}
+    headers: dict[str, str] = {}
     if result.errors:
         body["errors"] = [format_error(error, context.request_id, uncoded="BAD_USER_INPUT") for error in result.errors]
         # Answered: some root field has a value. One whose every root field is null (the store failed
@@ -223,5 +223,6 @@ def _coded(exc: GatewayError) -> dict[str, Any]:
     return {"message": exc.message, "extensions": {"code": exc.code, **exc.extensions()}}
 
 
-def _errors(errors: list[dict[str, Any]], status_code: int, request_id: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"errors": errors}, status_code=status_code, headers={"X-Request-Id": request_id, **(headers or {})})
+def _errors(errors: list[dict[str, Any]], status_code: int, headers: dict[str, str] | None = None) -> Response:
+    # The response's X-Request-Id is the telemetry middleware's to set, on every route.
+    return JSONResponse({"errors": errors}, status_code=status_code, headers=headers)

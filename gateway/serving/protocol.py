@@ -54,17 +54,14 @@ def guarded_protocol(header_timeout: float, max_connections: int) -> type[HttpTo
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            if self._waiting_for_headers is None:  # a request right after the last, kept alive
+            # A kept-alive connection that stays silent after a response is uvicorn's to close (its
+            # keep-alive timer); once its next request begins, the headers are on our clock again.
+            if self._waiting_for_headers is None:
                 self._await_headers()
 
         def on_headers_complete(self) -> None:
             self._stop_waiting()
             super().on_headers_complete()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            # uvicorn's keep-alive timer closes a connection that stays silent; once the next
-            # request begins, its headers are on our clock again (on_message_begin).
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_waiting()

@@ -611,20 +611,28 @@ async def test_distinct_large_variables_leave_nothing_behind(gateway: Gateway) -
     assert grown < 5 * 1024 * 1024, grown  # 200 requests carried 180 MB
 
 
-async def test_store_lost_mid_request_is_503_store_unavailable_then_recovered(gateway: Gateway, admin: asyncpg.Connection) -> None:
-    """The gateway's connection killed while it waits on the store (as a Postgres restart does): the
-    request is refused 503 STORE_UNAVAILABLE, never INTERNAL, and the next one is answered."""
-    query = '{ video(id: "video-err") { id stats { views } } }'
+async def lost_while_waiting(admin: asyncpg.Connection, table: str, request: Any) -> httpx.Response:
+    """Sends `request` while `table` is locked, and kills the gateway's connection once it waits on
+    the lock (as a Postgres restart does); the response."""
     async with admin.transaction():
-        await admin.execute("LOCK TABLE catalog_version IN ACCESS EXCLUSIVE MODE")  # every request's first read waits here
-        asking = asyncio.create_task(gateway.graphql(query, principal=OWNER))
+        await admin.execute(await admin.fetchval("SELECT format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', $1::text)", table))
+        asking = asyncio.ensure_future(request)
         waiting: list[int] = []
         while not waiting and not asking.done():  # polls a condition the request sets, with no timing in it
             waiting = [row[0] for row in await admin.fetch(
                 "SELECT pid FROM pg_stat_activity WHERE usename = 'gateway_reader' AND wait_event_type = 'Lock' AND datname = current_database()"
             )]
         await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", waiting)
-        response = await asking
+        response: httpx.Response = await asking
+        return response
+
+
+async def test_store_lost_mid_request_is_503_store_unavailable_then_recovered(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """The gateway's connection killed while it waits on the store (as a Postgres restart does): the
+    request is refused 503 STORE_UNAVAILABLE, never INTERNAL, and the next one is answered."""
+    query = '{ video(id: "video-err") { id stats { views } } }'
+    # every request's first read waits here
+    response = await lost_while_waiting(admin, "catalog_version", gateway.graphql(query, principal=OWNER))
 
     assert (response.status_code, codes(response)) == (503, ["STORE_UNAVAILABLE"])
     assert response.headers["retry-after"] == "5"
@@ -717,16 +725,8 @@ async def test_a_store_lost_under_the_only_root_field_is_503_not_a_200_with_null
     200 with `video: null` (the red team's re-check)."""
     query = '{ video(id: "video-err") { id stats { views } } }'
     async with running_gateway(database_url, response_cache_mb=0) as uncached:
-        async with admin.transaction():
-            await admin.execute("LOCK TABLE videos IN ACCESS EXCLUSIVE MODE")  # the resolver's first read waits here
-            asking = asyncio.create_task(uncached.graphql(query, principal=OWNER))
-            waiting: list[int] = []
-            while not waiting and not asking.done():  # polls a condition the request sets
-                waiting = [row[0] for row in await admin.fetch(
-                    "SELECT pid FROM pg_stat_activity WHERE usename = 'gateway_reader' AND wait_event_type = 'Lock' AND datname = current_database()"
-                )]
-            await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", waiting)
-            response = await asking
+        # the resolver's first read waits here
+        response = await lost_while_waiting(admin, "videos", uncached.graphql(query, principal=OWNER))
 
     assert (response.status_code, codes(response)) == (503, ["STORE_UNAVAILABLE"])
     assert response.headers["retry-after"] == "5"

@@ -387,6 +387,21 @@ async def test_timeout_gives_policy_unavailable_then_recovers(tmp_path: Path) ->
         await engine.close()
 
 
+async def at_a_worker(engine: EmbeddedEngine, operation: str = "Dashboard") -> asyncio.Task[Any]:
+    """A question about one field under way, once it is at a worker (answered there, or queued)."""
+    assert engine._served is not None
+
+    def load() -> int:
+        assert engine._served is not None
+        return sum(slot.load for slot in engine._served.slots)
+
+    before = load()
+    asking = asyncio.create_task(engine.evaluate(policy_input(ANONYMOUS, field("Video.id"), operation=operation)))
+    while load() <= before:
+        await asyncio.sleep(0)
+    return asking
+
+
 async def test_a_slow_decision_holds_up_only_its_own_worker(tmp_path: Path) -> None:
     """With two workers, a fast question asked while a slow one is being evaluated is answered by the
     other worker, before the slow one lands; the slow one still gets its answer."""
@@ -394,9 +409,7 @@ async def test_a_slow_decision_holds_up_only_its_own_worker(tmp_path: Path) -> N
     engine = EmbeddedEngine(tmp_path, timeout=60, workers=2)
     try:
         assert await engine.reload(), engine.last_error
-        slow = asyncio.create_task(engine.evaluate(policy_input(ANONYMOUS, field("Video.id"), operation="Slow")))
-        while not any(slot.load for slot in engine._served.slots):  # type: ignore[union-attr]
-            await asyncio.sleep(0)  # until the slow question is at its worker
+        slow = await at_a_worker(engine, "Slow")
 
         fast = await engine.evaluate(policy_input(ANONYMOUS, field("Video.id")))
 
@@ -415,9 +428,7 @@ async def test_a_question_waits_for_its_turn_at_most_the_queue_timeout(tmp_path:
     engine = EmbeddedEngine(tmp_path, timeout=60, queue_timeout=0.1, workers=1)
     try:
         assert await engine.reload(), engine.last_error
-        slow = asyncio.create_task(engine.evaluate(policy_input(ANONYMOUS, field("Video.id"), operation="Slow")))
-        while not engine._served.slots[0].load:  # type: ignore[union-attr]
-            await asyncio.sleep(0)
+        slow = await at_a_worker(engine, "Slow")
 
         with pytest.raises(PolicyUnavailable, match="busy: no turn within 100 ms"):
             await engine.evaluate(policy_input(ANONYMOUS, field("Video.id")))
@@ -435,12 +446,8 @@ async def test_a_question_queued_behind_one_that_kills_the_worker_is_answered_by
     engine = EmbeddedEngine(tmp_path, timeout=0.25, queue_timeout=30, workers=1)
     try:
         assert await engine.reload(), engine.last_error
-        slow = asyncio.create_task(engine.evaluate(policy_input(ANONYMOUS, field("Video.id"), operation="Slow")))
-        while not engine._served.slots[0].load:  # type: ignore[union-attr]
-            await asyncio.sleep(0)
-        queued = asyncio.create_task(engine.evaluate(policy_input(ANONYMOUS, field("Video.id"))))
-        while engine._served.slots[0].load < 2:  # type: ignore[union-attr]
-            await asyncio.sleep(0)
+        slow = await at_a_worker(engine, "Slow")
+        queued = await at_a_worker(engine)
 
         with pytest.raises(PolicyUnavailable, match="no answer within 250 ms"):
             await slow
