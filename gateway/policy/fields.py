@@ -4,8 +4,13 @@ Walks the operation the way execution will: through fragments and inline
 fragments, honouring `@skip`/`@include` with the request's variables (an
 excluded field is not asked about; an included one is), keyed by response
 path (aliases, not names), with argument values coerced and variables
-substituted. Introspection fields (`__schema`, `__type`, `__typename` and the
-fields of the introspection types) are requested fields like any other.
+substituted.
+
+Introspection is asked about by class, as the policy decides it: `__schema` and
+`__type` are requested fields (class `schema`), but what is selected inside
+them (the fields of the introspection types, all of class `schema`) is not
+walked; the first `__typename` stands for every other (class `typename`). A
+full introspection query is one field, not 226: one cheap decision.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ class _Walker:
         # (path, fragment) already walked: a fragment spread again at the same path adds nothing,
         # so fragments spreading each other many times over (or in a cycle) are walked once.
         self.expanded: set[tuple[str, str]] = set()
+        self.typename_asked = False
 
     def walk(self, parent: GraphQLNamedType, selection_set: SelectionSetNode, prefix: str) -> None:
         for selection in selection_set.selections:
@@ -118,6 +124,10 @@ class _Walker:
         definition = _field_definition(self.schema, parent, node.name.value)
         if definition is None:
             return  # validation has refused unknown fields already
+        if definition is TypeNameMetaFieldDef:
+            if self.typename_asked:
+                return  # decided with the first: the policy decides __typename by class
+            self.typename_asked = True
         key = node.alias.value if node.alias else node.name.value
         path = f"{prefix}.{key}" if prefix else key
         existing = self.found.get(path)
@@ -134,7 +144,8 @@ class _Walker:
                 alias=node.alias.value if node.alias else None,
                 arguments={name: _json(value) for name, value in arguments.items()},
             )
-        if node.selection_set is not None:
+        if node.selection_set is not None and definition not in (SchemaMetaFieldDef, TypeMetaFieldDef):
+            # (Inside __schema and __type every field is introspection's, decided with them.)
             self.walk(get_named_type(definition.type), node.selection_set, path)
 
     def _included(self, node: Any) -> bool:

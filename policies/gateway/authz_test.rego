@@ -156,9 +156,9 @@ test_fields_unknown_scope_grants_nothing if {
 
 test_fields_introspection_per_kind if {
 	cases := [
-		{"principal": anonymous, "coordinate": "Query.__schema", "allow": false},
-		{"principal": anonymous, "coordinate": "Query.__type", "allow": false},
-		{"principal": anonymous, "coordinate": "__Type.name", "allow": false},
+		{"principal": anonymous, "coordinate": "Query.__schema", "allow": true},
+		{"principal": anonymous, "coordinate": "Query.__type", "allow": true},
+		{"principal": anonymous, "coordinate": "__Type.name", "allow": true},
 		{"principal": anonymous, "coordinate": "Video.__typename", "allow": true},
 		{"principal": user, "coordinate": "Query.__schema", "allow": true},
 		{"principal": user, "coordinate": "__Type.fields", "allow": true},
@@ -174,7 +174,7 @@ test_fields_introspection_per_kind if {
 }
 
 test_fields_introspection_denial_says_so if {
-	verdict(anonymous, field("Query.__schema")) == expect_denied("Query.__schema is introspection, which is not allowed for anonymous")
+	verdict(service, field("Query.__schema")) == expect_denied("Query.__schema is introspection, which is not allowed for service")
 }
 
 test_fields_introspection_is_never_owner_only if {
