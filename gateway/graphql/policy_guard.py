@@ -35,7 +35,7 @@ from gateway.policy.fields import RequestedField, collect_fields, select_operati
 from gateway.privacy.disclosure import Disclosure
 from gateway.privacy.terms import PrivacyTerms, terms_of
 
-__all__ = ["BASELINE_TERMS", "FixedTerms", "PolicyGuard", "decide"]
+__all__ = ["BASELINE_TERMS", "FixedTerms", "InvalidVariables", "PolicyGuard", "decide"]
 
 # The same dashboard query with the same variables asks the same question every time. Bounded
 # in bytes: a question of 300 fields holds ~100 KB, so a count of entries would bound nothing.
@@ -57,7 +57,10 @@ _questions: LRUCache[tuple[int, str, bytes | None, str | None], tuple[PolicyQues
 BASELINE_TERMS = PrivacyTerms.parse({"k_threshold": 5, "granularity_floor": "HOUR", "bucket_delay_seconds": 3600})
 
 
-class _BadVariables(Exception):
+class InvalidVariables(Exception):
+    """The request's variables do not fit the operation's declarations: a request error (nothing
+    was decided or executed), which GraphQL over HTTP answers without `data`."""
+
     def __init__(self, errors: list[GraphQLError]) -> None:
         self.errors = errors
 
@@ -83,7 +86,7 @@ def _question(
     fields = collect_fields(schema, document, operation, variables)
     errors = [item for item in fields if isinstance(item, GraphQLError)]
     if errors:
-        raise _BadVariables(errors)
+        raise InvalidVariables(errors)
     question = PolicyQuestion(
         operation={
             "name": operation.name.value if operation.name else None,
@@ -152,15 +155,14 @@ async def decide(
 ) -> list[GraphQLError] | None:
     """Asks the policy about every field of `operation`. Allowed: the context gets the owner-only
     coordinates and the privacy service under the decision's obligations, and None is returned.
-    Refused: the errors that refuse the operation as a whole."""
+    Refused: the errors that refuse the operation as a whole. InvalidVariables when the variables
+    cannot be coerced to what the operation declares."""
     if context.decider is None:
         raise PolicyUnavailable("no policy engine is configured")  # never serve without a policy
     try:
         question = _question(schema, query, document, operation, variables)
         decision = await context.decider.decide(context.principal, question)
         terms = terms_of(decision.obligations)
-    except _BadVariables as exc:
-        return exc.errors
     except PolicyUnavailable as exc:
         return [GraphQLError(exc.message, original_error=exc)]
     context.decided = True
@@ -186,7 +188,10 @@ class PolicyGuard(_Disclosing):
             if document is None or operation is None or execution.query is None:
                 yield
                 return
-            refusal = await decide(context, execution.schema._schema, execution.query, document, operation, execution.variables)
+            try:
+                refusal = await decide(context, execution.schema._schema, execution.query, document, operation, execution.variables)
+            except InvalidVariables as exc:
+                refusal = exc.errors
             if refusal is not None:
                 self._refuse(refusal)
         yield

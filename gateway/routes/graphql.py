@@ -1,4 +1,9 @@
-"""`/graphql`: GraphQL over HTTP (JSON). POST for any operation, GET for queries only."""
+"""`/graphql`: GraphQL over HTTP (the spec's current draft). POST for any operation, GET for queries only.
+
+A client that accepts `application/graphql-response+json` (at least as much as `application/json`)
+gets it, with the spec's status codes: a request that could not be executed (a document that does
+not parse or validate, variables that do not fit it) is 400 and has no `data`. Everyone else gets
+`application/json`, where such requests are 200 as they always were."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PayloadT
 from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error, gateway_error_of
-from gateway.graphql.policy_guard import decide
+from gateway.graphql.policy_guard import InvalidVariables, decide
 from gateway.graphql.responses import ResponseCache, answer_digest
 from gateway.policy.fields import select_operation
 from gateway.routes.bodies import read_body
@@ -26,33 +31,62 @@ from gateway.store import queries
 from gateway.store.failures import STORE_FAILURES
 from gateway.telemetry.request_ids import current_request_id
 
-__all__ = ["graphql_endpoint"]
+__all__ = ["GRAPHQL_RESPONSE", "JSON", "graphql_endpoint", "response_media_type"]
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+
+
+def response_media_type(accept: str | None) -> str:
+    """GRAPHQL_RESPONSE when the client accepts it at least as much as JSON; JSON otherwise, for
+    `*/*` and no Accept too (the spec's legacy clients)."""
+    if not accept:
+        return JSON
+    weights = {GRAPHQL_RESPONSE: 0.0, JSON: 0.0}
+    for item in accept.split(","):
+        media_type, *parameters = (part.strip().lower() for part in item.split(";"))
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if media_type == GRAPHQL_RESPONSE:
+            weights[GRAPHQL_RESPONSE] = max(weights[GRAPHQL_RESPONSE], weight)
+        elif media_type in (JSON, "application/*", "*/*"):
+            weights[JSON] = max(weights[JSON], weight)
+    return GRAPHQL_RESPONSE if weights[GRAPHQL_RESPONSE] > 0 and weights[GRAPHQL_RESPONSE] >= weights[JSON] else JSON
 
 
 async def graphql_endpoint(request: Request) -> Response:
     request_id = current_request_id()  # the telemetry middleware's: the one every log line carries
+    media_type = response_media_type(request.headers.get("accept"))
+    # A request that cannot be executed: 400 under the spec's media type, 200 under plain JSON.
+    unexecutable = 400 if media_type == GRAPHQL_RESPONSE else 200
     try:
         principal = authenticate(request.headers.get("authorization"), request.state.secret)
         await request.state.grants.check(principal)
         query, variables, operation_name = await _read_operation(request, request.state.settings.max_body)
     except (Unauthenticated, StoreUnavailable, BadUserInput, PayloadTooLarge, RequestTimeout) as exc:
-        return _errors([_coded(exc)], exc.status_code, exc.headers())
+        return _errors([_coded(exc)], exc.status_code, media_type, exc.headers())
 
     schema = request.state.schema
     try:
         document = parse_document(query)
     except GraphQLError as error:
-        return _errors([format_error(error, request_id)], 200)
+        return _errors([format_error(error, request_id)], unexecutable, media_type)
     operation = select_operation(document, operation_name)
     request.state.operation_type = operation.operation.value if operation is not None else "none"  # the latency histogram's label
     if request.method == "GET" and (operation is None or operation.operation is not OperationType.QUERY):
-        return _errors([_coded(BadUserInput("only queries may be sent with GET; use POST"))], 405, {"Allow": "POST"})
+        return _errors([_coded(BadUserInput("only queries may be sent with GET; use POST"))], 405, media_type, {"Allow": "POST"})
     errors = validate_query(schema._schema, query)
     if errors:
-        return _errors([format_error(error, request_id) for error in errors], 200)
+        return _errors([format_error(error, request_id) for error in errors], unexecutable, media_type)
     if operation is None:
         named = f"no operation named {operation_name!r}" if operation_name else "several operations and no operationName"
-        return _errors([_coded(BadUserInput(f"the document has {named}"))], 400)
+        return _errors([_coded(BadUserInput(f"the document has {named}"))], 400, media_type)
 
     context = RequestContext(
         principal=principal,
@@ -67,10 +101,13 @@ async def graphql_endpoint(request: Request) -> Response:
     responses: ResponseCache | None = request.state.responses
     if responses is None:  # no policy guard (the benchmark's baseline): its extension answers under fixed terms
         result = await schema.execute(query, variable_values=variables, context_value=context, operation_name=operation_name)
-        return _respond(result, context, request.state.clock())
-    refusal = await decide(context, schema._schema, query, document, operation, variables)
+        return _respond(result, context, request.state.clock(), media_type)
+    try:
+        refusal = await decide(context, schema._schema, query, document, operation, variables)
+    except InvalidVariables as exc:
+        return _errors([format_error(error, request_id, uncoded="BAD_USER_INPUT") for error in exc.errors], unexecutable, media_type)
     if refusal is not None:
-        return _respond(ExecutionResult(data=None, errors=refusal, extensions=_privacy_report(context)), context, request.state.clock())
+        return _respond(ExecutionResult(data=None, errors=refusal, extensions=_privacy_report(context)), context, request.state.clock(), media_type)
 
     digest = None
     terms = context.privacy().terms
@@ -78,15 +115,15 @@ async def graphql_endpoint(request: Request) -> Response:
         try:
             version = await _answer_version(context)
         except StoreUnavailable as exc:
-            return _errors([_coded(exc)], exc.status_code, exc.headers())
+            return _errors([_coded(exc)], exc.status_code, media_type, exc.headers())
         context.reader.at_epoch(version[1])
         digest = answer_digest(query, operation_name, variables, terms, context.owner_only, version)
     if digest is not None:
         kept = responses.get(principal, context.now, digest)
         if kept is not None:
-            return Response(kept, media_type="application/json")
+            return Response(kept, media_type=media_type)
     result = await schema.execute(query, variable_values=variables, context_value=context, operation_name=operation_name)
-    response = _respond(result, context, request.state.clock())
+    response = _respond(result, context, request.state.clock(), media_type)
     if digest is not None and not result.errors and context.catalogue_only and context.privacy().final:
         responses.put(principal, context.now, digest, response.body)
     return response
@@ -102,7 +139,7 @@ async def _answer_version(context: RequestContext) -> tuple[int, int]:
         raise StoreUnavailable("the event store is unavailable; try again shortly") from exc
 
 
-def _respond(result: ExecutionResult, context: RequestContext, now: datetime) -> Response:
+def _respond(result: ExecutionResult, context: RequestContext, now: datetime, media_type: str) -> Response:
     body: dict[str, Any] = {"data": result.data}
     status_code = 200
     headers: dict[str, str] = {}
@@ -123,7 +160,7 @@ def _respond(result: ExecutionResult, context: RequestContext, now: datetime) ->
                 headers["Retry-After"] = str(max(1, int((refusal.resets_at - now).total_seconds())))
     if result.extensions:
         body["extensions"] = result.extensions
-    return FastJSONResponse(body, status_code=status_code, headers=headers)
+    return FastJSONResponse(body, status_code=status_code, headers=headers, media_type=media_type)
 
 
 def _privacy_report(context: RequestContext) -> dict[str, Any]:
@@ -152,8 +189,9 @@ class FastJSONResponse(JSONResponse):
 async def _read_operation(request: Request, max_body: int) -> tuple[str, dict[str, Any] | None, str | None]:
     if request.method == "GET":
         params: dict[str, Any] = dict(request.query_params)
-        if "variables" in params:
-            params["variables"] = _json(params["variables"], "variables")
+        for name in ("variables", "extensions"):
+            if name in params:
+                params[name] = _json(params[name], name)
     else:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
@@ -170,6 +208,9 @@ async def _read_operation(request: Request, max_body: int) -> tuple[str, dict[st
         _check_variables(variables)
     if operation_name is not None and not isinstance(operation_name, str):
         raise BadUserInput("`operationName` must be a string")
+    # Nothing reads extensions yet; the spec says what shape they take.
+    if params.get("extensions") is not None and not isinstance(params["extensions"], dict):
+        raise BadUserInput("`extensions` must be a JSON object")
     return query, variables, operation_name
 
 
@@ -223,6 +264,7 @@ def _coded(exc: GatewayError) -> dict[str, Any]:
     return {"message": exc.message, "extensions": {"code": exc.code, **exc.extensions()}}
 
 
-def _errors(errors: list[dict[str, Any]], status_code: int, headers: dict[str, str] | None = None) -> Response:
-    # The response's X-Request-Id is the telemetry middleware's to set, on every route.
-    return JSONResponse({"errors": errors}, status_code=status_code, headers=headers)
+def _errors(errors: list[dict[str, Any]], status_code: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
+    """A response with no `data`: the request was not executed. (Its X-Request-Id is the telemetry
+    middleware's to set, on every route.)"""
+    return JSONResponse({"errors": errors}, status_code=status_code, headers=headers, media_type=media_type)

@@ -4,12 +4,10 @@ of the suite's own that a test may kill, and clients that count what they were a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,63 +19,9 @@ import pytest
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 
 from conftest import SECRET
-from harness import SHIPPED_POLICIES
-from processes import START_SECONDS, start_serve
 
 INGEST = Principal(PrincipalKind.SERVICE, "ingest-bot")
 OPERATOR = Principal(PrincipalKind.SERVICE, "prometheus")
-
-
-@dataclass
-class Served:
-    """A `gateway serve` process; what it logs is read as it comes, so its pipe never fills."""
-
-    process: asyncio.subprocess.Process
-    url: str
-    lines: list[str] = field(default_factory=list)
-    _listening: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def drain(self) -> None:
-        assert self.process.stderr is not None
-        while raw := await self.process.stderr.readline():
-            line = raw.decode(errors="replace").rstrip()
-            self.lines.append(line)
-            if "Uvicorn running on" in line:
-                self._listening.set()
-        self._listening.set()  # ended: whoever waits finds out
-
-    async def listening(self) -> None:
-        async with asyncio.timeout(START_SECONDS):
-            await self._listening.wait()
-        assert self.process.returncode is None, "\n".join(self.lines[-20:])
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def rss(self) -> int:
-        return int(psutil.Process(self.pid).memory_info().rss)
-
-    def policy_workers(self) -> list[psutil.Process]:
-        children = psutil.Process(self.pid).children(recursive=True)
-        return [child for child in children if "gateway.policy.worker" in " ".join(child.cmdline())]
-
-
-@contextlib.asynccontextmanager
-async def serving(database_url: str, directory: Path, *, policy_dir: Path = SHIPPED_POLICIES, **settings: str) -> AsyncIterator[Served]:
-    """`gateway serve` over `database_url`, once it accepts connections (a cold start: nothing
-    decided, nothing kept). `settings` are further GATEWAY_* variables by field name."""
-    process, port = await start_serve(database_url, directory, policy_dir=policy_dir, **settings)
-    served = Served(process, f"http://127.0.0.1:{port}")
-    draining = asyncio.create_task(served.drain())
-    try:
-        await served.listening()
-        yield served
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await draining
 
 
 def authorization(principal: Principal) -> dict[str, str]:

@@ -14,7 +14,9 @@ import pytest
 
 from gateway.auth import Principal, PrincipalKind
 
-from .conftest import Served, codes, event, post_events, serving
+from processes import Served, serving
+
+from .conftest import codes, event, post_events
 
 pytestmark = pytest.mark.timeout(600)
 

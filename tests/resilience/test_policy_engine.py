@@ -15,7 +15,9 @@ import pytest
 
 from gateway.auth import Principal, PrincipalKind
 
-from .conftest import codes, evaluations, event, graphql, post_events, serving
+from processes import serving
+
+from .conftest import codes, evaluations, event, graphql, post_events
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -18,7 +18,9 @@ import pytest
 from gateway.auth import Principal, PrincipalKind
 from gateway.store.server import ensure_database
 
-from .conftest import KillablePostgres, codes, event, graphql, post_events, serving, until
+from processes import serving
+
+from .conftest import KillablePostgres, codes, event, graphql, post_events, until
 
 pytestmark = pytest.mark.timeout(600)
 
