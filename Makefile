@@ -3,7 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install schema bench clean
+.PHONY: run test install browser conformance schema bench clean
+
+# Debian's chromium, for tests/browser (Playwright drives it; no browser is downloaded).
+CHROMIUM := /usr/bin/chromium
+# The GraphQL-over-HTTP audit (tests/conformance), installed when node is on the machine.
+AUDIT := tests/conformance/node_modules/.package-lock.json
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +20,29 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The demo: the dashboard offers demo creators and the GraphQL IDE is on, unless set otherwise.
 run: install
 	$(BIN)/gateway demo-data --if-empty
-	$(BIN)/gateway serve
+	GATEWAY_DEMO=$${GATEWAY_DEMO:-1} GATEWAY_IDE=$${GATEWAY_IDE:-1} $(BIN)/gateway serve
 
-test: install
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian chromium for the browser tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } \
+	      || echo "chromium could not be installed: the browser tests will skip"; \
+	  else echo "no chromium and no apt-get as root to install it: the browser tests will skip"; fi; \
+	fi
+
+$(AUDIT): tests/conformance/package.json tests/conformance/package-lock.json
+	npm ci --prefix tests/conformance --no-audit --no-fund --loglevel=error
+
+conformance:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(AUDIT); \
+	else echo "no npm: the GraphQL-over-HTTP audit will skip"; fi
+
+test: install browser conformance
 	$(BIN)/mypy
 	$(BIN)/gateway policy test
 	$(BIN)/python -m pytest

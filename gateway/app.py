@@ -11,7 +11,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Route
 
 from gateway.auth import AppGrants
 from gateway.clock import Clock, utc_now
@@ -29,6 +30,7 @@ from gateway.routes.events import post_events
 from gateway.routes.graphql import graphql_endpoint
 from gateway.routes.health import healthz, readyz
 from gateway.routes.metrics import GatewayCollector, metrics, metrics_registry
+from gateway.routes.pages import announce_demo, page_routes
 from gateway.store.apps import current_grant
 from gateway.store.decision_log import DecisionLogWriter
 from gateway.store.ingest import EventWriter
@@ -76,6 +78,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         # the history's epoch (a server keeping no whole answers); requests that do, at once.
         following = asyncio.create_task(releases.follow_epoch(EPOCH_SECONDS))
         try:
+            if settings.demo:
+                await announce_demo(store.reader, secret, settings)
             async with keeping_history_k(engine, store.ingest):
                 yield {
                     "settings": settings,
@@ -104,12 +108,29 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
             await store.close()
             await asyncio.to_thread(release_embedded, settings)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
         Route("/events", post_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *page_routes(settings),
     ]
-    telemetry = Middleware(RequestTelemetry, routes=[route.path for route in routes], latency=latency)
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS, middleware=[telemetry])
+    middleware = [Middleware(RequestTelemetry, routes=[route.path for route in routes if isinstance(route, Route)], latency=latency)]
+    if settings.cors_origins:
+        middleware.append(cors(settings.cors_origins))
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS, middleware=middleware)
+
+
+def cors(origins: tuple[str, ...]) -> Middleware:
+    """Pages from `origins` may call the API. Credentials are bearer tokens a page sends in
+    `Authorization`, never cookies: the browser is told not to send its cookies."""
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-Id"],
+        allow_credentials=False,
+        expose_headers=["X-Request-Id", "Retry-After", "RateLimit", "RateLimit-Policy"],
+        max_age=600,
+    )

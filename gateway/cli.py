@@ -144,13 +144,14 @@ def serve(
         raise SystemExit(0)
 
     settings = Settings()
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
     # uvicorn raises the signal it shut down on again once its own handler is gone. After SIGTERM
     # the shutdown was the graceful one asked for: exit 0, as `docker stop` and systemd expect.
     signal.signal(signal.SIGTERM, stopped)
     uvicorn.run(
         create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
+        host=settings.host,
+        port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http=guarded_protocol(settings.header_timeout, connection_ceiling(settings.max_connections)),
         log_config=logging_config(settings.log_format),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
 
@@ -65,6 +66,26 @@ class Settings(BaseSettings):
     response_cache_mb: int = Field(default=64, ge=0)
     # Seconds a replica may go on trusting an app grant it looked up: how long a revocation takes.
     app_grant_ttl: float = Field(default=5.0, ge=0)
+    # Serve the GraphiQL IDE at /graphiql (its files ship in the package; the policy still decides
+    # every field it asks for).
+    ide: bool = False
+    # The demo (`make run`): the dashboard offers sign-in as one of the store's busiest creators, and
+    # serve prints such a creator's token. Never on a server with real people's data.
+    demo: bool = False
+    # Origins whose pages may call the API from a browser (CORS), comma-separated; none by default.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        origins = tuple(origin.strip().rstrip("/") for origin in value.split(",") if origin.strip())
+        for origin in origins:
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], or *)")
+        return origins
 
     @property
     def lateness(self) -> timedelta:
