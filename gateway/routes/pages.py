@@ -57,6 +57,16 @@ DEMO_CREATORS = 5
 DEMO_TOKEN_SECONDS = 12 * 3600
 
 
+class PageFiles(StaticFiles):
+    """The pages' files, each with the pages' headers: an HTML file reached here is the same page
+    as at its route, under the same policy."""
+
+    async def get_response(self, path: str, scope: Any) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(PAGE_HEADERS)
+        return response
+
+
 async def dashboard(request: Request) -> Response:
     return FileResponse(DASHBOARD / "index.html", headers=PAGE_HEADERS)
 
@@ -110,10 +120,10 @@ async def _off(request: Request) -> Response:
 def page_routes(settings: Settings) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/", dashboard, methods=["GET"]),
-        Mount("/static/dashboard", app=StaticFiles(directory=DASHBOARD), name="dashboard"),
+        Mount("/static/dashboard", app=PageFiles(directory=DASHBOARD), name="dashboard"),
     ]
     if settings.ide:
-        routes += [Route("/graphiql", graphiql, methods=["GET"]), Mount("/static/graphiql", app=StaticFiles(directory=GRAPHIQL), name="graphiql")]
+        routes += [Route("/graphiql", graphiql, methods=["GET"]), Mount("/static/graphiql", app=PageFiles(directory=GRAPHIQL), name="graphiql")]
     else:
         routes.append(Route("/graphiql", _off, methods=["GET"]))
     if settings.demo:

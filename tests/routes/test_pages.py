@@ -85,6 +85,10 @@ async def test_the_dashboard_is_served_with_a_policy_that_keeps_it_on_this_origi
     for tag, address, _ in loads(DASHBOARD / "index.html"):
         if address.startswith("/static/"):
             assert (await plain.http.get(address)).status_code == 200, address
+    # The same page reached as a file carries the same policy (else a link would sidestep it).
+    as_file = await plain.http.get("/static/dashboard/index.html")
+    assert as_file.status_code == 200
+    assert as_file.headers["content-security-policy"] == policy
 
 
 async def test_the_ide_is_off_unless_asked_for(plain: Gateway, ide: Gateway) -> None:
