@@ -131,6 +131,6 @@ def cors(origins: tuple[str, ...]) -> Middleware:
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-Id"],
         allow_credentials=False,
-        expose_headers=["X-Request-Id", "Retry-After", "RateLimit", "RateLimit-Policy"],
+        expose_headers=["X-Request-Id", "Retry-After"],
         max_age=600,
     )

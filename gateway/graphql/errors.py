@@ -14,8 +14,8 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from gateway.errors import GatewayError, StoreUnavailable
-from gateway.store.failures import STORE_FAILURES
+from gateway.errors import GatewayError
+from gateway.store.failures import STORE_FAILURES, store_unavailable
 
 __all__ = ["MASKED_MESSAGE", "format_error", "gateway_error_of", "strip_suggestions"]
 
@@ -37,7 +37,7 @@ def gateway_error_of(error: GraphQLError) -> GatewayError | None:
     if isinstance(original, GatewayError):
         return original
     if isinstance(original, STORE_FAILURES):
-        return StoreUnavailable("the event store is unavailable; try again shortly")
+        return store_unavailable()
     return None
 
 

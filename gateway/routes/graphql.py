@@ -28,7 +28,7 @@ from gateway.graphql.responses import ResponseCache, answer_digest
 from gateway.policy.fields import select_operation
 from gateway.routes.bodies import read_body
 from gateway.store import queries
-from gateway.store.failures import STORE_FAILURES
+from gateway.store.failures import STORE_FAILURES, store_unavailable
 from gateway.telemetry.request_ids import current_request_id
 
 __all__ = ["GRAPHQL_RESPONSE", "JSON", "graphql_endpoint", "response_media_type"]
@@ -136,7 +136,7 @@ async def _answer_version(context: RequestContext) -> tuple[int, int]:
         async with context.pools.reader.acquire() as conn:
             return await queries.answer_version(conn)
     except STORE_FAILURES as exc:
-        raise StoreUnavailable("the event store is unavailable; try again shortly") from exc
+        raise store_unavailable() from exc
 
 
 def _respond(result: ExecutionResult, context: RequestContext, now: datetime, media_type: str) -> Response:

@@ -19,8 +19,9 @@ from starlette.staticfiles import StaticFiles
 
 from gateway.auth import PrincipalKind, create_token
 from gateway.config import Settings
-from gateway.errors import NotFound, StoreUnavailable
-from gateway.store.failures import STORE_FAILURES
+from gateway.errors import NotFound
+from gateway.store import queries
+from gateway.store.failures import STORE_FAILURES, store_unavailable
 
 __all__ = ["DEMO_CREATORS", "announce_demo", "page_routes"]
 
@@ -77,14 +78,9 @@ async def graphiql(request: Request) -> Response:
 
 async def busiest_creators(conn: asyncpg.Connection, secret: str) -> list[dict[str, Any]]:
     """The demo store's busiest creators (most videos), each with a user token."""
-    rows = await conn.fetch(
-        "SELECT creator_id, count(*) AS videos FROM videos WHERE published_at IS NOT NULL"
-        " GROUP BY creator_id ORDER BY count(*) DESC, creator_id LIMIT $1",
-        DEMO_CREATORS,
-    )
     return [
-        {"id": row["creator_id"], "videos": row["videos"], "token": create_token(secret, PrincipalKind.USER, row["creator_id"], DEMO_TOKEN_SECONDS)}
-        for row in rows
+        {"id": creator, "videos": videos, "token": create_token(secret, PrincipalKind.USER, creator, DEMO_TOKEN_SECONDS)}
+        for creator, videos in await queries.busiest_creators(conn, DEMO_CREATORS)
     ]
 
 
@@ -93,7 +89,7 @@ async def demo_creators(request: Request) -> Response:
         async with request.state.store.reader.acquire() as conn:
             creators = await busiest_creators(conn, request.state.secret)
     except STORE_FAILURES as exc:
-        raise StoreUnavailable("the event store is unavailable; try again shortly") from exc
+        raise store_unavailable() from exc
     return JSONResponse({"creators": creators}, headers={"Cache-Control": "no-store"})
 
 

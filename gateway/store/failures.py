@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncpg
 
-__all__ = ["STORE_FAILURES"]
+from gateway.errors import StoreUnavailable
+
+__all__ = ["STORE_FAILURES", "store_unavailable"]
 
 STORE_FAILURES: tuple[type[BaseException], ...] = (
     OSError,  # TimeoutError too (a pool's acquire timing out)
@@ -23,3 +25,9 @@ STORE_FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.InternalClientError,
     asyncpg.QueryCanceledError,  # statement_timeout: the store too slow to answer (gateway.store.pools)
 )
+
+
+def store_unavailable() -> StoreUnavailable:
+    """What a reader is told when the store fails under its request (the driver's words, which
+    name hosts and sockets, are not for clients)."""
+    return StoreUnavailable("the event store is unavailable; try again shortly")

@@ -15,6 +15,7 @@ import asyncpg
 __all__ = [
     "VideoRow",
     "answer_version",
+    "busiest_creators",
     "creator_exists",
     "creator_video_rows",
     "creator_videos",
@@ -60,6 +61,15 @@ ORDER BY published_at DESC, video_id DESC
 LIMIT $4
 """
 VIDEO_ORDER_STATEMENTS = {"published_at": _BY_PUBLISHED}
+
+
+async def busiest_creators(conn: asyncpg.Connection, limit: int) -> list[tuple[str, int]]:
+    """(creator, published videos) of the creators with the most videos, most first."""
+    rows = await conn.fetch(
+        "SELECT creator_id, count(*) FROM videos WHERE published_at IS NOT NULL GROUP BY creator_id ORDER BY count(*) DESC, creator_id LIMIT $1",
+        limit,
+    )
+    return [(row[0], row[1]) for row in rows]
 
 
 async def creator_video_rows(conn: asyncpg.Connection, creator_id: str) -> list[VideoRow]:

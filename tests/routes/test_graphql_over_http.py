@@ -58,19 +58,16 @@ UNEXECUTABLE = [
 
 
 @pytest.mark.parametrize(("body", "code"), UNEXECUTABLE)
-async def test_a_request_that_cannot_run_is_400_without_data_under_the_specs_media_type(gateway: Gateway, body: dict[str, Any], code: str) -> None:
-    status, media_type, answer = await post(gateway, body, GRAPHQL_RESPONSE)
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [pytest.param(GRAPHQL_RESPONSE, 400, id="spec-media-type-400"), pytest.param(JSON, 200, id="plain-json-200")],
+)
+async def test_a_request_that_cannot_run_has_no_data_and_the_status_of_its_media_type(
+    gateway: Gateway, body: dict[str, Any], code: str, accept: str, status: int
+) -> None:
+    answered_status, media_type, answer = await post(gateway, body, accept)
 
-    assert (status, media_type) == (400, GRAPHQL_RESPONSE)
-    assert "data" not in answer
-    assert [error["extensions"]["code"] for error in answer["errors"]][:1] == [code]
-
-
-@pytest.mark.parametrize(("body", "code"), UNEXECUTABLE)
-async def test_the_same_request_is_200_under_plain_json(gateway: Gateway, body: dict[str, Any], code: str) -> None:
-    status, media_type, answer = await post(gateway, body, JSON)
-
-    assert (status, media_type) == (200, JSON)
+    assert (answered_status, media_type) == (status, accept)
     assert "data" not in answer
     assert [error["extensions"]["code"] for error in answer["errors"]][:1] == [code]
 
