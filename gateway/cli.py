@@ -38,6 +38,7 @@ from gateway.errors import BadUserInput, InvalidEvents, NotFound, StoreUnavailab
 from gateway.ingest.events import Window, is_platform_id
 from gateway.ingest.ndjson import ParsedBatch, check_lines, parse_lines, parse_objects
 from gateway.ingest.pipeline import IngestStopped, IngestTotals, chunked, ingest_chunks
+from gateway.oauth.scopes import policy_scopes
 from gateway.policy.worker import PolicyFiles, PolicyFilesError
 from gateway.store.apps import authorize_app, register_app, revoke_app
 from gateway.store.failures import STORE_FAILURES
@@ -111,6 +112,8 @@ apps_app = typer.Typer(no_args_is_help=True, help="Third-party apps and the user
 app.add_typer(apps_app, name="apps")
 policy_app = typer.Typer(no_args_is_help=True, help="Compliance tooling for the Rego policy.")
 app.add_typer(policy_app, name="policy")
+keys_app = typer.Typer(no_args_is_help=True, help="The keys that sign apps' access tokens.")
+app.add_typer(keys_app, name="keys")
 
 
 def _print_version(asked: bool) -> None:
@@ -447,17 +450,47 @@ APP_TOKEN_TTL = 30 * 24 * 3600
 
 
 @apps_app.command("create")
-def apps_create(name: Annotated[str, typer.Option(help="The app's name, as its users see it.")]) -> None:
-    """Register a third-party app; prints its id."""
+def apps_create(
+    name: Annotated[str, typer.Option(help="The app's name, as its users see it on the consent page.")],
+    redirect_uris: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--redirect-uri",
+            help="Where the consent page sends the user back (exact match; https, or http to localhost). "
+            "Repeat for several. With one, the app signs users in through OAuth.",
+        ),
+    ] = None,
+    public: Annotated[bool, typer.Option("--public", help="A client that cannot keep a secret (a native or browser app): PKCE alone.")] = False,
+) -> None:
+    """Register a third-party app. Without --redirect-uri, prints its id (tokens come from
+    'gateway apps authorize'); with it, prints its OAuth client id and, unless --public, its client
+    secret, shown once (only a hash is kept)."""
+    from gateway.oauth.clients import redirect_uri_problem
+    from gateway.store.oauth import register_client
+
     if not name.strip():
-        console.print("[red]--name must not be empty[/red]")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        fail("--name must not be empty", EXIT_BAD_INPUT)
+    uris = list(dict.fromkeys(redirect_uris or []))
+    problems = [problem for problem in map(redirect_uri_problem, uris) if problem]
+    if problems:
+        fail(f"--redirect-uri: {'; '.join(problems)}", EXIT_BAD_INPUT)
+    if public and not uris:
+        fail("--public needs at least one --redirect-uri: a public client signs users in through OAuth", EXIT_BAD_INPUT)
 
-    async def run() -> str:
+    async def run() -> tuple[str, str | None]:
         async with open_owner(Settings()) as conn:
-            return await register_app(conn, name)
+            if not uris:
+                return await register_app(conn, name), None
+            return await register_client(conn, name, uris, public)
 
-    typer.echo(asyncio.run(run()))
+    app_id, secret = asyncio.run(run())
+    if not uris:
+        typer.echo(app_id)
+        return
+    typer.echo(f"client_id: {app_id}")
+    if secret is not None:
+        typer.echo(f"client_secret: {secret}")
+        console.print("The client secret is shown this once: only its hash is stored.")
 
 
 @apps_app.command("authorize")
@@ -475,7 +508,7 @@ def apps_authorize(
     if not is_platform_id(user_id):
         console.print(f"[red]--user {user_id!r} is not a user id[/red]")
         raise typer.Exit(EXIT_BAD_INPUT)
-    known = app_scopes(read_policy(None))
+    known = policy_scopes(read_policy(None).directory)
     unknown = [scope for scope in granted if scope not in known]
     if unknown:
         console.print(f"[red]unknown scope(s): {', '.join(unknown)} (the policy defines: {', '.join(sorted(known)) or 'none'})[/red]")
@@ -506,12 +539,29 @@ def apps_revoke(
     console.print(f"revoked: {user_id} no longer authorizes {app_id}")
 
 
-def app_scopes(files: PolicyFiles) -> set[str]:
-    """The scopes an app can be granted: the keys of `access.principals.app.scopes` in the policy's data."""
-    node: object = files.data_document()
-    for key in ("access", "principals", "app", "scopes"):
-        node = node.get(key) if isinstance(node, dict) else None
-    return set(node) if isinstance(node, dict) else set()
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Make a new signing key for apps' access tokens (in GATEWAY_DATA_DIR/keys.json). The old one
+    keeps verifying until the tokens it signed expire, then a later rotation drops it; running
+    servers sign with the new key within a second."""
+    from datetime import UTC, datetime
+
+    from gateway.oauth.keys import KeyRingError, ensure_keys, rotate_keys
+    from gateway.routes.oauth import ACCESS_TOKEN_SECONDS
+
+    settings = Settings()
+    now = datetime.now(UTC)
+    try:
+        ensure_keys(settings.data_dir, now)
+        fresh, dropped = rotate_keys(settings.data_dir, KEY_GRACE_SECONDS + ACCESS_TOKEN_SECONDS, now)
+    except (KeyRingError, OSError) as exc:
+        fail(f"cannot rotate the keys in {settings.data_dir}: {exc}", EXIT_BAD_CONFIGURATION)
+    typer.echo(fresh.key.kid)
+    console.print(f"signing with key {fresh.key.kid}; dropped {len(dropped)} key(s) whose tokens have all expired")
+
+
+# Seconds a retired key is kept past the longest life of a token it signed (clocks differ).
+KEY_GRACE_SECONDS = 300
 
 
 PolicyDirOption = Annotated[

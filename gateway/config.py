@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # The demo (`make run`): the dashboard offers sign-in as one of the store's busiest creators, and
     # serve prints such a creator's token. Never on a server with real people's data.
     demo: bool = False
+    # The gateway's URL as apps and their users reach it (the OAuth issuer, and the audience of the
+    # access tokens it signs); default http://HOST:PORT.
+    public_url: str | None = None
     # Origins whose pages may call the API from a browser (CORS), comma-separated; none by default.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
@@ -86,6 +89,21 @@ class Settings(BaseSettings):
             if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query):
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], or *)")
         return origins
+
+    @field_validator("public_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not a base URL (scheme://host[:port][/path])")
+        return value.rstrip("/")
+
+    @property
+    def issuer(self) -> str:
+        """The OAuth issuer: `public_url`, or where `gateway serve` listens."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
     def lateness(self) -> timedelta:

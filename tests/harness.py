@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -248,6 +249,8 @@ async def running_gateway(
     """The app over `database_url`, its lifespan run as a server runs it, deciding with the embedded
     engine over `policy_dir`; `settings` are further Settings fields."""
     clock = clock or TestClock()
+    # The data dir holds the OAuth signing keys: each gateway its own, never the checkout's .gateway.
+    settings.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="gateway-test-data-")))
     app = create_app(Settings(database_url=database_url, secret=APP_SECRET, policy_dir=policy_dir, **settings), clock=clock)
     try:
         async with app.router.lifespan_context(app) as state:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.metadata
 import json
 import re
@@ -489,6 +490,81 @@ async def test_apps_create_with_empty_name_exits_2(apps_env: dict[str, str], adm
     assert "--name must not be empty" in said(result)
     assert result.stdout == ""
     assert await admin.fetchval("SELECT count(*) FROM apps") == before
+
+
+async def test_apps_create_with_redirect_uris_prints_a_client_secret_kept_only_as_a_hash(
+    apps_env: dict[str, str], admin: asyncpg.Connection
+) -> None:
+    result = await gateway(
+        "apps", "create", "--name", "Acme", "--redirect-uri", "https://acme.example/cb", "--redirect-uri", "http://localhost:3000/cb", env=apps_env
+    )
+    printed = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
+    row = await admin.fetchrow("SELECT client_type, secret_sha256, redirect_uris FROM apps WHERE app_id = $1", printed["client_id"])
+
+    assert result.exit_code == 0, result.output
+    assert "shown this once" in said(result)
+    assert row["client_type"] == "confidential"
+    assert row["secret_sha256"] == hashlib.sha256(printed["client_secret"].encode()).digest()
+    assert printed["client_secret"].encode() not in json.dumps([dict(r) for r in await admin.fetch("SELECT app_id, name, redirect_uris FROM apps")]).encode()
+    assert row["redirect_uris"] == ["https://acme.example/cb", "http://localhost:3000/cb"]
+
+
+async def test_apps_create_public_client_has_no_secret(apps_env: dict[str, str], admin: asyncpg.Connection) -> None:
+    result = await gateway("apps", "create", "--name", "Pocket", "--redirect-uri", "http://127.0.0.1:8123/cb", "--public", env=apps_env)
+    client_id = result.stdout.strip().removeprefix("client_id: ")
+
+    assert result.exit_code == 0, result.output
+    assert "client_secret" not in result.stdout
+    assert tuple(await admin.fetchrow("SELECT client_type, secret_sha256 FROM apps WHERE app_id = $1", client_id)) == ("public", None)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("--redirect-uri", "http://acme.example/cb"), "must use https", id="plain-http-elsewhere"),
+        pytest.param(("--redirect-uri", "https://acme.example/cb#x"), "must not have a fragment", id="fragment"),
+        pytest.param(("--redirect-uri", "/cb"), "absolute https:// URI", id="relative"),
+        pytest.param(("--redirect-uri", "javascript:alert(1)"), "absolute https:// URI", id="javascript"),
+        pytest.param(("--public",), "--public needs at least one --redirect-uri", id="public-without-uri"),
+    ],
+)
+async def test_apps_create_refuses_bad_redirect_uris_and_stores_nothing(
+    apps_env: dict[str, str], admin: asyncpg.Connection, args: tuple[str, ...], message: str
+) -> None:
+    before = await admin.fetchval("SELECT count(*) FROM apps")
+
+    result = await gateway("apps", "create", "--name", "Acme", *args, env=apps_env)
+
+    assert result.exit_code == 2
+    assert message in said(result)
+    assert await admin.fetchval("SELECT count(*) FROM apps") == before
+
+
+async def test_keys_rotate_keeps_the_old_key_for_verification_and_signs_with_the_new(tmp_path: Path) -> None:
+    env = {"GATEWAY_SECRET": TOKEN_SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+
+    first = await gateway("keys", "rotate", env=env)
+    second = await gateway("keys", "rotate", env=env)
+    kept = json.loads((tmp_path / "data" / "keys.json").read_text())["keys"]
+    mode = (tmp_path / "data" / "keys.json").stat().st_mode & 0o777
+
+    assert first.exit_code == second.exit_code == 0, first.output + second.output
+    assert first.stdout.strip() != second.stdout.strip()
+    signing = [key["jwk"]["kid"] for key in kept if key["retired_at"] is None]
+    assert signing == [second.stdout.strip()]
+    assert first.stdout.strip() in {key["jwk"]["kid"] for key in kept}, "a retired key stays until its tokens expire"
+    assert mode == 0o600
+
+
+async def test_keys_rotate_refuses_a_key_file_it_cannot_read(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keys.json").write_text("not json")
+
+    result = await gateway("keys", "rotate", env={"GATEWAY_SECRET": TOKEN_SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")})
+
+    assert result.exit_code == 3
+    assert "not JSON" in said(result)
+    assert (tmp_path / "data" / "keys.json").read_text() == "not json", "nothing is overwritten"
 
 
 async def test_apps_authorize_prints_a_token_that_acts_for_the_user_with_the_granted_scopes(

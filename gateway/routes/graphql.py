@@ -66,7 +66,7 @@ async def graphql_endpoint(request: Request) -> Response:
     # A request that cannot be executed: 400 under the spec's media type, 200 under plain JSON.
     unexecutable = 400 if media_type == GRAPHQL_RESPONSE else 200
     try:
-        principal = authenticate(request.headers.get("authorization"), request.state.secret)
+        principal = authenticate(request.headers.get("authorization"), request.state.secret, request.state.issued)
         await request.state.grants.check(principal)
         query, variables, operation_name = await _read_operation(request, request.state.settings.max_body)
     except (Unauthenticated, StoreUnavailable, BadUserInput, PayloadTooLarge, RequestTimeout) as exc:
