@@ -16,6 +16,8 @@ __all__ = ["Store"]
 READ_TIMEOUT_MARGIN = 1.0
 # Seconds a statement on the ingest pool may take in a serving process (a batch, the decision log).
 INGEST_COMMAND_TIMEOUT = 10.0
+# Seconds an erasure's statement may take, waiting for the arrival lock behind ingest included.
+ERASURE_STATEMENT_TIMEOUT = 60.0
 
 
 class WaitingPool(asyncpg.Pool):  # type: ignore[misc]
@@ -43,13 +45,15 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 
 @dataclass
 class Store:
-    """Pools that log in as `gateway_ingest`, `gateway_reader`, `gateway_private` and
-    `gateway_oauth` (the OAuth endpoints: apps' codes and tokens)."""
+    """Pools that log in as `gateway_ingest`, `gateway_reader`, `gateway_private`,
+    `gateway_oauth` (the OAuth endpoints: apps' codes and tokens) and `gateway_eraser` (a person's
+    erasure, and retention)."""
 
     ingest: asyncpg.Pool
     reader: asyncpg.Pool
     private: asyncpg.Pool
     oauth: asyncpg.Pool
+    eraser: asyncpg.Pool
 
     @classmethod
     async def open(
@@ -98,8 +102,11 @@ class Store:
         private = await pool("gateway_private", reads, min_size=1, max_size=4, command_timeout=read_timeout)
         # Apps' sign-ins are rare next to reads: a connection is opened when one is asked for.
         oauth = await pool("gateway_oauth", reads, min_size=0, max_size=2, command_timeout=read_timeout)
-        return cls(ingest=ingest, reader=reader, private=private, oauth=oauth)
+        # Erasures and retention are rarer still; an erasure waits its turn behind ingest batches.
+        erasing = {"statement_timeout": str(round(ERASURE_STATEMENT_TIMEOUT * 1000))}
+        eraser = await pool("gateway_eraser", erasing, min_size=0, max_size=2, command_timeout=ERASURE_STATEMENT_TIMEOUT + READ_TIMEOUT_MARGIN)
+        return cls(ingest=ingest, reader=reader, private=private, oauth=oauth, eraser=eraser)
 
     async def close(self) -> None:
-        for pool in (self.ingest, self.reader, self.private, self.oauth):
+        for pool in (self.ingest, self.reader, self.private, self.oauth, self.eraser):
             await pool.close()

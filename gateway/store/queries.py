@@ -89,7 +89,8 @@ async def creator_videos(
 
 
 # A principal's own rows, through gateway_private: row-level security binds the
-# transaction to the actor, and every statement names the actor as well.
+# transaction to the actor, and every statement names the actor as well. A limit of None
+# reads them all (an access request's export).
 async def _as_actor(conn: asyncpg.Connection, actor_id: str, statement: str, *args: object) -> list[asyncpg.Record]:
     async with conn.transaction(readonly=True):
         await conn.execute("SELECT set_config('gateway.actor_id', $1, true)", actor_id)
@@ -97,7 +98,7 @@ async def _as_actor(conn: asyncpg.Connection, actor_id: str, statement: str, *ar
         return rows
 
 
-async def my_shares(conn: asyncpg.Connection, actor_id: str, limit: int) -> list[asyncpg.Record]:
+async def my_shares(conn: asyncpg.Connection, actor_id: str, limit: int | None) -> list[asyncpg.Record]:
     return await _as_actor(
         conn,
         actor_id,
@@ -107,7 +108,7 @@ async def my_shares(conn: asyncpg.Connection, actor_id: str, limit: int) -> list
     )
 
 
-async def my_likes(conn: asyncpg.Connection, actor_id: str, limit: int) -> list[asyncpg.Record]:
+async def my_likes(conn: asyncpg.Connection, actor_id: str, limit: int | None) -> list[asyncpg.Record]:
     """Videos the actor likes now: the latest like/unlike per video is a like."""
     return await _as_actor(
         conn,
@@ -122,7 +123,7 @@ async def my_likes(conn: asyncpg.Connection, actor_id: str, limit: int) -> list[
     )
 
 
-async def my_follows(conn: asyncpg.Connection, actor_id: str, limit: int) -> list[asyncpg.Record]:
+async def my_follows(conn: asyncpg.Connection, actor_id: str, limit: int | None) -> list[asyncpg.Record]:
     """Creators the actor follows now: the latest follow/unfollow per creator is a follow."""
     return await _as_actor(
         conn,

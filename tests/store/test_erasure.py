@@ -1,0 +1,371 @@
+"""Erasing a person removes their rows and their unreleased part of the live totals, keeps every
+release, and lets their later activity count as a new person's, whatever is being ingested meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from gateway.store.apps import authorize_app, register_app
+from gateway.store.erasure import ErasureReceipt, derive_erasure_key, erase_person, subject_key
+from gateway.store.ingest import EventWriter
+from gateway.store.pools import Store
+
+from conftest import SECRET
+from helpers import FROM_SCRATCH, assert_history_is_sound, event, ingest, records, snapshot, truncate_all, utc
+
+KEY = derive_erasure_key(SECRET)
+NOON = utc(2025, 5, 14, 12)
+PERSON = "p1"
+
+
+class Clock:
+    """Arrivals a second apart, so that each batch is stamped after the one before."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+_ids = itertools.count()
+
+
+def fresh_id(prefix: str) -> str:
+    return f"{prefix}-{next(_ids)}"
+
+
+def views(video: str, actors: Iterable[str], at: datetime = NOON, **fields: Any) -> list[dict[str, Any]]:
+    return [event("view", fresh_id("view"), at, video_id=video, actor_id=actor, **fields) for actor in actors]
+
+
+def shares(video: str, actors: Iterable[str], at: datetime = NOON, channel: str = "whatsapp") -> list[dict[str, Any]]:
+    return [event("share", fresh_id("share"), at, video_id=video, actor_id=actor, channel=channel) for actor in actors]
+
+
+def follows(creator: str, actors: Iterable[str], at: datetime = NOON) -> list[dict[str, Any]]:
+    return [event("follow", fresh_id("follow"), at, creator_id=creator, actor_id=actor) for actor in actors]
+
+
+@pytest.fixture
+async def writer(store: Store, admin: asyncpg.Connection) -> EventWriter:
+    await truncate_all(admin)
+    return EventWriter(store.ingest, Clock(NOON + timedelta(hours=1)))
+
+
+async def erase(store: Store, person: str = PERSON, reason: str | None = None) -> ErasureReceipt:
+    async with store.eraser.acquire() as conn:
+        return await erase_person(conn, person, key=subject_key(KEY, person), erased_by="compliance:dpo", reason=reason)
+
+
+async def released_and_unreleased(writer: EventWriter) -> None:
+    """The person is counted in a release of video `a`'s views and shares and of creator `c2`'s
+    followers (with four others each: k is 5), and has viewed `a` again since, from another region;
+    they are among three viewers of `b` (no release), like `b`, watched it to the end, and are the
+    one follower of `c3`."""
+    others = [f"o{n}" for n in range(1, 5)]
+    await ingest(writer, [
+        *views("a", [PERSON, *others], region="DE"),
+        *shares("a", [PERSON, *others]),
+        *follows("c2", [PERSON, *(f"f{n}" for n in range(1, 5))]),
+    ])
+    await ingest(writer, [
+        *views("a", [PERSON], region="FR"),
+        *views("b", [PERSON], region="FR", age_band="18-24", completed=True),
+        *views("b", ["o5", "o6"], region="DE"),
+        event("like", fresh_id("like"), NOON, video_id="b", actor_id=PERSON),
+        *follows("c3", [PERSON]),
+    ])
+
+
+# -- what a recount says the live state should be ------------------------------------------------
+
+SUMMED = {"live_totals": 2, "live_cells": 4}  # how many key columns lead each table's rows
+
+
+async def recount(admin: asyncpg.Connection, which: str = "TRUE") -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
+    """The live totals and cells recomputed (tests/store/helpers.FROM_SCRATCH) over the stored events
+    that satisfy `which`: a temporary `events` hides the real one for the length of the recount."""
+    counts: dict[str, dict[tuple[Any, ...], tuple[int, ...]]] = {}
+    async with admin.transaction():
+        await admin.execute(f"CREATE TEMP TABLE events ON COMMIT DROP AS SELECT * FROM public.events WHERE {which}")
+        for table, keys in SUMMED.items():
+            rows = await admin.fetch(FROM_SCRATCH[table][1])
+            counts[table] = {tuple(row)[:keys]: tuple(row)[keys:] for row in rows}
+    return counts
+
+
+def plus(*recounts: dict[str, dict[tuple[Any, ...], tuple[int, ...]]]) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
+    total: dict[str, dict[tuple[Any, ...], tuple[int, ...]]] = {table: {} for table in SUMMED}
+    for counted in recounts:
+        for table, rows in counted.items():
+            for key, values in rows.items():
+                before = total[table].get(key, (0,) * len(values))
+                total[table][key] = tuple(a + b for a, b in zip(before, values))
+    return total
+
+
+async def live_state(admin: asyncpg.Connection) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
+    return {
+        table: {tuple(row)[:keys]: tuple(row)[keys:] for row in await admin.fetch(FROM_SCRATCH[table][0])}
+        for table, keys in SUMMED.items()
+    }
+
+
+RELEASED_PART = f"actor_id = '{PERSON}' AND (video_id = 'a' OR (video_id IS NULL AND creator_id = 'c2'))"
+
+
+# -- what goes, what stays -------------------------------------------------------------------------
+
+
+async def test_erasure_removes_the_persons_events_ledger_rows_and_budget_and_revokes_their_grants(
+    store: Store, writer: EventWriter, admin: asyncpg.Connection
+) -> None:
+    await released_and_unreleased(writer)
+    await ingest(writer, views("a", ["o9"]))
+    app_id = await register_app(admin, "Acme")
+    await authorize_app(admin, app_id, PERSON, ["activity"])
+    await authorize_app(admin, app_id, "o9", ["activity"])
+    await admin.execute("INSERT INTO privacy_spend VALUES ($1, $2, current_date, '\\x01', 0.5), ($1, 'o9', current_date, '\\x01', 0.5)", app_id, PERSON)
+    others_before = await admin.fetchval("SELECT count(*) FROM events WHERE actor_id <> $1", PERSON)
+
+    receipt = await erase(store, reason="request by e-mail")
+
+    assert receipt.events == 7 and receipt.app_grants == 1 and not receipt.repeated
+    for table in ("events", "video_people", "follow_state", "arrivals_pending"):
+        assert await admin.fetchval(f"SELECT count(*) FROM {table} WHERE actor_id = $1", PERSON) == 0, table
+    assert await admin.fetchval("SELECT count(*) FROM privacy_spend WHERE user_id = $1", PERSON) == 0
+    grants = {row["user_id"]: (row["scopes"], row["generation"]) for row in await admin.fetch("SELECT * FROM app_authorizations")}
+    assert grants == {PERSON: ([], 1), "o9": (["activity"], 0)}
+    assert await admin.fetchval("SELECT count(*) FROM events WHERE actor_id <> $1", PERSON) == others_before
+    assert await admin.fetchval("SELECT count(*) FROM privacy_spend") == 1
+
+
+async def test_the_erasure_record_says_when_and_by_whom_and_not_whose(store: Store, writer: EventWriter, admin: asyncpg.Connection) -> None:
+    await released_and_unreleased(writer)
+
+    receipt = await erase(store, reason="request by e-mail")
+
+    record = dict(await admin.fetchrow("SELECT * FROM erasures"))
+    assert record == {
+        "erasure_id": record["erasure_id"],
+        "erased_at": receipt.erased_at,
+        "erased_by": "compliance:dpo",
+        "reason": "request by e-mail",
+        "subject_key": subject_key(KEY, PERSON),
+    }
+    assert str(record["erasure_id"]) == receipt.erasure_id
+    assert PERSON.encode() not in record["subject_key"]
+    assert record["subject_key"] != subject_key(derive_erasure_key(SECRET + "-other"), PERSON), "keyed by the secret"
+
+
+async def test_erasure_keeps_every_release_as_it_was(store: Store, writer: EventWriter, admin: asyncpg.Connection) -> None:
+    await released_and_unreleased(writer)
+    before = await snapshot(admin)
+
+    await erase(store)
+
+    after = await snapshot(admin)
+    assert before["releases"] and after["releases"] == before["releases"]
+    assert before["release_cells"] and after["release_cells"] == before["release_cells"]
+
+
+async def test_live_state_is_a_recount_of_what_remains_plus_the_persons_part_of_what_was_released(
+    store: Store, writer: EventWriter, admin: asyncpg.Connection
+) -> None:
+    await released_and_unreleased(writer)
+    released_part = await recount(admin, RELEASED_PART)
+
+    await erase(store)
+
+    assert await live_state(admin) == plus(await recount(admin), released_part)
+    await assert_history_is_sound(admin)
+
+
+async def test_what_only_the_person_brought_and_was_never_released_is_gone(store: Store, writer: EventWriter, admin: asyncpg.Connection) -> None:
+    await released_and_unreleased(writer)
+
+    await erase(store)
+
+    # c3's one follower, b's likes, b's viewers from 18-24 and b's completed views were theirs alone.
+    assert await admin.fetch("SELECT * FROM live_totals WHERE (subject_id, metric) IN (('c3', 'f'), ('b', 'l'))") == []
+    cells = await admin.fetch("SELECT dimension::text, value FROM live_cells WHERE subject_id = 'b' ORDER BY 1, 2")
+    assert [tuple(cell) for cell in cells] == [("a", "unknown"), ("r", "DE")]
+
+
+async def test_erasing_again_changes_nothing_and_answers_with_the_first_receipt(
+    store: Store, writer: EventWriter, admin: asyncpg.Connection
+) -> None:
+    await released_and_unreleased(writer)
+    first = await erase(store)
+    after_first = await snapshot(admin)
+
+    again = await erase(store)
+
+    assert again.repeated and (again.erasure_id, again.erased_at, again.erased_by) == (first.erasure_id, first.erased_at, first.erased_by)
+    assert (again.events, again.app_grants) == (0, 0)
+    assert await snapshot(admin) == after_first
+
+
+async def test_a_person_never_seen_is_erased_once_and_then_answered_as_erased(store: Store, writer: EventWriter, admin: asyncpg.Connection) -> None:
+    first = await erase(store, "nobody")
+    again = await erase(store, "nobody")
+
+    assert not first.repeated and first.events == 0
+    assert again.repeated and again.erasure_id == first.erasure_id
+    assert await admin.fetchval("SELECT count(*) FROM erasures") == 1
+
+
+async def test_activity_after_an_erasure_is_a_new_persons_and_is_erased_by_a_new_request(
+    store: Store, writer: EventWriter, admin: asyncpg.Connection
+) -> None:
+    await released_and_unreleased(writer)
+    first = await erase(store)
+    viewers = {row[0]: row[1] for row in await admin.fetch("SELECT subject_id, people FROM live_totals WHERE metric = 'v'")}
+
+    await ingest(writer, [*views("a", [PERSON]), *views("b", [PERSON])])
+
+    after = {row[0]: row[1] for row in await admin.fetch("SELECT subject_id, people FROM live_totals WHERE metric = 'v'")}
+    # On `a` they stay counted in the release and count again; on `b` they were taken out, and count once.
+    assert (viewers["a"], after["a"]) == (5, 6)
+    assert (viewers["b"], after["b"]) == (2, 3)
+    second = await erase(store)
+    assert not second.repeated and second.erasure_id != first.erasure_id and second.events == 2
+    assert await admin.fetchval("SELECT count(*) FROM erasures") == 2
+
+
+async def test_no_later_release_falls_below_an_earlier_one(store: Store, writer: EventWriter, admin: asyncpg.Connection) -> None:
+    await released_and_unreleased(writer)
+    await erase(store)
+
+    await ingest(writer, [*views("a", [f"n{n}" for n in range(5)]), *views("b", [f"n{n}" for n in range(3)]), *follows("c3", ["n1", "n2"])])
+    await ingest(writer, [*views("b", ["n3", "n4"]), *follows("c3", ["n3", "n4", "n5"])])
+
+    falls = await admin.fetch(
+        """SELECT subject_id, metric, seq FROM (
+               SELECT subject_id, metric, seq, people < lag(people) OVER w OR events < lag(events) OVER w AS fell
+               FROM releases WINDOW w AS (PARTITION BY subject_id, metric ORDER BY seq)) steps
+           WHERE fell"""
+    )
+    assert falls == []
+    made = {(row[0], row[1]): row[2] for row in await admin.fetch("SELECT subject_id, metric::text, max(seq) FROM releases GROUP BY 1, 2")}
+    assert made[("a", "v")] == 2 and made[("b", "v")] == 1 and made[("c3", "f")] == 1
+    await assert_history_is_sound(admin)
+
+
+async def test_events_a_backfill_holds_are_erased_and_never_applied(store: Store, writer: EventWriter, admin: asyncpg.Connection) -> None:
+    await writer.hold(records([*views("h", [PERSON, "o1", "o2", "o3", "o4"], at=NOON - timedelta(days=30))]))
+
+    receipt = await erase(store)
+    await writer.replay()
+
+    assert receipt.events == 1
+    assert await admin.fetchval("SELECT count(*) FROM arrivals_pending") == 0
+    assert await admin.fetchval("SELECT people FROM live_totals WHERE subject_id = 'h'") == 4
+    assert await admin.fetchval("SELECT count(*) FROM releases WHERE subject_id = 'h'") == 0
+
+
+# -- while ingest runs ------------------------------------------------------------------------------
+
+
+async def test_erasure_while_ingest_runs_loses_no_other_persons_event_and_keeps_the_counts_whole(
+    store: Store, writer: EventWriter, admin: asyncpg.Connection
+) -> None:
+    await released_and_unreleased(writer)
+    released_part = await recount(admin, RELEASED_PART)
+    # Others keep arriving on `a` (releases are made meanwhile), `b` (one more viewer: still short of
+    # a release) and `c`, where the person acts too, before and after the erasure as it happens.
+    batches = [
+        [
+            *views("a", [f"n{batch}-{n}" for n in range(3)]),
+            *views("b", ["o7"]),
+            *views("c", [f"o{8 + batch % 3}"]),
+            *views("c", [PERSON], region="DE"),
+            *shares("c", [PERSON]),
+        ]
+        for batch in range(24)
+    ]
+    others = {body["event_id"] for batch in batches for body in batch if body["actor_id"] != PERSON}
+
+    async def feed(part: list[list[dict[str, Any]]]) -> None:
+        for batch in part:
+            await ingest(writer, batch)
+
+    receipts = await asyncio.gather(feed(batches[0::2]), feed(batches[1::2]), erase(store), erase(store))
+
+    stored = {row[0] for row in await admin.fetch("SELECT event_id FROM events WHERE actor_id <> $1", PERSON)}
+    assert others <= stored, "another person's event was lost"
+    assert not all(receipt.repeated for receipt in receipts[2:]), "one of the two erasures found the person"
+    left = await admin.fetch("SELECT DISTINCT video_id FROM events WHERE actor_id = $1", PERSON)
+    assert {row[0] for row in left} <= {"c"}, "only what arrived after an erasure remains"
+    assert await live_state(admin) == plus(await recount(admin), released_part)
+    await assert_history_is_sound(admin)
+
+
+# -- twin worlds: erased, or never there --------------------------------------------------------------
+
+
+def world(name: str) -> Callable[[str], str]:
+    return lambda local: f"{name}-{local}"
+
+
+def scenario_before(w: Callable[[str], str], person: str, *, unreleased: bool) -> list[list[dict[str, Any]]]:
+    """`person` is counted in a release of `a` (views) and of `c`'s followers, then views `a` again;
+    `unreleased`: they also view `b`, which has no release."""
+    return [
+        [*views(w("a"), [person, *(w(f"o{n}") for n in range(1, 5))], region="DE"),
+         *follows(w("c"), [person, *(w(f"f{n}") for n in range(1, 5))])],
+        [*views(w("a"), [person], region="FR"), *views(w("b"), [*([person] if unreleased else []), w("o5"), w("o6")], region="DE")],
+    ]
+
+
+def scenario_after(w: Callable[[str], str]) -> list[list[dict[str, Any]]]:
+    """The person (by their own id) acts again, with others: `b` reaches a release."""
+    return [
+        [*views(w("a"), [w("p"), *(w(f"o{n}") for n in range(9, 13))], region="FR"), *views(w("b"), [w("p"), w("o7")])],
+        [*views(w("b"), [w("o8")]), *follows(w("c"), [w("p")])],
+    ]
+
+
+async def history_of(admin: asyncpg.Connection, name: str) -> dict[str, list[tuple[Any, ...]]]:
+    """The world's releases and live state, its name taken out of the ids."""
+    prefix = f"{name}-"
+    tables = {
+        "releases": "SELECT subject_id, metric::text, made_at, seq, people, prev_people, events, watch_ms FROM releases",
+        "release_cells": "SELECT subject_id, metric::text, dimension::text, value, seq, events, people FROM release_cells",
+        "live_totals": "SELECT subject_id, metric::text, people, events, watch_ms, released_seq, released_people FROM live_totals",
+        "live_cells": "SELECT subject_id, metric::text, dimension::text, value, events, people FROM live_cells",
+    }
+    return {
+        table: sorted(((row[0].removeprefix(prefix), *tuple(row)[1:]) for row in await admin.fetch(query) if row[0].startswith(prefix)), key=repr)
+        for table, query in tables.items()
+    }
+
+
+async def test_a_person_erased_and_one_who_never_was_leave_the_same_history(
+    store: Store, writer: EventWriter, admin: asyncpg.Connection
+) -> None:
+    """World `e`: `e-p` is counted in releases, acts again (on `b`, unreleased), is erased, and acts
+    again. World `n`: an anonymous `n-x` does what was released of `e-p` (that part stays, as
+    `e-p`'s does), and `n-p`, never seen before, does what `e-p` does after the erasure. Each batch
+    carries both worlds' events, so that both arrive at the same moments."""
+    erased, never = world("e"), world("n")
+    for batch_e, batch_n in zip(scenario_before(erased, "e-p", unreleased=True), scenario_before(never, "n-x", unreleased=False)):
+        await ingest(writer, [*batch_e, *batch_n])
+
+    await erase(store, "e-p")
+    for batch_e, batch_n in zip(scenario_after(erased), scenario_after(never)):
+        await ingest(writer, [*batch_e, *batch_n])
+
+    in_e, in_n = await history_of(admin, "e"), await history_of(admin, "n")
+    made = {(subject, metric, seq) for subject, metric, _, seq, *_ in in_e["releases"]}
+    assert {("a", "v", 2), ("b", "v", 1), ("c", "f", 1)} <= made, "the person's later activity made releases"
+    assert in_e == in_n
