@@ -123,6 +123,21 @@ async def live_state(admin: asyncpg.Connection) -> dict[str, dict[tuple[Any, ...
 RELEASED_PART = f"actor_id = '{PERSON}' AND (video_id = 'a' OR (video_id IS NULL AND creator_id = 'c2'))"
 
 
+async def test_the_ledger_records_the_arrival_that_brought_each_row(writer: EventWriter, admin: asyncpg.Connection) -> None:
+    await ingest(writer, [*views("a", [f"o{n}" for n in range(5)]), *follows("c2", [f"o{n}" for n in range(5)])])
+    await ingest(writer, [*views("a", ["o5"]), *follows("c2", ["o5"])])
+
+    released = {row[0]: row[1] for row in await admin.fetch("SELECT subject_id, released_arrival FROM live_totals")}
+    ledger = await admin.fetch("SELECT 'a', actor_id, arrival FROM video_people UNION ALL SELECT 'c2', actor_id, arrival FROM follow_state")
+    arrivals = {(row[0], row[1]): row[2] for row in ledger}
+    assert released["a"] == released["c2"] > 0
+    assert arrivals == {
+        **{(subject, f"o{n}"): released["a"] for subject in ("a", "c2") for n in range(5)},
+        ("a", "o5"): released["a"] + 1,
+        ("c2", "o5"): released["a"] + 1,
+    }
+
+
 # -- what goes, what stays -------------------------------------------------------------------------
 
 
