@@ -35,11 +35,13 @@ from gateway.routes.oauth import oauth_routes
 from gateway.routes.pages import announce_demo, page_routes
 from gateway.store.apps import current_grant
 from gateway.store.decision_log import DecisionLogWriter
+from gateway.store.erasure import derive_erasure_key
 from gateway.store.ingest import EventWriter
 from gateway.store.oauth import family_revoked
 from gateway.store.migrate import migrate
 from gateway.store.pools import Store
 from gateway.store.releases import ReleaseReader
+from gateway.store.retention import DailyRetention
 from gateway.store.server import database_url, release_embedded
 from gateway.telemetry.middleware import RequestTelemetry
 from gateway.telemetry.timings import request_latency
@@ -70,7 +72,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         decider = PolicyDecider(engine, cache, record=decision_log.record)
         budget = BudgetLedger(store.reader)
         writer = EventWriter(store.ingest, clock)
-        registry = metrics_registry(GatewayCollector(decider, decision_log, budget, writer), latency)
+        retention = DailyRetention(store.eraser, settings.retention_days, settings.lateness_days, clock) if settings.retention_days else None
+        registry = metrics_registry(GatewayCollector(decider, decision_log, budget, writer, retention), latency)
         # What exists now lives as long as the process: keep the collector from rescanning it, and let
         # it run less often (a GraphQL request allocates thousands of short-lived objects).
         gc.collect()
@@ -81,6 +84,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         # Backfills reach the reader's kept answers within this many seconds when no request reads
         # the history's epoch (a server keeping no whole answers); requests that do, at once.
         following = asyncio.create_task(releases.follow_epoch(EPOCH_SECONDS))
+        retaining = asyncio.create_task(retention.run_forever()) if retention is not None else None
         try:
             if settings.demo:
                 await announce_demo(store.reader, secret, settings)
@@ -90,6 +94,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "secret": secret,
                     "clock": clock,
                     "noise_key": derive_noise_key(secret),
+                    "erasure_key": derive_erasure_key(secret),
                     "budget": budget,
                     "issued": issued,
                     "grants": AppGrants(
@@ -100,6 +105,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "releases": releases,
                     "store": store,
                     "writer": writer,
+                    "retention": retention,
                     "schema": schema,
                     # None without the policy guard: a baseline that decides nothing keeps nothing.
                     "responses": ResponseCache(settings.response_cache_mb * 1024 * 1024) if policy_guard else None,
@@ -109,9 +115,11 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "metrics": registry,
                 }
         finally:
-            following.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await following
+            for task in (following, retaining):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await decision_log.close()
             await engine.close()
             await store.close()

@@ -632,3 +632,124 @@ def policy_check(
     typer.echo(f"{len(check.errors)} error(s), {len(check.warnings)} warning(s)")
     if check.errors:
         raise typer.Exit(1)
+
+
+# -- A data subject's rights: access (export-user), erasure (erase-user); retention of raw events --
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    """The pools, over a migrated store: for commands that work as one of the pools' roles."""
+    async with reaching_the_store(settings):
+        store = await Store.open(await migrated_database(settings), settings.signing_secret())
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def check_person(user_id: str) -> None:
+    if not is_platform_id(user_id):
+        fail(f"{user_id!r} is not a user id", EXIT_BAD_INPUT)
+
+
+def operator_name() -> str:
+    """Who ran an erasure from the command line, for its record: the login name, as far as it is known."""
+    import getpass
+
+    try:
+        return f"operator:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name in the environment, nor a passwd entry (a container)
+        return "operator"
+
+
+@app.command("export-user")
+def export_user(
+    user_id: Annotated[str, typer.Argument(metavar="USER_ID", help="The person whose data to export.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the JSON here (readable by its owner only) instead of to standard output.")
+    ] = None,
+) -> None:
+    """Write all of a person's own data as JSON (an access request): their events of every type, their
+    activity as `me` serves it, the apps they authorized and what those spent of their ε budget, and
+    their erasures, if any."""
+    from gateway.store.erasure import derive_erasure_key, subject_key
+    from gateway.store.personal_data import export_person, to_json
+
+    check_person(user_id)
+    settings = Settings()
+
+    async def run() -> dict[str, Any]:
+        async with open_owner(settings) as conn:
+            key = subject_key(derive_erasure_key(settings.signing_secret()), user_id)
+            try:
+                return await export_person(conn, user_id, key, utc_now())
+            except STORE_FAILURES as exc:
+                raise StoreUnavailable(f"the store failed during the export ({type(exc).__name__}); nothing was written") from exc
+
+    export = asyncio.run(run())
+    text = to_json(export)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        try:
+            output.touch(mode=0o600)
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc}", EXIT_BAD_INPUT)
+    console.print(f"exported {len(export['events']):,} events and {len(export['app_grants']):,} app grants of {user_id}")
+
+
+@app.command("erase-user")
+def erase_user(
+    user_id: Annotated[str, typer.Argument(metavar="USER_ID", help="The person to erase.")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the record; it must not name the person.")] = None,
+    by: Annotated[str | None, typer.Option(help="Who asks, for the record (default operator:<login name>).")] = None,
+) -> None:
+    """Erase a person's own data at their request, in one transaction: their events, their place in
+    the ledger of people (activity of theirs that arrives later counts as a new person's), their app
+    grants (revoked). Released aggregates stay. Prints the erasure's id; running it again is safe."""
+    from gateway.graphql.erasure import check_reason
+    from gateway.store.erasure import ErasureReceipt, derive_erasure_key, erase_person, subject_key
+
+    check_person(user_id)
+    why = check_reason(reason, user_id)
+    settings = Settings()
+
+    async def run() -> ErasureReceipt:
+        async with open_store(settings) as store:
+            key = subject_key(derive_erasure_key(settings.signing_secret()), user_id)
+            try:
+                async with store.eraser.acquire() as conn:
+                    return await erase_person(conn, user_id, key=key, erased_by=by or operator_name(), reason=why)
+            except STORE_FAILURES as exc:
+                raise StoreUnavailable(f"the store failed during the erasure ({type(exc).__name__}); nothing was erased") from exc
+
+    receipt = asyncio.run(run())
+    typer.echo(receipt.erasure_id)
+    if receipt.repeated:
+        console.print(f"{user_id} was erased already, on {receipt.erased_at:%Y-%m-%d %H:%M:%S} UTC: nothing of theirs was left")
+    else:
+        console.print(f"erased {user_id}: {receipt.events:,} events, {receipt.app_grants:,} app grants revoked")
+
+
+@app.command()
+def retention(
+    older_than: Annotated[int, typer.Option("--older-than", metavar="DAYS", min=1, help="Drop the months of raw events that ended DAYS days ago or more.")],
+) -> None:
+    """Drop raw events past retention, a month (a partition) at a time. Released aggregates stay and are
+    still served; a month with events a backfill has not replayed yet is kept, and named."""
+    from gateway.store.retention import describe, drop_expired_events, retention_cutoff
+
+    settings = Settings()
+    cutoff = retention_cutoff(utc_now(), older_than, settings.lateness_days)
+
+    async def run() -> str:
+        async with open_store(settings) as store:
+            try:
+                async with store.eraser.acquire() as conn:
+                    return describe(await drop_expired_events(conn, cutoff))
+            except STORE_FAILURES as exc:
+                raise StoreUnavailable(f"the store failed during retention ({type(exc).__name__})") from exc
+
+    console.print(f"events before {cutoff:%Y-%m-%d %H:%M} UTC: {asyncio.run(run())}")

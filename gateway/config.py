@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_body: int = Field(default=1024 * 1024, gt=0)
     # Days an event may be late: one whose occurred_at is older is refused (a backfill aside).
     lateness_days: int = Field(default=7, ge=0)
+    # Days of raw events `gateway serve` keeps: once a day it drops the months older than that
+    # (gateway.store.retention). Unset: none are dropped. At least lateness_days.
+    retention_days: int | None = Field(default=None, ge=1)
     # Seconds a client may take, from opening a connection (or from its last response), to send a
     # request's headers; past it the connection is closed.
     header_timeout: float = Field(default=10.0, gt=0)
@@ -99,6 +102,15 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
             raise ValueError(f"{value!r} is not a base URL (scheme://host[:port][/path])")
         return value.rstrip("/")
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_outlasts_lateness(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # lateness_days is declared first, so it is validated by now (absent if it was invalid).
+        lateness = info.data.get("lateness_days")
+        if value is not None and lateness is not None and value < lateness:
+            raise ValueError(f"must be at least GATEWAY_LATENESS_DAYS ({lateness}): events that old may still arrive")
+        return value
 
     @property
     def issuer(self) -> str:

@@ -815,3 +815,108 @@ def test_version_is_the_installed_package_version() -> None:
 
     assert result.exit_code == 0
     assert result.stdout.strip() == f"privacy-gateway {importlib.metadata.version('privacy-gateway')}"
+
+
+# A data subject's rights: access (export-user) and erasure (erase-user); retention of raw events.
+
+
+def activity_of(prefix: str, person: str) -> list[dict[str, Any]]:
+    """A published video with a view and a share by `person` and a view by someone else."""
+    video = f"{prefix}-v"
+    return [
+        {"event_id": f"{prefix}-pub", "type": "video_published", "occurred_at": AT.format(minute=0), "video_id": video, "creator_id": "u1", "actor_id": "u1"},
+        {"event_id": f"{prefix}-view", "type": "view", "occurred_at": AT.format(minute=1), "video_id": video, "creator_id": "u1", "actor_id": person, "watch_ms": 900},
+        {"event_id": f"{prefix}-share", "type": "share", "occurred_at": AT.format(minute=2), "video_id": video, "creator_id": "u1", "actor_id": person, "channel": "sms"},
+        {"event_id": f"{prefix}-other", "type": "view", "occurred_at": AT.format(minute=3), "video_id": video, "creator_id": "u1", "actor_id": f"{person}-friend", "watch_ms": 1},
+    ]
+
+
+async def ingested(env: dict[str, str], tmp_path: Path, lines: list[dict[str, Any]], *flags: str) -> None:
+    result = await gateway("ingest", *flags, str(ndjson_file(tmp_path / f"{lines[0]['event_id']}.ndjson", lines)), env=env)
+    assert result.exit_code == 0, result.output
+
+
+async def test_export_user_prints_the_persons_own_data_as_json(env: dict[str, str], tmp_path: Path) -> None:
+    await ingested(env, tmp_path, activity_of("cli-export", "cli-exported"))
+
+    result = await gateway("export-user", "cli-exported", env=env)
+
+    assert result.exit_code == 0, result.output
+    exported = json.loads(result.stdout)
+    assert [(e["event_id"], e["type"]) for e in exported["events"]] == [("cli-export-view", "view"), ("cli-export-share", "share")]
+    assert exported["activity"]["shares"] == [{"video_id": "cli-export-v", "channel": "sms", "shared_at": AT.format(minute=2).replace("Z", "+00:00")}]
+    assert (exported["user_id"], exported["app_grants"], exported["erasures"]) == ("cli-exported", [], [])
+    assert "exported 2 events and 0 app grants of cli-exported" in said(result)
+
+
+async def test_export_user_to_a_file_keeps_it_from_other_users(env: dict[str, str], tmp_path: Path) -> None:
+    await ingested(env, tmp_path, activity_of("cli-export-file", "cli-exported-file"))
+    target = tmp_path / "export.json"
+
+    result = await gateway("export-user", "cli-exported-file", "--output", str(target), env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert len(json.loads(target.read_text())["events"]) == 2
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+async def test_erase_user_erases_once_and_says_so_when_asked_again(env: dict[str, str], tmp_path: Path, admin: asyncpg.Connection) -> None:
+    await ingested(env, tmp_path, activity_of("cli-erase", "cli-erased"))
+
+    first = await gateway("erase-user", "cli-erased", "--reason", "asked in writing", "--by", "dpo", env=env)
+    again = await gateway("erase-user", "cli-erased", env=env)
+
+    assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+    assert "erased cli-erased: 2 events, 0 app grants revoked" in said(first)
+    assert first.stdout == again.stdout and len(first.stdout.strip()) == 36
+    assert "cli-erased was erased already, on" in said(again)
+    assert await admin.fetchval("SELECT count(*) FROM events WHERE actor_id = 'cli-erased'") == 0
+    assert await admin.fetchval("SELECT count(*) FROM events WHERE event_id = 'cli-erase-other'") == 1
+    record = await admin.fetchrow("SELECT erased_by, reason FROM erasures WHERE erasure_id = $1::uuid", first.stdout.strip())
+    assert tuple(record) == ("dpo", "asked in writing")
+    exported = json.loads((await gateway("export-user", "cli-erased", env=env)).stdout)
+    assert exported["events"] == [] and [e["erasure_id"] for e in exported["erasures"]] == [first.stdout.strip()]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["erase-user", "not an id"], "'not an id' is not a user id", id="erase-bad-id"),
+        pytest.param(["erase-user", "cli-named", "--reason", "cli-named asked"], "`reason` must not name the person", id="reason-names-them"),
+        pytest.param(["export-user", "not/an/id"], "'not/an/id' is not a user id", id="export-bad-id"),
+        pytest.param(["retention", "--older-than", "6"], "retention must keep at least 7 days of events", id="retention-inside-lateness"),
+    ],
+)
+async def test_data_subject_commands_refuse_bad_arguments_with_exit_2(
+    env: dict[str, str], admin: asyncpg.Connection, args: list[str], message: str
+) -> None:
+    erasures = await admin.fetchval("SELECT count(*) FROM erasures")
+
+    result = await gateway(*args, env=env)
+
+    assert message in failed_in_one_line(result, 2)
+    assert result.stdout == ""
+    assert await admin.fetchval("SELECT count(*) FROM erasures") == erasures
+
+
+async def test_retention_drops_months_of_raw_events_past_the_cutoff(env: dict[str, str], tmp_path: Path, admin: asyncpg.Connection) -> None:
+    long_ago = (RECENT_HOUR - timedelta(days=120)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    old = [{"event_id": f"cli-old-{n}", "type": "view", "occurred_at": long_ago, "video_id": "cli-old-v", "creator_id": "u1",
+            "actor_id": f"cli-old-u{n}", "watch_ms": 1} for n in range(5)]
+    await ingested(env, tmp_path, old, "--backfill")
+    month = await admin.fetchval("SELECT tableoid::regclass::text FROM events WHERE event_id = 'cli-old-0'")
+    releases = await admin.fetch("SELECT * FROM releases WHERE subject_id = 'cli-old-v'")
+
+    result = await gateway("retention", "--older-than", "30", env=env)
+
+    assert result.exit_code == 0, result.output
+    assert f"dropped {month}" in said(result)
+    assert await admin.fetchval("SELECT to_regclass($1)", month) is None
+    assert releases and await admin.fetch("SELECT * FROM releases WHERE subject_id = 'cli-old-v'") == releases
+
+
+async def test_retention_days_inside_the_lateness_window_are_bad_configuration(env: dict[str, str]) -> None:
+    result = await gateway("migrate", env={**env, "GATEWAY_RETENTION_DAYS": "3"})
+
+    assert "bad configuration: GATEWAY_RETENTION_DAYS: Value error, must be at least GATEWAY_LATENESS_DAYS (7)" in failed_in_one_line(result, 3)

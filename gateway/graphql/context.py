@@ -35,6 +35,8 @@ class RequestContext:
     budget: BudgetLedger | None = None
     # Key of the consistent noise (derived from GATEWAY_SECRET).
     noise_key: bytes = b""
+    # Key of the digests erasure records name a person by (derived from GATEWAY_SECRET).
+    erasure_key: bytes = b""
     # One clock reading per request, so every default range and every release it sees agree.
     now: datetime = field(default_factory=utc_now)
     # Set by the policy guard before any resolver runs: that the policy decided the operation, the

@@ -17,13 +17,14 @@ from gateway.graphql.compliance import DecisionLogConnection, decision_log
 from gateway.graphql.context import Context
 from gateway.graphql.creator import Creator
 from gateway.graphql.documents import parse_document
+from gateway.graphql.erasure import ErasureReceipt, erase_user
 from gateway.graphql.execution import ValueListExecutionContext
 from gateway.graphql.me import Me
 from gateway.graphql.policy_guard import FixedTerms, PolicyGuard
 from gateway.graphql.video import Video
 from gateway.ingest.events import is_platform_id
 
-__all__ = ["Query", "build_schema"]
+__all__ = ["Mutation", "Query", "build_schema"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,15 @@ class Query:
         return Me(user_id=principal.id)
 
 
+@strawberry.type
+class Mutation:
+    erase_user: ErasureReceipt | None = strawberry.field(
+        resolver=erase_user,
+        description="Erases a person's own data at their request: their events, their place in the ledger of people, their app "
+        "grants (revoked). Released aggregates are kept. Compliance only.",
+    )
+
+
 class PreparedDocument(SchemaExtension):
     """The HTTP layer parses and validates (with limits and caches) before execution;
     this hands Strawberry that document so neither step runs twice."""
@@ -86,6 +96,7 @@ def build_schema(*, policy_guard: bool = True) -> strawberry.Schema:
     """The schema; `policy_guard=False` exists for the benchmark's baseline only."""
     return GatewaySchema(
         query=Query,
+        mutation=Mutation,
         extensions=[PreparedDocument, PolicyGuard if policy_guard else FixedTerms],
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=True),
         execution_context_class=ValueListExecutionContext,

@@ -96,6 +96,7 @@ async def graphql_endpoint(request: Request) -> Response:
         decider=request.state.decider,
         budget=request.state.budget,
         noise_key=request.state.noise_key,
+        erasure_key=request.state.erasure_key,
         now=to_minute(request.state.clock()),
     )
     responses: ResponseCache | None = request.state.responses

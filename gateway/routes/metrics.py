@@ -23,6 +23,7 @@ from gateway.policy.decider import PolicyDecider
 from gateway.privacy.budget import BudgetLedger
 from gateway.store.decision_log import DecisionLogWriter
 from gateway.store.ingest import EventWriter
+from gateway.store.retention import DailyRetention
 
 __all__ = ["GatewayCollector", "metrics", "metrics_registry"]
 
@@ -30,8 +31,16 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class GatewayCollector(Collector):
-    def __init__(self, decider: PolicyDecider, decision_log: DecisionLogWriter, budget: BudgetLedger, writer: EventWriter) -> None:
+    def __init__(
+        self,
+        decider: PolicyDecider,
+        decision_log: DecisionLogWriter,
+        budget: BudgetLedger,
+        writer: EventWriter,
+        retention: DailyRetention | None = None,
+    ) -> None:
         self.decider, self.decision_log, self.budget, self.writer = decider, decision_log, budget, writer
+        self.retention = retention
 
     def collect(self) -> Iterator[Metric]:
         cache = self.decider.cache
@@ -55,6 +64,19 @@ class GatewayCollector(Collector):
         yield logged
         yield CounterMetricFamily(
             "gateway_privacy_budget_refusals", "Requests refused with BUDGET_EXHAUSTED.", value=self.budget.refused
+        )
+        if self.retention is not None:
+            yield from self._retention(self.retention)
+
+    @staticmethod
+    def _retention(job: DailyRetention) -> Iterator[Metric]:
+        yield CounterMetricFamily("gateway_retention_runs", "Runs of the retention job (GATEWAY_RETENTION_DAYS) that completed.", value=job.runs)
+        yield CounterMetricFamily("gateway_retention_failures", "Runs of the retention job that could not reach or lock the store.", value=job.failures)
+        yield CounterMetricFamily("gateway_retention_partitions_dropped", "Months of raw events the retention job dropped.", value=job.partitions_dropped)
+        yield GaugeMetricFamily(
+            "gateway_retention_last_run_timestamp_seconds",
+            "When the retention job last completed (Unix time; 0: not yet).",
+            value=job.last_run.timestamp() if job.last_run else 0,
         )
 
 

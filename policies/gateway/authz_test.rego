@@ -70,6 +70,8 @@ own_activity_coordinates := ["Query.me", "Me.id", "Me.shares", "MyShare.videoId"
 
 decision_log_coordinates := ["Query.decisionLog", "DecisionLogConnection.edges", "PolicyDecisionEdge.node", "PolicyDecision.input", "PolicyDecision.denied"]
 
+erasure_coordinates := ["Mutation.eraseUser", "ErasureReceipt.erasureId", "ErasureReceipt.erasedAt", "ErasureReceipt.repeated"]
+
 test_fields_public_counts_allowed_for_every_reader if {
 	readers := [anonymous, user, app(["stats"]), app(["insights"])]
 	cases := [[principal, coordinate] | some principal in readers; some coordinate in public_coordinates]
@@ -130,6 +132,17 @@ test_fields_decision_log_for_compliance_only if {
 	}
 	readers := [anonymous, user, service, app(["stats", "insights", "activity"])]
 	cases := [[principal, coordinate] | some principal in readers; some coordinate in decision_log_coordinates]
+	every case in cases {
+		verdict(case[0], field(case[1])).allow == false
+	}
+}
+
+test_fields_erasure_for_compliance_only if {
+	every coordinate in erasure_coordinates {
+		verdict(compliance, field(coordinate)) == expect_allowed(compliance, coordinate)
+	}
+	readers := [anonymous, user, service, app(["stats", "insights", "activity"])]
+	cases := [[principal, coordinate] | some principal in readers; some coordinate in erasure_coordinates]
 	every case in cases {
 		verdict(case[0], field(case[1])).allow == false
 	}

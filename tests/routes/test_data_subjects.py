@@ -1,0 +1,179 @@
+"""A data subject's erasure over HTTP (`Mutation.eraseUser`, compliance only, as gateway_eraser), and
+retention in `gateway serve`: what was released is served as before either way."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind
+from gateway.store.apps import authorize_app, register_app
+
+from harness import FIELD_TEST_TERMS, Gateway, authorization, policies_with, running_gateway, statements_on
+
+COMPLIANCE = Principal(PrincipalKind.COMPLIANCE, "dpo-1")
+ERASE = """mutation Erase($user: ID!, $reason: String) {
+  eraseUser(userId: $user, reason: $reason) { erasureId erasedAt erasedBy repeated eventsErased appGrantsRevoked }
+}"""
+MY_SHARES = "{ me { shares { videoId channel } } }"
+VIEWS = '{{ video(id: "{video}") {{ stats {{ views shares }} }} }}'
+
+
+@pytest.fixture(scope="module")
+async def gateway(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+    # Every arrival makes a release (k 0, no delay): what was released is what is served at once.
+    policy_dir = policies_with(tmp_path_factory.mktemp("policies"), FIELD_TEST_TERMS)
+    async with running_gateway(database_url, policy_dir=policy_dir, app_grant_ttl=0, retention_days=30) as running:
+        yield running
+
+
+def happened(gateway: Gateway, days_ago: float = 0) -> str:
+    return (gateway.clock() - timedelta(days=days_ago, minutes=5)).isoformat()
+
+
+def published(gateway: Gateway, video: str, creator: str, days_ago: float = 0) -> dict[str, Any]:
+    return {"event_id": uuid.uuid4().hex, "type": "video_published", "occurred_at": happened(gateway, days_ago),
+            "video_id": video, "creator_id": creator, "actor_id": creator}
+
+
+def shared(gateway: Gateway, video: str, creator: str, actor: str, days_ago: float = 0) -> dict[str, Any]:
+    return {"event_id": uuid.uuid4().hex, "type": "share", "occurred_at": happened(gateway, days_ago), "video_id": video,
+            "creator_id": creator, "actor_id": actor, "channel": "whatsapp"}
+
+
+def viewed(gateway: Gateway, video: str, creator: str, actor: str, days_ago: float = 0) -> dict[str, Any]:
+    return {"event_id": uuid.uuid4().hex, "type": "view", "occurred_at": happened(gateway, days_ago), "video_id": video,
+            "creator_id": creator, "actor_id": actor, "watch_ms": 5000}
+
+
+async def erase(gateway: Gateway, user: str, *, principal: Principal = COMPLIANCE, reason: str | None = None) -> httpx.Response:
+    return await gateway.graphql(ERASE, {"user": user, "reason": reason}, principal=principal)
+
+
+async def served_views(gateway: Gateway, video: str) -> dict[str, Any]:
+    response = await gateway.graphql(VIEWS.format(video=video))
+    assert response.status_code == 200 and "errors" not in response.json(), response.text
+    stats: dict[str, Any] = response.json()["data"]["video"]["stats"]
+    return stats
+
+
+async def test_compliance_erases_a_person_and_what_was_released_is_served_as_before(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    # Two days ago, as it happened: released then, and served to the public since (its cutoff is a day boundary).
+    await gateway.play([
+        published(gateway, "vid-e1", "creator-e1", days_ago=2),
+        shared(gateway, "vid-e1", "creator-e1", "person-e1", days_ago=2),
+        viewed(gateway, "vid-e1", "creator-e1", "person-e1", days_ago=2),
+        viewed(gateway, "vid-e1", "creator-e1", "someone-e1", days_ago=2),
+    ])
+    before = await served_views(gateway, "vid-e1")
+    person = Principal(PrincipalKind.USER, "person-e1")
+    assert (await gateway.graphql(MY_SHARES, principal=person)).json()["data"]["me"]["shares"] == [{"videoId": "vid-e1", "channel": "whatsapp"}]
+
+    async with statements_on(gateway.store.eraser) as statements:
+        response = await erase(gateway, "person-e1", reason="asked by e-mail")
+
+    assert response.status_code == 200, response.text
+    receipt = response.json()["data"]["eraseUser"]
+    assert receipt == {**receipt, "erasedBy": "compliance:dpo-1", "repeated": False, "eventsErased": 2, "appGrantsRevoked": 0}
+    assert any("DELETE FROM events" in statement for statement in statements), "erasure runs as gateway_eraser"
+    assert (await gateway.graphql(MY_SHARES, principal=person)).json()["data"]["me"]["shares"] == []
+    assert await served_views(gateway, "vid-e1") == before == {"views": 2, "shares": 1}
+    assert await admin.fetchval("SELECT erased_by FROM erasures WHERE erasure_id = $1", uuid.UUID(receipt["erasureId"])) == "compliance:dpo-1"
+
+
+async def test_erasing_again_answers_with_the_first_receipt(gateway: Gateway) -> None:
+    await gateway.ingest([viewed(gateway, "vid-e2", "creator-e2", "person-e2")])
+    first = (await erase(gateway, "person-e2")).json()["data"]["eraseUser"]
+
+    again = (await erase(gateway, "person-e2")).json()["data"]["eraseUser"]
+
+    assert again == {**first, "repeated": True, "eventsErased": 0}
+
+
+async def test_an_erased_persons_app_tokens_stop_working(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    app_id = await register_app(admin, "Acme")
+    await authorize_app(admin, app_id, "person-e3", ["activity"])
+    app = Principal(PrincipalKind.APP, "person-e3", frozenset({"activity"}), app_id=app_id)
+    assert (await gateway.graphql("{ me { id } }", principal=app)).status_code == 200
+
+    receipt = (await erase(gateway, "person-e3")).json()["data"]["eraseUser"]
+
+    assert receipt["appGrantsRevoked"] == 1
+    assert (await gateway.graphql("{ me { id } }", principal=app)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        pytest.param(ANONYMOUS, id="anonymous"),
+        pytest.param(Principal(PrincipalKind.USER, "person-e4"), id="the-person-themself"),
+        pytest.param(Principal(PrincipalKind.APP, "person-e4", frozenset({"stats", "insights", "activity"})), id="app"),
+        pytest.param(Principal(PrincipalKind.SERVICE, "ingest-bot"), id="service"),
+    ],
+)
+async def test_only_compliance_may_erase(gateway: Gateway, admin: asyncpg.Connection, principal: Principal) -> None:
+    await gateway.ingest([viewed(gateway, "vid-e4", "creator-e4", "person-e4")])
+
+    response = await erase(gateway, "person-e4", principal=principal)
+
+    errors = response.json()["errors"]
+    assert response.json()["data"] is None
+    assert [error["extensions"]["code"] for error in errors] == ["FORBIDDEN"] * len(errors)
+    assert "Mutation.eraseUser" in {error["extensions"].get("field") for error in errors}
+    assert await admin.fetchval("SELECT count(*) FROM events WHERE actor_id = 'person-e4'") >= 1
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        pytest.param({"user": "not an id!"}, "is not a user id", id="not-an-id"),
+        pytest.param({"user": "person-e5", "reason": "person-e5 asked by e-mail"}, "must not name the person", id="reason-names-them"),
+        pytest.param({"user": "person-e5", "reason": "x" * 501}, "at most 500 characters", id="reason-too-long"),
+    ],
+)
+async def test_bad_input_is_refused_and_nothing_is_erased(gateway: Gateway, admin: asyncpg.Connection, variables: dict[str, Any], message: str) -> None:
+    await gateway.ingest([viewed(gateway, "vid-e5", "creator-e5", "person-e5")])
+    records = await admin.fetchval("SELECT count(*) FROM erasures")
+
+    response = await gateway.graphql(ERASE, variables, principal=COMPLIANCE)
+
+    assert response.status_code == 200
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and message in error["message"]
+    assert await admin.fetchval("SELECT count(*) FROM events WHERE actor_id = 'person-e5'") >= 1
+    assert await admin.fetchval("SELECT count(*) FROM erasures") == records
+
+
+async def test_an_erasure_cannot_be_sent_with_get(gateway: Gateway) -> None:
+    response = await gateway.http.get(
+        "/graphql", params={"query": 'mutation { eraseUser(userId: "person-e6") { erasureId } }'}, headers=authorization(COMPLIANCE)
+    )
+
+    assert response.status_code == 405
+
+
+async def test_the_daily_retention_drops_old_months_and_their_releases_are_still_served(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    old = 100
+    await gateway.backfill([
+        published(gateway, "vid-old", "creator-old", days_ago=old),
+        *(viewed(gateway, "vid-old", "creator-old", f"viewer-old-{n}", days_ago=old) for n in range(4)),
+    ])
+    month = await admin.fetchval("SELECT tableoid::regclass::text FROM events WHERE video_id = 'vid-old' LIMIT 1")
+    before = await served_views(gateway, "vid-old")
+
+    await gateway.state["retention"].run_once()
+
+    assert await admin.fetchval("SELECT to_regclass($1) IS NULL", month), f"{month} is past retention"
+    assert await admin.fetchval("SELECT count(*) FROM events WHERE video_id = 'vid-old'") == 0
+    assert await served_views(gateway, "vid-old") == before == {"views": 4, "shares": 0}
+    scraped = await gateway.scrape()
+    assert "gateway_retention_partitions_dropped_total 1.0" in scraped
+    last_run = next(line for line in scraped.splitlines() if line.startswith("gateway_retention_last_run_timestamp_seconds "))
+    assert float(last_run.split()[1]) == pytest.approx(gateway.clock().timestamp())
+    assert datetime.now(UTC) - gateway.clock() < timedelta(hours=1)
