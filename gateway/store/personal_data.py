@@ -90,7 +90,7 @@ async def export_person(conn: asyncpg.Connection, person_id: str, subject_key: b
         },
         "app_grants": grants,
         **personal,
-        # Erased before: what is above arrived since (or was held back at the time by nothing).
+        # When they were erased, if ever: whatever the export holds arrived after the last of these.
         "erasures": erasures,
     }
 

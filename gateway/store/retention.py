@@ -8,10 +8,13 @@ totals releases are made from, unless it still waits in arrivals_pending (a back
 replayed): a month holding such an event is kept, and told. DAYS may not be fewer than the
 lateness window, so that no live event can still arrive in a month that is dropped.
 
-What else goes with the raw events: a person's activity older than that under `me`, in an export,
-and for erasure (which then takes a person out of a count they were never released in without
-the events they no longer have there). Event ids stay in event_ids: an event dropped and sent
-again is skipped as a duplicate, as before.
+What else goes with the raw events: a person's activity of those months under `me` and in an
+export. Two things read raw events again, and then do without the dropped ones, changing nothing
+released: an erasure takes a person's events out of the counts no release has counted them in
+(their events already dropped stay there, as anonymous counts), and a backfill of a video or
+creator with live activity but no release builds that unreleased state again from the events
+still stored. Event ids stay in event_ids: an event dropped and sent again is skipped as a
+duplicate, as before.
 """
 
 from __future__ import annotations
