@@ -64,23 +64,21 @@ CREATE POLICY events_erased_rows ON events
     FOR ALL TO gateway_eraser
     USING (actor_id = current_setting('gateway.actor_id', true));
 
-ALTER TABLE arrivals_pending ENABLE ROW LEVEL SECURITY;
-CREATE POLICY arrivals_pending_ingest ON arrivals_pending FOR ALL TO gateway_ingest USING (true) WITH CHECK (true);
-CREATE POLICY arrivals_pending_erased_rows ON arrivals_pending
-    FOR ALL TO gateway_eraser
-    USING (actor_id = current_setting('gateway.actor_id', true));
-
-ALTER TABLE video_people ENABLE ROW LEVEL SECURITY;
-CREATE POLICY video_people_ingest ON video_people FOR ALL TO gateway_ingest USING (true) WITH CHECK (true);
-CREATE POLICY video_people_erased_rows ON video_people
-    FOR ALL TO gateway_eraser
-    USING (actor_id = current_setting('gateway.actor_id', true));
-
-ALTER TABLE follow_state ENABLE ROW LEVEL SECURITY;
-CREATE POLICY follow_state_ingest ON follow_state FOR ALL TO gateway_ingest USING (true) WITH CHECK (true);
-CREATE POLICY follow_state_erased_rows ON follow_state
-    FOR ALL TO gateway_eraser
-    USING (actor_id = current_setting('gateway.actor_id', true));
+-- On the tables only ingest worked until now, it keeps every row.
+DO $$
+DECLARE
+    person_table text;
+BEGIN
+    FOREACH person_table IN ARRAY ARRAY['arrivals_pending', 'video_people', 'follow_state'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', person_table);
+        EXECUTE format('CREATE POLICY %I ON %I FOR ALL TO gateway_ingest USING (true) WITH CHECK (true)',
+                       person_table || '_ingest', person_table);
+        EXECUTE format($policy$CREATE POLICY %I ON %I FOR ALL TO gateway_eraser
+                                USING (actor_id = current_setting('gateway.actor_id', true))$policy$,
+                       person_table || '_erased_rows', person_table);
+    END LOOP;
+END
+$$;
 
 -- The partitions of events and the range of occurred_at each holds (ensure_events_partition
 -- makes them a month each, but the bounds are read from the catalogue, not from their names).
