@@ -25,6 +25,7 @@ from gateway.policy.engines import open_engine
 from gateway.privacy.budget import BudgetLedger
 from gateway.privacy.history_k import keeping_history_k
 from gateway.privacy.noise import derive_noise_key
+from gateway.ratelimit import RateLimiter
 from gateway.routes.errors import EXCEPTION_HANDLERS
 from gateway.routes.events import post_events
 from gateway.routes.graphql import graphql_endpoint
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "responses": ResponseCache(settings.response_cache_mb * 1024 * 1024) if policy_guard else None,
                     "engine": engine,
                     "decider": decider,
+                    "limiter": RateLimiter.open(settings.rate_limit_storage_uri),
                     "decision_log": decision_log,
                     "metrics": registry,
                 }
@@ -131,6 +133,6 @@ def cors(origins: tuple[str, ...]) -> Middleware:
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-Id"],
         allow_credentials=False,
-        expose_headers=["X-Request-Id", "Retry-After"],
+        expose_headers=["X-Request-Id", "Retry-After", "RateLimit", "RateLimit-Policy"],
         max_age=600,
     )

@@ -158,6 +158,9 @@ def serve(
         log_level="info",
         # gateway.telemetry writes each request's line itself, with its id and how long it took.
         access_log=False,
+        # The client's address is the peer's: GATEWAY_TRUSTED_PROXIES alone says whose X-Forwarded-For
+        # is believed (gateway.routes.clients), not uvicorn's own rule (which trusts 127.0.0.1).
+        proxy_headers=False,
         timeout_graceful_shutdown=settings.shutdown_seconds,
     )
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from limits.aio.storage import MovingWindowSupport
+from limits.errors import ConfigurationError
+from limits.storage import storage_from_string
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -74,6 +79,13 @@ class Settings(BaseSettings):
     demo: bool = False
     # Origins whose pages may call the API from a browser (CORS), comma-separated; none by default.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Proxies (addresses or networks, comma-separated) whose X-Forwarded-For is believed: behind
+    # them, a signed-out client's rate limit is counted by the address they forwarded for. None by default.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+    # Where the rate limits' moving windows are kept: a `limits` storage URI. memory:// keeps them in
+    # each process, so N replicas allow N times the policy's limits; a shared one (redis://host:6379,
+    # with its client installed: limits[async-redis]) makes them one.
+    rate_limit_storage: str = "memory://"
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -86,6 +98,38 @@ class Settings(BaseSettings):
             if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query):
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], or *)")
         return origins
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for item in (part.strip() for part in value.split(",")):
+            if item:
+                try:
+                    networks.append(ipaddress.ip_network(item))
+                except ValueError as exc:
+                    raise ValueError(f"{item!r} is not an IP address or network ({exc})") from exc
+        return tuple(networks)
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _moving_window_storage(cls, value: str) -> str:
+        # Made once to be checked (a storage connects when first used): an unknown scheme, a client
+        # library missing, or a storage without moving windows (memcached) is said at start.
+        try:
+            storage = storage_from_string(async_storage_uri(value))
+        except ConfigurationError as exc:
+            raise ValueError(f"{value!r} is not a rate limit storage the gateway can use: {exc}") from exc
+        if not isinstance(storage, MovingWindowSupport):
+            raise ValueError(f"{value!r} is not a rate limit storage the gateway can use: it keeps no moving windows")
+        return value
+
+    @property
+    def rate_limit_storage_uri(self) -> str:
+        """GATEWAY_RATE_LIMIT_STORAGE as `limits` names its asyncio storages."""
+        return async_storage_uri(self.rate_limit_storage)
 
     @property
     def lateness(self) -> timedelta:
@@ -101,3 +145,8 @@ class Settings(BaseSettings):
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+def async_storage_uri(uri: str) -> str:
+    """`limits` names the asyncio kind of each storage `async+<scheme>://`."""
+    return uri if uri.startswith("async+") else f"async+{uri}"

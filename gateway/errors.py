@@ -9,6 +9,7 @@
     ├── RequestTimeout           BAD_USER_INPUT    (HTTP 408: a body sent too slowly)
     ├── PayloadTooLarge          BAD_USER_INPUT    (HTTP 413)
     ├── UnsupportedMediaType     BAD_USER_INPUT    (HTTP 415)
+    ├── RateLimited              RATE_LIMITED      (HTTP 429, Retry-After)
     ├── BudgetExhausted          BUDGET_EXHAUSTED  (HTTP 429, with when the budget resets)
     ├── StoreUnavailable         STORE_UNAVAILABLE (HTTP 503, Retry-After)
     └── PolicyUnavailable        POLICY_UNAVAILABLE (HTTP 503, Retry-After)
@@ -33,6 +34,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PolicyUnavailable",
+    "RateLimited",
     "RequestTimeout",
     "StoreUnavailable",
     "Unauthenticated",
@@ -107,6 +109,22 @@ class PayloadTooLarge(GatewayError):
 class UnsupportedMediaType(GatewayError):
     code = "BAD_USER_INPUT"
     status_code = 415
+
+
+class RateLimited(GatewayError):
+    """More requests in the last minute than the policy's `rate_limit` lets the principal (or,
+    signed out, its address) make."""
+
+    code = "RATE_LIMITED"
+    status_code = 429
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(f"rate limit of {limit} requests a minute reached; retry in {retry_after} s")
+        self.limit = limit
+        self.retry_after = retry_after  # when the oldest request counted leaves the window
+
+    def extensions(self) -> dict[str, Any]:
+        return {"limit": self.limit, "retryAfter": self.retry_after}
 
 
 class BudgetExhausted(GatewayError):

@@ -23,7 +23,7 @@ from gateway.policy.decision import ENTRYPOINT, Decision, PolicyEngine, parse_de
 from gateway.policy.fields import RequestedField
 from gateway.telemetry.timings import policy_evaluation_latency
 
-__all__ = ["ENTRY_OVERHEAD", "PARSED_PER_JSON_BYTE", "DecisionRecord", "PolicyDecider", "PolicyQuestion", "weigh_decision"]
+__all__ = ["ENTRY_OVERHEAD", "NO_FIELDS", "PARSED_PER_JSON_BYTE", "DecisionRecord", "PolicyDecider", "PolicyQuestion", "weigh_decision"]
 
 logger = logging.getLogger("gateway.policy")
 
@@ -56,6 +56,10 @@ class PolicyQuestion:
     @property
     def paths(self) -> list[str]:
         return [requested.path for requested in self.fields]
+
+
+# A question of no fields: the policy answers it with the principal's obligations alone.
+NO_FIELDS = PolicyQuestion(operation={"name": None, "type": "query", "hash": hashlib.sha256(b"").hexdigest()}, fields=[])
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,34 @@ class PolicyDecider:
 
     async def decide(self, principal: Principal, question: PolicyQuestion) -> Decision:
         started = time.perf_counter()
+        revision, principal_input, cached, cache_hit = await self._decided(principal, question)
+        self._record(
+            DecisionRecord(
+                decision_id=str(uuid.uuid4()),
+                timestamp=datetime.now(UTC),
+                revision=revision,
+                path=ENTRYPOINT,
+                principal=orjson.dumps(principal_input),
+                question=question.serialized,
+                question_digest=question.digest,
+                result=cached.result,
+                result_digest=cached.result_digest,
+                cache_hit=cache_hit,
+                denied=cached.decision.any_denied,
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+        )
+        return cached.decision
+
+    async def obligations(self, principal: Principal) -> dict[str, Any]:
+        """The obligations the policy sets `principal`, whatever it asks: what is known before a
+        request's document is read (its rate limit). Decided and cached like any decision, but not
+        logged: no field is decided, and the request's own decision carries the same obligations."""
+        _, _, cached, _ = await self._decided(principal, NO_FIELDS)
+        return cached.decision.obligations
+
+    async def _decided(self, principal: Principal, question: PolicyQuestion) -> tuple[str, dict[str, Any], _Cached, bool]:
+        """The revision in force, the principal as the policy reads it, the decision, and whether it came from the cache."""
         revision = self.engine.revision
         scopes = sorted(principal.scopes)
         principal_input: dict[str, Any] = {"kind": principal.kind.value, "id": principal.id, "scopes": scopes}
@@ -159,23 +191,7 @@ class PolicyDecider:
                 flight.add_done_callback(functools.partial(self._landed, (revision, key)))
             # Shared: one waiter giving up (its client left) must not cancel the others' answer.
             cached = await asyncio.shield(flight)
-        self._record(
-            DecisionRecord(
-                decision_id=str(uuid.uuid4()),
-                timestamp=datetime.now(UTC),
-                revision=revision,
-                path=ENTRYPOINT,
-                principal=orjson.dumps(principal_input),
-                question=question.serialized,
-                question_digest=question.digest,
-                result=cached.result,
-                result_digest=cached.result_digest,
-                cache_hit=cache_hit,
-                denied=cached.decision.any_denied,
-                duration_ms=(time.perf_counter() - started) * 1000,
-            )
-        )
-        return cached.decision
+        return revision, principal_input, cached, cache_hit
 
     async def warm(self, revision: str, reads_principal_id: bool, evaluate: Evaluate) -> int:
         """Decides the questions asked most recently under `revision`, which is about to go in

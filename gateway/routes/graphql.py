@@ -17,7 +17,7 @@ from graphql import ExecutionResult, GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.auth import authenticate
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind, authenticate
 from gateway.clock import to_minute
 from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PayloadTooLarge, PolicyUnavailable, RequestTimeout, StoreUnavailable, Unauthenticated
 from gateway.graphql.context import RequestContext
@@ -26,7 +26,9 @@ from gateway.graphql.errors import format_error, gateway_error_of
 from gateway.graphql.policy_guard import InvalidVariables, decide
 from gateway.graphql.responses import ResponseCache, answer_digest
 from gateway.policy.fields import select_operation
+from gateway.ratelimit import RateLimiter, Verdict, rate_limit_key, requests_per_minute
 from gateway.routes.bodies import read_body
+from gateway.routes.clients import client_address
 from gateway.store import queries
 from gateway.store.failures import STORE_FAILURES, store_unavailable
 from gateway.telemetry.request_ids import current_request_id
@@ -61,12 +63,45 @@ def response_media_type(accept: str | None) -> str:
 
 
 async def graphql_endpoint(request: Request) -> Response:
-    request_id = current_request_id()  # the telemetry middleware's: the one every log line carries
+    """Counts the request against its rate limit before anything of its body is read (a request
+    refused later counts too), then answers it; every response to a counted request says where its
+    key stands (the RateLimit headers)."""
     media_type = response_media_type(request.headers.get("accept"))
+    unauthenticated: Unauthenticated | None = None
+    try:
+        principal = authenticate(request.headers.get("authorization"), request.state.secret)
+    except Unauthenticated as exc:
+        # Counted against its address, as if signed out, before it is refused: guessing tokens is not free.
+        principal, unauthenticated = ANONYMOUS, exc
+    try:
+        verdict = await _counted(request, principal)
+    except PolicyUnavailable as exc:
+        # As the policy guard refuses a request the policy could not decide (fail closed).
+        return FastJSONResponse({"data": None, "errors": [_coded(exc)]}, status_code=exc.status_code, headers=exc.headers(), media_type=media_type)
+    except StoreUnavailable as exc:
+        return _errors([_coded(exc)], exc.status_code, media_type, exc.headers())
+    refusal = verdict.refusal() if not verdict.allowed else unauthenticated
+    if refusal is not None:
+        response = _errors([_coded(refusal)], refusal.status_code, media_type, refusal.headers())
+    else:
+        response = await _answer(request, principal, media_type)
+    response.headers.update(verdict.headers())
+    return response
+
+
+async def _counted(request: Request, principal: Principal) -> Verdict:
+    """The request counted against its key, under the limit the policy sets the principal."""
+    limit = requests_per_minute(await request.state.decider.obligations(principal))
+    address = client_address(request, request.state.settings.trusted_proxies) if principal.kind is PrincipalKind.ANONYMOUS else ""
+    limiter: RateLimiter = request.state.limiter
+    return await limiter.hit(rate_limit_key(principal, address), limit)
+
+
+async def _answer(request: Request, principal: Principal, media_type: str) -> Response:
+    request_id = current_request_id()  # the telemetry middleware's: the one every log line carries
     # A request that cannot be executed: 400 under the spec's media type, 200 under plain JSON.
     unexecutable = 400 if media_type == GRAPHQL_RESPONSE else 200
     try:
-        principal = authenticate(request.headers.get("authorization"), request.state.secret)
         await request.state.grants.check(principal)
         query, variables, operation_name = await _read_operation(request, request.state.settings.max_body)
     except (Unauthenticated, StoreUnavailable, BadUserInput, PayloadTooLarge, RequestTimeout) as exc:
