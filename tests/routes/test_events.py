@@ -16,7 +16,7 @@ import pytest
 from gateway.auth import ISSUER, PrincipalKind, create_app_token, create_token
 from gateway.policy.worker import PolicyFiles
 
-from harness import APP_SECRET, SHIPPED_POLICIES, TestClock, running_gateway
+from harness import APP_SECRET, TestClock, roomy_policies, running_gateway
 
 MAX_INGEST_BYTES = 64 * 1024
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -412,7 +412,7 @@ async def test_healthz_is_ok(client: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_reaches_the_store_and_names_the_policy_in_force(client: httpx.AsyncClient) -> None:
-    in_force = PolicyFiles.read(SHIPPED_POLICIES).revision
+    in_force = PolicyFiles.read(roomy_policies()).revision
 
     response = await client.get("/readyz")
 
