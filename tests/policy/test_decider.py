@@ -142,6 +142,21 @@ async def test_every_decision_is_recorded_with_its_cache_outcome() -> None:
     assert records[0].decision_id != records[1].decision_id
 
 
+async def test_obligations_are_asked_with_no_fields_cached_and_not_recorded() -> None:
+    records: list[DecisionRecord] = []
+    engine = CountingEngine(reads_principal_id=False)
+    decider = PolicyDecider(engine, record=records.append)
+
+    first = await decider.obligations(user("u1"))
+    second = await decider.obligations(user("u2"))
+
+    assert first == second == {"k_threshold": 5}
+    assert [policy_input["fields"] for policy_input in engine.inputs] == [[]]
+    assert engine.inputs[0]["principal"] == {"kind": "user", "id": "u1", "scopes": []}
+    assert (decider.cache.misses, decider.cache.hits) == (1, 1)
+    assert records == []
+
+
 async def test_incomplete_answer_is_neither_cached_nor_recorded() -> None:
     records: list[DecisionRecord] = []
     engine = CountingEngine(reads_principal_id=False, answer_paths=False)
