@@ -68,7 +68,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         decider = PolicyDecider(engine, cache, record=decision_log.record)
         budget = BudgetLedger(store.reader)
         writer = EventWriter(store.ingest, clock)
-        registry = metrics_registry(GatewayCollector(decider, decision_log, budget, writer), latency)
+        limiter = RateLimiter.open(settings.rate_limit_storage_uri)
+        registry = metrics_registry(GatewayCollector(decider, decision_log, budget, writer, limiter), latency)
         # What exists now lives as long as the process: keep the collector from rescanning it, and let
         # it run less often (a GraphQL request allocates thousands of short-lived objects).
         gc.collect()
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "responses": ResponseCache(settings.response_cache_mb * 1024 * 1024) if policy_guard else None,
                     "engine": engine,
                     "decider": decider,
-                    "limiter": RateLimiter.open(settings.rate_limit_storage_uri),
+                    "limiter": limiter,
                     "decision_log": decision_log,
                     "metrics": registry,
                 }

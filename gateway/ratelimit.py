@@ -77,6 +77,7 @@ class RateLimiter:
         # wraps in StorageError for some calls only.
         base = storage.base_exceptions
         self._unreachable: tuple[type[Exception], ...] = (StorageError, *(base if isinstance(base, tuple) else (base,)))
+        self.refused = 0  # requests refused since start (for /metrics)
 
     @classmethod
     def open(cls, uri: str) -> RateLimiter:
@@ -94,6 +95,8 @@ class RateLimiter:
             stats = await self._windows.get_window_stats(item, *key)
         except self._unreachable as exc:
             raise StoreUnavailable("the rate limits cannot be counted just now; try again shortly") from exc
+        if not allowed:
+            self.refused += 1
         reset_seconds = max(0, math.ceil(stats.reset_time - time.time()))
         return Verdict(allowed, per_minute, max(0, stats.remaining), reset_seconds)
 

@@ -22,6 +22,7 @@ from gateway.auth import authenticate_service
 from gateway.policy.decider import PolicyDecider
 from gateway.privacy.budget import BudgetLedger
 from gateway.store.decision_log import DecisionLogWriter
+from gateway.ratelimit import RateLimiter
 from gateway.store.ingest import EventWriter
 
 __all__ = ["GatewayCollector", "metrics", "metrics_registry"]
@@ -30,8 +31,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class GatewayCollector(Collector):
-    def __init__(self, decider: PolicyDecider, decision_log: DecisionLogWriter, budget: BudgetLedger, writer: EventWriter) -> None:
-        self.decider, self.decision_log, self.budget, self.writer = decider, decision_log, budget, writer
+    def __init__(
+        self, decider: PolicyDecider, decision_log: DecisionLogWriter, budget: BudgetLedger, writer: EventWriter, limiter: RateLimiter
+    ) -> None:
+        self.decider, self.decision_log, self.budget, self.writer, self.limiter = decider, decision_log, budget, writer, limiter
 
     def collect(self) -> Iterator[Metric]:
         cache = self.decider.cache
@@ -56,6 +59,7 @@ class GatewayCollector(Collector):
         yield CounterMetricFamily(
             "gateway_privacy_budget_refusals", "Requests refused with BUDGET_EXHAUSTED.", value=self.budget.refused
         )
+        yield CounterMetricFamily("gateway_rate_limit_refusals", "Requests refused with RATE_LIMITED.", value=self.limiter.refused)
 
 
 def metrics_registry(*collectors: Collector) -> CollectorRegistry:

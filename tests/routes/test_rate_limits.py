@@ -163,6 +163,18 @@ async def test_over_the_limit_is_429_rate_limited_with_no_data(gateway: Gateway,
     assert response.headers["ratelimit"] == '"minute";r=0;t=48'
 
 
+async def test_refusals_are_counted_for_operators(gateway: Gateway, clock: time_machine.Traveller) -> None:
+    def refusals(exposition: str) -> float:
+        [line] = [line for line in exposition.splitlines() if line.startswith("gateway_rate_limit_refusals_total ")]
+        return float(line.split()[1])
+
+    before = refusals(await gateway.scrape())
+    async with gateway.from_address(new_address()) as http:
+        await statuses(http, 5)
+
+    assert refusals(await gateway.scrape()) == before + 2
+
+
 async def test_scope_that_sets_its_own_limit_tightens_the_apps(gateway: Gateway, clock: time_machine.Traveller) -> None:
     insights = new_principal(PrincipalKind.APP, "stats", "insights", app_id="app-tight")
     stats = new_principal(PrincipalKind.APP, "stats", app_id="app-tight")
