@@ -121,10 +121,15 @@ class Settings(BaseSettings):
         try:
             storage = storage_from_string(async_storage_uri(value))
         except ConfigurationError as exc:
-            raise ValueError(f"{value!r} is not a rate limit storage the gateway can use: {exc}") from exc
-        if not isinstance(storage, MovingWindowSupport):
-            raise ValueError(f"{value!r} is not a rate limit storage the gateway can use: it keeps no moving windows")
-        return value
+            reason = str(exc)
+        else:
+            if isinstance(storage, MovingWindowSupport):
+                return value
+            reason = "it keeps no moving windows"
+        # The URI may carry a password: it is never repeated.
+        password = urlsplit(value).password
+        message = f"{value!r} is not a rate limit storage the gateway can use: {reason}"
+        raise ValueError(message.replace(password, "***") if password else message)
 
     @property
     def rate_limit_storage_uri(self) -> str:

@@ -687,9 +687,9 @@ UNREACHABLE = "postgresql://gateway@127.0.0.1:1/gateway"
         pytest.param({"GATEWAY_RATE_LIMIT_STORAGE": "memcached://127.0.0.1:11211"}, ("serve",), 3,
                      "bad configuration: GATEWAY_RATE_LIMIT_STORAGE: Value error, 'memcached://127.0.0.1:11211' is not a rate limit storage the gateway can use",
                      id="storage-without-its-client"),
-        pytest.param({"GATEWAY_RATE_LIMIT_STORAGE": "nowhere://"}, ("serve",), 3,
-                     "bad configuration: GATEWAY_RATE_LIMIT_STORAGE: Value error, 'nowhere://' is not a rate limit storage the gateway can use: unknown storage scheme",
-                     id="storage-unknown"),
+        pytest.param({"GATEWAY_RATE_LIMIT_STORAGE": "nowhere://limiter:too-short@127.0.0.1:1"}, ("serve",), 3,
+                     "bad configuration: GATEWAY_RATE_LIMIT_STORAGE: Value error, 'nowhere://limiter:***@127.0.0.1:1' is not a rate limit storage "
+                     "the gateway can use: unknown storage scheme : async+nowhere://limiter:***@127.0.0.1:1", id="storage-unknown-password-not-echoed"),
         pytest.param({"GATEWAY_DATABASE_URL": "not-a-url"}, ("migrate",), 3, "bad configuration: GATEWAY_DATABASE_URL is not a Postgres URL", id="url-not-a-url"),
         pytest.param({"GATEWAY_DATABASE_URL": "postgresql://127.0.0.1:port/gateway"}, ("apps", "create", "--name", "Acme"), 3,
                      "bad configuration: GATEWAY_DATABASE_URL is not a Postgres URL", id="url-port-not-a-number"),

@@ -23,7 +23,7 @@ from gateway.policy.decision import ENTRYPOINT, Decision, PolicyEngine, parse_de
 from gateway.policy.fields import RequestedField
 from gateway.telemetry.timings import policy_evaluation_latency
 
-__all__ = ["ENTRY_OVERHEAD", "NO_FIELDS", "PARSED_PER_JSON_BYTE", "DecisionRecord", "PolicyDecider", "PolicyQuestion", "weigh_decision"]
+__all__ = ["ENTRY_OVERHEAD", "PARSED_PER_JSON_BYTE", "DecisionRecord", "PolicyDecider", "PolicyQuestion", "weigh_decision"]
 
 logger = logging.getLogger("gateway.policy")
 
