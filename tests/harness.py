@@ -192,7 +192,7 @@ def authorization(principal: Principal) -> dict[str, str]:
 
 # A rate limit no test comes near. Tests that are not about rate limits run under it (the shipped
 # policy's figures let a module's app serve 120 signed-out requests a minute); tests/routes/
-# test_rate_limits.py runs under the shipped figures and figures of its own.
+# test_rate_limits.py runs under figures of its own, and the shipped ones are pinned by the Rego tests.
 ROOMY_RATE_LIMIT = {"requests_per_minute": 1_000_000}
 
 
