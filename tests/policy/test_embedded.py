@@ -83,7 +83,9 @@ def policy_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def engine(policy_dir: Path) -> AsyncIterator[EmbeddedEngine]:
-    engine = EmbeddedEngine(policy_dir)
+    # Generous: on a busy two-core machine 20 questions at once can outwait the production 250 ms;
+    # the timeout tests below set their own.
+    engine = EmbeddedEngine(policy_dir, timeout=30)
     assert await engine.reload(), engine.last_error
     yield engine
     await engine.close()
