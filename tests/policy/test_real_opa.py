@@ -55,12 +55,13 @@ def granularities(coordinate: str) -> list[str | None] | None:
     value of the schema's enum, one the policy does not know, and null."""
     type_name, field_name = coordinate.split(".", 1)
     graphql_type = SCHEMA.type_map.get(type_name)
-    argument = getattr(graphql_type, "fields", {}).get(field_name, None)
-    argument = argument.args.get("granularity") if argument is not None else None
+    if not isinstance(graphql_type, graphql.GraphQLObjectType | graphql.GraphQLInterfaceType) or field_name not in graphql_type.fields:
+        return None
+    argument = graphql_type.fields[field_name].args.get("granularity")
     if argument is None:
         return None
     enum = graphql.get_named_type(argument.type)
-    values: list[str] = list(enum.values) if isinstance(enum, graphql.GraphQLEnumType) else []
+    values: list[str | None] = list(enum.values) if isinstance(enum, graphql.GraphQLEnumType) else []
     return [*values, UNKNOWN_GRANULARITY, None]
 
 
@@ -139,7 +140,7 @@ def test_rego_test_passes_under_opa(opa_with_tests: RealOpa, test: PolicyTest) -
     assert outcome is True, f"{test.name} ({test.file}) is {outcome!r} under OPA"
 
 
-def test_every_test_rule_opa_sees_is_run() -> None:
+def test_every_test_rule_opa_sees_is_run(opa_with_tests: RealOpa) -> None:
     """`opa test` runs every rule named test_…, wherever it is: the tests above (and `gateway policy
     test`) find them by reading the files, and must miss none that OPA finds."""
     seen_by_opa: set[str] = set()
@@ -152,8 +153,7 @@ def test_every_test_rule_opa_sees_is_run() -> None:
                 else:
                     walk(value, [*package, key])
 
-    with RealOpa(FILES, with_tests=True) as engine:
-        walk(engine.document(""), [])
+    walk(opa_with_tests.document(""), [])
 
     assert seen_by_opa, "OPA found no test rule at all"
     assert seen_by_opa <= {test.name for test in TESTS}
