@@ -3,8 +3,9 @@ built into a c-shared library with a ctypes wrapper.
 
 The gateway's embedded engine is rego-cpp (regopy), which differs from OPA in places
 (policies/README.md), and an `opa` binary cannot be had on our machines (nothing is downloaded but
-packages from a registry). These bindings are OPA's evaluator itself, shipped in a PyPI wheel, so
-the golden cases, the policy's Rego tests and the OPA stand-in run under both engines.
+packages from a registry). These bindings are OPA's evaluator itself, shipped in a PyPI wheel: the
+golden cases and the policy's Rego tests run under it as well as under regopy, and the OPA
+stand-in evaluates with it.
 
 The package declares Python >= 3.14 but installs and works on 3.11: `make test` installs it, pinned,
 with `--ignore-requires-python`, which a dependency in pyproject.toml cannot say (`pip install -e .`

@@ -1,5 +1,6 @@
-"""The shipped policy under real OPA (real_opa.py): its Rego tests pass as `opa test` would run them,
-and OPA decides every input exactly as the embedded engine (rego-cpp) does.
+"""The shipped policy under real OPA (real_opa.py): each of its Rego tests is true, as `opa test`
+runs them (one by one, `input` undefined), and OPA decides every input exactly as the embedded
+engine (rego-cpp) does.
 
 The embedded engine serves by default and `gateway policy test` runs the Rego tests on it; OPA is
 what an operator may run instead (GATEWAY_OPA_URL) and what compliance writes Rego for. Both must
