@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.auth import AppGrants, IssuedTokens
 from gateway.clock import Clock, utc_now
 from gateway.config import Settings
+from gateway.graphql.persisted import PersistedDocuments
 from gateway.graphql.responses import ResponseCache
 from gateway.graphql.schema import build_schema
 from gateway.policy.cache import DecisionCache
@@ -35,9 +36,10 @@ from gateway.routes.oauth import oauth_routes
 from gateway.routes.pages import announce_demo, page_routes
 from gateway.store.apps import current_grant
 from gateway.store.decision_log import DecisionLogWriter
+from gateway.store.documents import registered_document
 from gateway.store.ingest import EventWriter
-from gateway.store.oauth import family_revoked
 from gateway.store.migrate import migrate
+from gateway.store.oauth import family_revoked
 from gateway.store.pools import Store
 from gateway.store.releases import ReleaseReader
 from gateway.store.server import database_url, release_embedded
@@ -96,6 +98,12 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                         functools.partial(current_grant, store.reader),
                         ttl=settings.app_grant_ttl,
                         family_revoked=functools.partial(family_revoked, store.reader),
+                    ),
+                    "persisted": PersistedDocuments(
+                        schema._schema,
+                        functools.partial(registered_document, store.reader),
+                        remember_bytes=settings.apq_cache_mb * 1024 * 1024,
+                        registered_ttl=settings.app_documents_ttl,
                     ),
                     "releases": releases,
                     "store": store,

@@ -41,6 +41,7 @@ from gateway.ingest.pipeline import IngestStopped, IngestTotals, chunked, ingest
 from gateway.oauth.scopes import policy_scopes
 from gateway.policy.worker import PolicyFiles, PolicyFilesError
 from gateway.store.apps import authorize_app, register_app, revoke_app
+from gateway.store.documents import RegisteredDocument, register_document, registered_documents
 from gateway.store.failures import STORE_FAILURES
 from gateway.store.history import subjects_with_history
 from gateway.store.ingest import BatchResult, EventWriter
@@ -562,6 +563,59 @@ def keys_rotate() -> None:
 
 # Seconds a retired key is kept past the longest life of a token it signed (clocks differ).
 KEY_GRACE_SECONDS = 300
+
+
+documents_app = typer.Typer(
+    no_args_is_help=True,
+    help="GraphQL documents registered for an app: sent by hash alone, and all it may run where the policy confines it to them.",
+)
+apps_app.add_typer(documents_app, name="documents")
+
+
+@documents_app.command("add")
+def apps_documents_add(
+    app_id: Annotated[str, typer.Option("--app", help="The app's id.")],
+    path: Annotated[Path, typer.Argument(metavar="FILE.graphql", help="A GraphQL document: its operations and their fragments.")],
+) -> None:
+    """Register a GraphQL document for an app once it parses and validates against the schema;
+    prints its sha256, the hash the app sends (registering it again changes nothing)."""
+    from gateway.graphql.persisted import check_registrable
+    from gateway.graphql.schema import build_schema
+
+    document = read_document(path)
+    operation_names = check_registrable(build_schema()._schema, document)
+
+    async def run() -> tuple[str, bool]:
+        async with open_owner(Settings()) as conn:
+            return await register_document(conn, app_id, document, operation_names)
+
+    sha256, added = asyncio.run(run())
+    typer.echo(sha256)
+    operations = ", ".join(operation_names) or "one anonymous operation"
+    console.print(f"{'registered' if added else 'already registered'} for {app_id}: {operations}", markup=False, highlight=False)
+
+
+@documents_app.command("list")
+def apps_documents_list(app_id: Annotated[str, typer.Option("--app", help="The app's id.")]) -> None:
+    """List the documents registered for an app: sha256, when and by whom, operations."""
+
+    async def run() -> list[RegisteredDocument]:
+        async with open_owner(Settings()) as conn:
+            return await registered_documents(conn, app_id)
+
+    for registered in asyncio.run(run()):
+        operations = ",".join(registered.operation_names) or "-"
+        typer.echo(f"{registered.sha256}  {registered.added_at.isoformat(timespec='seconds')}  {registered.added_by}  {operations}")
+
+
+def read_document(path: Path) -> str:
+    """The file's text exactly as it is (its hash is the document's name: no newline is translated)."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError as exc:
+        raise BadUserInput(f"no such file: {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadUserInput(f"cannot read {path} as UTF-8 text: {exc}") from exc
 
 
 PolicyDirOption = Annotated[

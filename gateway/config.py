@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     response_cache_mb: int = Field(default=64, ge=0)
     # Seconds a replica may go on trusting an app grant it looked up: how long a revocation takes.
     app_grant_ttl: float = Field(default=5.0, ge=0)
+    # Megabytes of documents each serving process remembers for automatic persisted queries
+    # (gateway.graphql.persisted); 0 remembers none (a hash alone then names registered documents only).
+    apq_cache_mb: int = Field(default=16, ge=0)
+    # Seconds a replica may go on trusting what it looked up of an app's registered documents: how
+    # long a newly registered document takes to work everywhere.
+    app_documents_ttl: float = Field(default=5.0, ge=0)
     # Serve the GraphiQL IDE at /graphiql (its files ship in the package; the policy still decides
     # every field it asks for).
     ide: bool = False

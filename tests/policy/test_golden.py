@@ -21,7 +21,7 @@ from gateway.errors import PolicyUnavailable
 from gateway.graphql.context import RequestContext
 from gateway.graphql.schema import build_schema
 from gateway.policy.decider import PolicyDecider
-from gateway.policy.decision import PolicyEngine, parse_decision
+from gateway.policy.decision import PRINCIPAL_KEYS, PolicyEngine, parse_decision
 from gateway.policy.embedded import EmbeddedEngine
 from gateway.policy.opa import OpaServerEngine
 from gateway.policy.worker import PolicyFiles
@@ -38,14 +38,14 @@ EVALUATION_TIMEOUT = 5.0
 
 def principal_of(policy_input: dict[str, Any]) -> Principal:
     principal = policy_input["principal"]
-    return Principal(PrincipalKind(principal["kind"]), principal["id"], frozenset(principal["scopes"]))
+    return Principal(PrincipalKind(principal["kind"]), principal["id"], frozenset(principal["scopes"]), principal.get("app"))
 
 
 class RecordingEngine:
     """Keeps the input it is asked about and fails closed, so that no resolver runs."""
 
     revision = "recording"
-    reads_principal_id = True
+    principal_keys_read = PRINCIPAL_KEYS
 
     def __init__(self) -> None:
         self.inputs: list[dict[str, Any]] = []
