@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.metadata
+import json
+import re
 import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn
 
 import asyncpg
 import typer
@@ -47,6 +51,9 @@ from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.migrate import migrate as apply_migrations
 from gateway.store.pools import Store
 from gateway.store.server import database_url
+
+if TYPE_CHECKING:
+    from gateway.policy.preview import Preview
 
 # Exit status: 1 for failed policy tests or checks (`gateway policy`), and these.
 EXIT_BAD_INPUT = 2  # bad input or arguments (invalid events, an unknown app): nothing was stored
@@ -632,3 +639,169 @@ def policy_check(
     typer.echo(f"{len(check.errors)} error(s), {len(check.warnings)} warning(s)")
     if check.errors:
         raise typer.Exit(1)
+
+
+# --- gateway policy preview ----------------------------------------------------------------------
+
+# From this many distinct inputs on, the preview shows its progress.
+PREVIEW_PROGRESS_FROM = 200
+_DURATION = re.compile(r"(\d+)([mhdw])")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def log_window_length(text: str | timedelta) -> timedelta:
+    """`30m`, `12h`, `7d`, `2w`: how far back the preview reads the decision log."""
+    if isinstance(text, timedelta):  # the default
+        return text
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise typer.BadParameter(f"{text!r} is not a duration such as 30m, 12h, 7d or 2w")
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@policy_app.command("preview")
+def policy_preview(
+    proposed_dir: Annotated[Path, typer.Option("--policy-dir", help="The proposed policy directory.")],
+    since: Annotated[
+        timedelta,
+        typer.Option(parser=log_window_length, metavar="DURATION", show_default="7d", help="Replay the decisions logged this far back: 30m, 12h, 7d, 2w."),
+    ] = timedelta(days=7),
+    against: Annotated[
+        Path | None, typer.Option("--against", help="The policy to compare with (default GATEWAY_POLICY_DIR, else policies/).")
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when an obligation changes, too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the impact as JSON.")] = False,
+) -> None:
+    """Decide the inputs of the decision log again under a proposed policy and say what would change
+    from the current one: fields whose access flips, obligations whose terms change. Exit 0 when
+    nothing flips, 1 when something does (with --strict, also when an obligation changes), 2 when
+    the proposed policy would be rejected on reload."""
+    from gateway.policy.preview import PolicyRejected, Preview, replay, vetted_engine
+    from gateway.store.decision_log import log_window, logged_inputs
+
+    settings = Settings()
+    current_dir = against or settings.policy_dir
+    start = utc_now() - since
+
+    async def run() -> Preview:
+        async with contextlib.AsyncExitStack() as engines:
+            try:
+                proposed = await engines.enter_async_context(vetted_engine(proposed_dir, workers=settings.policy_workers))
+            except PolicyRejected as exc:
+                fail(f"the proposed policy in {proposed_dir} would be rejected on reload: {exc}", EXIT_BAD_INPUT)
+            try:
+                current = await engines.enter_async_context(vetted_engine(current_dir, workers=settings.policy_workers))
+            except PolicyRejected as exc:
+                fail(f"the current policy in {current_dir} cannot be compared with: {exc}", EXIT_BAD_INPUT)
+            by_principal_id = current.reads_principal_id or proposed.reads_principal_id
+            async with open_owner(settings) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+                window = await log_window(conn, start, by_principal_id)
+                inputs = logged_inputs(conn, start, by_principal_id)
+                if window.inputs < PREVIEW_PROGRESS_FROM:
+                    impact = await replay(inputs, current, proposed, concurrency=settings.policy_workers)
+                else:
+                    with progress_bar("inputs") as progress:
+                        task = progress.add_task("deciding again", total=window.inputs)
+                        impact = await replay(
+                            inputs, current, proposed, concurrency=settings.policy_workers, decided=lambda: progress.advance(task)
+                        )
+            return Preview(proposed_dir, proposed.revision, current_dir, current.revision, start, window, impact)
+
+    preview = asyncio.run(run())
+    if as_json:
+        typer.echo(json.dumps(preview.as_document(), indent=2))
+    else:
+        print_preview(Console(), preview, strict)
+    if preview.impact.flips or (strict and preview.impact.terms):
+        raise typer.Exit(1)
+
+
+def print_preview(out: Console, preview: Preview, strict: bool) -> None:
+    from rich.table import Table
+
+    from gateway.policy.preview import Tally, by_frequency
+
+    impact = preview.impact
+
+    def example(tally: Tally) -> str:
+        if tally.example is None:
+            return ""
+        operation = tally.example.operation
+        said = [f"decision {tally.example.decision_id}", f"operation {operation.get('name') or str(operation.get('hash'))[:12]}"]
+        if tally.example.path:
+            said.append(f"path {tally.example.path}")
+        if tally.example.scopes:
+            said.append(f"scopes {','.join(tally.example.scopes)}")
+        return ", ".join(said)
+
+    def term_value(text: str | None) -> str:
+        return "(none)" if text is None else text
+
+    def changes(title: str, columns: list[str], rows: list[list[str]]) -> None:
+        if not rows:
+            out.print(f"{title}: none")
+            return
+        table = Table(title=title, title_justify="left", title_style="bold")
+        for column in columns:
+            if column in ("decisions", "inputs"):
+                table.add_column(column, justify="right")
+            elif column in ("example", "error"):
+                table.add_column(column, overflow="fold")  # a decision id is never cut short
+            else:
+                table.add_column(column, no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+
+    out.print(
+        f"Proposed policy {preview.proposed_dir} ({preview.proposed_revision[:12]}) against "
+        f"{preview.current_dir} ({preview.current_revision[:12]})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"Decision log since {preview.since:%Y-%m-%d %H:%M} UTC: {preview.window.decisions:,} decisions, "
+        f"{preview.window.inputs:,} distinct inputs, {preview.window.revisions:,} policy revision(s)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    counted = ["decisions", "inputs", "example"]
+    changes(
+        "Access that changes",
+        ["principal", "field", "change", *counted],
+        [
+            [change.principal_kind, change.coordinate, f"{change.before} → {change.after}", f"{tally.decisions:,}", f"{tally.inputs:,}", example(tally)]
+            for change, tally in by_frequency(impact.access)
+        ],
+    )
+    changes(
+        "Obligations that change",
+        ["principal", "term", "change", *counted],
+        [
+            [change.principal_kind, change.term, f"{term_value(change.before)} → {term_value(change.after)}", f"{tally.decisions:,}", f"{tally.inputs:,}", example(tally)]
+            for change, tally in by_frequency(impact.terms)
+        ],
+    )
+    if impact.failures:
+        changes(
+            "Inputs a policy gives no decision for (requests fail closed)",
+            ["policy", "principal", "error", *counted],
+            [
+                [failure.policy, failure.principal_kind, failure.error, f"{tally.decisions:,}", f"{tally.inputs:,}", example(tally)]
+                for failure, tally in by_frequency(impact.failures)
+            ],
+        )
+    out.print(
+        f"Recorded decisions the current policy decides otherwise: {impact.drift.decisions:,} of {impact.decisions:,} "
+        "(the preview compares with the current policy, not with what older revisions recorded)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if preview.window.decisions == 0:
+        out.print("The log holds no decision in this window: nothing was compared.", highlight=False)
+    elif impact.flips:
+        out.print(f"[bold red]{impact.flipped.decisions:,} logged decision(s) would be answered otherwise.[/]")
+    elif strict and impact.terms:
+        out.print("[bold red]Nothing flips, but obligations change (--strict).[/]")
+    else:
+        out.print("[bold green]Nothing flips.[/]")
