@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn
+from typing import Annotated, Any, BinaryIO, NoReturn
 
 import asyncpg
 import typer
@@ -51,9 +51,6 @@ from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.migrate import migrate as apply_migrations
 from gateway.store.pools import Store
 from gateway.store.server import database_url
-
-if TYPE_CHECKING:
-    from gateway.policy.preview import Preview
 
 # Exit status: 1 for failed policy tests or checks (`gateway policy`), and these.
 EXIT_BAD_INPUT = 2  # bad input or arguments (invalid events, an unknown app): nothing was stored
@@ -677,6 +674,7 @@ def policy_preview(
     nothing flips, 1 when something does (with --strict, also when an obligation changes), 2 when
     the proposed policy would be rejected on reload."""
     from gateway.policy.preview import PolicyRejected, Preview, replay, vetted_engine
+    from gateway.policy.preview_report import print_preview
     from gateway.store.decision_log import log_window, logged_inputs
 
     settings = Settings()
@@ -715,93 +713,3 @@ def policy_preview(
     if preview.impact.flips or (strict and preview.impact.terms):
         raise typer.Exit(1)
 
-
-def print_preview(out: Console, preview: Preview, strict: bool) -> None:
-    from rich.table import Table
-
-    from gateway.policy.preview import Tally, by_frequency
-
-    impact = preview.impact
-
-    def example(tally: Tally) -> str:
-        if tally.example is None:
-            return ""
-        operation = tally.example.operation
-        said = [f"decision {tally.example.decision_id}", f"operation {operation.get('name') or str(operation.get('hash'))[:12]}"]
-        if tally.example.path:
-            said.append(f"path {tally.example.path}")
-        if tally.example.scopes:
-            said.append(f"scopes {','.join(tally.example.scopes)}")
-        return ", ".join(said)
-
-    def term_value(text: str | None) -> str:
-        return "(none)" if text is None else text
-
-    def changes(title: str, columns: list[str], rows: list[list[str]]) -> None:
-        if not rows:
-            out.print(f"{title}: none")
-            return
-        table = Table(title=title, title_justify="left", title_style="bold")
-        for column in columns:
-            if column in ("decisions", "inputs"):
-                table.add_column(column, justify="right")
-            elif column in ("example", "error"):
-                table.add_column(column, overflow="fold")  # a decision id is never cut short
-            else:
-                table.add_column(column, no_wrap=True)
-        for row in rows:
-            table.add_row(*row)
-        out.print(table)
-
-    out.print(
-        f"Proposed policy {preview.proposed_dir} ({preview.proposed_revision[:12]}) against "
-        f"{preview.current_dir} ({preview.current_revision[:12]})",
-        highlight=False,
-        soft_wrap=True,
-    )
-    out.print(
-        f"Decision log since {preview.since:%Y-%m-%d %H:%M} UTC: {preview.window.decisions:,} decisions, "
-        f"{preview.window.inputs:,} distinct inputs, {preview.window.revisions:,} policy revision(s)",
-        highlight=False,
-        soft_wrap=True,
-    )
-    counted = ["decisions", "inputs", "example"]
-    changes(
-        "Access that changes",
-        ["principal", "field", "change", *counted],
-        [
-            [change.principal_kind, change.coordinate, f"{change.before} → {change.after}", f"{tally.decisions:,}", f"{tally.inputs:,}", example(tally)]
-            for change, tally in by_frequency(impact.access)
-        ],
-    )
-    changes(
-        "Obligations that change",
-        ["principal", "term", "change", *counted],
-        [
-            [change.principal_kind, change.term, f"{term_value(change.before)} → {term_value(change.after)}", f"{tally.decisions:,}", f"{tally.inputs:,}", example(tally)]
-            for change, tally in by_frequency(impact.terms)
-        ],
-    )
-    if impact.failures:
-        changes(
-            "Inputs a policy gives no decision for (requests fail closed)",
-            ["policy", "principal", "error", *counted],
-            [
-                [failure.policy, failure.principal_kind, failure.error, f"{tally.decisions:,}", f"{tally.inputs:,}", example(tally)]
-                for failure, tally in by_frequency(impact.failures)
-            ],
-        )
-    out.print(
-        f"Recorded decisions the current policy decides otherwise: {impact.drift.decisions:,} of {impact.decisions:,} "
-        "(the preview compares with the current policy, not with what older revisions recorded)",
-        highlight=False,
-        soft_wrap=True,
-    )
-    if preview.window.decisions == 0:
-        out.print("The log holds no decision in this window: nothing was compared.", highlight=False)
-    elif impact.flips:
-        out.print(f"[bold red]{impact.flipped.decisions:,} logged decision(s) would be answered otherwise.[/]")
-    elif strict and impact.terms:
-        out.print("[bold red]Nothing flips, but obligations change (--strict).[/]")
-    else:
-        out.print("[bold green]Nothing flips.[/]")

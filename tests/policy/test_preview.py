@@ -173,13 +173,15 @@ async def test_preview_example_is_a_logged_decision_and_names_no_user(env: dict[
 
     assert result.exit_code == 1, result.output
     [row] = [line for line in result.stdout.splitlines() if "VideoStats.likeRatio" in line]
-    assert "user" in row and "own data only → denied" in row and "operation Insights" in row and "path video.stats.likeRatio" in row
+    assert "user" in row and "own data only → denied" in row and "[1]" in row
+    [example] = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("[1] decision ")]
+    assert example.endswith(", operation Insights, path video.stats.likeRatio")
     conn = await asyncpg.connect(logged)
     try:
         insights = await conn.fetch("SELECT decision_id::text FROM decision_log WHERE principal->>'kind' = 'user' AND timestamp > now() - interval '1 day'")
     finally:
         await conn.close()
-    assert any(f"decision {row['decision_id']}" in result.stdout for row in insights)
+    assert any(example == f"[1] decision {row['decision_id']}, operation Insights, path video.stats.likeRatio" for row in insights)
     assert ADA.id not in result.stdout and BO.id not in result.stdout
     assert "4 logged decision(s) would be answered otherwise." in result.stdout
 
@@ -211,7 +213,8 @@ async def test_preview_prints_an_obligation_change_as_old_and_new_value(env: dic
 
     assert result.exit_code == 0, result.output
     [row] = [line for line in result.stdout.splitlines() if "k_threshold" in line]
-    assert "app" in row and "50 → 100" in row and "operation AppStats, scopes stats" in row
+    assert "app" in row and "50 → 100" in row and "[1]" in row
+    assert any(line.strip().startswith("[1] decision ") and line.endswith(", operation AppStats, scopes stats") for line in result.stdout.splitlines())
 
 
 def broken_syntax(policy: Path) -> None:
