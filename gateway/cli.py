@@ -7,6 +7,7 @@ import contextlib
 import functools
 import importlib.metadata
 import json
+import logging
 import re
 import shutil
 import sys
@@ -692,20 +693,31 @@ def policy_preview(
             except PolicyRejected as exc:
                 fail(f"the current policy in {current_dir} cannot be compared with: {exc}", EXIT_BAD_INPUT)
             by_principal_id = current.reads_principal_id or proposed.reads_principal_id
+            # One snapshot of the log: the window's counts are those of the inputs read.
             async with open_owner(settings) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-                window = await log_window(conn, start, by_principal_id)
-                inputs = logged_inputs(conn, start, by_principal_id)
-                if window.inputs < PREVIEW_PROGRESS_FROM:
-                    impact = await replay(inputs, current, proposed, concurrency=settings.policy_workers)
-                else:
-                    with progress_bar("inputs") as progress:
-                        task = progress.add_task("deciding again", total=window.inputs)
-                        impact = await replay(
-                            inputs, current, proposed, concurrency=settings.policy_workers, decided=lambda: progress.advance(task)
-                        )
+                try:
+                    window = await log_window(conn, start, by_principal_id)
+                    inputs = logged_inputs(conn, start, by_principal_id)
+                    if window.inputs < PREVIEW_PROGRESS_FROM:
+                        impact = await replay(inputs, current, proposed, concurrency=settings.policy_workers)
+                    else:
+                        with progress_bar("inputs") as progress:
+                            task = progress.add_task("deciding again", total=window.inputs)
+                            impact = await replay(
+                                inputs, current, proposed, concurrency=settings.policy_workers, decided=lambda: progress.advance(task)
+                            )
+                except STORE_FAILURES as exc:
+                    raise StoreUnavailable(f"the store failed while the decision log was read: {type(exc).__name__}: {exc}") from exc
             return Preview(proposed_dir, proposed.revision, current_dir, current.revision, start, window, impact)
 
-    preview = asyncio.run(run())
+    # The engines log for a server's operators (a rejected policy, a worker restarted); here the
+    # report says it, once.
+    quiet = logging.NullHandler()
+    logging.getLogger("gateway.policy").addHandler(quiet)
+    try:
+        preview = asyncio.run(run())
+    finally:
+        logging.getLogger("gateway.policy").removeHandler(quiet)
     if as_json:
         typer.echo(json.dumps(preview.as_document(), indent=2))
     else:
