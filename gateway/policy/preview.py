@@ -28,7 +28,7 @@ import orjson
 from gateway.errors import PolicyUnavailable
 from gateway.policy.decision import Decision, FieldVerdict, parse_decision
 from gateway.policy.embedded import EmbeddedEngine
-from gateway.store.decision_log import LoggedInput, LogWindow
+from gateway.store.decision_log import LoggedDecision, LoggedInput, LogWindow
 
 __all__ = [
     "Access",
@@ -138,17 +138,15 @@ class Tally:
     example: Example | None = None
     _example_weight: int = field(default=-1, repr=False)
 
-    def add(self, logged: LoggedInput, decisions: int, path: str | None = None) -> None:
+    def add(self, logged: LoggedInput, decisions: int, path: str | None = None, example: LoggedDecision | None = None) -> None:
+        """Counts `decisions` of the input `logged`; `example` is one of them (default: its latest)."""
         self.decisions += decisions
         self.inputs += 1
         if decisions > self._example_weight:
             self._example_weight = decisions
+            decision = example or logged.latest
             self.example = Example(
-                logged.latest_decision_id,
-                logged.latest_at,
-                logged.question["operation"],
-                path,
-                list(logged.principal.get("scopes", [])),
+                decision.decision_id, decision.timestamp, logged.question["operation"], path, list(logged.principal.get("scopes", []))
             )
 
 
@@ -202,9 +200,10 @@ class Impact:
                 self.terms.setdefault(key, Tally()).add(logged, logged.decisions)
 
     def _count_drift(self, logged: LoggedInput, current: Decision) -> None:
-        strays = sum(decisions for recorded, decisions in logged.outcomes if not _same_outcome(logged, recorded, current))
+        strays = [outcome for outcome in logged.outcomes if not _same_outcome(logged, outcome.result, current)]
         if strays:
-            self.drift.add(logged, strays)
+            example = max(strays, key=lambda outcome: outcome.decisions).latest
+            self.drift.add(logged, sum(outcome.decisions for outcome in strays), example=example)
 
     def as_document(self) -> dict[str, Any]:
         """The impact as JSON-ready data, the most frequent change first."""

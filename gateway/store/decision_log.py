@@ -16,7 +16,16 @@ import asyncpg
 
 from gateway.policy.decider import DecisionRecord
 
-__all__ = ["DecisionLogWriter", "LogWindow", "LoggedInput", "log_window", "logged_inputs", "read_decisions"]
+__all__ = [
+    "DecisionLogWriter",
+    "LogWindow",
+    "LoggedDecision",
+    "LoggedInput",
+    "RecordedOutcome",
+    "log_window",
+    "logged_inputs",
+    "read_decisions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -208,24 +217,26 @@ SELECT count(*) AS decisions, count(DISTINCT (asker, question)) AS inputs, count
 FROM logged"""
 
 # One row per distinct input, the most asked first: the question once, what was recorded for it
-# (one entry per distinct result, with how many decisions got it) and its latest decision, whose
-# principal stands for the others.
+# (one entry per distinct result: how many decisions got it, and the latest of them) and its
+# latest decision, whose principal stands for the others.
 _INPUTS = _LOGGED + """,
 outcomes AS (
-    SELECT asker, question, result, count(*) AS decisions
+    SELECT DISTINCT ON (asker, question, result) asker, question, result, decision_id, timestamp, principal,
+           count(*) OVER (PARTITION BY asker, question, result) AS decisions
     FROM logged
-    GROUP BY asker, question, result
+    ORDER BY asker, question, result, timestamp DESC, decision_id DESC
 ),
 inputs AS (
     SELECT o.asker, o.question, sum(o.decisions)::bigint AS decisions,
-           json_agg(json_build_object('result', recorded.body, 'decisions', o.decisions)) AS outcomes
+           json_agg(json_build_object('result', recorded.body, 'decisions', o.decisions,
+                                      'decision_id', o.decision_id, 'timestamp', o.timestamp)) AS outcomes
     FROM outcomes o
     JOIN decision_bodies recorded ON recorded.digest = o.result
     GROUP BY o.asker, o.question
 ),
 latest AS (
     SELECT DISTINCT ON (asker, question) asker, question, decision_id, timestamp, principal
-    FROM logged
+    FROM outcomes
     ORDER BY asker, question, timestamp DESC, decision_id DESC
 )
 SELECT latest.decision_id::text, latest.timestamp, latest.principal::text AS principal,
@@ -246,16 +257,31 @@ class LogWindow:
 
 
 @dataclass(frozen=True)
+class LoggedDecision:
+    """Where to find one decision in the log (`decisionLog`)."""
+
+    decision_id: str
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class RecordedOutcome:
+    """One result the log recorded for an input, and the decisions that got it."""
+
+    result: dict[str, Any]
+    decisions: int
+    latest: LoggedDecision
+
+
+@dataclass(frozen=True)
 class LoggedInput:
     """One distinct policy input of the log, and the logged decisions it stands for."""
 
     principal: dict[str, Any]
     question: dict[str, Any]  # {"operation": …, "fields": […]}
     decisions: int
-    # What the log recorded for it: (result, how many decisions got it), one per distinct result.
-    outcomes: list[tuple[dict[str, Any], int]]
-    latest_decision_id: str
-    latest_at: datetime
+    outcomes: list[RecordedOutcome]  # one per distinct result recorded
+    latest: LoggedDecision
 
     @property
     def paths(self) -> list[str]:
@@ -280,7 +306,11 @@ async def logged_inputs(conn: asyncpg.Connection, since: datetime, by_principal_
             principal=json.loads(row["principal"]),
             question=json.loads(row["question"]),
             decisions=row["decisions"],
-            outcomes=[(outcome["result"], outcome["decisions"]) for outcome in json.loads(row["outcomes"])],
-            latest_decision_id=row["decision_id"],
-            latest_at=row["timestamp"],
+            outcomes=[
+                RecordedOutcome(
+                    outcome["result"], outcome["decisions"], LoggedDecision(outcome["decision_id"], datetime.fromisoformat(outcome["timestamp"]))
+                )
+                for outcome in json.loads(row["outcomes"])
+            ],
+            latest=LoggedDecision(row["decision_id"], row["timestamp"]),
         )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,9 @@ OLD_INSIGHTS_DECISIONS = 5
 
 
 @pytest.fixture(scope="module")
-async def logged(database_url: str) -> AsyncIterator[str]:
-    """The module's database once real requests have been decided (and logged) under the shipped policy."""
+async def logged(database_url: str) -> str:
+    """The module's database once real requests have been decided (and logged) under the shipped
+    policy, and older decisions added as the writer would have stored them."""
     async with running_gateway(database_url) as gateway:
         for query, principal, times in ASKED:
             for _ in range(times):
@@ -46,32 +48,56 @@ async def logged(database_url: str) -> AsyncIterator[str]:
         await gateway.state["decision_log"].flush()
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(
-            """INSERT INTO decision_log
-               SELECT gen_random_uuid(), now() - interval '10 days', revision, path, principal, question, result, cache_hit, denied, duration_ms
-               FROM (SELECT * FROM decision_log WHERE principal->>'id' = $2 LIMIT 1) AS insights, generate_series(1, $1)""",
-            OLD_INSIGHTS_DECISIONS,
-            ADA.id,
-        )
-        stale = await conn.fetchrow(
-            """SELECT r.body::jsonb AS recorded, l.* FROM decision_log l JOIN decision_bodies r ON r.digest = l.result
-               WHERE principal->>'kind' = 'anonymous' LIMIT 1"""
-        )
-        result = json.loads(stale["recorded"])
-        result["obligations"]["k_threshold"] = 7
-        body = json.dumps(result)
-        digest = await conn.fetchval("SELECT sha256(convert_to($1, 'UTF8'))", body)
-        await conn.execute("INSERT INTO decision_bodies VALUES ($1, $2::json)", digest, body)
-        await conn.execute(
-            """INSERT INTO decision_log VALUES (gen_random_uuid(), now() - interval '12 days', 'an-old-revision', $1, $2, $3, $4, false, false, 1.0)""",
-            stale["path"],
-            stale["principal"],
-            stale["question"],
-            digest,
-        )
+        await log_again(conn, ADA, times=OLD_INSIGHTS_DECISIONS, days_ago=10)
+        await log_as_an_old_revision(conn, ANONYMOUS, k_threshold=7, days_ago=12)
     finally:
         await conn.close()
     return database_url
+
+
+async def log_again(conn: asyncpg.Connection, principal: Principal, times: int, days_ago: int) -> None:
+    """One of `principal`'s logged decisions, logged `times` more, `days_ago` days ago."""
+    await conn.execute(
+        """INSERT INTO decision_log
+           SELECT gen_random_uuid(), now() - make_interval(days => $3), revision, path, principal, question, result, cache_hit, denied, duration_ms
+           FROM (SELECT * FROM decision_log WHERE principal->>'id' = $2 LIMIT 1) AS asked, generate_series(1, $1)""",
+        times,
+        principal.id,
+        days_ago,
+    )
+
+
+async def log_as_an_old_revision(conn: asyncpg.Connection, principal: Principal, k_threshold: int, days_ago: int) -> None:
+    """One of `principal`'s logged questions, logged again `days_ago` days ago by another revision,
+    which answered it with another k."""
+    logged = await conn.fetchrow(
+        """SELECT l.path, l.principal, l.question, recorded.body::text AS result
+           FROM decision_log l JOIN decision_bodies recorded ON recorded.digest = l.result
+           WHERE l.principal->>'kind' = $1 LIMIT 1""",
+        principal.kind.value,
+    )
+    result = json.loads(logged["result"])
+    result["obligations"]["k_threshold"] = k_threshold
+    body = json.dumps(result)
+    digest = hashlib.sha256(body.encode()).digest()
+    await conn.execute("INSERT INTO decision_bodies VALUES ($1, $2::json)", digest, body)
+    await conn.execute(
+        "INSERT INTO decision_log VALUES (gen_random_uuid(), now() - make_interval(days => $5), 'an-old-revision', $1, $2, $3, $4, false, false, 1.0)",
+        logged["path"],
+        logged["principal"],
+        logged["question"],
+        digest,
+        days_ago,
+    )
+
+
+async def old_revisions_decision(database_url: str) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        decision_id: str = await conn.fetchval("SELECT decision_id::text FROM decision_log WHERE revision = 'an-old-revision'")
+    finally:
+        await conn.close()
+    return decision_id
 
 
 async def asked(gateway: Gateway, query: str, principal: Principal) -> None:
@@ -181,7 +207,7 @@ async def test_preview_example_is_a_logged_decision_and_names_no_user(env: dict[
         insights = await conn.fetch("SELECT decision_id::text FROM decision_log WHERE principal->>'kind' = 'user' AND timestamp > now() - interval '1 day'")
     finally:
         await conn.close()
-    assert any(example == f"[1] decision {row['decision_id']}, operation Insights, path video.stats.likeRatio" for row in insights)
+    assert any(example == f"[1] decision {decision['decision_id']}, operation Insights, path video.stats.likeRatio" for decision in insights)
     assert ADA.id not in result.stdout and BO.id not in result.stdout
     assert "4 logged decision(s) would be answered otherwise." in result.stdout
 
@@ -209,12 +235,29 @@ async def test_preview_of_an_app_k_change_lists_it_and_exits_0_unless_strict(env
 
 
 async def test_preview_prints_an_obligation_change_as_old_and_new_value(env: dict[str, str], tmp_path: Path) -> None:
-    result = await preview("--policy-dir", str(proposal(tmp_path / "app-k", app_k_of_100)), env=env)
+    proposed = proposal(tmp_path / "app-k", app_k_of_100)
+
+    result = await preview("--policy-dir", str(proposed), env=env)
+    strict = await preview("--policy-dir", str(proposed), "--strict", env=env)
 
     assert result.exit_code == 0, result.output
     [row] = [line for line in result.stdout.splitlines() if "k_threshold" in line]
     assert "app" in row and "50 → 100" in row and "[1]" in row
     assert any(line.strip().startswith("[1] decision ") and line.endswith(", operation AppStats, scopes stats") for line in result.stdout.splitlines())
+    assert "Nothing flips." in result.stdout
+    assert strict.exit_code == 1, strict.output
+    assert "Nothing flips, but obligations change (--strict)." in strict.stdout
+
+
+async def test_preview_against_another_policy_compares_with_that_one(env: dict[str, str], tmp_path: Path) -> None:
+    current = proposal(tmp_path / "app-k", app_k_of_100)
+
+    document = impact(await preview("--policy-dir", str(SHIPPED_POLICIES), "--against", str(current), "--json", env=env), 0)
+
+    assert [(change["term"], change["before"], change["after"]) for change in document["obligation_changes"]] == [
+        ("k_threshold", {"value": 100}, {"value": 50})
+    ]
+    assert document["current"]["policy_dir"] == str(current)
 
 
 def broken_syntax(policy: Path) -> None:
@@ -271,6 +314,7 @@ async def test_preview_counts_recorded_decisions_the_current_policy_decides_othe
     document = impact(result, 0)
     assert document["drift"]["decisions"] == 1
     assert document["drift"]["example"]["operation"]["name"] == "Public"
+    assert document["drift"]["example"]["decision_id"] == await old_revisions_decision(env["GATEWAY_DATABASE_URL"])
     assert document["obligation_changes"] == []
 
 
