@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.metadata
+import json
+import logging
+import re
 import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, NoReturn
@@ -686,3 +691,91 @@ def policy_check(
     typer.echo(f"{len(check.errors)} error(s), {len(check.warnings)} warning(s)")
     if check.errors:
         raise typer.Exit(1)
+
+
+# --- gateway policy preview ----------------------------------------------------------------------
+
+# From this many distinct inputs on, the preview shows its progress.
+PREVIEW_PROGRESS_FROM = 200
+_DURATION = re.compile(r"(\d+)([mhdw])")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def log_window_length(text: str | timedelta) -> timedelta:
+    """`30m`, `12h`, `7d`, `2w`: how far back the preview reads the decision log."""
+    if isinstance(text, timedelta):  # the default
+        return text
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise typer.BadParameter(f"{text!r} is not a duration such as 30m, 12h, 7d or 2w")
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@policy_app.command("preview")
+def policy_preview(
+    proposed_dir: Annotated[Path, typer.Option("--policy-dir", help="The proposed policy directory.")],
+    since: Annotated[
+        timedelta,
+        typer.Option(parser=log_window_length, metavar="DURATION", show_default="7d", help="Replay the decisions logged this far back: 30m, 12h, 7d, 2w."),
+    ] = timedelta(days=7),
+    against: Annotated[
+        Path | None, typer.Option("--against", help="The policy to compare with (default GATEWAY_POLICY_DIR, else policies/).")
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when an obligation changes, too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the impact as JSON.")] = False,
+) -> None:
+    """Decide the inputs of the decision log again under a proposed policy and say what would change
+    from the current one: fields whose access flips, obligations whose terms change. Exit 0 when
+    nothing flips, 1 when something does (with --strict, also when an obligation changes), 2 when
+    the proposed policy would be rejected on reload."""
+    from gateway.policy.preview import PolicyRejected, Preview, replay, vetted_engine
+    from gateway.policy.preview_report import print_preview
+    from gateway.store.decision_log import log_window, logged_inputs
+
+    settings = Settings()
+    current_dir = against or settings.policy_dir
+    start = utc_now() - since
+
+    async def run() -> Preview:
+        async with contextlib.AsyncExitStack() as engines:
+            try:
+                proposed = await engines.enter_async_context(vetted_engine(proposed_dir, workers=settings.policy_workers))
+            except PolicyRejected as exc:
+                fail(f"the proposed policy in {proposed_dir} would be rejected on reload: {exc}", EXIT_BAD_INPUT)
+            try:
+                current = await engines.enter_async_context(vetted_engine(current_dir, workers=settings.policy_workers))
+            except PolicyRejected as exc:
+                fail(f"the current policy in {current_dir} cannot be compared with: {exc}", EXIT_BAD_INPUT)
+            by_principal_id = current.reads_principal_id or proposed.reads_principal_id
+            # One snapshot of the log: the window's counts are those of the inputs read.
+            async with open_owner(settings) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+                try:
+                    window = await log_window(conn, start, by_principal_id)
+                    inputs = logged_inputs(conn, start, by_principal_id)
+                    if window.inputs < PREVIEW_PROGRESS_FROM:
+                        impact = await replay(inputs, current, proposed, concurrency=settings.policy_workers)
+                    else:
+                        with progress_bar("inputs") as progress:
+                            task = progress.add_task("deciding again", total=window.inputs)
+                            impact = await replay(
+                                inputs, current, proposed, concurrency=settings.policy_workers, decided=lambda: progress.advance(task)
+                            )
+                except STORE_FAILURES as exc:
+                    raise StoreUnavailable(f"the store failed while the decision log was read: {type(exc).__name__}: {exc}") from exc
+            return Preview(proposed_dir, proposed.revision, current_dir, current.revision, start, window, impact)
+
+    # The engines log for a server's operators (a rejected policy, a worker restarted); here the
+    # report says it, once.
+    quiet = logging.NullHandler()
+    logging.getLogger("gateway.policy").addHandler(quiet)
+    try:
+        preview = asyncio.run(run())
+    finally:
+        logging.getLogger("gateway.policy").removeHandler(quiet)
+    if as_json:
+        typer.echo(json.dumps(preview.as_document(), indent=2))
+    else:
+        print_preview(Console(), preview, strict)
+    if preview.impact.flips or (strict and preview.impact.terms):
+        raise typer.Exit(1)
+

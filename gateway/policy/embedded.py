@@ -223,6 +223,8 @@ class EmbeddedEngine:
         self.poll_interval = poll_interval
         # Why the last reload did not go live; None once a revision is in force and unchallenged.
         self.last_error: str | None = None
+        # The same, as the vetting found it ("it does not parse: …"), without what stays in force.
+        self.rejection: str | None = None
         # Run with each new revision's worker before the revision serves (the decider warms its cache).
         self.before_serving: list[Warmer] = []
         self.timeouts = 0
@@ -296,7 +298,7 @@ class EmbeddedEngine:
                 self._reject(None, f"it cannot be read: {exc}")
                 return False
             if files.revision == self.revision:
-                self.last_error = None
+                self.last_error = self.rejection = None
                 self._rejected_revision = None
                 return False
             if files.revision == self._rejected_revision:
@@ -307,7 +309,7 @@ class EmbeddedEngine:
                 return False
             await self._warm(files, why[0])
             previous, self._served = self._served, _Served(files, why, self.start_timeout, self._restarted)
-            self.last_error = None
+            self.last_error = self.rejection = None
             self._rejected_revision = None
             logger.info("policy %s in force (%d modules, %d tests)", files.revision[:12], len(files.modules), len(files.tests))
             if previous is not None:
@@ -357,6 +359,7 @@ class EmbeddedEngine:
 
     def _reject(self, revision: str | None, why: str) -> None:
         self._rejected_revision = revision
+        self.rejection = why
         rejected = f"policy {revision[:12]}" if revision else "the policy directory"
         kept = f"policy {self.revision[:12]} stays in force" if self.revision else "no policy is in force"
         self.last_error = f"{rejected} was rejected, {why}; {kept}"
