@@ -746,12 +746,12 @@ def policy_preview(
                 current = await engines.enter_async_context(vetted_engine(current_dir, workers=settings.policy_workers))
             except PolicyRejected as exc:
                 fail(f"the current policy in {current_dir} cannot be compared with: {exc}", EXIT_BAD_INPUT)
-            by_principal_id = current.reads_principal_id or proposed.reads_principal_id
+            keys_read = current.principal_keys_read | proposed.principal_keys_read
             # One snapshot of the log: the window's counts are those of the inputs read.
             async with open_owner(settings) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 try:
-                    window = await log_window(conn, start, by_principal_id)
-                    inputs = logged_inputs(conn, start, by_principal_id)
+                    window = await log_window(conn, start, keys_read)
+                    inputs = logged_inputs(conn, start, keys_read)
                     if window.inputs < PREVIEW_PROGRESS_FROM:
                         impact = await replay(inputs, current, proposed, concurrency=settings.policy_workers)
                     else:

@@ -201,13 +201,14 @@ async def read_decisions(
 
 # --- distinct inputs, for `gateway policy preview` -----------------------------------------------
 
-# The decisions logged since $1, each with who asked as a policy can tell them apart: the whole
-# principal when $2 (a policy reads its id or app), else its kind and scopes (what the decision
-# cache keys on too), so that a question a thousand users asked is one input, not a thousand.
+# The decisions logged since $1, each with who asked as a policy can tell them apart: its kind and
+# scopes, and its id when $2 (a policy reads it) and its app when $3 (what the decision cache keys on
+# too), so that a question a thousand users asked is one input, not a thousand.
 _LOGGED = """WITH logged AS (
     SELECT decision_id, timestamp, revision, principal, question, result,
-           CASE WHEN $2 THEN principal::text
-                ELSE json_build_array(principal -> 'kind', principal -> 'scopes')::text END AS asker
+           json_build_array(principal -> 'kind', principal -> 'scopes',
+                            CASE WHEN $2 THEN principal -> 'id' END,
+                            CASE WHEN $3 THEN principal -> 'app' END)::text AS asker
     FROM decision_log
     WHERE timestamp >= $1
 )"""
@@ -293,15 +294,16 @@ class LoggedInput:
         return {"principal": self.principal, "operation": self.question["operation"], "fields": self.question["fields"]}
 
 
-async def log_window(conn: asyncpg.Connection, since: datetime, by_principal_id: bool) -> LogWindow:
-    row = await conn.fetchrow(_WINDOW, since, by_principal_id)
+async def log_window(conn: asyncpg.Connection, since: datetime, keys_read: frozenset[str]) -> LogWindow:
+    """`keys_read`: which of the principal's `id` and `app` a policy reads (inputs differ by them)."""
+    row = await conn.fetchrow(_WINDOW, since, "id" in keys_read, "app" in keys_read)
     return LogWindow(decisions=row["decisions"], inputs=row["inputs"], revisions=row["revisions"])
 
 
-async def logged_inputs(conn: asyncpg.Connection, since: datetime, by_principal_id: bool) -> AsyncIterator[LoggedInput]:
+async def logged_inputs(conn: asyncpg.Connection, since: datetime, keys_read: frozenset[str]) -> AsyncIterator[LoggedInput]:
     """The distinct inputs logged since `since`, the most asked first, read through a cursor (so
     inside a transaction): only a page of them is held at a time."""
-    async for row in conn.cursor(_INPUTS, since, by_principal_id, prefetch=100):
+    async for row in conn.cursor(_INPUTS, since, "id" in keys_read, "app" in keys_read, prefetch=100):
         yield LoggedInput(
             principal=json.loads(row["principal"]),
             question=json.loads(row["question"]),
