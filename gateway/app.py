@@ -14,13 +14,15 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
 
-from gateway.auth import AppGrants
+from gateway.auth import AppGrants, IssuedTokens
 from gateway.clock import Clock, utc_now
 from gateway.config import Settings
+from gateway.graphql.persisted import PersistedDocuments
 from gateway.graphql.responses import ResponseCache
 from gateway.graphql.schema import build_schema
 from gateway.policy.cache import DecisionCache
 from gateway.policy.decider import PolicyDecider, weigh_decision
+from gateway.oauth.keys import KeyRing
 from gateway.policy.engines import open_engine
 from gateway.privacy.budget import BudgetLedger
 from gateway.privacy.history_k import keeping_history_k
@@ -31,11 +33,14 @@ from gateway.routes.events import post_events
 from gateway.routes.graphql import graphql_endpoint
 from gateway.routes.health import healthz, readyz
 from gateway.routes.metrics import GatewayCollector, metrics, metrics_registry
+from gateway.routes.oauth import oauth_routes
 from gateway.routes.pages import announce_demo, page_routes
 from gateway.store.apps import current_grant
 from gateway.store.decision_log import DecisionLogWriter
+from gateway.store.documents import registered_document
 from gateway.store.ingest import EventWriter
 from gateway.store.migrate import migrate
+from gateway.store.oauth import family_revoked
 from gateway.store.pools import Store
 from gateway.store.releases import ReleaseReader
 from gateway.store.server import database_url, release_embedded
@@ -75,6 +80,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+        issued = IssuedTokens(await asyncio.to_thread(KeyRing, settings.data_dir), settings.issuer)
         releases = ReleaseReader(store.reader, clock)
         # Backfills reach the reader's kept answers within this many seconds when no request reads
         # the history's epoch (a server keeping no whole answers); requests that do, at once.
@@ -89,7 +95,18 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "clock": clock,
                     "noise_key": derive_noise_key(secret),
                     "budget": budget,
-                    "grants": AppGrants(functools.partial(current_grant, store.reader), ttl=settings.app_grant_ttl),
+                    "issued": issued,
+                    "grants": AppGrants(
+                        functools.partial(current_grant, store.reader),
+                        ttl=settings.app_grant_ttl,
+                        family_revoked=functools.partial(family_revoked, store.reader),
+                    ),
+                    "persisted": PersistedDocuments(
+                        schema._schema,
+                        functools.partial(registered_document, store.reader),
+                        remember_bytes=settings.apq_cache_mb * 1024 * 1024,
+                        registered_ttl=settings.app_documents_ttl,
+                    ),
                     "releases": releases,
                     "store": store,
                     "writer": writer,
@@ -118,6 +135,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *page_routes(settings),
+        *oauth_routes(),
     ]
     middleware = [Middleware(RequestTelemetry, routes=[route.path for route in routes if isinstance(route, Route)], latency=latency)]
     if settings.cors_origins:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.metadata
+import json
+import logging
+import re
 import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, NoReturn
@@ -38,8 +43,10 @@ from gateway.errors import BadUserInput, InvalidEvents, NotFound, StoreUnavailab
 from gateway.ingest.events import Window, is_platform_id
 from gateway.ingest.ndjson import ParsedBatch, check_lines, parse_lines, parse_objects
 from gateway.ingest.pipeline import IngestStopped, IngestTotals, chunked, ingest_chunks
+from gateway.oauth.scopes import policy_scopes
 from gateway.policy.worker import PolicyFiles, PolicyFilesError
 from gateway.store.apps import authorize_app, register_app, revoke_app
+from gateway.store.documents import RegisteredDocument, register_document, registered_documents
 from gateway.store.failures import STORE_FAILURES
 from gateway.store.history import subjects_with_history
 from gateway.store.ingest import BatchResult, EventWriter
@@ -111,6 +118,8 @@ apps_app = typer.Typer(no_args_is_help=True, help="Third-party apps and the user
 app.add_typer(apps_app, name="apps")
 policy_app = typer.Typer(no_args_is_help=True, help="Compliance tooling for the Rego policy.")
 app.add_typer(policy_app, name="policy")
+keys_app = typer.Typer(no_args_is_help=True, help="The keys that sign apps' access tokens.")
+app.add_typer(keys_app, name="keys")
 
 
 def _print_version(asked: bool) -> None:
@@ -450,17 +459,47 @@ APP_TOKEN_TTL = 30 * 24 * 3600
 
 
 @apps_app.command("create")
-def apps_create(name: Annotated[str, typer.Option(help="The app's name, as its users see it.")]) -> None:
-    """Register a third-party app; prints its id."""
+def apps_create(
+    name: Annotated[str, typer.Option(help="The app's name, as its users see it on the consent page.")],
+    redirect_uris: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--redirect-uri",
+            help="Where the consent page sends the user back (exact match; https, or http to localhost). "
+            "Repeat for several. With one, the app signs users in through OAuth.",
+        ),
+    ] = None,
+    public: Annotated[bool, typer.Option("--public", help="A client that cannot keep a secret (a native or browser app): PKCE alone.")] = False,
+) -> None:
+    """Register a third-party app. Without --redirect-uri, prints its id (tokens come from
+    'gateway apps authorize'); with it, prints its OAuth client id and, unless --public, its client
+    secret, shown once (only a hash is kept)."""
+    from gateway.oauth.clients import redirect_uri_problem
+    from gateway.store.oauth import register_client
+
     if not name.strip():
-        console.print("[red]--name must not be empty[/red]")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        fail("--name must not be empty", EXIT_BAD_INPUT)
+    uris = list(dict.fromkeys(redirect_uris or []))
+    problems = [problem for problem in map(redirect_uri_problem, uris) if problem]
+    if problems:
+        fail(f"--redirect-uri: {'; '.join(problems)}", EXIT_BAD_INPUT)
+    if public and not uris:
+        fail("--public needs at least one --redirect-uri: a public client signs users in through OAuth", EXIT_BAD_INPUT)
 
-    async def run() -> str:
+    async def run() -> tuple[str, str | None]:
         async with open_owner(Settings()) as conn:
-            return await register_app(conn, name)
+            if not uris:
+                return await register_app(conn, name), None
+            return await register_client(conn, name, uris, public)
 
-    typer.echo(asyncio.run(run()))
+    app_id, secret = asyncio.run(run())
+    if not uris:
+        typer.echo(app_id)
+        return
+    typer.echo(f"client_id: {app_id}")
+    if secret is not None:
+        typer.echo(f"client_secret: {secret}")
+        console.print("The client secret is shown this once: only its hash is stored.")
 
 
 @apps_app.command("authorize")
@@ -478,7 +517,7 @@ def apps_authorize(
     if not is_platform_id(user_id):
         console.print(f"[red]--user {user_id!r} is not a user id[/red]")
         raise typer.Exit(EXIT_BAD_INPUT)
-    known = app_scopes(read_policy(None))
+    known = policy_scopes(read_policy(None).directory)
     unknown = [scope for scope in granted if scope not in known]
     if unknown:
         console.print(f"[red]unknown scope(s): {', '.join(unknown)} (the policy defines: {', '.join(sorted(known)) or 'none'})[/red]")
@@ -509,12 +548,82 @@ def apps_revoke(
     console.print(f"revoked: {user_id} no longer authorizes {app_id}")
 
 
-def app_scopes(files: PolicyFiles) -> set[str]:
-    """The scopes an app can be granted: the keys of `access.principals.app.scopes` in the policy's data."""
-    node: object = files.data_document()
-    for key in ("access", "principals", "app", "scopes"):
-        node = node.get(key) if isinstance(node, dict) else None
-    return set(node) if isinstance(node, dict) else set()
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Make a new signing key for apps' access tokens (in GATEWAY_DATA_DIR/keys.json). The old one
+    keeps verifying until the tokens it signed expire, then a later rotation drops it; running
+    servers sign with the new key within a second."""
+    from datetime import UTC, datetime
+
+    from gateway.oauth.keys import KeyRingError, ensure_keys, rotate_keys
+    from gateway.routes.oauth import ACCESS_TOKEN_SECONDS
+
+    settings = Settings()
+    now = datetime.now(UTC)
+    try:
+        ensure_keys(settings.data_dir, now)
+        fresh, dropped = rotate_keys(settings.data_dir, KEY_GRACE_SECONDS + ACCESS_TOKEN_SECONDS, now)
+    except (KeyRingError, OSError) as exc:
+        fail(f"cannot rotate the keys in {settings.data_dir}: {exc}", EXIT_BAD_CONFIGURATION)
+    typer.echo(fresh.key.kid)
+    console.print(f"signing with key {fresh.key.kid}; dropped {len(dropped)} key(s) whose tokens have all expired")
+
+
+# Seconds a retired key is kept past the longest life of a token it signed (clocks differ).
+KEY_GRACE_SECONDS = 300
+
+
+documents_app = typer.Typer(
+    no_args_is_help=True,
+    help="GraphQL documents registered for an app: sent by hash alone, and all it may run where the policy confines it to them.",
+)
+apps_app.add_typer(documents_app, name="documents")
+
+
+@documents_app.command("add")
+def apps_documents_add(
+    app_id: Annotated[str, typer.Option("--app", help="The app's id.")],
+    path: Annotated[Path, typer.Argument(metavar="FILE.graphql", help="A GraphQL document: its operations and their fragments.")],
+) -> None:
+    """Register a GraphQL document for an app once it parses and validates against the schema;
+    prints its sha256, the hash the app sends (registering it again changes nothing)."""
+    from gateway.graphql.persisted import check_registrable
+    from gateway.graphql.schema import build_schema
+
+    document = read_document(path)
+    operation_names = check_registrable(build_schema()._schema, document)
+
+    async def run() -> tuple[str, bool]:
+        async with open_owner(Settings()) as conn:
+            return await register_document(conn, app_id, document, operation_names)
+
+    sha256, added = asyncio.run(run())
+    typer.echo(sha256)
+    operations = ", ".join(operation_names) or "one anonymous operation"
+    console.print(f"{'registered' if added else 'already registered'} for {app_id}: {operations}", markup=False, highlight=False)
+
+
+@documents_app.command("list")
+def apps_documents_list(app_id: Annotated[str, typer.Option("--app", help="The app's id.")]) -> None:
+    """List the documents registered for an app: sha256, when and by whom, operations."""
+
+    async def run() -> list[RegisteredDocument]:
+        async with open_owner(Settings()) as conn:
+            return await registered_documents(conn, app_id)
+
+    for registered in asyncio.run(run()):
+        operations = ",".join(registered.operation_names) or "-"
+        typer.echo(f"{registered.sha256}  {registered.added_at.isoformat(timespec='seconds')}  {registered.added_by}  {operations}")
+
+
+def read_document(path: Path) -> str:
+    """The file's text exactly as it is (its hash is the document's name: no newline is translated)."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError as exc:
+        raise BadUserInput(f"no such file: {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadUserInput(f"cannot read {path} as UTF-8 text: {exc}") from exc
 
 
 PolicyDirOption = Annotated[
@@ -585,3 +694,91 @@ def policy_check(
     typer.echo(f"{len(check.errors)} error(s), {len(check.warnings)} warning(s)")
     if check.errors:
         raise typer.Exit(1)
+
+
+# --- gateway policy preview ----------------------------------------------------------------------
+
+# From this many distinct inputs on, the preview shows its progress.
+PREVIEW_PROGRESS_FROM = 200
+_DURATION = re.compile(r"(\d+)([mhdw])")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def log_window_length(text: str | timedelta) -> timedelta:
+    """`30m`, `12h`, `7d`, `2w`: how far back the preview reads the decision log."""
+    if isinstance(text, timedelta):  # the default
+        return text
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise typer.BadParameter(f"{text!r} is not a duration such as 30m, 12h, 7d or 2w")
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@policy_app.command("preview")
+def policy_preview(
+    proposed_dir: Annotated[Path, typer.Option("--policy-dir", help="The proposed policy directory.")],
+    since: Annotated[
+        timedelta,
+        typer.Option(parser=log_window_length, metavar="DURATION", show_default="7d", help="Replay the decisions logged this far back: 30m, 12h, 7d, 2w."),
+    ] = timedelta(days=7),
+    against: Annotated[
+        Path | None, typer.Option("--against", help="The policy to compare with (default GATEWAY_POLICY_DIR, else policies/).")
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when an obligation changes, too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the impact as JSON.")] = False,
+) -> None:
+    """Decide the inputs of the decision log again under a proposed policy and say what would change
+    from the current one: fields whose access flips, obligations whose terms change. Exit 0 when
+    nothing flips, 1 when something does (with --strict, also when an obligation changes), 2 when
+    the proposed policy would be rejected on reload."""
+    from gateway.policy.preview import PolicyRejected, Preview, replay, vetted_engine
+    from gateway.policy.preview_report import print_preview
+    from gateway.store.decision_log import log_window, logged_inputs
+
+    settings = Settings()
+    current_dir = against or settings.policy_dir
+    start = utc_now() - since
+
+    async def run() -> Preview:
+        async with contextlib.AsyncExitStack() as engines:
+            try:
+                proposed = await engines.enter_async_context(vetted_engine(proposed_dir, workers=settings.policy_workers))
+            except PolicyRejected as exc:
+                fail(f"the proposed policy in {proposed_dir} would be rejected on reload: {exc}", EXIT_BAD_INPUT)
+            try:
+                current = await engines.enter_async_context(vetted_engine(current_dir, workers=settings.policy_workers))
+            except PolicyRejected as exc:
+                fail(f"the current policy in {current_dir} cannot be compared with: {exc}", EXIT_BAD_INPUT)
+            keys_read = current.principal_keys_read | proposed.principal_keys_read
+            # One snapshot of the log: the window's counts are those of the inputs read.
+            async with open_owner(settings) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+                try:
+                    window = await log_window(conn, start, keys_read)
+                    inputs = logged_inputs(conn, start, keys_read)
+                    if window.inputs < PREVIEW_PROGRESS_FROM:
+                        impact = await replay(inputs, current, proposed, concurrency=settings.policy_workers)
+                    else:
+                        with progress_bar("inputs") as progress:
+                            task = progress.add_task("deciding again", total=window.inputs)
+                            impact = await replay(
+                                inputs, current, proposed, concurrency=settings.policy_workers, decided=lambda: progress.advance(task)
+                            )
+                except STORE_FAILURES as exc:
+                    raise StoreUnavailable(f"the store failed while the decision log was read: {type(exc).__name__}: {exc}") from exc
+            return Preview(proposed_dir, proposed.revision, current_dir, current.revision, start, window, impact)
+
+    # The engines log for a server's operators (a rejected policy, a worker restarted); here the
+    # report says it, once.
+    quiet = logging.NullHandler()
+    logging.getLogger("gateway.policy").addHandler(quiet)
+    try:
+        preview = asyncio.run(run())
+    finally:
+        logging.getLogger("gateway.policy").removeHandler(quiet)
+    if as_json:
+        typer.echo(json.dumps(preview.as_document(), indent=2))
+    else:
+        print_preview(Console(), preview, strict)
+    if preview.impact.flips or (strict and preview.impact.terms):
+        raise typer.Exit(1)
+

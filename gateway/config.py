@@ -71,12 +71,21 @@ class Settings(BaseSettings):
     response_cache_mb: int = Field(default=64, ge=0)
     # Seconds a replica may go on trusting an app grant it looked up: how long a revocation takes.
     app_grant_ttl: float = Field(default=5.0, ge=0)
+    # Megabytes of documents each serving process remembers for automatic persisted queries
+    # (gateway.graphql.persisted); 0 remembers none (a hash alone then names registered documents only).
+    apq_cache_mb: int = Field(default=16, ge=0)
+    # Seconds a replica may go on trusting what it looked up of an app's registered documents: how
+    # long a newly registered document takes to work everywhere.
+    app_documents_ttl: float = Field(default=5.0, ge=0)
     # Serve the GraphiQL IDE at /graphiql (its files ship in the package; the policy still decides
     # every field it asks for).
     ide: bool = False
     # The demo (`make run`): the dashboard offers sign-in as one of the store's busiest creators, and
     # serve prints such a creator's token. Never on a server with real people's data.
     demo: bool = False
+    # The gateway's URL as apps and their users reach it (the OAuth issuer, and the audience of the
+    # access tokens it signs); default http://HOST:PORT.
+    public_url: str | None = None
     # Origins whose pages may call the API from a browser (CORS), comma-separated; none by default.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # Proxies (addresses or networks, comma-separated) whose X-Forwarded-For is believed: behind
@@ -135,6 +144,20 @@ class Settings(BaseSettings):
     def rate_limit_storage_uri(self) -> str:
         """GATEWAY_RATE_LIMIT_STORAGE as `limits` names its asyncio storages."""
         return async_storage_uri(self.rate_limit_storage)
+    @field_validator("public_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not a base URL (scheme://host[:port][/path])")
+        return value.rstrip("/")
+
+    @property
+    def issuer(self) -> str:
+        """The OAuth issuer: `public_url`, or where `gateway serve` listens."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
     def lateness(self) -> timedelta:

@@ -4,6 +4,7 @@
     ├── Unauthenticated          UNAUTHENTICATED   (HTTP 401)
     ├── Forbidden                FORBIDDEN         (HTTP 403)
     ├── NotFound                 NOT_FOUND         (HTTP 404)
+    ├── PersistedQueryNotFound   PERSISTED_QUERY_NOT_FOUND (HTTP 404; 200 under application/json)
     ├── BadUserInput             BAD_USER_INPUT    (HTTP 400)
     │   └── InvalidEvents        BAD_USER_INPUT    (HTTP 400, with the bad lines)
     ├── RequestTimeout           BAD_USER_INPUT    (HTTP 408: a body sent too slowly)
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidEvents",
     "NotFound",
     "PayloadTooLarge",
+    "PersistedQueryNotFound",
     "PolicyUnavailable",
     "RateLimited",
     "RequestTimeout",
@@ -73,17 +75,34 @@ class Forbidden(GatewayError):
     code = "FORBIDDEN"
     status_code = 403
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, rule: str | None = None) -> None:
         super().__init__(message)
         self.field = field  # the refused coordinate, e.g. "Video.shareTimeline"
+        self.rule = rule  # the policy's rule that refuses a request as a whole, e.g. "obligations.registered_documents_only"
 
     def extensions(self) -> dict[str, Any]:
-        return {"field": self.field} if self.field else {}
+        named = {"field": self.field, "rule": self.rule}
+        return {name: value for name, value in named.items() if value}
 
 
 class NotFound(GatewayError):
     code = "NOT_FOUND"
     status_code = 404
+
+
+class PersistedQueryNotFound(GatewayError):
+    """A request named its document by hash only, and no document with that hash is known here:
+    Apollo's clients send the request again with the document. The message is the one they look for."""
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__("PersistedQueryNotFound")
+
+    def headers(self) -> dict[str, str]:
+        # Not to be kept by a cache on the way (a CDN before a GET): the next request registers the document.
+        return {"Cache-Control": "private, no-cache, must-revalidate"}
 
 
 class BadUserInput(GatewayError):

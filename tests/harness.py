@@ -279,6 +279,8 @@ async def running_gateway(
     are further Settings fields."""
     clock = clock or TestClock()
     policy_dir = policy_dir or roomy_policies()
+    # The data dir holds the OAuth signing keys: each gateway its own, never the checkout's .gateway.
+    settings.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="gateway-test-data-")))
     app = create_app(Settings(database_url=database_url, secret=APP_SECRET, policy_dir=policy_dir, **settings), clock=clock)
     try:
         async with app.router.lifespan_context(app) as state:

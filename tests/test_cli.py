@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.metadata
 import json
 import re
@@ -491,6 +492,81 @@ async def test_apps_create_with_empty_name_exits_2(apps_env: dict[str, str], adm
     assert await admin.fetchval("SELECT count(*) FROM apps") == before
 
 
+async def test_apps_create_with_redirect_uris_prints_a_client_secret_kept_only_as_a_hash(
+    apps_env: dict[str, str], admin: asyncpg.Connection
+) -> None:
+    result = await gateway(
+        "apps", "create", "--name", "Acme", "--redirect-uri", "https://acme.example/cb", "--redirect-uri", "http://localhost:3000/cb", env=apps_env
+    )
+    printed = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
+    row = await admin.fetchrow("SELECT client_type, secret_sha256, redirect_uris FROM apps WHERE app_id = $1", printed["client_id"])
+
+    assert result.exit_code == 0, result.output
+    assert "shown this once" in said(result)
+    assert row["client_type"] == "confidential"
+    assert row["secret_sha256"] == hashlib.sha256(printed["client_secret"].encode()).digest()
+    assert printed["client_secret"].encode() not in json.dumps([dict(r) for r in await admin.fetch("SELECT app_id, name, redirect_uris FROM apps")]).encode()
+    assert row["redirect_uris"] == ["https://acme.example/cb", "http://localhost:3000/cb"]
+
+
+async def test_apps_create_public_client_has_no_secret(apps_env: dict[str, str], admin: asyncpg.Connection) -> None:
+    result = await gateway("apps", "create", "--name", "Pocket", "--redirect-uri", "http://127.0.0.1:8123/cb", "--public", env=apps_env)
+    client_id = result.stdout.strip().removeprefix("client_id: ")
+
+    assert result.exit_code == 0, result.output
+    assert "client_secret" not in result.stdout
+    assert tuple(await admin.fetchrow("SELECT client_type, secret_sha256 FROM apps WHERE app_id = $1", client_id)) == ("public", None)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("--redirect-uri", "http://acme.example/cb"), "must use https", id="plain-http-elsewhere"),
+        pytest.param(("--redirect-uri", "https://acme.example/cb#x"), "must not have a fragment", id="fragment"),
+        pytest.param(("--redirect-uri", "/cb"), "absolute https:// URI", id="relative"),
+        pytest.param(("--redirect-uri", "javascript:alert(1)"), "absolute https:// URI", id="javascript"),
+        pytest.param(("--public",), "--public needs at least one --redirect-uri", id="public-without-uri"),
+    ],
+)
+async def test_apps_create_refuses_bad_redirect_uris_and_stores_nothing(
+    apps_env: dict[str, str], admin: asyncpg.Connection, args: tuple[str, ...], message: str
+) -> None:
+    before = await admin.fetchval("SELECT count(*) FROM apps")
+
+    result = await gateway("apps", "create", "--name", "Acme", *args, env=apps_env)
+
+    assert result.exit_code == 2
+    assert message in said(result)
+    assert await admin.fetchval("SELECT count(*) FROM apps") == before
+
+
+async def test_keys_rotate_keeps_the_old_key_for_verification_and_signs_with_the_new(tmp_path: Path) -> None:
+    env = {"GATEWAY_SECRET": TOKEN_SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+
+    first = await gateway("keys", "rotate", env=env)
+    second = await gateway("keys", "rotate", env=env)
+    kept = json.loads((tmp_path / "data" / "keys.json").read_text())["keys"]
+    mode = (tmp_path / "data" / "keys.json").stat().st_mode & 0o777
+
+    assert first.exit_code == second.exit_code == 0, first.output + second.output
+    assert first.stdout.strip() != second.stdout.strip()
+    signing = [key["jwk"]["kid"] for key in kept if key["retired_at"] is None]
+    assert signing == [second.stdout.strip()]
+    assert first.stdout.strip() in {key["jwk"]["kid"] for key in kept}, "a retired key stays until its tokens expire"
+    assert mode == 0o600
+
+
+async def test_keys_rotate_refuses_a_key_file_it_cannot_read(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keys.json").write_text("not json")
+
+    result = await gateway("keys", "rotate", env={"GATEWAY_SECRET": TOKEN_SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")})
+
+    assert result.exit_code == 3
+    assert "not JSON" in said(result)
+    assert (tmp_path / "data" / "keys.json").read_text() == "not json", "nothing is overwritten"
+
+
 async def test_apps_authorize_prints_a_token_that_acts_for_the_user_with_the_granted_scopes(
     apps_env: dict[str, str], admin: asyncpg.Connection
 ) -> None:
@@ -578,6 +654,102 @@ async def test_apps_revoke_of_a_grant_never_given_exits_2(apps_env: dict[str, st
 
     assert result.exit_code == 2
     assert f"u42 has not authorized {app_id}" in said(result)
+
+
+# Documents registered for an app: checked against the schema, named by the hash of their exact text.
+
+COUNTS_DOCUMENT = (
+    "query VideoCounts($id: ID!) { video(id: $id) { id stats { views likes } } }\r\n"
+    "query CreatorTotals($id: ID!) { creator(id: $id) { ...Totals } }\r\n"
+    "fragment Totals on Creator { totals { videos views } }\r\n"
+)
+
+
+async def registered_rows(admin: asyncpg.Connection, app_id: str) -> list[asyncpg.Record]:
+    return await admin.fetch("SELECT sha256, document, operation_names FROM app_documents WHERE app_id = $1", app_id)
+
+
+async def test_apps_documents_add_prints_the_hash_of_the_files_exact_text_and_stores_it(
+    apps_env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    app_id = await created_app(apps_env, "Acme Insights")
+    path = tmp_path / "counts.graphql"
+    path.write_bytes(COUNTS_DOCUMENT.encode())
+
+    result = await gateway("apps", "documents", "add", "--app", app_id, str(path), env=apps_env)
+
+    assert result.exit_code == 0, result.output
+    digest = hashlib.sha256(COUNTS_DOCUMENT.encode()).hexdigest()  # line endings and all
+    assert result.stdout == f"{digest}\n"
+    assert f"registered for {app_id}: VideoCounts, CreatorTotals" in said(result)
+    assert [tuple(row) for row in await registered_rows(admin, app_id)] == [(digest, COUNTS_DOCUMENT, ["VideoCounts", "CreatorTotals"])]
+
+
+async def test_apps_documents_add_again_changes_nothing(apps_env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path) -> None:
+    app_id = await created_app(apps_env, "Acme Insights")
+    path = tmp_path / "anonymous.graphql"
+    path.write_text("{ __typename }")
+    first = await gateway("apps", "documents", "add", "--app", app_id, str(path), env=apps_env)
+    before = await registered_rows(admin, app_id)
+
+    again = await gateway("apps", "documents", "add", "--app", app_id, str(path), env=apps_env)
+
+    assert again.exit_code == 0, again.output
+    assert again.stdout == first.stdout
+    assert f"already registered for {app_id}: one anonymous operation" in said(again)
+    assert await registered_rows(admin, app_id) == before
+    assert len(before) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "app_id", "reason"),
+    [
+        pytest.param(b"query Broken { video(id: ", None, "the document does not parse: line 1, column 26: Syntax Error", id="does-not-parse"),
+        pytest.param(
+            b"query Sharers { video(id: \"v1\") { sharerIds } }",
+            None,
+            "the document does not validate against the schema: line 1, column 35: Cannot query field 'sharerIds' on type 'Video'.",
+            id="does-not-validate",
+        ),
+        pytest.param(b"query A { __typename }\nquery A { __typename }", None, "There can be only one operation named 'A'.", id="two-operations-one-name"),
+        pytest.param(b"\xff\xfe{ __typename }", None, "as UTF-8 text", id="not-utf-8"),
+        pytest.param(b"{ __typename }", "app_nobody_created", "no such app: app_nobody_created", id="unknown-app"),
+        pytest.param(None, None, "no such file", id="missing-file"),
+    ],
+)
+async def test_apps_documents_add_refuses_and_stores_nothing(
+    apps_env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path, content: bytes | None, app_id: str | None, reason: str
+) -> None:
+    app_id = app_id or await created_app(apps_env, "Refused")
+    path = tmp_path / "document.graphql"
+    if content is not None:
+        path.write_bytes(content)
+    before = await admin.fetchval("SELECT count(*) FROM app_documents")
+
+    result = await gateway("apps", "documents", "add", "--app", app_id, str(path), env=apps_env)
+
+    assert reason in failed_in_one_line(result, 2)
+    assert result.stdout == ""
+    assert await admin.fetchval("SELECT count(*) FROM app_documents") == before
+
+
+async def test_apps_documents_list_names_each_document_and_its_operations(apps_env: dict[str, str], tmp_path: Path) -> None:
+    app_id = await created_app(apps_env, "Acme Insights")
+    (tmp_path / "counts.graphql").write_bytes(COUNTS_DOCUMENT.encode())
+    (tmp_path / "anonymous.graphql").write_text("{ __typename }")
+    added = [await gateway("apps", "documents", "add", "--app", app_id, str(tmp_path / name), env=apps_env) for name in ("counts.graphql", "anonymous.graphql")]
+
+    listed = await gateway("apps", "documents", "list", "--app", app_id, env=apps_env)
+
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split("  ") for line in listed.stdout.splitlines()]
+    assert [(row[0], row[-1]) for row in rows] == [(added[0].stdout.strip(), "VideoCounts,CreatorTotals"), (added[1].stdout.strip(), "-")]
+
+
+async def test_apps_documents_list_of_an_unknown_app_exits_2(apps_env: dict[str, str]) -> None:
+    result = await gateway("apps", "documents", "list", "--app", "app_nobody_created", env=apps_env)
+
+    assert "no such app: app_nobody_created" in failed_in_one_line(result, 2)
 
 
 # The demo platform itself: pure, deterministic, and valid by construction.

@@ -176,7 +176,7 @@ class PolicyDecider:
         principal_input: dict[str, Any] = {"kind": principal.kind.value, "id": principal.id, "scopes": scopes}
         if principal.app_id is not None:
             principal_input["app"] = principal.app_id  # which app acts for the user: policy may tell apps apart
-        key = _key(principal_input, question, self.engine.reads_principal_id)
+        key = _key(principal_input, question, self.engine.principal_keys_read)
         self._recent[key] = _Asked(principal_input, question)
         self._recent.move_to_end(key)
         if len(self._recent) > RECENT_QUESTIONS:
@@ -193,7 +193,7 @@ class PolicyDecider:
             cached = await asyncio.shield(flight)
         return revision, principal_input, cached, cache_hit
 
-    async def warm(self, revision: str, reads_principal_id: bool, evaluate: Evaluate) -> int:
+    async def warm(self, revision: str, principal_keys_read: frozenset[str], evaluate: Evaluate) -> int:
         """Decides the questions asked most recently under `revision`, which is about to go in
         force, with `evaluate` (its engine); returns how many were decided. Bounded in time: what is
         not warmed is decided when asked."""
@@ -201,7 +201,7 @@ class PolicyDecider:
         try:
             async with asyncio.timeout(WARMING_SECONDS):
                 for asked in reversed(list(self._recent.values())):
-                    key = _key(asked.principal_input, asked.question, reads_principal_id)
+                    key = _key(asked.principal_input, asked.question, principal_keys_read)
                     self.cache.stage(revision, key, await self._evaluate(revision, key, asked.principal_input, asked.question, evaluate, keep=False))
                     warmed += 1
         except (TimeoutError, PolicyUnavailable) as exc:
@@ -235,7 +235,7 @@ class PolicyDecider:
             flight.exception()  # retrieved here: every waiter may have gone
 
 
-def _key(principal_input: dict[str, Any], question: PolicyQuestion, reads_principal_id: bool) -> Hashable:
-    # Who the principal is (its id, its app) is part of the key only when the policy can read it.
-    who = (principal_input["id"], principal_input.get("app")) if reads_principal_id else None
+def _key(principal_input: dict[str, Any], question: PolicyQuestion, principal_keys_read: frozenset[str]) -> Hashable:
+    # Who the principal is (its id, its app) is part of the key only as far as the policy can read it.
+    who = tuple(principal_input.get(name) if name in principal_keys_read else None for name in ("id", "app"))
     return (principal_input["kind"], tuple(principal_input["scopes"]), who, question.serialized)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # pg_advisory_lock key held while migrating ("gateway" in ASCII).
 LOCK_KEY = 0x67617465776179
-ROLES = ("gateway_ingest", "gateway_reader", "gateway_private")
+ROLES = ("gateway_ingest", "gateway_reader", "gateway_private", "gateway_oauth")
 
 
 class MigrationError(Exception):

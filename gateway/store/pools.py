@@ -43,11 +43,13 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 
 @dataclass
 class Store:
-    """Pools that log in as `gateway_ingest`, `gateway_reader` and `gateway_private`."""
+    """Pools that log in as `gateway_ingest`, `gateway_reader`, `gateway_private` and
+    `gateway_oauth` (the OAuth endpoints: apps' codes and tokens)."""
 
     ingest: asyncpg.Pool
     reader: asyncpg.Pool
     private: asyncpg.Pool
+    oauth: asyncpg.Pool
 
     @classmethod
     async def open(
@@ -94,8 +96,10 @@ class Store:
         ingest = await pool("gateway_ingest", min_size=1, max_size=4, init=prepare_connection, command_timeout=ingest_timeout)
         reader = await pool("gateway_reader", reads, min_size=2, max_size=max_size, command_timeout=read_timeout)
         private = await pool("gateway_private", reads, min_size=1, max_size=4, command_timeout=read_timeout)
-        return cls(ingest=ingest, reader=reader, private=private)
+        # Apps' sign-ins are rare next to reads: a connection is opened when one is asked for.
+        oauth = await pool("gateway_oauth", reads, min_size=0, max_size=2, command_timeout=read_timeout)
+        return cls(ingest=ingest, reader=reader, private=private, oauth=oauth)
 
     async def close(self) -> None:
-        for pool in (self.ingest, self.reader, self.private):
+        for pool in (self.ingest, self.reader, self.private, self.oauth):
             await pool.close()

@@ -80,14 +80,16 @@ async def test_post_events_stores_the_batch_and_counts_it(client: httpx.AsyncCli
     video = await admin.fetchrow("SELECT creator_id, published_at FROM videos WHERE video_id = 'v-store'")
     assert (video["creator_id"], video["published_at"].isoformat()) == ("c-store", "2025-06-01T12:00:00+00:00")
     totals = await admin.fetch(
-        "SELECT metric::text, events, people, watch_ms FROM live_totals WHERE subject_id IN ('v-store', 'c-store') ORDER BY metric"
+        "SELECT metric::text, events, people, watch_capped_ms FROM live_totals WHERE subject_id IN ('v-store', 'c-store') ORDER BY metric"
     )
     assert [tuple(row) for row in totals] == [("f", 1, 1, 0), ("l", 1, 1, 0), ("s", 1, 1, 0), ("v", 3, 2, 5500)]
     cells = await admin.fetch(
         "SELECT dimension::text, value, events, people FROM live_cells WHERE subject_id = 'v-store' AND dimension IN ('c', 'r', 'w') ORDER BY 1, 2"
     )
+    # Completion counts views and their viewers: u2 finished one view and not another, u3 did not finish.
     assert [tuple(row) for row in cells] == [
-        ("c", "whatsapp", 1, 1), ("r", "DE", 1, 1), ("r", "FR", 1, 1), ("r", "unknown", 1, 1), ("w", "completed", 1, 0),
+        ("c", "whatsapp", 1, 1), ("r", "DE", 1, 1), ("r", "FR", 1, 1), ("r", "unknown", 1, 1),
+        ("w", "completed", 1, 1), ("w", "not_completed", 2, 2),
     ]
 
 

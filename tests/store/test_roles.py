@@ -135,10 +135,13 @@ async def test_ingest_cannot_rewrite_events_or_their_partitions(store: Store, ad
     assert await admin.fetchval("SELECT count(*) FROM events") == before
 
 
-@pytest.mark.parametrize("table", ["apps", "app_authorizations", "privacy_spend"])
+OAUTH_TABLES = ["oauth_token_families", "oauth_codes", "oauth_refresh_tokens"]
+
+
+@pytest.mark.parametrize("table", ["apps", "app_authorizations", "app_documents", "privacy_spend", *OAUTH_TABLES])
 @pytest.mark.parametrize("pool_name", ["reader", "private", "ingest"])
-async def test_no_pool_role_can_touch_apps_grants_or_the_budget_ledger(store: Store, pool_name: str, table: str) -> None:
-    """Apps and grants are the CLI's (owner connection); the budget ledger is spend_epsilon()'s."""
+async def test_no_pool_role_can_touch_apps_grants_documents_or_the_budget_ledger(store: Store, pool_name: str, table: str) -> None:
+    """Apps, grants and registered documents are the CLI's (owner connection); the budget ledger is spend_epsilon()'s."""
     pool = getattr(store, pool_name)
     answers = {verb: await denial(pool, statement) for verb, statement in {
         "select": f"SELECT * FROM {table} LIMIT 1",
@@ -151,12 +154,37 @@ async def test_the_reader_may_call_only_the_functions_meant_for_it(store: Store)
     answers = {
         "spend_epsilon": await denial(store.reader, "SELECT * FROM spend_epsilon('a', 'u', current_date, '{}', '{}', 1)"),
         "app_grant": await denial(store.reader, "SELECT * FROM app_grant('a', 'u')"),
+        "token_family_revoked": await denial(store.reader, "SELECT token_family_revoked(gen_random_uuid())"),
+        "app_document": await denial(store.reader, "SELECT app_document('a', 'hash')"),
         "ensure_events_partition": await denial(store.reader, "SELECT ensure_events_partition(now())"),
         "apply_arrival": await denial(store.reader, "SELECT prepare_arrivals(); SELECT apply_arrival(now())"),
     }
     assert answers == {
         "spend_epsilon": "allowed",
         "app_grant": "allowed",
+        "token_family_revoked": "allowed",
+        "app_document": "allowed",
         "ensure_events_partition": INSUFFICIENT_PRIVILEGE,
         "apply_arrival": INSUFFICIENT_PRIVILEGE,
     }
+
+
+@pytest.mark.parametrize(
+    ("statement", "answer"),
+    [
+        pytest.param("SELECT app_id, name, redirect_uris, secret_sha256 FROM apps LIMIT 1", "allowed", id="read-clients"),
+        pytest.param("UPDATE apps SET name = name", INSUFFICIENT_PRIVILEGE, id="rename-clients"),
+        pytest.param("DELETE FROM apps", INSUFFICIENT_PRIVILEGE, id="delete-clients"),
+        pytest.param("SELECT * FROM app_authorizations LIMIT 1", "allowed", id="read-grants"),
+        pytest.param("DELETE FROM app_authorizations", INSUFFICIENT_PRIVILEGE, id="delete-grants"),
+        pytest.param("SELECT * FROM oauth_refresh_tokens LIMIT 1", "allowed", id="read-refresh-tokens"),
+        pytest.param("DELETE FROM oauth_refresh_tokens", INSUFFICIENT_PRIVILEGE, id="delete-refresh-tokens"),
+        pytest.param("DELETE FROM oauth_token_families", INSUFFICIENT_PRIVILEGE, id="delete-families"),
+        pytest.param("SELECT * FROM events LIMIT 1", INSUFFICIENT_PRIVILEGE, id="events"),
+        pytest.param("SELECT * FROM video_people LIMIT 1", INSUFFICIENT_PRIVILEGE, id="ledger-of-people"),
+        pytest.param("SELECT * FROM privacy_spend LIMIT 1", INSUFFICIENT_PRIVILEGE, id="budget-ledger"),
+        pytest.param("SELECT * FROM videos LIMIT 1", INSUFFICIENT_PRIVILEGE, id="history"),
+    ],
+)
+async def test_the_oauth_role_reads_clients_and_keeps_codes_and_tokens_and_nothing_else(store: Store, statement: str, answer: str) -> None:
+    assert await denial(store.oauth, statement) == answer
