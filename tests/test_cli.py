@@ -526,6 +526,8 @@ async def test_apps_create_public_client_has_no_secret(apps_env: dict[str, str],
         pytest.param(("--redirect-uri", "/cb"), "absolute https:// URI", id="relative"),
         pytest.param(("--redirect-uri", "javascript:alert(1)"), "absolute https:// URI", id="javascript"),
         pytest.param(("--public",), "--public needs at least one --redirect-uri", id="public-without-uri"),
+        pytest.param(("--redirect-uri", "https://acme.example/cb\nSet-Cookie: x=1"), "no spaces or control characters", id="newline"),
+        pytest.param(("--redirect-uri", " https://acme.example/cb"), "no spaces or control characters", id="leading-space"),
     ],
 )
 async def test_apps_create_refuses_bad_redirect_uris_and_stores_nothing(
