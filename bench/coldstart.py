@@ -8,7 +8,8 @@ Uses GATEWAY_DATABASE_URL's server, or a throwaway embedded Postgres. One run:
    replayed); every video of it, each with a token of its creator (the owner),
    is one request: bench/dashboard.py's DASHBOARD query over the last 30 days;
 2. for each connection count, starts a new `.venv/bin/gateway serve` process
-   (GATEWAY_POLICY_DIR=policies, the bench's database and secret): empty caches,
+   (the shipped policies with no rate limit the load reaches, the bench's
+   database and secret): empty caches,
    the policy loaded afresh by new worker processes. uvicorn accepts connections
    once the app's startup (migrations checked, pools opened, policy workers
    loaded) is done; the port is polled every 10 ms and the load starts at the
@@ -64,6 +65,7 @@ from dashboard import (  # isort: skip
     run_stoppably,
     stop_server,
     tear_down,
+    unthrottled_policies,
 )
 
 import asyncpg  # noqa: E402
@@ -323,7 +325,7 @@ async def load(server: Server, spawned: float, requests: list[bytes], connection
 def start_gateway(dataset: Dataset, secret: str, workdir: Path, connections: int) -> tuple[Server, float]:
     port = free_port()
     log = workdir / f"gateway-{connections}.log"
-    env = {**os.environ, "GATEWAY_DATABASE_URL": dataset.url, "GATEWAY_SECRET": secret, "GATEWAY_POLICY_DIR": "policies",
+    env = {**os.environ, "GATEWAY_DATABASE_URL": dataset.url, "GATEWAY_SECRET": secret, "GATEWAY_POLICY_DIR": str(workdir / "policies"),
            "GATEWAY_DATA_DIR": str(workdir / "data")}
     with log.open("wb") as out:
         spawned = time.perf_counter()
@@ -379,6 +381,7 @@ def orchestrate(args: argparse.Namespace) -> None:
     # platformdirs warns (at pgserver's exit handler too) when XDG_RUNTIME_DIR is unset; pgserver copes.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-coldstart-"))
+    unthrottled_policies(workdir / "policies")
     server_url, secret, postgres_pid = database_server()
     now = datetime.now(UTC).replace(microsecond=0)
     datasets: list[Dataset] = []

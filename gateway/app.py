@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.auth import AppGrants, IssuedTokens
 from gateway.clock import Clock, utc_now
 from gateway.config import Settings
+from gateway.graphql.persisted import PersistedDocuments
 from gateway.graphql.responses import ResponseCache
 from gateway.graphql.schema import build_schema
 from gateway.policy.cache import DecisionCache
@@ -26,6 +27,7 @@ from gateway.policy.engines import open_engine
 from gateway.privacy.budget import BudgetLedger
 from gateway.privacy.history_k import keeping_history_k
 from gateway.privacy.noise import derive_noise_key
+from gateway.ratelimit import RateLimiter
 from gateway.routes.errors import EXCEPTION_HANDLERS
 from gateway.routes.events import post_events
 from gateway.routes.graphql import graphql_endpoint
@@ -36,9 +38,10 @@ from gateway.routes.pages import announce_demo, page_routes
 from gateway.store.apps import current_grant
 from gateway.store.decision_log import DecisionLogWriter
 from gateway.store.erasure import derive_erasure_key
+from gateway.store.documents import registered_document
 from gateway.store.ingest import EventWriter
-from gateway.store.oauth import family_revoked
 from gateway.store.migrate import migrate
+from gateway.store.oauth import family_revoked
 from gateway.store.pools import Store
 from gateway.store.releases import ReleaseReader
 from gateway.store.retention import DailyRetention
@@ -73,7 +76,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         budget = BudgetLedger(store.reader)
         writer = EventWriter(store.ingest, clock)
         retention = DailyRetention(store.eraser, settings.retention_days, settings.lateness_days, clock) if settings.retention_days else None
-        registry = metrics_registry(GatewayCollector(decider, decision_log, budget, writer, retention), latency)
+        limiter = RateLimiter.open(settings.rate_limit_storage_uri)
+        registry = metrics_registry(GatewayCollector(decider, decision_log, budget, writer, limiter, retention), latency)
         # What exists now lives as long as the process: keep the collector from rescanning it, and let
         # it run less often (a GraphQL request allocates thousands of short-lived objects).
         gc.collect()
@@ -102,6 +106,12 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                         ttl=settings.app_grant_ttl,
                         family_revoked=functools.partial(family_revoked, store.reader),
                     ),
+                    "persisted": PersistedDocuments(
+                        schema._schema,
+                        functools.partial(registered_document, store.reader),
+                        remember_bytes=settings.apq_cache_mb * 1024 * 1024,
+                        registered_ttl=settings.app_documents_ttl,
+                    ),
                     "releases": releases,
                     "store": store,
                     "writer": writer,
@@ -111,6 +121,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "responses": ResponseCache(settings.response_cache_mb * 1024 * 1024) if policy_guard else None,
                     "engine": engine,
                     "decider": decider,
+                    "limiter": limiter,
                     "decision_log": decision_log,
                     "metrics": registry,
                 }
@@ -149,6 +160,6 @@ def cors(origins: tuple[str, ...]) -> Middleware:
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-Id"],
         allow_credentials=False,
-        expose_headers=["X-Request-Id", "Retry-After"],
+        expose_headers=["X-Request-Id", "Retry-After", "RateLimit", "RateLimit-Policy"],
         max_age=600,
     )

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.metadata
+import json
+import logging
+import re
 import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, NoReturn
@@ -41,6 +46,7 @@ from gateway.ingest.pipeline import IngestStopped, IngestTotals, chunked, ingest
 from gateway.oauth.scopes import policy_scopes
 from gateway.policy.worker import PolicyFiles, PolicyFilesError
 from gateway.store.apps import authorize_app, register_app, revoke_app
+from gateway.store.documents import RegisteredDocument, register_document, registered_documents
 from gateway.store.failures import STORE_FAILURES
 from gateway.store.history import subjects_with_history
 from gateway.store.ingest import BatchResult, EventWriter
@@ -161,6 +167,9 @@ def serve(
         log_level="info",
         # gateway.telemetry writes each request's line itself, with its id and how long it took.
         access_log=False,
+        # The client's address is the peer's: GATEWAY_TRUSTED_PROXIES alone says whose X-Forwarded-For
+        # is believed (gateway.routes.clients), not uvicorn's own rule (which trusts 127.0.0.1).
+        proxy_headers=False,
         timeout_graceful_shutdown=settings.shutdown_seconds,
     )
 
@@ -564,6 +573,59 @@ def keys_rotate() -> None:
 KEY_GRACE_SECONDS = 300
 
 
+documents_app = typer.Typer(
+    no_args_is_help=True,
+    help="GraphQL documents registered for an app: sent by hash alone, and all it may run where the policy confines it to them.",
+)
+apps_app.add_typer(documents_app, name="documents")
+
+
+@documents_app.command("add")
+def apps_documents_add(
+    app_id: Annotated[str, typer.Option("--app", help="The app's id.")],
+    path: Annotated[Path, typer.Argument(metavar="FILE.graphql", help="A GraphQL document: its operations and their fragments.")],
+) -> None:
+    """Register a GraphQL document for an app once it parses and validates against the schema;
+    prints its sha256, the hash the app sends (registering it again changes nothing)."""
+    from gateway.graphql.persisted import check_registrable
+    from gateway.graphql.schema import build_schema
+
+    document = read_document(path)
+    operation_names = check_registrable(build_schema()._schema, document)
+
+    async def run() -> tuple[str, bool]:
+        async with open_owner(Settings()) as conn:
+            return await register_document(conn, app_id, document, operation_names)
+
+    sha256, added = asyncio.run(run())
+    typer.echo(sha256)
+    operations = ", ".join(operation_names) or "one anonymous operation"
+    console.print(f"{'registered' if added else 'already registered'} for {app_id}: {operations}", markup=False, highlight=False)
+
+
+@documents_app.command("list")
+def apps_documents_list(app_id: Annotated[str, typer.Option("--app", help="The app's id.")]) -> None:
+    """List the documents registered for an app: sha256, when and by whom, operations."""
+
+    async def run() -> list[RegisteredDocument]:
+        async with open_owner(Settings()) as conn:
+            return await registered_documents(conn, app_id)
+
+    for registered in asyncio.run(run()):
+        operations = ",".join(registered.operation_names) or "-"
+        typer.echo(f"{registered.sha256}  {registered.added_at.isoformat(timespec='seconds')}  {registered.added_by}  {operations}")
+
+
+def read_document(path: Path) -> str:
+    """The file's text exactly as it is (its hash is the document's name: no newline is translated)."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError as exc:
+        raise BadUserInput(f"no such file: {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadUserInput(f"cannot read {path} as UTF-8 text: {exc}") from exc
+
+
 PolicyDirOption = Annotated[
     Path | None, typer.Option("--policy-dir", help="The policy directory (default GATEWAY_POLICY_DIR, else policies/).")
 ]
@@ -753,3 +815,89 @@ def retention(
                 raise StoreUnavailable(f"the store failed during retention ({type(exc).__name__})") from exc
 
     console.print(f"events before {cutoff:%Y-%m-%d %H:%M} UTC: {asyncio.run(run())}")
+# --- gateway policy preview ----------------------------------------------------------------------
+
+# From this many distinct inputs on, the preview shows its progress.
+PREVIEW_PROGRESS_FROM = 200
+_DURATION = re.compile(r"(\d+)([mhdw])")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def log_window_length(text: str | timedelta) -> timedelta:
+    """`30m`, `12h`, `7d`, `2w`: how far back the preview reads the decision log."""
+    if isinstance(text, timedelta):  # the default
+        return text
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise typer.BadParameter(f"{text!r} is not a duration such as 30m, 12h, 7d or 2w")
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@policy_app.command("preview")
+def policy_preview(
+    proposed_dir: Annotated[Path, typer.Option("--policy-dir", help="The proposed policy directory.")],
+    since: Annotated[
+        timedelta,
+        typer.Option(parser=log_window_length, metavar="DURATION", show_default="7d", help="Replay the decisions logged this far back: 30m, 12h, 7d, 2w."),
+    ] = timedelta(days=7),
+    against: Annotated[
+        Path | None, typer.Option("--against", help="The policy to compare with (default GATEWAY_POLICY_DIR, else policies/).")
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when an obligation changes, too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the impact as JSON.")] = False,
+) -> None:
+    """Decide the inputs of the decision log again under a proposed policy and say what would change
+    from the current one: fields whose access flips, obligations whose terms change. Exit 0 when
+    nothing flips, 1 when something does (with --strict, also when an obligation changes), 2 when
+    the proposed policy would be rejected on reload."""
+    from gateway.policy.preview import PolicyRejected, Preview, replay, vetted_engine
+    from gateway.policy.preview_report import print_preview
+    from gateway.store.decision_log import log_window, logged_inputs
+
+    settings = Settings()
+    current_dir = against or settings.policy_dir
+    start = utc_now() - since
+
+    async def run() -> Preview:
+        async with contextlib.AsyncExitStack() as engines:
+            try:
+                proposed = await engines.enter_async_context(vetted_engine(proposed_dir, workers=settings.policy_workers))
+            except PolicyRejected as exc:
+                fail(f"the proposed policy in {proposed_dir} would be rejected on reload: {exc}", EXIT_BAD_INPUT)
+            try:
+                current = await engines.enter_async_context(vetted_engine(current_dir, workers=settings.policy_workers))
+            except PolicyRejected as exc:
+                fail(f"the current policy in {current_dir} cannot be compared with: {exc}", EXIT_BAD_INPUT)
+            keys_read = current.principal_keys_read | proposed.principal_keys_read
+            # One snapshot of the log: the window's counts are those of the inputs read.
+            async with open_owner(settings) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+                try:
+                    window = await log_window(conn, start, keys_read)
+                    inputs = logged_inputs(conn, start, keys_read)
+                    if window.inputs < PREVIEW_PROGRESS_FROM:
+                        impact = await replay(inputs, current, proposed, concurrency=settings.policy_workers)
+                    else:
+                        with progress_bar("inputs") as progress:
+                            task = progress.add_task("deciding again", total=window.inputs)
+                            impact = await replay(
+                                inputs, current, proposed, concurrency=settings.policy_workers, decided=lambda: progress.advance(task)
+                            )
+                except STORE_FAILURES as exc:
+                    raise StoreUnavailable(f"the store failed while the decision log was read: {type(exc).__name__}: {exc}") from exc
+            return Preview(proposed_dir, proposed.revision, current_dir, current.revision, start, window, impact)
+
+    # The engines log for a server's operators (a rejected policy, a worker restarted); here the
+    # report says it, once.
+    quiet = logging.NullHandler()
+    logging.getLogger("gateway.policy").addHandler(quiet)
+    try:
+        preview = asyncio.run(run())
+    finally:
+        logging.getLogger("gateway.policy").removeHandler(quiet)
+    if as_json:
+        typer.echo(json.dumps(preview.as_document(), indent=2))
+    else:
+        print_preview(Console(), preview, strict)
+    if preview.impact.flips or (strict and preview.impact.terms):
+        raise typer.Exit(1)
+

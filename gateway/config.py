@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from limits.aio.storage import MovingWindowSupport
+from limits.errors import ConfigurationError
+from limits.storage import storage_from_string
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -69,6 +74,12 @@ class Settings(BaseSettings):
     response_cache_mb: int = Field(default=64, ge=0)
     # Seconds a replica may go on trusting an app grant it looked up: how long a revocation takes.
     app_grant_ttl: float = Field(default=5.0, ge=0)
+    # Megabytes of documents each serving process remembers for automatic persisted queries
+    # (gateway.graphql.persisted); 0 remembers none (a hash alone then names registered documents only).
+    apq_cache_mb: int = Field(default=16, ge=0)
+    # Seconds a replica may go on trusting what it looked up of an app's registered documents: how
+    # long a newly registered document takes to work everywhere.
+    app_documents_ttl: float = Field(default=5.0, ge=0)
     # Serve the GraphiQL IDE at /graphiql (its files ship in the package; the policy still decides
     # every field it asks for).
     ide: bool = False
@@ -80,6 +91,13 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # Origins whose pages may call the API from a browser (CORS), comma-separated; none by default.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Proxies (addresses or networks, comma-separated) whose X-Forwarded-For is believed: behind
+    # them, a signed-out client's rate limit is counted by the address they forwarded for. None by default.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+    # Where the rate limits' moving windows are kept: a `limits` storage URI. memory:// keeps them in
+    # each process, so N replicas allow N times the policy's limits; a shared one (redis://host:6379,
+    # with its client installed: limits[async-redis]) makes them one.
+    rate_limit_storage: str = "memory://"
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -93,6 +111,42 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], or *)")
         return origins
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for item in (part.strip() for part in value.split(",")):
+            if item:
+                try:
+                    networks.append(ipaddress.ip_network(item))
+                except ValueError as exc:
+                    raise ValueError(f"{item!r} is not an IP address or network ({exc})") from exc
+        return tuple(networks)
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _moving_window_storage(cls, value: str) -> str:
+        # Made once to be checked (a storage connects when first used): an unknown scheme, a client
+        # library missing, or a storage without moving windows (memcached) is said at start.
+        try:
+            storage = storage_from_string(async_storage_uri(value))
+        except ConfigurationError as exc:
+            reason = str(exc)
+        else:
+            if isinstance(storage, MovingWindowSupport):
+                return value
+            reason = "it keeps no moving windows"
+        # The URI may carry a password: it is never repeated.
+        password = urlsplit(value).password
+        message = f"{value!r} is not a rate limit storage the gateway can use: {reason}"
+        raise ValueError(message.replace(password, "***") if password else message)
+
+    @property
+    def rate_limit_storage_uri(self) -> str:
+        """GATEWAY_RATE_LIMIT_STORAGE as `limits` names its asyncio storages."""
+        return async_storage_uri(self.rate_limit_storage)
     @field_validator("public_url")
     @classmethod
     def _base_url(cls, value: str | None) -> str | None:
@@ -131,3 +185,8 @@ class Settings(BaseSettings):
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+def async_storage_uri(uri: str) -> str:
+    """`limits` names the asyncio kind of each storage `async+<scheme>://`."""
+    return uri if uri.startswith("async+") else f"async+{uri}"

@@ -4,11 +4,13 @@
     ├── Unauthenticated          UNAUTHENTICATED   (HTTP 401)
     ├── Forbidden                FORBIDDEN         (HTTP 403)
     ├── NotFound                 NOT_FOUND         (HTTP 404)
+    ├── PersistedQueryNotFound   PERSISTED_QUERY_NOT_FOUND (HTTP 404; 200 under application/json)
     ├── BadUserInput             BAD_USER_INPUT    (HTTP 400)
     │   └── InvalidEvents        BAD_USER_INPUT    (HTTP 400, with the bad lines)
     ├── RequestTimeout           BAD_USER_INPUT    (HTTP 408: a body sent too slowly)
     ├── PayloadTooLarge          BAD_USER_INPUT    (HTTP 413)
     ├── UnsupportedMediaType     BAD_USER_INPUT    (HTTP 415)
+    ├── RateLimited              RATE_LIMITED      (HTTP 429, Retry-After)
     ├── BudgetExhausted          BUDGET_EXHAUSTED  (HTTP 429, with when the budget resets)
     ├── StoreUnavailable         STORE_UNAVAILABLE (HTTP 503, Retry-After)
     └── PolicyUnavailable        POLICY_UNAVAILABLE (HTTP 503, Retry-After)
@@ -32,7 +34,9 @@ __all__ = [
     "InvalidEvents",
     "NotFound",
     "PayloadTooLarge",
+    "PersistedQueryNotFound",
     "PolicyUnavailable",
+    "RateLimited",
     "RequestTimeout",
     "StoreUnavailable",
     "Unauthenticated",
@@ -71,17 +75,34 @@ class Forbidden(GatewayError):
     code = "FORBIDDEN"
     status_code = 403
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, rule: str | None = None) -> None:
         super().__init__(message)
         self.field = field  # the refused coordinate, e.g. "Video.shareTimeline"
+        self.rule = rule  # the policy's rule that refuses a request as a whole, e.g. "obligations.registered_documents_only"
 
     def extensions(self) -> dict[str, Any]:
-        return {"field": self.field} if self.field else {}
+        named = {"field": self.field, "rule": self.rule}
+        return {name: value for name, value in named.items() if value}
 
 
 class NotFound(GatewayError):
     code = "NOT_FOUND"
     status_code = 404
+
+
+class PersistedQueryNotFound(GatewayError):
+    """A request named its document by hash only, and no document with that hash is known here:
+    Apollo's clients send the request again with the document. The message is the one they look for."""
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__("PersistedQueryNotFound")
+
+    def headers(self) -> dict[str, str]:
+        # Not to be kept by a cache on the way (a CDN before a GET): the next request registers the document.
+        return {"Cache-Control": "private, no-cache, must-revalidate"}
 
 
 class BadUserInput(GatewayError):
@@ -107,6 +128,22 @@ class PayloadTooLarge(GatewayError):
 class UnsupportedMediaType(GatewayError):
     code = "BAD_USER_INPUT"
     status_code = 415
+
+
+class RateLimited(GatewayError):
+    """More requests in the last minute than the policy's `rate_limit` lets the principal (or,
+    signed out, its address) make."""
+
+    code = "RATE_LIMITED"
+    status_code = 429
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(f"rate limit of {limit} requests a minute reached; retry in {retry_after} s")
+        self.limit = limit
+        self.retry_after = retry_after  # when the oldest request counted leaves the window
+
+    def extensions(self) -> dict[str, Any]:
+        return {"limit": self.limit, "retryAfter": self.retry_after}
 
 
 class BudgetExhausted(GatewayError):

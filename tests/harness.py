@@ -9,7 +9,9 @@ arrival, and answers are given at whatever moment the clock shows.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import functools
 import json
 import shutil
 import tempfile
@@ -38,12 +40,14 @@ from gateway.store.pools import Store
 __all__ = [
     "APP_SECRET",
     "FIELD_TEST_TERMS",
+    "ROOMY_RATE_LIMIT",
     "SHIPPED_POLICIES",
     "Gateway",
     "TestClock",
     "authorization",
     "field_test_privacy",
     "policies_with",
+    "roomy_policies",
     "running_gateway",
     "serve",
     "statements_on",
@@ -159,6 +163,10 @@ class Gateway:
             body["variables"] = variables
         return await self.http.post("/graphql", json=body, headers=authorization(principal))
 
+    def from_address(self, address: str) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+        """Another client of the app, whose requests come from `address` (the app's own client's
+        come from 127.0.0.1)."""
+        return serve(self.app, self.state, address=address)
 
     async def scrape(self) -> str:
         """GET /metrics as an operator does: with a `service` token."""
@@ -182,29 +190,49 @@ def authorization(principal: Principal) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+# A rate limit no test comes near. Tests that are not about rate limits run under it (the shipped
+# policy's figures let a module's app serve 120 signed-out requests a minute); tests/routes/
+# test_rate_limits.py runs under figures of its own, and the shipped ones are pinned by the Rego tests.
+ROOMY_RATE_LIMIT = {"requests_per_minute": 1_000_000}
+
+
 def policies_with(target: Path, terms: dict[str, Any]) -> Path:
-    """A copy of the shipped policies in `target` whose obligations set `terms` for every principal kind."""
+    """A copy of the shipped policies in `target` whose obligations set `terms` for every principal
+    kind, and ROOMY_RATE_LIMIT unless `terms` set a rate_limit."""
     # The shipped Rego tests pin the shipped figures; a policy with other figures goes without them.
     shutil.copytree(SHIPPED_POLICIES, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*_test.rego"))
     data_file = target / "data.json"
     data = json.loads(data_file.read_text())
     obligations = data["obligations"]
+    terms = {"rate_limit": ROOMY_RATE_LIMIT, **terms}
     obligations["defaults"].update(terms)
     for overrides in obligations["principals"].values():
         overrides.update(terms)
+        if terms["rate_limit"] is ROOMY_RATE_LIMIT:
+            overrides.pop("rate_limit_by_scope", None)
     data_file.write_text(json.dumps(data, indent=2))
     return target
 
 
+@functools.cache
+def roomy_policies() -> Path:
+    """The shipped policies under ROOMY_RATE_LIMIT, made once a run: the gateway's policy in tests
+    unless one says otherwise."""
+    target = Path(tempfile.mkdtemp(prefix="gateway-test-policies-"))
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
+    return policies_with(target, {})
+
+
 @contextlib.asynccontextmanager
-async def serve(app: Starlette, state: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of `app` whose requests see the lifespan `state`."""
+async def serve(app: Starlette, state: dict[str, Any], *, address: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app` whose requests see the lifespan `state`, and come from `address`."""
 
     async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
         # As an ASGI server does: each request's scope carries a copy of the lifespan state.
         await app({**scope, "state": dict(state)}, receive, send)
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://gateway") as http:
+    transport = httpx.ASGITransport(app=asgi, client=(address, 50_000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
         yield http
 
 
@@ -244,11 +272,13 @@ async def statements_on(*pools: asyncpg.Pool) -> AsyncIterator[list[str]]:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    database_url: str, *, policy_dir: Path = SHIPPED_POLICIES, clock: TestClock | None = None, **settings: Any
+    database_url: str, *, policy_dir: Path | None = None, clock: TestClock | None = None, **settings: Any
 ) -> AsyncIterator[Gateway]:
     """The app over `database_url`, its lifespan run as a server runs it, deciding with the embedded
-    engine over `policy_dir`; `settings` are further Settings fields."""
+    engine over `policy_dir` (the shipped policies under ROOMY_RATE_LIMIT unless given); `settings`
+    are further Settings fields."""
     clock = clock or TestClock()
+    policy_dir = policy_dir or roomy_policies()
     # The data dir holds the OAuth signing keys: each gateway its own, never the checkout's .gateway.
     settings.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="gateway-test-data-")))
     app = create_app(Settings(database_url=database_url, secret=APP_SECRET, policy_dir=policy_dir, **settings), clock=clock)

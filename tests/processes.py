@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 
 from conftest import SECRET
-from harness import SHIPPED_POLICIES
+from harness import roomy_policies
 
 __all__ = ["GATEWAY", "START_SECONDS", "Served", "free_port", "serving", "start_serve"]
 
@@ -31,18 +31,18 @@ def free_port() -> int:
 
 
 async def start_serve(
-    database_url: str, directory: Path, *, policy_dir: Path = SHIPPED_POLICIES, **settings: str
+    database_url: str, directory: Path, *, policy_dir: Path | None = None, **settings: str
 ) -> tuple[asyncio.subprocess.Process, int]:
-    """`gateway serve` over `database_url` with its data under `directory`, on a free port; its log
-    lines on the process's stderr (a pipe the caller must read). `settings` are further GATEWAY_*
-    variables by field name."""
+    """`gateway serve` over `database_url` with its data under `directory`, on a free port, deciding
+    over `policy_dir` (harness.roomy_policies() unless given); its log lines on the process's
+    stderr (a pipe the caller must read). `settings` are further GATEWAY_* variables by field name."""
     port = free_port()
     env = {
         **os.environ,
         "GATEWAY_DATABASE_URL": database_url,
         "GATEWAY_SECRET": SECRET,
         "GATEWAY_DATA_DIR": str(directory / "data"),
-        "GATEWAY_POLICY_DIR": str(policy_dir),
+        "GATEWAY_POLICY_DIR": str(policy_dir or roomy_policies()),
         "GATEWAY_PORT": str(port),
         **{f"GATEWAY_{name.upper()}": value for name, value in settings.items()},
     }
@@ -88,7 +88,7 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serving(database_url: str, directory: Path, *, policy_dir: Path = SHIPPED_POLICIES, **settings: str) -> AsyncIterator[Served]:
+async def serving(database_url: str, directory: Path, *, policy_dir: Path | None = None, **settings: str) -> AsyncIterator[Served]:
     """`gateway serve` over `database_url`, once it accepts connections (a cold start: nothing
     decided, nothing kept). `settings` are further GATEWAY_* variables by field name."""
     process, port = await start_serve(database_url, directory, policy_dir=policy_dir, **settings)

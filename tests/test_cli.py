@@ -526,6 +526,8 @@ async def test_apps_create_public_client_has_no_secret(apps_env: dict[str, str],
         pytest.param(("--redirect-uri", "/cb"), "absolute https:// URI", id="relative"),
         pytest.param(("--redirect-uri", "javascript:alert(1)"), "absolute https:// URI", id="javascript"),
         pytest.param(("--public",), "--public needs at least one --redirect-uri", id="public-without-uri"),
+        pytest.param(("--redirect-uri", "https://acme.example/cb\nSet-Cookie: x=1"), "no spaces or control characters", id="newline"),
+        pytest.param(("--redirect-uri", " https://acme.example/cb"), "no spaces or control characters", id="leading-space"),
     ],
 )
 async def test_apps_create_refuses_bad_redirect_uris_and_stores_nothing(
@@ -656,6 +658,102 @@ async def test_apps_revoke_of_a_grant_never_given_exits_2(apps_env: dict[str, st
     assert f"u42 has not authorized {app_id}" in said(result)
 
 
+# Documents registered for an app: checked against the schema, named by the hash of their exact text.
+
+COUNTS_DOCUMENT = (
+    "query VideoCounts($id: ID!) { video(id: $id) { id stats { views likes } } }\r\n"
+    "query CreatorTotals($id: ID!) { creator(id: $id) { ...Totals } }\r\n"
+    "fragment Totals on Creator { totals { videos views } }\r\n"
+)
+
+
+async def registered_rows(admin: asyncpg.Connection, app_id: str) -> list[asyncpg.Record]:
+    return await admin.fetch("SELECT sha256, document, operation_names FROM app_documents WHERE app_id = $1", app_id)
+
+
+async def test_apps_documents_add_prints_the_hash_of_the_files_exact_text_and_stores_it(
+    apps_env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path
+) -> None:
+    app_id = await created_app(apps_env, "Acme Insights")
+    path = tmp_path / "counts.graphql"
+    path.write_bytes(COUNTS_DOCUMENT.encode())
+
+    result = await gateway("apps", "documents", "add", "--app", app_id, str(path), env=apps_env)
+
+    assert result.exit_code == 0, result.output
+    digest = hashlib.sha256(COUNTS_DOCUMENT.encode()).hexdigest()  # line endings and all
+    assert result.stdout == f"{digest}\n"
+    assert f"registered for {app_id}: VideoCounts, CreatorTotals" in said(result)
+    assert [tuple(row) for row in await registered_rows(admin, app_id)] == [(digest, COUNTS_DOCUMENT, ["VideoCounts", "CreatorTotals"])]
+
+
+async def test_apps_documents_add_again_changes_nothing(apps_env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path) -> None:
+    app_id = await created_app(apps_env, "Acme Insights")
+    path = tmp_path / "anonymous.graphql"
+    path.write_text("{ __typename }")
+    first = await gateway("apps", "documents", "add", "--app", app_id, str(path), env=apps_env)
+    before = await registered_rows(admin, app_id)
+
+    again = await gateway("apps", "documents", "add", "--app", app_id, str(path), env=apps_env)
+
+    assert again.exit_code == 0, again.output
+    assert again.stdout == first.stdout
+    assert f"already registered for {app_id}: one anonymous operation" in said(again)
+    assert await registered_rows(admin, app_id) == before
+    assert len(before) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "app_id", "reason"),
+    [
+        pytest.param(b"query Broken { video(id: ", None, "the document does not parse: line 1, column 26: Syntax Error", id="does-not-parse"),
+        pytest.param(
+            b"query Sharers { video(id: \"v1\") { sharerIds } }",
+            None,
+            "the document does not validate against the schema: line 1, column 35: Cannot query field 'sharerIds' on type 'Video'.",
+            id="does-not-validate",
+        ),
+        pytest.param(b"query A { __typename }\nquery A { __typename }", None, "There can be only one operation named 'A'.", id="two-operations-one-name"),
+        pytest.param(b"\xff\xfe{ __typename }", None, "as UTF-8 text", id="not-utf-8"),
+        pytest.param(b"{ __typename }", "app_nobody_created", "no such app: app_nobody_created", id="unknown-app"),
+        pytest.param(None, None, "no such file", id="missing-file"),
+    ],
+)
+async def test_apps_documents_add_refuses_and_stores_nothing(
+    apps_env: dict[str, str], admin: asyncpg.Connection, tmp_path: Path, content: bytes | None, app_id: str | None, reason: str
+) -> None:
+    app_id = app_id or await created_app(apps_env, "Refused")
+    path = tmp_path / "document.graphql"
+    if content is not None:
+        path.write_bytes(content)
+    before = await admin.fetchval("SELECT count(*) FROM app_documents")
+
+    result = await gateway("apps", "documents", "add", "--app", app_id, str(path), env=apps_env)
+
+    assert reason in failed_in_one_line(result, 2)
+    assert result.stdout == ""
+    assert await admin.fetchval("SELECT count(*) FROM app_documents") == before
+
+
+async def test_apps_documents_list_names_each_document_and_its_operations(apps_env: dict[str, str], tmp_path: Path) -> None:
+    app_id = await created_app(apps_env, "Acme Insights")
+    (tmp_path / "counts.graphql").write_bytes(COUNTS_DOCUMENT.encode())
+    (tmp_path / "anonymous.graphql").write_text("{ __typename }")
+    added = [await gateway("apps", "documents", "add", "--app", app_id, str(tmp_path / name), env=apps_env) for name in ("counts.graphql", "anonymous.graphql")]
+
+    listed = await gateway("apps", "documents", "list", "--app", app_id, env=apps_env)
+
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split("  ") for line in listed.stdout.splitlines()]
+    assert [(row[0], row[-1]) for row in rows] == [(added[0].stdout.strip(), "VideoCounts,CreatorTotals"), (added[1].stdout.strip(), "-")]
+
+
+async def test_apps_documents_list_of_an_unknown_app_exits_2(apps_env: dict[str, str]) -> None:
+    result = await gateway("apps", "documents", "list", "--app", "app_nobody_created", env=apps_env)
+
+    assert "no such app: app_nobody_created" in failed_in_one_line(result, 2)
+
+
 # The demo platform itself: pure, deterministic, and valid by construction.
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -755,6 +853,17 @@ UNREACHABLE = "postgresql://gateway@127.0.0.1:1/gateway"
         pytest.param({"GATEWAY_LOG_FORMAT": "xml", "GATEWAY_LATENESS_DAYS": "-1"}, ("migrate",), 3,
                      "bad configuration: GATEWAY_LOG_FORMAT: Input should be 'text' or 'json'; GATEWAY_LATENESS_DAYS: Input should be greater than or equal to 0",
                      id="two-at-once"),
+        pytest.param({"GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, 10.0.0.300"}, ("serve",), 3,
+                     "bad configuration: GATEWAY_TRUSTED_PROXIES: Value error, '10.0.0.300' is not an IP address or network", id="proxy-not-an-address"),
+        pytest.param({"GATEWAY_TRUSTED_PROXIES": "10.0.0.1/8"}, ("serve",), 3,
+                     "bad configuration: GATEWAY_TRUSTED_PROXIES: Value error, '10.0.0.1/8' is not an IP address or network (10.0.0.1/8 has host bits set)",
+                     id="proxy-network-with-host-bits"),
+        pytest.param({"GATEWAY_RATE_LIMIT_STORAGE": "memcached://127.0.0.1:11211"}, ("serve",), 3,
+                     "bad configuration: GATEWAY_RATE_LIMIT_STORAGE: Value error, 'memcached://127.0.0.1:11211' is not a rate limit storage the gateway can use",
+                     id="storage-without-its-client"),
+        pytest.param({"GATEWAY_RATE_LIMIT_STORAGE": "nowhere://limiter:too-short@127.0.0.1:1"}, ("serve",), 3,
+                     "bad configuration: GATEWAY_RATE_LIMIT_STORAGE: Value error, 'nowhere://limiter:***@127.0.0.1:1' is not a rate limit storage "
+                     "the gateway can use: unknown storage scheme : async+nowhere://limiter:***@127.0.0.1:1", id="storage-unknown-password-not-echoed"),
         pytest.param({"GATEWAY_DATABASE_URL": "not-a-url"}, ("migrate",), 3, "bad configuration: GATEWAY_DATABASE_URL is not a Postgres URL", id="url-not-a-url"),
         pytest.param({"GATEWAY_DATABASE_URL": "postgresql://127.0.0.1:port/gateway"}, ("apps", "create", "--name", "Acme"), 3,
                      "bad configuration: GATEWAY_DATABASE_URL is not a Postgres URL", id="url-port-not-a-number"),

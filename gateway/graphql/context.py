@@ -13,6 +13,7 @@ from strawberry.types import Info
 from gateway.auth import Principal
 from gateway.clock import utc_now
 from gateway.errors import PolicyUnavailable
+from gateway.graphql.persisted import PersistedDocuments
 from gateway.policy.decider import PolicyDecider
 from gateway.privacy.budget import BudgetLedger
 from gateway.privacy.disclosure import Disclosure
@@ -39,6 +40,8 @@ class RequestContext:
     erasure_key: bytes = b""
     # One clock reading per request, so every default range and every release it sees agree.
     now: datetime = field(default_factory=utc_now)
+    # The documents registered for apps, for an app the policy confines to them (None: none are).
+    documents: PersistedDocuments | None = None
     # Set by the policy guard before any resolver runs: that the policy decided the operation, the
     # coordinates it allows on the principal's own data only, and the privacy service under its obligations.
     decided: bool = field(default=False, init=False)

@@ -12,7 +12,6 @@ charged to the budget, and the answer reports what the privacy service did.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,13 +26,15 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
-from gateway.errors import Forbidden, GatewayError, PolicyUnavailable
+from gateway.errors import Forbidden, GatewayError, PolicyUnavailable, StoreUnavailable
 from gateway.graphql.context import RequestContext
+from gateway.graphql.persisted import registered_documents_only, require_registered
 from gateway.policy.decider import ENTRY_OVERHEAD, PARSED_PER_JSON_BYTE, PolicyQuestion
 from gateway.policy.decision import Decision
 from gateway.policy.fields import RequestedField, collect_fields, select_operation
 from gateway.privacy.disclosure import Disclosure
 from gateway.privacy.terms import PrivacyTerms, terms_of
+from gateway.store.documents import document_hash
 
 __all__ = ["BASELINE_TERMS", "FixedTerms", "InvalidVariables", "PolicyGuard", "decide"]
 
@@ -91,7 +92,7 @@ def _question(
         operation={
             "name": operation.name.value if operation.name else None,
             "type": operation.operation.value,
-            "hash": hashlib.sha256(query.encode()).hexdigest(),
+            "hash": document_hash(query),
         },
         fields=[item for item in fields if isinstance(item, RequestedField)],
     )
@@ -155,19 +156,26 @@ async def decide(
 ) -> list[GraphQLError] | None:
     """Asks the policy about every field of `operation`. Allowed: the context gets the owner-only
     coordinates and the privacy service under the decision's obligations, and None is returned.
-    Refused: the errors that refuse the operation as a whole. InvalidVariables when the variables
-    cannot be coerced to what the operation declares."""
+    Refused: the errors that refuse the operation as a whole (a document the obligations do not
+    let the principal run, or the fields denied). InvalidVariables when the variables cannot be
+    coerced to what the operation declares."""
     if context.decider is None:
         raise PolicyUnavailable("no policy engine is configured")  # never serve without a policy
     try:
         question = _question(schema, query, document, operation, variables)
         decision = await context.decider.decide(context.principal, question)
         terms = terms_of(decision.obligations)
+        confined = registered_documents_only(decision.obligations)
     except PolicyUnavailable as exc:
         return [GraphQLError(exc.message, original_error=exc)]
     context.decided = True
     context.owner_only = owner_only(decision, question)
     context.disclosure = Disclosure(terms, context.reader, context.noise_key, context.now)
+    if confined:
+        try:
+            await require_registered(context.documents, context.principal, question.operation["hash"])
+        except (Forbidden, StoreUnavailable) as exc:
+            return [GraphQLError(exc.message, original_error=exc)]
     if decision.any_denied:
         return [_denial(decision, field) for field in question.fields if not decision.fields[field.path].allow]
     return None

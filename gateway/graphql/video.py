@@ -39,7 +39,11 @@ class VideoStats:
     likes: int = strawberry.field(description="Likes net of unlikes.")
     comments: int
     shares: int
-    watch_ms: strawberry.Private[int | None]  # None: not served to this principal (noised counts)
+    average_watch_seconds: float | None = strawberry.field(
+        description="Seconds watched per view. Each viewer's watch time counts up to a cap (3 minutes), and their sum "
+        "is served in steps of k viewers at the cap: the nearest multiple of k × cap, over the views. The creator's "
+        "only; null where counts are noised."
+    )
     video_id: strawberry.Private[str]
     owner_id: strawberry.Private[str]
 
@@ -51,17 +55,15 @@ class VideoStats:
     def engagement_rate(self) -> float | None:
         return ratio(self.likes + self.comments + self.shares, self.views)
 
-    @strawberry.field(description="Null where counts are noised: watch time has no bounded sensitivity.")
-    def average_watch_seconds(self) -> float | None:
-        seconds = None if self.watch_ms is None else ratio(self.watch_ms, self.views)
-        return None if seconds is None else seconds / 1000
-
-    @strawberry.field(description="Share of views watched to the end.")
+    @strawberry.field(
+        description="Share of views watched to the end. Null (suppressed) unless k or more viewers watched a view "
+        "to the end and k or more watched one they did not finish."
+    )
     async def completion_rate(self, info: Context) -> float | None:
         if not self.views:
             return None  # nothing to divide by: no noise drawn, nothing charged
-        completed = await info.context.privacy().cell_count(self.video_id, VIEWS, "completion", "completed")
-        return ratio(min(completed, self.views), self.views)
+        completed = await info.context.privacy().completed_views(self.video_id)
+        return None if completed is None else ratio(min(completed, self.views), self.views)
 
 
 RangeStart = Annotated[

@@ -60,14 +60,15 @@ def check_request(params: Mapping[str, str], client: Client | None, offered: fro
     try:
         if state is not None and len(state) > MAX_STATE:
             raise InvalidRequestError(f"state is longer than {MAX_STATE} characters")
+        # No description echoes what was sent: it goes back to the app's page, which may show it.
         if params.get("response_type") != "code":
-            raise UnsupportedResponseTypeError(f"response_type must be code, not {params.get('response_type')!r}")
+            raise UnsupportedResponseTypeError("response_type must be code")
         scopes = tuple(sorted(set(scope_to_list(params.get("scope") or "") or ())))
         if not scopes:
             raise InvalidScopeError("ask for at least one scope")
         unknown = [scope for scope in scopes if scope not in offered]
         if unknown:
-            raise InvalidScopeError(f"unknown scope(s): {', '.join(unknown)}; the platform offers: {', '.join(sorted(offered))}")
+            raise InvalidScopeError(f"a scope the platform does not offer was asked for; it offers: {', '.join(sorted(offered))}")
         if params.get("code_challenge_method") != "S256":
             raise InvalidRequestError("PKCE is required: code_challenge_method must be S256")
         challenge = params.get("code_challenge") or ""

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
 from gateway.store.oauth import Client, secret_digest
 
-__all__ = ["client_credentials", "redirect_uri_problem", "verify_client"]
+__all__ = ["client_credentials", "is_client_id", "redirect_uri_problem", "verify_client"]
 
 LOOPBACK_NAMES = {"localhost"}
 
@@ -44,14 +45,27 @@ def redirect_uri_problem(uri: str) -> str | None:
         return f"{uri!r} must not have a fragment"
     if parts.username or parts.password:
         return f"{uri!r} must not carry credentials"
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in uri) or urlunsplit(parts) != uri:
+        return f"{uri!r} must be written as a URI is sent: no spaces or control characters, nothing a parser would change"
     return None
+
+
+CLIENT_ID = re.compile(r"app_[0-9a-f]{16}")
+
+
+def is_client_id(value: str) -> bool:
+    """Whether `value` is shaped like an app's id (anything else names no app: the store is not asked)."""
+    return CLIENT_ID.fullmatch(value) is not None
 
 
 def client_credentials(headers: Mapping[str, str], form: Mapping[str, str]) -> tuple[str, str | None]:
     """(client id, secret or None) as the request presents them."""
     authorization = headers.get("authorization")
     if authorization:
-        client_id, secret = extract_basic_authorization({"Authorization": authorization})
+        try:
+            client_id, secret = extract_basic_authorization({"Authorization": authorization})
+        except ValueError as exc:  # credentials that are not UTF-8 (UnicodeDecodeError)
+            raise InvalidClientError(description="the Basic credentials are not UTF-8", status_code=401) from exc
         if not client_id:
             raise InvalidClientError(description="Authorization must be HTTP Basic with the client id and secret", status_code=401)
         if form.get("client_id") not in (None, client_id):
@@ -70,7 +84,7 @@ def verify_client(client: Client | None, client_id: str, secret: str | None) -> 
         return InvalidClientError(description=description, status_code=401)
 
     if client is None:
-        raise refused(f"no app is registered as {client_id!r}")
+        raise refused("no app is registered under this client_id")
     if client.public:
         if secret:
             raise refused("a public client has no secret")

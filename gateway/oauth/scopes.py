@@ -18,13 +18,13 @@ WORDS = {
         "timelines (by day at the finest), share channels, and your audience by region and age band, "
         "with small groups hidden and counts blurred with noise."
     ),
-    "activity": "Your own activity: the videos you shared (and where to), the videos you liked, and the creators you follow.",
+    "activity": "Your own activity: the videos you liked and the creators you follow. Never what you share: that stays between you and the platform.",
 }
 
 # What the consent page says of every app, whatever it asks for.
 NEVER = (
-    "No scope lets this app learn who shared, liked, viewed or followed any video or creator, "
-    "yours or anyone else's: the platform does not answer that question to anyone."
+    "No scope lets this app learn who shared any video, not even what you shared, nor who else liked, "
+    "viewed or followed any video or creator, yours or anyone else's: the platform does not answer that question to anyone."
 )
 
 

@@ -58,6 +58,10 @@ class PolicyQuestion:
         return [requested.path for requested in self.fields]
 
 
+# A question of no fields: the policy answers it with the principal's obligations alone.
+NO_FIELDS = PolicyQuestion(operation={"name": None, "type": "query", "hash": hashlib.sha256(b"").hexdigest()}, fields=[])
+
+
 @dataclass(frozen=True)
 class DecisionRecord:
     """One entry of the decision log, in OPA's decision-log shape.
@@ -139,26 +143,7 @@ class PolicyDecider:
 
     async def decide(self, principal: Principal, question: PolicyQuestion) -> Decision:
         started = time.perf_counter()
-        revision = self.engine.revision
-        scopes = sorted(principal.scopes)
-        principal_input: dict[str, Any] = {"kind": principal.kind.value, "id": principal.id, "scopes": scopes}
-        if principal.app_id is not None:
-            principal_input["app"] = principal.app_id  # which app acts for the user: policy may tell apps apart
-        key = _key(principal_input, question, self.engine.reads_principal_id)
-        self._recent[key] = _Asked(principal_input, question)
-        self._recent.move_to_end(key)
-        if len(self._recent) > RECENT_QUESTIONS:
-            self._recent.popitem(last=False)
-        cached = self.cache.get(revision, key)
-        cache_hit = cached is not None
-        if cached is None:
-            flight = self._in_flight.get((revision, key))
-            if flight is None:
-                flight = asyncio.ensure_future(self._evaluate(revision, key, principal_input, question, self.engine.evaluate))
-                self._in_flight[(revision, key)] = flight
-                flight.add_done_callback(functools.partial(self._landed, (revision, key)))
-            # Shared: one waiter giving up (its client left) must not cancel the others' answer.
-            cached = await asyncio.shield(flight)
+        revision, principal_input, cached, cache_hit = await self._decided(principal, question)
         self._record(
             DecisionRecord(
                 decision_id=str(uuid.uuid4()),
@@ -177,7 +162,38 @@ class PolicyDecider:
         )
         return cached.decision
 
-    async def warm(self, revision: str, reads_principal_id: bool, evaluate: Evaluate) -> int:
+    async def obligations(self, principal: Principal) -> dict[str, Any]:
+        """The obligations the policy sets `principal`, whatever it asks: what is known before a
+        request's document is read (its rate limit). Decided and cached like any decision, but not
+        logged: no field is decided, and the request's own decision carries the same obligations."""
+        _, _, cached, _ = await self._decided(principal, NO_FIELDS)
+        return cached.decision.obligations
+
+    async def _decided(self, principal: Principal, question: PolicyQuestion) -> tuple[str, dict[str, Any], _Cached, bool]:
+        """The revision in force, the principal as the policy reads it, the decision, and whether it came from the cache."""
+        revision = self.engine.revision
+        scopes = sorted(principal.scopes)
+        principal_input: dict[str, Any] = {"kind": principal.kind.value, "id": principal.id, "scopes": scopes}
+        if principal.app_id is not None:
+            principal_input["app"] = principal.app_id  # which app acts for the user: policy may tell apps apart
+        key = _key(principal_input, question, self.engine.principal_keys_read)
+        self._recent[key] = _Asked(principal_input, question)
+        self._recent.move_to_end(key)
+        if len(self._recent) > RECENT_QUESTIONS:
+            self._recent.popitem(last=False)
+        cached = self.cache.get(revision, key)
+        cache_hit = cached is not None
+        if cached is None:
+            flight = self._in_flight.get((revision, key))
+            if flight is None:
+                flight = asyncio.ensure_future(self._evaluate(revision, key, principal_input, question, self.engine.evaluate))
+                self._in_flight[(revision, key)] = flight
+                flight.add_done_callback(functools.partial(self._landed, (revision, key)))
+            # Shared: one waiter giving up (its client left) must not cancel the others' answer.
+            cached = await asyncio.shield(flight)
+        return revision, principal_input, cached, cache_hit
+
+    async def warm(self, revision: str, principal_keys_read: frozenset[str], evaluate: Evaluate) -> int:
         """Decides the questions asked most recently under `revision`, which is about to go in
         force, with `evaluate` (its engine); returns how many were decided. Bounded in time: what is
         not warmed is decided when asked."""
@@ -185,7 +201,7 @@ class PolicyDecider:
         try:
             async with asyncio.timeout(WARMING_SECONDS):
                 for asked in reversed(list(self._recent.values())):
-                    key = _key(asked.principal_input, asked.question, reads_principal_id)
+                    key = _key(asked.principal_input, asked.question, principal_keys_read)
                     self.cache.stage(revision, key, await self._evaluate(revision, key, asked.principal_input, asked.question, evaluate, keep=False))
                     warmed += 1
         except (TimeoutError, PolicyUnavailable) as exc:
@@ -219,7 +235,7 @@ class PolicyDecider:
             flight.exception()  # retrieved here: every waiter may have gone
 
 
-def _key(principal_input: dict[str, Any], question: PolicyQuestion, reads_principal_id: bool) -> Hashable:
-    # Who the principal is (its id, its app) is part of the key only when the policy can read it.
-    who = (principal_input["id"], principal_input.get("app")) if reads_principal_id else None
+def _key(principal_input: dict[str, Any], question: PolicyQuestion, principal_keys_read: frozenset[str]) -> Hashable:
+    # Who the principal is (its id, its app) is part of the key only as far as the policy can read it.
+    who = tuple(principal_input.get(name) if name in principal_keys_read else None for name in ("id", "app"))
     return (principal_input["kind"], tuple(principal_input["scopes"]), who, question.serialized)

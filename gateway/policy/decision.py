@@ -35,11 +35,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.errors import PolicyUnavailable
 
-__all__ = [
-    "Warmer","ENTRYPOINT", "Decision", "FieldVerdict", "PolicyEngine", "parse_decision"]
+__all__ = ["ENTRYPOINT", "PRINCIPAL_KEYS", "Decision", "FieldVerdict", "PolicyEngine", "Warmer", "parse_decision"]
 
 # The rule every engine evaluates, as an OPA Data API path.
 ENTRYPOINT = "gateway/authz/decision"
+
+# What in input.principal, beside its kind and scopes, says who the principal is: the user's id and
+# the app's. A decision depends on the ones the policy reads, and is cached per value of those.
+PRINCIPAL_KEYS = frozenset({"id", "app"})
 
 
 class FieldVerdict(BaseModel):
@@ -81,9 +84,9 @@ def parse_decision(document: Any, paths: list[str]) -> Decision:
     return Decision(fields=dict(parsed.fields), obligations=dict(parsed.obligations))
 
 
-# Called with a revision about to go in force, whether it reads the principal's id, and a way to
+# Called with a revision about to go in force, which of PRINCIPAL_KEYS it reads, and a way to
 # evaluate under it; returns how many decisions it made (gateway.policy.decider warms its cache).
-Warmer = Callable[[str, bool, Callable[[dict[str, Any]], Awaitable[Any]]], Awaitable[int]]
+Warmer = Callable[[str, frozenset[str], Callable[[dict[str, Any]], Awaitable[Any]]], Awaitable[int]]
 
 
 class PolicyEngine(Protocol):
@@ -108,9 +111,10 @@ class PolicyEngine(Protocol):
         ...
 
     @property
-    def reads_principal_id(self) -> bool:
-        """Whether the policy may read `input.principal` beyond its kind and scopes (its `id`,
-        an app's `app`); then the decision cache keys on both."""
+    def principal_keys_read(self) -> frozenset[str]:
+        """Which of PRINCIPAL_KEYS (`input.principal.id`, an app's `.app`) the policy may read; the
+        decision cache keys on those. A policy that reads only `app` is decided once per app, not
+        once per user of it."""
         ...
 
     async def start(self) -> None: ...

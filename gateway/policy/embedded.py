@@ -23,7 +23,7 @@ from typing import Any
 
 from gateway.auth import PrincipalKind
 from gateway.errors import PolicyUnavailable
-from gateway.policy.decision import ENTRYPOINT, Warmer, parse_decision
+from gateway.policy.decision import ENTRYPOINT, PRINCIPAL_KEYS, Warmer, parse_decision
 from gateway.policy.testing import run_tests
 from gateway.policy.worker import (
     DATA_FILE,
@@ -36,7 +36,7 @@ from gateway.policy.worker import (
     WorkerTimeout,
 )
 
-__all__ = ["EmbeddedEngine"]
+__all__ = ["EmbeddedEngine", "principal_keys_read"]
 
 logger = logging.getLogger("gateway.policy")
 
@@ -223,6 +223,8 @@ class EmbeddedEngine:
         self.poll_interval = poll_interval
         # Why the last reload did not go live; None once a revision is in force and unchallenged.
         self.last_error: str | None = None
+        # The same, as the vetting found it ("it does not parse: …"), without what stays in force.
+        self.rejection: str | None = None
         # Run with each new revision's worker before the revision serves (the decider warms its cache).
         self.before_serving: list[Warmer] = []
         self.timeouts = 0
@@ -231,7 +233,7 @@ class EmbeddedEngine:
         self._rejected_revision: str | None = None
         self._reload_lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
-        self._reads_id: tuple[str, bool] | None = None  # (revision, answer), read on every decision
+        self._keys_read: tuple[str, frozenset[str]] | None = None  # (revision, answer), read on every decision
 
     @property
     def revision(self) -> str:
@@ -245,14 +247,14 @@ class EmbeddedEngine:
         return self._served is not None and self._served.failure is None
 
     @property
-    def reads_principal_id(self) -> bool:
-        """Whether the policy in force may read the principal's id or app (then the decision cache keys on them)."""
+    def principal_keys_read(self) -> frozenset[str]:
+        """Which of the principal's `id` and `app` the policy in force may read (the decision cache keys on those)."""
         if self._served is None:
-            return True
+            return PRINCIPAL_KEYS
         files = self._served.files
-        if self._reads_id is None or self._reads_id[0] != files.revision:
-            self._reads_id = (files.revision, reads_principal_id(files.modules.values()))
-        return self._reads_id[1]
+        if self._keys_read is None or self._keys_read[0] != files.revision:
+            self._keys_read = (files.revision, principal_keys_read(files.modules.values()))
+        return self._keys_read[1]
 
     async def check(self) -> None:
         """Replaces a worker found dead (rather than at the next decision), so that readiness says
@@ -296,7 +298,7 @@ class EmbeddedEngine:
                 self._reject(None, f"it cannot be read: {exc}")
                 return False
             if files.revision == self.revision:
-                self.last_error = None
+                self.last_error = self.rejection = None
                 self._rejected_revision = None
                 return False
             if files.revision == self._rejected_revision:
@@ -307,7 +309,7 @@ class EmbeddedEngine:
                 return False
             await self._warm(files, why[0])
             previous, self._served = self._served, _Served(files, why, self.start_timeout, self._restarted)
-            self.last_error = None
+            self.last_error = self.rejection = None
             self._rejected_revision = None
             logger.info("policy %s in force (%d modules, %d tests)", files.revision[:12], len(files.modules), len(files.tests))
             if previous is not None:
@@ -348,15 +350,16 @@ class EmbeddedEngine:
     async def _warm(self, files: PolicyFiles, worker: RegoWorker) -> None:
         """Lets each warmer decide under the new revision, on its worker, before it serves. A
         warmer that fails costs only its warmth: the revision goes live all the same."""
-        reads_id = reads_principal_id(files.modules.values())
+        keys_read = principal_keys_read(files.modules.values())
         for warm in self.before_serving:
             try:
-                await warm(files.revision, reads_id, functools.partial(self._evaluate_on, worker, timeout=self.timeout))
+                await warm(files.revision, keys_read, functools.partial(self._evaluate_on, worker, timeout=self.timeout))
             except Exception:
                 logger.exception("warming policy %s failed; its decisions are made when asked", files.revision[:12])
 
     def _reject(self, revision: str | None, why: str) -> None:
         self._rejected_revision = revision
+        self.rejection = why
         rejected = f"policy {revision[:12]}" if revision else "the policy directory"
         kept = f"policy {self.revision[:12]} stays in force" if self.revision else "no policy is in force"
         self.last_error = f"{rejected} was rejected, {why}; {kept}"
@@ -435,21 +438,29 @@ class EmbeddedEngine:
 
 
 _COMMENT = re.compile(r"#.*$", re.MULTILINE)
-# input.principal followed by .kind / .scopes, or as object.get(input.principal, "kind" | "scopes", …).
-_PRINCIPAL = re.compile(r"input\s*\.\s*principal\b(\s*\.\s*(kind|scopes)\b|\s*,\s*\"(kind|scopes)\")?")
+# input.principal, and the key read from it if any: `.key`, or object.get(input.principal, "key", …).
+_PRINCIPAL = re.compile(r"input\s*\.\s*principal\b(?:\s*\.\s*(\w+)\b|\s*,\s*\"(\w+)\")?")
+# What every decision may depend on: the cache keys on them whatever the policy reads.
+_ALWAYS_KEYED = frozenset({"kind", "scopes"})
 
 
-def reads_principal_id(sources: Iterable[str]) -> bool:
-    """Conservatively, whether Rego `sources` can read `input.principal.id` (or `.app`): any
-    use of `input.principal` other than its `.kind` or `.scopes` (the whole object passed
-    on, `.id`, `.app`, `["id"]`) counts as reading it, and so does any use of `input` as a whole."""
+def principal_keys_read(sources: Iterable[str]) -> frozenset[str]:
+    """Conservatively, which of `input.principal.id` and `.app` Rego `sources` can read. `.app`
+    (or `object.get(input.principal, "app", …)`) reads the app only; any other use of
+    input.principal beyond its `.kind` and `.scopes` (`.id`, `["app"]`, the whole object passed
+    on) counts as reading both, and so does any use of `input` as a whole."""
+    read: set[str] = set()
     for source in sources:
         code = _COMMENT.sub("", source)
-        if any(match.group(1) is None for match in _PRINCIPAL.finditer(code)):
-            return True
         if re.search(r"\binput\b(?!\s*\.)", code):
-            return True
-    return False
+            return PRINCIPAL_KEYS
+        for match in _PRINCIPAL.finditer(code):
+            key = match.group(1) or match.group(2)
+            if key == "app":
+                read.add("app")
+            elif key not in _ALWAYS_KEYED:
+                return PRINCIPAL_KEYS
+    return frozenset(read)
 
 
 def _probe_input(kind: PrincipalKind) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import aiohttp
 from opa_client.opa_async import AsyncOpaClient
 
 from gateway.errors import PolicyUnavailable
-from gateway.policy.decision import ENTRYPOINT, Warmer
+from gateway.policy.decision import ENTRYPOINT, PRINCIPAL_KEYS, Warmer
 
 __all__ = ["OpaServerEngine"]
 
@@ -26,8 +26,8 @@ REVISION_SECONDS = 5.0
 
 class OpaServerEngine:
     @property
-    def reads_principal_id(self) -> bool:
-        return True  # the server's policy is not ours to inspect
+    def principal_keys_read(self) -> frozenset[str]:
+        return PRINCIPAL_KEYS  # the server's policy is not ours to inspect
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         parts = urlsplit(url)

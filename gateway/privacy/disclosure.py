@@ -12,7 +12,10 @@ breakdown cell, true count), keyed by the server's secret only, so every
 field, app, release and day that exposes a quantity exposes the same draw. It
 covers what the public cannot read exactly (breakdown cells and completed
 views); totals and timelines are values of the same history the public reads,
-and are served exact.
+and are served exact. The two figures that are not counts of people are held to
+the same terms: completed views are a breakdown of views (served only when k or
+more viewers are on each side), and watch time is capped per viewer and served
+in steps of k viewers (gateway.privacy.watch_time).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from gateway.privacy.noise import noisy_count
 from gateway.privacy.release import Granularity, bucket_after, cutoff, settled, truncate
 from gateway.privacy.suppression import Cell, suppress
 from gateway.privacy.terms import PrivacyTerms
+from gateway.privacy.watch_time import average_watch_seconds
 from gateway.store.releases import Release, ReleaseReader, StoredCell
 
 __all__ = ["CreatorTotals", "Disclosure", "Series", "VideoTotals"]
@@ -46,7 +50,7 @@ class VideoTotals:
     likes: int
     comments: int
     shares: int
-    watch_ms: int | None  # None: not served where counts carry noise (watch time has no bounded sensitivity)
+    average_watch_seconds: float | None  # None: no views, counts that carry noise, or a release without a capped sum
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +111,15 @@ class Disclosure:
             likes=_events(likes),
             comments=_events(comments),
             shares=_events(shares),
-            watch_ms=None if self.terms.noised or views is None else views.watch_ms,
+            average_watch_seconds=self._average_watch_seconds(views),
         )
+
+    def _average_watch_seconds(self, views: Release | None) -> float | None:
+        """Watch time per view as the principal's terms allow it (gateway.privacy.watch_time). Not
+        where counts carry noise: the policy gives watch time no ε of its own."""
+        if self.terms.noised or views is None or views.watch_capped_ms is None or views.watch_cap_ms is None:
+            return None
+        return average_watch_seconds(views.watch_capped_ms, views.watch_cap_ms, views.events, self.terms.k)
 
     async def creator_totals(self, creator_id: str, video_ids: Sequence[str]) -> CreatorTotals:
         metrics = (VIEWS, LIKES, COMMENTS, SHARES)
@@ -130,12 +141,22 @@ class Disclosure:
         self.suppressed_cells += sum(1 for cell in cells if cell.count is None)
         return self._noised(subject, metric, dimension, cells)
 
-    async def cell_count(self, subject: str, metric: Metric, dimension_name: str, key: str) -> int:
-        """One cell's count as of the principal's release, unsuppressed (it feeds a ratio of a
-        released total), noised where the terms carry ε for it."""
-        dimension = metric.dimension(dimension_name)
-        cell = (await self._stored_cells(subject, metric, dimension)).get(key, Cell(key, 0, 0))
-        return self._noised(subject, metric, dimension, [cell])[0].count or 0
+    async def completed_views(self, video_id: str) -> int | None:
+        """Views watched to the end, as of the principal's release, for a rate over its views.
+
+        The views split into two cells, completed and not: a rate is the one cell against the
+        release's total, so the other is its complement. Both are suppressed as a breakdown's
+        are, on the release's exact counts: unless k or more viewers watched a view to the end
+        and k or more watched one that they did not finish, the rate is withheld (None, counted
+        in `suppressedCells`); otherwise a rate of 0, 0.2 or 1 would say what each of a few
+        people did. Noised where the terms carry ε for it."""
+        dimension = VIEWS.dimension("completion")
+        stored = await self._stored_cells(video_id, VIEWS, dimension)
+        completed, _ = suppress([stored.get(key, Cell(key, 0, 0)) for key in dimension.domain or ()], self.terms.k)
+        if completed.count is None:
+            self.suppressed_cells += 1
+            return None
+        return self._noised(video_id, VIEWS, dimension, [completed])[0].count
 
     async def _stored_cells(self, subject: str, metric: Metric, dimension: Dimension) -> dict[str, Cell]:
         """The dimension's cells as of the principal's release, by key, counting what the dimension serves."""

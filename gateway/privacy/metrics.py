@@ -59,8 +59,9 @@ VIEWS = Metric(
     dimensions=(
         Dimension("region", "r", counts="people", pool="OTHER", noise="viewers"),
         Dimension("age_band", "a", counts="people", domain=AGE_BAND_KEYS, noise="viewers"),
-        # Views watched to the end: one cell, "completed".
-        Dimension("completion", "w", counts="events", domain=("completed",), noise="completed_views"),
+        # Views watched to the end or not, each cell with the viewers who watched such a view: a
+        # completion rate is served only when both hold k or more (gateway.privacy.disclosure).
+        Dimension("completion", "w", counts="events", domain=("completed", "not_completed"), noise="completed_views"),
     ),
 )
 LIKES = Metric("likes", "l", net=True)

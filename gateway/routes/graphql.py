@@ -17,16 +17,18 @@ from graphql import ExecutionResult, GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.auth import authenticate
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind, authenticate
 from gateway.clock import to_minute
-from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PayloadTooLarge, PolicyUnavailable, RequestTimeout, StoreUnavailable, Unauthenticated
+from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PayloadTooLarge, PersistedQueryNotFound, PolicyUnavailable, RequestTimeout, StoreUnavailable, Unauthenticated
 from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error, gateway_error_of
 from gateway.graphql.policy_guard import InvalidVariables, decide
 from gateway.graphql.responses import ResponseCache, answer_digest
 from gateway.policy.fields import select_operation
+from gateway.ratelimit import RateLimiter, Verdict, rate_limit_key, requests_per_minute
 from gateway.routes.bodies import read_body
+from gateway.routes.clients import client_address
 from gateway.store import queries
 from gateway.store.failures import STORE_FAILURES, store_unavailable
 from gateway.telemetry.request_ids import current_request_id
@@ -61,16 +63,53 @@ def response_media_type(accept: str | None) -> str:
 
 
 async def graphql_endpoint(request: Request) -> Response:
-    request_id = current_request_id()  # the telemetry middleware's: the one every log line carries
+    """Counts the request against its rate limit before anything of its body is read (a request
+    refused later counts too), then answers it; every response to a counted request says where its
+    key stands (the RateLimit headers)."""
     media_type = response_media_type(request.headers.get("accept"))
+    unauthenticated: Unauthenticated | None = None
+    try:
+        principal = authenticate(request.headers.get("authorization"), request.state.secret, request.state.issued)
+    except Unauthenticated as exc:
+        # Counted against its address, as if signed out, before it is refused: guessing tokens is not free.
+        principal, unauthenticated = ANONYMOUS, exc
+    try:
+        verdict = await _counted(request, principal)
+    except PolicyUnavailable as exc:
+        # As the policy guard refuses a request the policy could not decide (fail closed).
+        return FastJSONResponse({"data": None, "errors": [_coded(exc)]}, status_code=exc.status_code, headers=exc.headers(), media_type=media_type)
+    except StoreUnavailable as exc:
+        return _errors([_coded(exc)], exc.status_code, media_type, exc.headers())
+    refusal = verdict.refusal() if not verdict.allowed else unauthenticated
+    if refusal is not None:
+        response = _errors([_coded(refusal)], refusal.status_code, media_type, refusal.headers())
+    else:
+        response = await _answer(request, principal, media_type)
+    response.headers.update(verdict.headers())
+    return response
+
+
+async def _counted(request: Request, principal: Principal) -> Verdict:
+    """The request counted against its key, under the limit the policy sets the principal."""
+    limit = requests_per_minute(await request.state.decider.obligations(principal))
+    address = client_address(request, request.state.settings.trusted_proxies) if principal.kind is PrincipalKind.ANONYMOUS else ""
+    limiter: RateLimiter = request.state.limiter
+    return await limiter.hit(rate_limit_key(principal, address), limit)
+
+
+async def _answer(request: Request, principal: Principal, media_type: str) -> Response:
+    request_id = current_request_id()  # the telemetry middleware's: the one every log line carries
     # A request that cannot be executed: 400 under the spec's media type, 200 under plain JSON.
     unexecutable = 400 if media_type == GRAPHQL_RESPONSE else 200
     try:
-        principal = authenticate(request.headers.get("authorization"), request.state.secret, request.state.issued)
         await request.state.grants.check(principal)
-        query, variables, operation_name = await _read_operation(request, request.state.settings.max_body)
+        sent, variables, operation_name, extensions = await _read_operation(request, request.state.settings.max_body)
+        query = await request.state.persisted.document(principal, sent, extensions)  # the text sent, or the one its hash names
     except (Unauthenticated, StoreUnavailable, BadUserInput, PayloadTooLarge, RequestTimeout) as exc:
         return _errors([_coded(exc)], exc.status_code, media_type, exc.headers())
+    except PersistedQueryNotFound as exc:
+        # Apollo's clients send the document on this error; under plain JSON they expect it with 200.
+        return _errors([_coded(exc)], exc.status_code if media_type == GRAPHQL_RESPONSE else 200, media_type, exc.headers())
 
     schema = request.state.schema
     try:
@@ -98,6 +137,7 @@ async def graphql_endpoint(request: Request) -> Response:
         noise_key=request.state.noise_key,
         erasure_key=request.state.erasure_key,
         now=to_minute(request.state.clock()),
+        documents=request.state.persisted,
     )
     responses: ResponseCache | None = request.state.responses
     if responses is None:  # no policy guard (the benchmark's baseline): its extension answers under fixed terms
@@ -187,7 +227,8 @@ class FastJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-async def _read_operation(request: Request, max_body: int) -> tuple[str, dict[str, Any] | None, str | None]:
+async def _read_operation(request: Request, max_body: int) -> tuple[str | None, dict[str, Any] | None, str | None, dict[str, Any] | None]:
+    """The request's query (None when it names a persisted document instead), variables, operation name and extensions."""
     if request.method == "GET":
         params: dict[str, Any] = dict(request.query_params)
         for name in ("variables", "extensions"):
@@ -201,7 +242,7 @@ async def _read_operation(request: Request, max_body: int) -> tuple[str, dict[st
     if not isinstance(params, dict):
         raise BadUserInput("the body must be a JSON object with `query`")
     query, variables, operation_name = params.get("query"), params.get("variables"), params.get("operationName")
-    if not isinstance(query, str) or not query.strip():
+    if query is not None and (not isinstance(query, str) or not query.strip()):
         raise BadUserInput("`query` must be a non-empty string")
     if variables is not None and not isinstance(variables, dict):
         raise BadUserInput("`variables` must be a JSON object")
@@ -209,10 +250,10 @@ async def _read_operation(request: Request, max_body: int) -> tuple[str, dict[st
         _check_variables(variables)
     if operation_name is not None and not isinstance(operation_name, str):
         raise BadUserInput("`operationName` must be a string")
-    # Nothing reads extensions yet; the spec says what shape they take.
-    if params.get("extensions") is not None and not isinstance(params["extensions"], dict):
+    extensions = params.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
         raise BadUserInput("`extensions` must be a JSON object")
-    return query, variables, operation_name
+    return query, variables, operation_name, extensions
 
 
 def _refuse_constant(name: str) -> Any:

@@ -22,6 +22,7 @@ from gateway.auth import authenticate_service
 from gateway.policy.decider import PolicyDecider
 from gateway.privacy.budget import BudgetLedger
 from gateway.store.decision_log import DecisionLogWriter
+from gateway.ratelimit import RateLimiter
 from gateway.store.ingest import EventWriter
 from gateway.store.retention import DailyRetention
 
@@ -37,9 +38,10 @@ class GatewayCollector(Collector):
         decision_log: DecisionLogWriter,
         budget: BudgetLedger,
         writer: EventWriter,
+        limiter: RateLimiter,
         retention: DailyRetention | None = None,
     ) -> None:
-        self.decider, self.decision_log, self.budget, self.writer = decider, decision_log, budget, writer
+        self.decider, self.decision_log, self.budget, self.writer, self.limiter = decider, decision_log, budget, writer, limiter
         self.retention = retention
 
     def collect(self) -> Iterator[Metric]:
@@ -65,6 +67,7 @@ class GatewayCollector(Collector):
         yield CounterMetricFamily(
             "gateway_privacy_budget_refusals", "Requests refused with BUDGET_EXHAUSTED.", value=self.budget.refused
         )
+        yield CounterMetricFamily("gateway_rate_limit_refusals", "Requests refused with RATE_LIMITED.", value=self.limiter.refused)
         if self.retention is not None:
             yield from self._retention(self.retention)
 

@@ -14,9 +14,11 @@ the dashboard's sign-in). No cookie is involved, so no other site can approve on
 from __future__ import annotations
 
 import html
+import re
 import string
 from datetime import timedelta
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -36,13 +38,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway.auth import IssuedTokens, PrincipalKind, authenticate, create_access_token
-from gateway.errors import BadUserInput, Forbidden, Unauthenticated, UnsupportedMediaType
+from gateway.auth import ANONYMOUS, IssuedTokens, PrincipalKind, authenticate, create_access_token
+from gateway.errors import BadUserInput, Forbidden, GatewayError, PayloadTooLarge, RequestTimeout, Unauthenticated, UnsupportedMediaType
 from gateway.oauth.authorization import AuthorizationRequest, UntrustedRequest, check_request, redirect_with
-from gateway.oauth.clients import client_credentials, verify_client
+from gateway.oauth.clients import client_credentials, is_client_id, verify_client
 from gateway.oauth.keys import ALGORITHM
 from gateway.oauth.scopes import NEVER, describe, policy_scopes
+from gateway.ratelimit import RateLimiter, rate_limit_key, requests_per_minute
 from gateway.routes.bodies import read_body
+from gateway.routes.clients import client_address
 from gateway.routes.pages import PAGE_HEADERS, STATIC, PageFiles
 from gateway.store import oauth as store
 from gateway.store.oauth import RefreshOutcome
@@ -54,6 +58,8 @@ ACCESS_TOKEN_SECONDS = 3600
 REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
 # Largest form the OAuth endpoints read: a few ids, a code, a verifier, a state.
 MAX_FORM_BYTES = 16 * 1024
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 CONSENT = STATIC / "consent"
 TOKEN_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -90,13 +96,33 @@ def _oauth_error(error: OAuth2Error) -> Response:
     return JSONResponse(dict(error.get_body()), status_code=error.status_code, headers=dict(error.get_headers()))
 
 
+# What OAuth allows in an error_description (RFC 6749 §5.2): printable ASCII but '"' and '\\'.
+_NOT_DESCRIBABLE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
+
+
+def _refused_form(exc: GatewayError) -> Response:
+    """A body the token or revocation endpoint cannot read, answered as OAuth clients expect: a
+    string `error` (invalid_request), with the status that says why (400, 408, 413, 415)."""
+    body = {"error": "invalid_request", "error_description": _NOT_DESCRIBABLE.sub("?", exc.message)}
+    return JSONResponse(body, status_code=exc.status_code, headers={**TOKEN_HEADERS, **exc.headers()})
+
+
+async def _oauth_form(request: Request) -> dict[str, str] | Response:
+    try:
+        return await _form(request)
+    except (BadUserInput, UnsupportedMediaType, PayloadTooLarge, RequestTimeout) as exc:
+        return _refused_form(exc)
+
+
 def _issued(request: Request) -> IssuedTokens:
     issued: IssuedTokens = request.state.issued
     return issued
 
 
 async def _client(request: Request, client_id: str | None) -> store.Client | None:
-    return await store.find_client(request.state.store.oauth, client_id) if client_id else None
+    if client_id is None or not is_client_id(client_id):
+        return None  # not an app's id: the store is not asked
+    return await store.find_client(request.state.store.oauth, client_id)
 
 
 # --- the consent page and the user's decision ------------------------------------------------
@@ -114,6 +140,9 @@ def _redirect_error(error: OAuth2Error, issuer: str) -> str:
 
 async def authorize_page(request: Request) -> Response:
     params = dict(request.query_params)
+    if len(params) != len(request.query_params.multi_items()):
+        # Which redirect_uri or client would be meant? Nothing of such a link is trusted.
+        return _refusal("This sign-in link is not valid: a parameter is given more than once.")
     client = await _client(request, params.get("client_id"))
     try:
         asked = check_request(params, client, policy_scopes(request.state.settings.policy_dir))
@@ -189,7 +218,9 @@ async def authorize_decision(request: Request) -> Response:
 
 
 async def token(request: Request) -> Response:
-    form = await _form(request)
+    form = await _oauth_form(request)
+    if isinstance(form, Response):
+        return form
     try:
         client_id, secret = client_credentials(request.headers, form)
         client = verify_client(await _client(request, client_id), client_id, secret)
@@ -199,7 +230,7 @@ async def token(request: Request) -> Response:
         elif grant_type == "refresh_token":
             family, scopes = await _refresh(request, client, form)
         else:
-            raise UnsupportedGrantTypeError(f"grant_type must be authorization_code or refresh_token, not {grant_type!r}")
+            raise UnsupportedGrantTypeError("grant_type must be authorization_code or refresh_token")
     except OAuth2Error as error:
         return _oauth_error(error)
     now = request.state.clock()
@@ -230,6 +261,8 @@ async def _redeem(request: Request, client: store.Client, form: dict[str, str]) 
         raise InvalidGrantError("the code was issued to another client")
     if redeemed.expired:
         raise InvalidGrantError(f"the code expired (codes last {CODE_SECONDS} s)")
+    if redeemed.withdrawn:
+        raise InvalidGrantError("the user withdrew the authorization after approving it")
     if form.get("redirect_uri") != redeemed.redirect_uri:
         raise InvalidGrantError("redirect_uri differs from the one the code was issued for")
     if not compare_s256_code_challenge(verifier, redeemed.code_challenge):
@@ -249,7 +282,9 @@ async def _refresh(request: Request, client: store.Client, form: dict[str, str])
     refresh_token = form.get("refresh_token")
     if not refresh_token:
         raise InvalidRequestError("refresh_token is missing")
-    narrowed = scope_to_list(form["scope"]) if form.get("scope") else None
+    narrowed = scope_to_list(form["scope"]) if "scope" in form else None
+    if narrowed is not None and not narrowed:
+        raise InvalidScopeError("scope, when given, must name at least one scope")
     outcome = await store.rotate_refresh_token(request.state.store.oauth, refresh_token, client.app_id, request.state.clock(), narrowed)
     if outcome is RefreshOutcome.WIDER:
         raise InvalidScopeError("a refresh may keep or narrow the scopes granted, never widen them")
@@ -264,7 +299,9 @@ async def _refresh(request: Request, client: store.Client, form: dict[str, str])
 async def revoke(request: Request) -> Response:
     """RFC 7009: a refresh token or an access token of this client revokes its whole family. An
     unknown token is answered 200, as the RFC asks (the client's copy is worthless either way)."""
-    form = await _form(request)
+    form = await _oauth_form(request)
+    if isinstance(form, Response):
+        return form
     try:
         client_id, secret = client_credentials(request.headers, form)
         client = verify_client(await _client(request, client_id), client_id, secret)
@@ -321,12 +358,36 @@ async def metadata(request: Request) -> Response:
     return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})
 
 
+def limited(endpoint: Endpoint, *, oauth_errors: bool = True) -> Endpoint:
+    """Counts each request against its client's address, at the policy's limit for the signed-out,
+    in a window of its own (apart from /graphql's): guessing codes, secrets or refresh tokens is
+    not free. Over it: 429 with Retry-After, as OAuth clients read an error (`error`
+    temporarily_unavailable) or, for the consent page's own call, RATE_LIMITED as on /graphql."""
+
+    async def counted(request: Request) -> Response:
+        limit = requests_per_minute(await request.state.decider.obligations(ANONYMOUS))
+        address = client_address(request, request.state.settings.trusted_proxies)
+        limiter: RateLimiter = request.state.limiter
+        verdict = await limiter.hit(("oauth", *rate_limit_key(ANONYMOUS, address)), limit)
+        if not verdict.allowed:
+            refusal = verdict.refusal()
+            if not oauth_errors:
+                raise refusal
+            body = {"error": "temporarily_unavailable", "error_description": _NOT_DESCRIBABLE.sub("?", refusal.message)}
+            return JSONResponse(body, status_code=refusal.status_code, headers={**TOKEN_HEADERS, **refusal.headers(), **verdict.headers()})
+        response = await endpoint(request)
+        response.headers.update(verdict.headers())
+        return response
+
+    return counted
+
+
 def oauth_routes() -> list[BaseRoute]:
     return [
         Route("/oauth/authorize", authorize_page, methods=["GET"]),
-        Route("/oauth/authorize", authorize_decision, methods=["POST"]),
-        Route("/oauth/token", token, methods=["POST"]),
-        Route("/oauth/revoke", revoke, methods=["POST"]),
+        Route("/oauth/authorize", limited(authorize_decision, oauth_errors=False), methods=["POST"]),
+        Route("/oauth/token", limited(token), methods=["POST"]),
+        Route("/oauth/revoke", limited(revoke), methods=["POST"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
         Mount("/static/consent", app=PageFiles(directory=CONSENT), name="consent"),

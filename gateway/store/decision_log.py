@@ -1,17 +1,31 @@
-"""The decision log in Postgres: a background writer that appends in batches, and the compliance read."""
+"""The decision log in Postgres: a background writer that appends in batches, the compliance read,
+and the distinct inputs a policy preview decides again."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from gateway.policy.decider import DecisionRecord
 
-__all__ = ["DecisionLogWriter", "read_decisions"]
+__all__ = [
+    "DecisionLogWriter",
+    "LogWindow",
+    "LoggedDecision",
+    "LoggedInput",
+    "RecordedOutcome",
+    "log_window",
+    "logged_inputs",
+    "read_decisions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -183,3 +197,122 @@ async def read_decisions(
         limit,
     )
     return rows
+
+
+# --- distinct inputs, for `gateway policy preview` -----------------------------------------------
+
+# The decisions logged since $1, each with who asked as a policy can tell them apart: its kind and
+# scopes, and its id when $2 (a policy reads it) and its app when $3 (what the decision cache keys on
+# too), so that a question a thousand users asked is one input, not a thousand.
+_LOGGED = """WITH logged AS (
+    SELECT decision_id, timestamp, revision, principal, question, result,
+           json_build_array(principal -> 'kind', principal -> 'scopes',
+                            CASE WHEN $2 THEN principal -> 'id' END,
+                            CASE WHEN $3 THEN principal -> 'app' END)::text AS asker
+    FROM decision_log
+    WHERE timestamp >= $1
+)"""
+
+_WINDOW = _LOGGED + """
+SELECT count(*) AS decisions, count(DISTINCT (asker, question)) AS inputs, count(DISTINCT revision) AS revisions
+FROM logged"""
+
+# One row per distinct input, the most asked first: the question once, what was recorded for it
+# (one entry per distinct result: how many decisions got it, and the latest of them) and its
+# latest decision, whose principal stands for the others.
+_INPUTS = _LOGGED + """,
+outcomes AS (
+    SELECT DISTINCT ON (asker, question, result) asker, question, result, decision_id, timestamp, principal,
+           count(*) OVER (PARTITION BY asker, question, result) AS decisions
+    FROM logged
+    ORDER BY asker, question, result, timestamp DESC, decision_id DESC
+),
+inputs AS (
+    SELECT o.asker, o.question, sum(o.decisions)::bigint AS decisions,
+           json_agg(json_build_object('result', recorded.body, 'decisions', o.decisions,
+                                      'decision_id', o.decision_id, 'timestamp', o.timestamp)) AS outcomes
+    FROM outcomes o
+    JOIN decision_bodies recorded ON recorded.digest = o.result
+    GROUP BY o.asker, o.question
+),
+latest AS (
+    SELECT DISTINCT ON (asker, question) asker, question, decision_id, timestamp, principal
+    FROM outcomes
+    ORDER BY asker, question, timestamp DESC, decision_id DESC
+)
+SELECT latest.decision_id::text, latest.timestamp, latest.principal::text AS principal,
+       asked.body::text AS question, inputs.decisions, inputs.outcomes::text AS outcomes
+FROM inputs
+JOIN latest USING (asker, question)
+JOIN decision_bodies asked ON asked.digest = inputs.question
+ORDER BY inputs.decisions DESC, latest.decision_id"""
+
+
+@dataclass(frozen=True)
+class LogWindow:
+    """What the log holds since a moment."""
+
+    decisions: int
+    inputs: int  # distinct (principal, question) pairs, as `logged_inputs` counts them
+    revisions: int  # policy revisions that made those decisions
+
+
+@dataclass(frozen=True)
+class LoggedDecision:
+    """Where to find one decision in the log (`decisionLog`)."""
+
+    decision_id: str
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class RecordedOutcome:
+    """One result the log recorded for an input, and the decisions that got it."""
+
+    result: dict[str, Any]
+    decisions: int
+    latest: LoggedDecision
+
+
+@dataclass(frozen=True)
+class LoggedInput:
+    """One distinct policy input of the log, and the logged decisions it stands for."""
+
+    principal: dict[str, Any]
+    question: dict[str, Any]  # {"operation": …, "fields": […]}
+    decisions: int
+    outcomes: list[RecordedOutcome]  # one per distinct result recorded
+    latest: LoggedDecision
+
+    @property
+    def paths(self) -> list[str]:
+        """The response paths of the fields asked for: each gets a verdict."""
+        return [requested["path"] for requested in self.question["fields"]]
+
+    @property
+    def policy_input(self) -> dict[str, Any]:
+        return {"principal": self.principal, "operation": self.question["operation"], "fields": self.question["fields"]}
+
+
+async def log_window(conn: asyncpg.Connection, since: datetime, keys_read: frozenset[str]) -> LogWindow:
+    """`keys_read`: which of the principal's `id` and `app` a policy reads (inputs differ by them)."""
+    row = await conn.fetchrow(_WINDOW, since, "id" in keys_read, "app" in keys_read)
+    return LogWindow(decisions=row["decisions"], inputs=row["inputs"], revisions=row["revisions"])
+
+
+async def logged_inputs(conn: asyncpg.Connection, since: datetime, keys_read: frozenset[str]) -> AsyncIterator[LoggedInput]:
+    """The distinct inputs logged since `since`, the most asked first, read through a cursor (so
+    inside a transaction): only a page of them is held at a time."""
+    async for row in conn.cursor(_INPUTS, since, "id" in keys_read, "app" in keys_read, prefetch=100):
+        yield LoggedInput(
+            principal=json.loads(row["principal"]),
+            question=json.loads(row["question"]),
+            decisions=row["decisions"],
+            outcomes=[
+                RecordedOutcome(
+                    outcome["result"], outcome["decisions"], LoggedDecision(outcome["decision_id"], datetime.fromisoformat(outcome["timestamp"]))
+                )
+                for outcome in json.loads(row["outcomes"])
+            ],
+            latest=LoggedDecision(row["decision_id"], row["timestamp"]),
+        )

@@ -76,6 +76,7 @@ class Redeemed:
     redirect_uri: str
     code_challenge: str
     expired: bool
+    withdrawn: bool  # the user revoked the app (or narrowed its scopes) after approving
 
 
 class RefreshOutcome(StrEnum):
@@ -154,8 +155,10 @@ async def redeem_code(pool: asyncpg.Pool, code: str, now: datetime) -> Redeemed 
     try:
         async with pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                f"""SELECT c.redeemed_at, c.redirect_uri, c.code_challenge, c.expires_at, {_FAMILY}
+                f"""SELECT c.redeemed_at, c.redirect_uri, c.code_challenge, c.expires_at, {_FAMILY},
+                           a.generation IS DISTINCT FROM f.generation OR NOT (f.scopes <@ coalesce(a.scopes, '{{}}')) AS withdrawn
                     FROM oauth_codes c JOIN oauth_token_families f USING (family_id)
+                    LEFT JOIN app_authorizations a ON a.app_id = f.app_id AND a.user_id = f.user_id
                     WHERE c.code_sha256 = $1 FOR UPDATE OF c""",
                 secret_digest(code),
             )
@@ -167,7 +170,7 @@ async def redeem_code(pool: asyncpg.Pool, code: str, now: datetime) -> Redeemed 
             await conn.execute("UPDATE oauth_codes SET redeemed_at = $2 WHERE code_sha256 = $1", secret_digest(code), now)
     except STORE_FAILURES as exc:
         raise store_unavailable() from exc
-    return Redeemed(_family(row), row["redirect_uri"], row["code_challenge"], expired=row["expires_at"] <= now)
+    return Redeemed(_family(row), row["redirect_uri"], row["code_challenge"], expired=row["expires_at"] <= now, withdrawn=row["withdrawn"])
 
 
 async def issue_refresh_token(pool: asyncpg.Pool, family: Family, scopes: list[str], now: datetime, ttl: timedelta) -> str:

@@ -63,6 +63,8 @@ ON CONFLICT (event_id) DO NOTHING""",
        WHERE s.active AND NOT s.released AND c.subject_id = s.subject_id AND NOT s.followers""",
     """DELETE FROM video_people l USING replay_subjects s
        WHERE s.active AND NOT s.released AND l.video_id = s.subject_id AND NOT s.followers""",
+    """DELETE FROM video_viewers l USING replay_subjects s
+       WHERE s.active AND NOT s.released AND l.video_id = s.subject_id AND NOT s.followers""",
     """DELETE FROM follow_state f USING replay_subjects s
        WHERE s.active AND NOT s.released AND f.creator_id = s.subject_id AND s.followers""",
 )

@@ -14,9 +14,10 @@
 #                 `path` is the response path, unique within a request; `arguments`
 #                 holds every argument's value, defaults and variables filled in.
 #
-#   Nothing here reads input.principal.id or input.operation: a decision depends on
-#   the principal's kind and scopes and on the fields asked for, which is what the
-#   gateway's decision cache keys on.
+#   Nothing here reads input.principal.id, input.principal.app or input.operation: a
+#   field's verdict depends on the principal's kind and scopes and on the fields asked
+#   for, which is what the gateway's decision cache keys on (gateway.obligations reads
+#   input.principal.app as well, so the cache keys on the app too; never on the user).
 package gateway.authz
 
 import rego.v1

@@ -66,7 +66,11 @@ insight_coordinates := [
 	"VideoStats.completionRate", "Creator.followerGrowth",
 ]
 
-own_activity_coordinates := ["Query.me", "Me.id", "Me.shares", "MyShare.videoId", "MyShare.channel", "MyShare.sharedAt"]
+own_activity_coordinates := ["Query.me", "Me.id", "Me.likes", "MyLike.videoId", "Me.follows", "MyFollow.creatorId"]
+
+# A user's own shares: theirs to read, never an app's (an app gathering `activity` from many users
+# would otherwise learn who shares each creator's videos, anonymous shares included).
+own_share_coordinates := ["Me.shares", "MyShare.videoId", "MyShare.channel", "MyShare.sharedAt"]
 
 decision_log_coordinates := ["Query.decisionLog", "DecisionLogConnection.edges", "PolicyDecisionEdge.node", "PolicyDecision.input", "PolicyDecision.denied"]
 
@@ -115,6 +119,17 @@ test_fields_own_activity_for_users_and_activity_apps if {
 	cases := [[principal, coordinate] | some principal in [user, app(["activity"])]; some coordinate in own_activity_coordinates]
 	every case in cases {
 		verdict(case[0], field(case[1])) == expect_allowed(case[0], case[1])
+	}
+}
+
+test_fields_own_shares_for_users_only if {
+	every coordinate in own_share_coordinates {
+		verdict(user, field(coordinate)) == expect_allowed(user, coordinate)
+	}
+	readers := [anonymous, compliance, service, app(["stats", "insights", "activity"])]
+	cases := [[principal, coordinate] | some principal in readers; some coordinate in own_share_coordinates]
+	every case in cases {
+		verdict(case[0], field(case[1])).allow == false
 	}
 }
 

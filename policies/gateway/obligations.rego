@@ -2,11 +2,14 @@
 # title: Obligations
 # description: |
 #   How the fields authz allows must be answered, per principal kind (and, for rate
-#   limits, per app scope). The figures live in data.obligations: `defaults`, the
-#   strictest terms, apply to any kind that does not override them (including a
-#   kind the policy does not know).
+#   limits, per app scope; for registered documents, per app). The figures live in
+#   data.obligations: `defaults`, the strictest terms, apply to any kind that does not
+#   override them (including a kind the policy does not know); `apps`, keyed by app id,
+#   may set registered_documents_only for one app (and nothing else).
 #
-#   input (see gateway.authz): reads input.principal.kind and input.principal.scopes only.
+#   input (see gateway.authz): reads input.principal.kind and input.principal.scopes, and
+#   input.principal.app (registered_documents_only); never input.principal.id, so a
+#   decision is the same for every user of an app.
 #
 #   The answer, under decision.obligations:
 #     k_threshold            the principal sees only releases at which the count of people crossed
@@ -21,6 +24,10 @@
 #                            timelines are values of the history the public reads: never noised.
 #     epsilon_budget_per_day ε one (app, user) may spend a day; null means no budget
 #     rate_limit             {requests_per_minute}
+#     registered_documents_only
+#                            true: the principal may run only the GraphQL documents registered
+#                            for its app (`gateway apps documents add`); anything else is refused
+#                            with FORBIDDEN naming obligations.registered_documents_only
 package gateway.obligations
 
 import rego.v1
@@ -34,6 +41,7 @@ obligations := {
 	"epsilon": epsilon,
 	"epsilon_budget_per_day": epsilon_budget_per_day,
 	"rate_limit": rate_limit,
+	"registered_documents_only": registered_documents_only,
 }
 
 # METADATA
@@ -68,3 +76,18 @@ requests_per_minute contains limit if {
 	some scope in object.get(input.principal, "scopes", [])
 	limit := principal_terms.rate_limit_by_scope[scope].requests_per_minute
 }
+
+# METADATA
+# description: |
+#   The overrides data.obligations.apps lists for the app in input.principal.app; {} for a
+#   principal that is not an app, or an app without any.
+app_terms := terms if {
+	input.principal.kind == "app"
+	terms := object.get(object.get(data.obligations, "apps", {}), input.principal.app, {})
+} else := {}
+
+# METADATA
+# description: |
+#   Whether the principal may run only its app's registered documents: the app's own setting
+#   (data.obligations.apps[id]) if it has one, else its kind's, else the default.
+registered_documents_only := object.get(app_terms, "registered_documents_only", term("registered_documents_only"))

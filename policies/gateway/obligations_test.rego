@@ -10,9 +10,17 @@ app(scopes) := {"kind": "app", "id": "app1", "scopes": scopes}
 
 kind(name) := {"kind": name, "id": "p1", "scopes": []}
 
+# An app as the gateway names it: acting for user u1, with its own id.
+named_app(app_id) := {"kind": "app", "id": "u1", "scopes": ["stats"], "app": app_id}
+
 # The obligations for one principal.
 terms(principal) := answer if {
 	answer := obligations.obligations with input.principal as principal
+}
+
+# The obligations for one principal, with data.obligations.apps as given.
+terms_with_apps(principal, apps) := answer if {
+	answer := obligations.obligations with input.principal as principal with data.obligations.apps as apps
 }
 
 test_k_threshold_per_kind if {
@@ -95,7 +103,42 @@ test_obligations_name_every_term if {
 	every principal in [kind("anonymous"), kind("user"), app([]), kind("compliance"), kind("service"), kind("robot")] {
 		object.keys(terms(principal)) == {
 			"k_threshold", "granularity_floor", "bucket_delay_seconds",
-			"epsilon", "epsilon_budget_per_day", "rate_limit",
+			"epsilon", "epsilon_budget_per_day", "rate_limit", "registered_documents_only",
 		}
 	}
+}
+
+test_registered_documents_only_is_off_by_default if {
+	every principal in [kind("anonymous"), kind("user"), app(["stats"]), named_app("app_a"), kind("compliance"), kind("robot")] {
+		terms(principal).registered_documents_only == false
+	}
+}
+
+test_registered_documents_only_switched_on_for_one_app_by_its_id if {
+	apps := {"app_listed": {"registered_documents_only": true}}
+	terms_with_apps(named_app("app_listed"), apps).registered_documents_only == true
+	terms_with_apps(named_app("app_other"), apps).registered_documents_only == false
+	terms_with_apps(app(["stats"]), apps).registered_documents_only == false
+}
+
+test_registered_documents_only_applies_to_apps_only if {
+	apps := {"app_listed": {"registered_documents_only": true}}
+	user := {"kind": "user", "id": "u1", "scopes": [], "app": "app_listed"}
+	terms_with_apps(user, apps).registered_documents_only == false
+}
+
+test_registered_documents_only_an_app_may_be_exempted_from_its_kinds_setting if {
+	apps := {"app_exempt": {"registered_documents_only": false}}
+	kinds := {"app": {"registered_documents_only": true}}
+	exempt := obligations.obligations with input.principal as named_app("app_exempt") with data.obligations.apps as apps with data.obligations.principals as kinds
+	other := obligations.obligations with input.principal as named_app("app_other") with data.obligations.apps as apps with data.obligations.principals as kinds
+	exempt.registered_documents_only == false
+	other.registered_documents_only == true
+}
+
+test_registered_documents_only_an_apps_entry_sets_nothing_else if {
+	apps := {"app_listed": {"registered_documents_only": true, "k_threshold": 0, "epsilon": {}}}
+	answer := terms_with_apps(named_app("app_listed"), apps)
+	answer.k_threshold == 50
+	answer.epsilon.shares == 0.25
 }

@@ -102,12 +102,15 @@ async def test_noise_is_one_draw_per_quantity_whatever_the_shape_app_or_day(gate
 
 async def test_new_questions_spend_the_budget_until_it_is_exhausted(gateway: Gateway) -> None:
     """Each video's completion rate is a quantity of its own (ε 0.5): twenty fill the day's ε 10.
-    (Each video has 50 viewers, a release an app sees: a video with no views released has no rate,
-    and draws nothing.)"""
+    (Each video has 50 viewers who left it unfinished and 50 who finished it: a release an app
+    sees, with the app's k on each side of the rate. A video with no views released has no rate,
+    nor one with fewer than k people on either side: neither draws anything.)"""
     world = World("spender")
     for index in range(25):
         world.publish(days_ago(6, 8), index)
         world.crowd(f"viewer{index}-", 50, days_ago(5, 10), index, spacing=timedelta(seconds=1))
+        for n in range(50):
+            world.view(world.actor(f"finisher{index}-{n}"), days_ago(5, 11) + timedelta(seconds=n), index, completed=True)
     query = "query($v: ID!) { video(id: $v) { stats { completionRate } } }"
     app = app_for(world.creator, "app-spender")
     spent = []

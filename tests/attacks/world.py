@@ -64,8 +64,9 @@ class World:
     def publish(self, when: datetime, index: int = 0) -> None:
         self._event("video_published", when, self.creator, self.video(index))
 
-    def view(self, actor: str, when: datetime, index: int = 0, *, region: str | None = None, age_band: str | None = None) -> None:
-        self._event("view", when, actor, self.video(index), watch_ms=10_000, completed=False, region=region, age_band=age_band)
+    def view(self, actor: str, when: datetime, index: int = 0, *, region: str | None = None, age_band: str | None = None,
+             watch_ms: int = 10_000, completed: bool = False) -> None:
+        self._event("view", when, actor, self.video(index), watch_ms=watch_ms, completed=completed, region=region, age_band=age_band)
 
     def share(self, actor: str, when: datetime, index: int = 0, *, channel: str = "whatsapp", region: str | None = None) -> None:
         self._event("share", when, actor, self.video(index), channel=channel, region=region)

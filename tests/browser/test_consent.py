@@ -84,7 +84,7 @@ async def test_a_signed_in_user_approves_and_the_app_gets_a_working_code(
     assert await page.text_content("[data-testid=app-name]") == "Acme <b>Analytics</b>", "the name is shown as text, never as markup"
     scopes = await page.locator("[data-testid=scopes] li").all_text_contents()
     assert [scope.split(":")[0] for scope in scopes] == ["insights", "stats"]
-    assert "who shared, liked, viewed or followed" in (await page.text_content("[data-testid=never]") or "")
+    assert "learn who shared any video, not even what you shared" in (await page.text_content("[data-testid=never]") or "")
     assert await page.text_content("[data-testid=signed-in-as]") == "Signed in as u7."
     await page.screenshot(path=str(artifacts / "consent.png"), full_page=True)
 

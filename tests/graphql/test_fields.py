@@ -470,7 +470,7 @@ async def test_video_details_are_refused_at_run_time_to_an_app_acting_for_anothe
 
 
 async def test_average_watch_seconds_is_null_for_an_app_acting_for_the_creator(gateway: Gateway) -> None:
-    # Watch time has no bounded sensitivity: where counts are noised it is not served at all.
+    # Where counts are noised watch time is not served at all: the policy gives it no ε of its own.
     response = await gateway.graphql(ALL_STATS_QUERY, {"id": ADA_FIRST}, principal=APP_FOR_ADA)
 
     assert answer(response)["video"]["stats"]["averageWatchSeconds"] is None

@@ -1,4 +1,5 @@
-"""The policy tests' shared fixture: one OPA stand-in over the shipped policy, its knobs reset for each test.
+"""The policy tests' shared fixture: one OPA stand-in (real OPA behind OPA's REST API) over the
+shipped policy, its knobs reset for each test; it skips, saying why, when real OPA is not installed.
 
 This directory is a package (`policy`, for its test_cli.py and test_fields.py beside others of the
 same name), so this file is `policy.conftest` and leaves the module name `conftest` to

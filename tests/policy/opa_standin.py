@@ -1,18 +1,18 @@
 """A stand-in for an OPA server, for testing the gateway's OPA-server engine over real HTTP.
 
-No OPA binary can be installed on our machines, so the tests cannot start `opa run --server`
-(test_golden.py does when `opa` is on PATH). This is the next best thing: a small HTTP server
-on 127.0.0.1 (Starlette under uvicorn, in a thread of the test process) that speaks the part
-of OPA's documented REST API the gateway uses:
+It stands in for the `opa run --server` binary, which cannot be installed on our machines, not for
+OPA's evaluation: the policy is evaluated by real OPA (v1.20.2, through opa-golib-python-bindings;
+see real_opa.py). Around it, a small HTTP server on 127.0.0.1 (Starlette under uvicorn, in a thread
+of the test process) speaks the part of OPA's documented REST API the gateway uses:
 
     POST /v1/data/{path}   body {"input": …}  →  200 {"result": …}, or 200 {} when the document
                            is undefined; 400 {"code": "invalid_parameter", …} on a bad body;
                            500 {"code": "internal_error", …} when evaluation fails
     GET  /health           →  200 {}
 
-and evaluates the very Rego of `policies/` with regopy, in a worker process (regopy can crash
-its process; `gateway.policy.worker.RegoWorker` keeps that out of this one). Only the paths it
-was built for (by default the gateway's entrypoint) can be asked; others are answered 500.
+It serves what the `opa` service of compose.yaml serves: the modules of the policy directory and
+its data.json, read once at start, tests left out. Without real OPA (its install failed) it does
+not start: the tests that use it skip, saying why.
 
 Knobs for tests, read on every request: `delay` (seconds before answering, to outlast the
 gateway's timeout) and `mode` (answer 500, leave a requested path out of the decision, or
@@ -39,19 +39,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.policy.decision import ENTRYPOINT
-from gateway.policy.worker import PolicyFiles, RegoWorker, WorkerError
+from gateway.policy.worker import PolicyFiles
+
+from .real_opa import EvaluationError, RealOpa, Undefined
 
 __all__ = ["Mode", "OpaStandin", "Received"]
 
 START_TIMEOUT = 15.0
-EVALUATION_TIMEOUT = 5.0
-# An evaluation without "input": `input` is undefined, as in OPA.
-_NO_INPUT = object()
 
 
 class Mode(enum.Enum):
-    DECIDE = "decide"  # evaluate the policy, as OPA does
+    DECIDE = "decide"  # evaluate the policy
     FAIL = "fail"  # answer 500, as OPA does when evaluation errs
     DROP_PATH = "drop-path"  # evaluate, then leave the last requested field's path out of `fields`
     UNDEFINED = "undefined"  # answer {}, as OPA does for a document the policy does not define
@@ -68,12 +66,10 @@ class OpaStandin:
 
     Args:
         policy_dir: a directory of `*.rego` and `data.json`, read once at start.
-        entrypoints: the Data API paths it can evaluate.
     """
 
-    def __init__(self, policy_dir: Path, entrypoints: tuple[str, ...] = (ENTRYPOINT,)) -> None:
+    def __init__(self, policy_dir: Path) -> None:
         self.policy_dir = policy_dir
-        self.entrypoints = entrypoints
         self.delay = 0.0
         self.mode = Mode.DECIDE
         self.received: list[Received] = []
@@ -86,13 +82,14 @@ class OpaStandin:
         self.received.clear()
 
     def __enter__(self) -> OpaStandin:
+        app = self._app()  # first: without real OPA this skips, before a socket is open
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
         host, port = listener.getsockname()
         self.url = f"http://{host}:{port}"
         config = uvicorn.Config(
-            self._app(),
+            app,
             loop="asyncio",
             http="h11",
             ws="none",
@@ -118,16 +115,14 @@ class OpaStandin:
             self._thread.join(timeout=10)
 
     def _app(self) -> Starlette:
-        files = PolicyFiles.read(self.policy_dir)
-        evaluator = _Evaluator(files, list(self.entrypoints))
+        opa = RealOpa(PolicyFiles.read(self.policy_dir))
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            await evaluator.start()
             try:
                 yield
             finally:
-                await evaluator.close()
+                opa.close()
 
         async def data(request: Request) -> Response:
             path = request.path_params["path"].strip("/")
@@ -144,17 +139,13 @@ class OpaStandin:
                 return _opa_error(500, "internal_error", "the stand-in was told to fail")
             if self.mode is Mode.UNDEFINED:
                 return JSONResponse({})
-            if path not in self.entrypoints:
-                return _opa_error(500, "internal_error", f"the stand-in evaluates only {', '.join(self.entrypoints)}")
             try:
-                reply = await evaluator.evaluate(path, body.get("input", _NO_INPUT))
-            except WorkerError as exc:
-                return _opa_error(500, "internal_error", str(exc))
-            if not reply.get("ok"):
-                return _opa_error(500, "internal_error", str(reply.get("error")))
-            if reply.get("undefined"):
+                # Off the event loop, so that /health answers while OPA evaluates.
+                result = await asyncio.to_thread(opa.document, path, body.get("input"))
+            except Undefined:
                 return JSONResponse({})
-            result = reply["value"]
+            except EvaluationError as exc:
+                return _opa_error(500, "internal_error", str(exc))
             if self.mode is Mode.DROP_PATH:
                 requested = body.get("input", {}).get("fields", [])
                 if requested:
@@ -168,39 +159,6 @@ class OpaStandin:
             routes=[Route("/v1/data/{path:path}", data, methods=["POST"]), Route("/health", health, methods=["GET"])],
             lifespan=lifespan,
         )
-
-
-class _Evaluator:
-    """The worker processes that run the Rego: one for requests with an input, one for requests
-    without (a worker keeps the last input it was given). A fresh one replaces one that died."""
-
-    def __init__(self, files: PolicyFiles, entrypoints: list[str]) -> None:
-        self._files, self._entrypoints = files, entrypoints
-        self._workers: dict[bool, RegoWorker] = {}
-        self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        self._workers[True] = await self._spawn()
-
-    async def evaluate(self, path: str, policy_input: Any) -> dict[str, Any]:
-        with_input = policy_input is not _NO_INPUT
-        async with self._lock:
-            worker = self._workers.get(with_input)
-            if worker is None or not worker.alive:
-                if worker is not None:
-                    await worker.close()
-                worker = self._workers[with_input] = await self._spawn()
-            request: dict[str, Any] = {"op": "evaluate", "entrypoint": path}
-            if with_input:
-                request["input"] = policy_input
-            return await worker.request(request, EVALUATION_TIMEOUT)
-
-    async def close(self) -> None:
-        for worker in self._workers.values():
-            await worker.close()
-
-    async def _spawn(self) -> RegoWorker:
-        return await RegoWorker.start(self._files.modules, self._files.data, entrypoints=self._entrypoints, timeout=START_TIMEOUT)
 
 
 def _opa_error(status_code: int, code: str, message: str) -> Response:

@@ -13,7 +13,7 @@ from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 from gateway.errors import PolicyUnavailable
 from gateway.policy.cache import DecisionCache
 from gateway.policy.decider import DecisionRecord, PolicyDecider, PolicyQuestion, weigh_decision
-from gateway.policy.decision import ENTRYPOINT, Decision, FieldVerdict
+from gateway.policy.decision import ENTRYPOINT, PRINCIPAL_KEYS, Decision, FieldVerdict
 from gateway.policy.fields import RequestedField
 
 OPERATION = {"name": "Dashboard", "type": "query", "hash": "0" * 64}
@@ -22,10 +22,10 @@ TIMELINE = RequestedField(path="video.shareTimeline", type="Video", field="share
 
 
 class CountingEngine:
-    """Allows every field but Video.shareTimeline; `reads_principal_id` as the test says."""
+    """Allows every field but Video.shareTimeline; reads the principal's keys the test says."""
 
-    def __init__(self, reads_principal_id: bool, answer_paths: bool = True) -> None:
-        self.reads_principal_id = reads_principal_id
+    def __init__(self, principal_keys_read: frozenset[str] = frozenset(), answer_paths: bool = True) -> None:
+        self.principal_keys_read = principal_keys_read
         self.answer_paths = answer_paths
         self.revision = "r1"
         self.before_serving: list[Any] = []
@@ -54,11 +54,15 @@ def decision(reason: str) -> Decision:
 
 
 @pytest.mark.parametrize(
-    ("reads_principal_id", "engine_calls"),
-    [pytest.param(True, 2, id="engine-reads-the-id"), pytest.param(False, 1, id="engine-ignores-the-id")],
+    ("keys_read", "engine_calls"),
+    [
+        pytest.param(PRINCIPAL_KEYS, 2, id="engine-reads-the-id"),
+        pytest.param(frozenset({"app"}), 1, id="engine-reads-only-the-app"),
+        pytest.param(frozenset(), 1, id="engine-ignores-the-id"),
+    ],
 )
-async def test_principal_id_is_in_the_key_only_when_the_engine_reads_it(reads_principal_id: bool, engine_calls: int) -> None:
-    engine = CountingEngine(reads_principal_id)
+async def test_principal_id_is_in_the_key_only_when_the_engine_reads_it(keys_read: frozenset[str], engine_calls: int) -> None:
+    engine = CountingEngine(keys_read)
     decider = PolicyDecider(engine)
 
     await decider.decide(user("u1"), PolicyQuestion(OPERATION, [VIDEO]))
@@ -76,7 +80,7 @@ async def test_principal_id_is_in_the_key_only_when_the_engine_reads_it(reads_pr
     ],
 )
 async def test_principal_kind_and_scopes_are_always_in_the_key(other: Principal) -> None:
-    engine = CountingEngine(reads_principal_id=False)
+    engine = CountingEngine()
     decider = PolicyDecider(engine)
 
     await decider.decide(Principal(PrincipalKind.APP, "u1", frozenset({"stats"})), PolicyQuestion(OPERATION, [VIDEO]))
@@ -94,7 +98,7 @@ async def test_principal_kind_and_scopes_are_always_in_the_key(other: Principal)
     ],
 )
 async def test_fields_and_arguments_are_in_the_key(fields: list[RequestedField]) -> None:
-    engine = CountingEngine(reads_principal_id=False)
+    engine = CountingEngine()
     decider = PolicyDecider(engine)
 
     await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, [VIDEO]))
@@ -104,7 +108,7 @@ async def test_fields_and_arguments_are_in_the_key(fields: list[RequestedField])
 
 
 async def test_revision_change_invalidates_the_cache() -> None:
-    engine = CountingEngine(reads_principal_id=False)
+    engine = CountingEngine()
     decider = PolicyDecider(engine)
     await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, [VIDEO]))
 
@@ -118,7 +122,7 @@ async def test_revision_change_invalidates_the_cache() -> None:
 
 async def test_every_decision_is_recorded_with_its_cache_outcome() -> None:
     records: list[DecisionRecord] = []
-    decider = PolicyDecider(CountingEngine(reads_principal_id=True), record=records.append)
+    decider = PolicyDecider(CountingEngine(PRINCIPAL_KEYS), record=records.append)
 
     await decider.decide(user("u1"), PolicyQuestion(OPERATION, [VIDEO, TIMELINE]))
     await decider.decide(user("u1"), PolicyQuestion(OPERATION, [VIDEO, TIMELINE]))
@@ -142,9 +146,24 @@ async def test_every_decision_is_recorded_with_its_cache_outcome() -> None:
     assert records[0].decision_id != records[1].decision_id
 
 
+async def test_obligations_are_asked_with_no_fields_cached_and_not_recorded() -> None:
+    records: list[DecisionRecord] = []
+    engine = CountingEngine()
+    decider = PolicyDecider(engine, record=records.append)
+
+    first = await decider.obligations(user("u1"))
+    second = await decider.obligations(user("u2"))
+
+    assert first == second == {"k_threshold": 5}
+    assert [policy_input["fields"] for policy_input in engine.inputs] == [[]]
+    assert engine.inputs[0]["principal"] == {"kind": "user", "id": "u1", "scopes": []}
+    assert (decider.cache.misses, decider.cache.hits) == (1, 1)
+    assert records == []
+
+
 async def test_incomplete_answer_is_neither_cached_nor_recorded() -> None:
     records: list[DecisionRecord] = []
-    engine = CountingEngine(reads_principal_id=False, answer_paths=False)
+    engine = CountingEngine(answer_paths=False)
     decider = PolicyDecider(engine, record=records.append)
 
     for _ in range(2):
@@ -198,7 +217,7 @@ async def test_distinct_large_questions_hold_no_more_than_the_cache_bytes() -> N
     """A client asking a different 16 KB question each time fills the decision cache up to its
     byte limit, not its entry count (4,096 such entries would hold 64 MB of keys alone)."""
     limit = 1024 * 1024
-    engine = CountingEngine(reads_principal_id=False)
+    engine = CountingEngine()
     decider = PolicyDecider(engine, DecisionCache(4096, limit, weigh=weigh_decision))
     for number in range(400):
         padded = RequestedField(path="video", type="Query", field="video", alias=None, arguments={"id": f"{number:04d}" + "x" * 16_000})
@@ -225,11 +244,16 @@ def app(app_id: str) -> Principal:
 
 
 @pytest.mark.parametrize(
-    ("reads_principal_id", "engine_calls"),
-    [pytest.param(True, 2, id="engine-reads-the-principal"), pytest.param(False, 1, id="engine-ignores-it")],
+    ("keys_read", "engine_calls"),
+    [
+        pytest.param(PRINCIPAL_KEYS, 2, id="engine-reads-the-principal"),
+        pytest.param(frozenset({"app"}), 2, id="engine-reads-the-app"),
+        pytest.param(frozenset({"id"}), 1, id="engine-reads-only-the-user"),
+        pytest.param(frozenset(), 1, id="engine-ignores-it"),
+    ],
 )
-async def test_an_apps_id_reaches_the_policy_and_the_key_when_the_engine_reads_it(reads_principal_id: bool, engine_calls: int) -> None:
-    engine = CountingEngine(reads_principal_id)
+async def test_an_apps_id_reaches_the_policy_and_the_key_when_the_engine_reads_it(keys_read: frozenset[str], engine_calls: int) -> None:
+    engine = CountingEngine(keys_read)
     records: list[DecisionRecord] = []
     decider = PolicyDecider(engine, record=records.append)
 
@@ -242,11 +266,25 @@ async def test_an_apps_id_reaches_the_policy_and_the_key_when_the_engine_reads_i
     assert [json.loads(record.input)["principal"]["app"] for record in records] == ["app_a", "app_b"], "the log names each app"
 
 
+@pytest.mark.parametrize(
+    ("keys_read", "engine_calls"),
+    [pytest.param(frozenset({"app"}), 1, id="engine-reads-only-the-app"), pytest.param(PRINCIPAL_KEYS, 2, id="engine-reads-the-user-too")],
+)
+async def test_a_policy_that_reads_only_the_app_decides_once_for_all_its_users(keys_read: frozenset[str], engine_calls: int) -> None:
+    engine = CountingEngine(keys_read)
+    decider = PolicyDecider(engine)
+
+    for user_id in ("u1", "u2"):
+        await decider.decide(Principal(PrincipalKind.APP, user_id, frozenset({"stats"}), "app_a"), PolicyQuestion(OPERATION, [VIDEO]))
+
+    assert len(engine.inputs) == engine_calls
+
+
 class GatedEngine(CountingEngine):
     """Answers only once the test opens the gate; one answer fails when `fail` says so."""
 
     def __init__(self, fail: bool = False) -> None:
-        super().__init__(reads_principal_id=False)
+        super().__init__()
         self.gate = asyncio.Event()
         self.fail = fail
 
@@ -296,14 +334,14 @@ async def test_a_waiter_that_gives_up_does_not_cancel_the_others() -> None:
 
 
 async def test_warming_decides_recent_questions_under_the_coming_revision() -> None:
-    engine = CountingEngine(reads_principal_id=False)
+    engine = CountingEngine()
     decider = PolicyDecider(engine)
     questions = [PolicyQuestion({**OPERATION, "name": f"Q{n}"}, [VIDEO]) for n in range(3)]
     for question in questions:
         await decider.decide(user("u1"), question)
     assert len(engine.inputs) == 3
 
-    warmed = await decider.warm("r2", False, engine.evaluate)
+    warmed = await decider.warm("r2", frozenset(), engine.evaluate)
     engine.revision = "r2"
     for question in questions:
         await decider.decide(user("u1"), question)

@@ -2,23 +2,18 @@
 
 A case holds `input` (built by the policy guard from the case's `query` and `variables`, when it
 has one) and `output` (the value of data.gateway.authz.decision: a verdict for every path, and
-the obligations). Every engine of the run must give exactly that output: the embedded one, the
-OPA-server engine against the OPA stand-in, and against a real `opa run --server` when `opa` is
-on PATH.
+the obligations). Every engine must give exactly that output: the embedded one (regopy), real OPA
+itself (real_opa.py), and the gateway's OPA-server engine over HTTP against the OPA stand-in,
+which evaluates with real OPA. Cases are read generically: a new case file is a new test.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
-import socket
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from gateway.auth import Principal, PrincipalKind
@@ -26,11 +21,13 @@ from gateway.errors import PolicyUnavailable
 from gateway.graphql.context import RequestContext
 from gateway.graphql.schema import build_schema
 from gateway.policy.decider import PolicyDecider
-from gateway.policy.decision import PolicyEngine, parse_decision
+from gateway.policy.decision import PRINCIPAL_KEYS, PolicyEngine, parse_decision
 from gateway.policy.embedded import EmbeddedEngine
 from gateway.policy.opa import OpaServerEngine
+from gateway.policy.worker import PolicyFiles
 
 from .opa_standin import OpaStandin
+from .real_opa import RealOpa
 
 POLICIES = Path(__file__).parents[2] / "policies"
 CASES = {path.stem: json.loads(path.read_text()) for path in sorted((Path(__file__).parent / "cases").glob("*.json"))}
@@ -41,14 +38,14 @@ EVALUATION_TIMEOUT = 5.0
 
 def principal_of(policy_input: dict[str, Any]) -> Principal:
     principal = policy_input["principal"]
-    return Principal(PrincipalKind(principal["kind"]), principal["id"], frozenset(principal["scopes"]))
+    return Principal(PrincipalKind(principal["kind"]), principal["id"], frozenset(principal["scopes"]), principal.get("app"))
 
 
 class RecordingEngine:
     """Keeps the input it is asked about and fails closed, so that no resolver runs."""
 
     revision = "recording"
-    reads_principal_id = True
+    principal_keys_read = PRINCIPAL_KEYS
 
     def __init__(self) -> None:
         self.inputs: list[dict[str, Any]] = []
@@ -82,37 +79,8 @@ async def test_case_input_is_what_the_guard_sends(name: str) -> None:
     assert engine.inputs == [case["input"]]
 
 
-async def open_opa_server() -> tuple[subprocess.Popen[bytes], str]:
-    """`opa run --server` over the shipped policy on a free port, once it reports healthy."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        ["opa", "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error", str(POLICIES)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
-            try:
-                if (await client.get(f"{url}/health")).status_code == 200:
-                    return process, url
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"`opa run --server` did not become healthy on {url}")
-
-
-@pytest.fixture(
-    scope="module",
-    params=[pytest.param("embedded"), pytest.param("opa-standin"), pytest.param("opa-server")],
-)
-async def engine(request: pytest.FixtureRequest) -> AsyncIterator[PolicyEngine]:
+@pytest.fixture(scope="module", params=["embedded", "real-opa", "opa-server"])
+async def engine(request: pytest.FixtureRequest) -> AsyncIterator[PolicyEngine | RealOpa]:
     if request.param == "embedded":
         embedded = EmbeddedEngine(POLICIES, timeout=EVALUATION_TIMEOUT)
         await embedded.start()
@@ -120,28 +88,19 @@ async def engine(request: pytest.FixtureRequest) -> AsyncIterator[PolicyEngine]:
         yield embedded
         await embedded.close()
         return
-    if request.param == "opa-standin":
-        standin: OpaStandin = request.getfixturevalue("opa_server")
-        client = OpaServerEngine(standin.url, timeout=EVALUATION_TIMEOUT)
-        await client.start()
-        yield client
-        await client.close()
+    if request.param == "real-opa":
+        with RealOpa(PolicyFiles.read(POLICIES)) as opa:
+            yield opa
         return
-    if shutil.which("opa") is None:
-        pytest.skip("no `opa` on PATH (it cannot be installed on our machines; the OPA stand-in runs these cases instead)")
-    process, url = await open_opa_server()
-    client = OpaServerEngine(url, timeout=EVALUATION_TIMEOUT)
+    standin: OpaStandin = request.getfixturevalue("opa_server")
+    client = OpaServerEngine(standin.url, timeout=EVALUATION_TIMEOUT)
     await client.start()
-    try:
-        yield client
-    finally:
-        await client.close()
-        process.terminate()
-        process.wait(timeout=10)
+    yield client
+    await client.close()
 
 
 @pytest.mark.parametrize("name", list(CASES))
-async def test_engine_gives_the_golden_decision(engine: PolicyEngine, name: str) -> None:
+async def test_engine_gives_the_golden_decision(engine: PolicyEngine | RealOpa, name: str) -> None:
     case = CASES[name]
 
     answer = await engine.evaluate(case["input"])

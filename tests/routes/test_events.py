@@ -16,7 +16,7 @@ import pytest
 from gateway.auth import ISSUER, PrincipalKind, create_app_token, create_token
 from gateway.policy.worker import PolicyFiles
 
-from harness import APP_SECRET, SHIPPED_POLICIES, TestClock, running_gateway
+from harness import APP_SECRET, TestClock, roomy_policies, running_gateway
 
 MAX_INGEST_BYTES = 64 * 1024
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -80,14 +80,16 @@ async def test_post_events_stores_the_batch_and_counts_it(client: httpx.AsyncCli
     video = await admin.fetchrow("SELECT creator_id, published_at FROM videos WHERE video_id = 'v-store'")
     assert (video["creator_id"], video["published_at"].isoformat()) == ("c-store", "2025-06-01T12:00:00+00:00")
     totals = await admin.fetch(
-        "SELECT metric::text, events, people, watch_ms FROM live_totals WHERE subject_id IN ('v-store', 'c-store') ORDER BY metric"
+        "SELECT metric::text, events, people, watch_capped_ms FROM live_totals WHERE subject_id IN ('v-store', 'c-store') ORDER BY metric"
     )
     assert [tuple(row) for row in totals] == [("f", 1, 1, 0), ("l", 1, 1, 0), ("s", 1, 1, 0), ("v", 3, 2, 5500)]
     cells = await admin.fetch(
         "SELECT dimension::text, value, events, people FROM live_cells WHERE subject_id = 'v-store' AND dimension IN ('c', 'r', 'w') ORDER BY 1, 2"
     )
+    # Completion counts views and their viewers: u2 finished one view and not another, u3 did not finish.
     assert [tuple(row) for row in cells] == [
-        ("c", "whatsapp", 1, 1), ("r", "DE", 1, 1), ("r", "FR", 1, 1), ("r", "unknown", 1, 1), ("w", "completed", 1, 0),
+        ("c", "whatsapp", 1, 1), ("r", "DE", 1, 1), ("r", "FR", 1, 1), ("r", "unknown", 1, 1),
+        ("w", "completed", 1, 1), ("w", "not_completed", 2, 2),
     ]
 
 
@@ -412,7 +414,7 @@ async def test_healthz_is_ok(client: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_reaches_the_store_and_names_the_policy_in_force(client: httpx.AsyncClient) -> None:
-    in_force = PolicyFiles.read(SHIPPED_POLICIES).revision
+    in_force = PolicyFiles.read(roomy_policies()).revision
 
     response = await client.get("/readyz")
 

@@ -156,4 +156,6 @@ async def test_a_cross_origin_request_gets_its_answer_and_the_headers_it_may_rea
 
     assert response.json()["data"] == {"__typename": "Query"}
     assert response.headers["access-control-allow-origin"] == ORIGIN
-    assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
+    exposed = {header.strip().lower() for header in response.headers["access-control-expose-headers"].split(",")}
+    assert {"x-request-id", "retry-after", "ratelimit", "ratelimit-policy"} <= exposed
+    assert {"ratelimit", "ratelimit-policy"} <= set(response.headers)

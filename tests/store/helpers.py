@@ -110,6 +110,11 @@ _LATEST_FOLLOWS = """
     SELECT DISTINCT ON (creator_id, actor_id) creator_id, actor_id, type = 'follow' AS following, occurred_at AS state_at
     FROM events WHERE type IN ('follow', 'unfollow')
     ORDER BY creator_id, actor_id, occurred_at DESC, type DESC"""
+# Each viewer's watch time counts up to three minutes (migration 0015).
+_CAPPED_WATCH = """
+    SELECT video_id, sum(least(watched, 180000)) AS capped
+    FROM (SELECT video_id, actor_id, sum(watch_ms) AS watched FROM events WHERE type = 'view' GROUP BY 1, 2) viewers
+    GROUP BY 1"""
 FROM_SCRATCH: dict[str, tuple[str, str]] = {
     "videos": (
         "SELECT video_id, creator_id, published_at FROM videos",
@@ -119,11 +124,13 @@ FROM_SCRATCH: dict[str, tuple[str, str]] = {
            GROUP BY video_id""",
     ),
     "live_totals": (
-        "SELECT subject_id, metric, people, events, watch_ms FROM live_totals",
-        f"""SELECT video_id AS subject_id, {_METRIC} AS metric, count(DISTINCT actor_id) AS people,
-                   sum(CASE type WHEN 'unlike' THEN -1 ELSE 1 END) AS events, coalesce(sum(watch_ms), 0) AS watch_ms
-            FROM events WHERE type IN ('view', 'like', 'unlike', 'comment', 'share')
-            GROUP BY 1, 2
+        "SELECT subject_id, metric, people, events, watch_capped_ms FROM live_totals",
+        f"""SELECT t.subject_id, t.metric, t.people, t.events, coalesce(w.capped, 0) AS watch_capped_ms
+            FROM (SELECT video_id AS subject_id, {_METRIC} AS metric, count(DISTINCT actor_id) AS people,
+                         sum(CASE type WHEN 'unlike' THEN -1 ELSE 1 END) AS events
+                  FROM events WHERE type IN ('view', 'like', 'unlike', 'comment', 'share')
+                  GROUP BY 1, 2) t
+            LEFT JOIN ({_CAPPED_WATCH}) w ON w.video_id = t.subject_id AND t.metric = 'v'
             UNION ALL
             SELECT creator_id, 'f', count(*), count(*) FILTER (WHERE following), 0
             FROM ({_LATEST_FOLLOWS}) latest
@@ -141,7 +148,13 @@ FROM_SCRATCH: dict[str, tuple[str, str]] = {
             WHERE (metric, dimension) IN (SELECT metric, dimension FROM metric_dimensions) AND value IS NOT NULL
             GROUP BY 1, 2, 3, 4
             UNION ALL
-            SELECT video_id, 'v', 'w', 'completed', count(*), 0 FROM events WHERE type = 'view' AND completed GROUP BY 1""",
+            SELECT video_id, 'v', 'w', CASE WHEN completed THEN 'completed' ELSE 'not_completed' END, count(*), count(DISTINCT actor_id)
+            FROM events WHERE type = 'view' GROUP BY 1, 4""",
+    ),
+    "video_viewers": (
+        "SELECT video_id, actor_id, watch_ms, completed, not_completed FROM video_viewers",
+        """SELECT video_id, actor_id, sum(watch_ms), bool_or(completed IS TRUE), bool_or(completed IS NOT TRUE)
+           FROM events WHERE type = 'view' GROUP BY 1, 2""",
     ),
     "follow_state": ("SELECT creator_id, actor_id, following, state_at FROM follow_state", _LATEST_FOLLOWS),
 }

@@ -45,7 +45,7 @@ def burst(draw: st.DrawFn) -> list[dict[str, Any]]:
         at = (hour + timedelta(seconds=draw(st.integers(0, 3599)))).astimezone(draw(st.sampled_from(OFFSETS)))
         fields: dict[str, Any] = {"actor_id": actor_id, "region": draw(region), "age_band": draw(age_band)}
         if kind == "view":
-            fields |= {"watch_ms": draw(st.integers(0, 90_000)), "completed": draw(st.booleans())}
+            fields |= {"watch_ms": draw(st.integers(0, 200_000)), "completed": draw(st.booleans())}  # some past the cap of 180 s
         elif kind == "share":
             fields |= {"channel": draw(st.sampled_from(["whatsapp", "x", "email"])), "anonymous": draw(st.booleans())}
         elif kind == "comment":

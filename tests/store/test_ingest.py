@@ -178,7 +178,7 @@ async def test_duplicate_event_ids_within_one_batch_count_once(writer: EventWrit
 
     assert result == BatchResult(received=5, inserted=2)
     assert await admin.fetchval("SELECT count(*) FROM events") == 2
-    totals = await admin.fetch("SELECT metric, events, people, watch_ms FROM live_totals ORDER BY metric")
+    totals = await admin.fetch("SELECT metric, events, people, watch_capped_ms FROM live_totals ORDER BY metric")
     assert [tuple(row) for row in totals] == [(b"s", 1, 1, 0), (b"v", 1, 1, 2_000)]
     assert await admin.fetchval("SELECT events FROM live_cells WHERE dimension = 'c'") == 1
     await assert_live_state_matches_events(admin)
@@ -331,3 +331,19 @@ async def test_a_live_event_about_a_subject_being_replayed_waits_for_the_replay(
     assert releases[0]["made_at"] < NOON - timedelta(days=2)  # the backfilled hour, not now
     assert await admin.fetchval("SELECT people FROM live_totals WHERE subject_id = 'v1' AND metric = 'v'") == 6
     await assert_live_state_matches_events(admin)
+
+
+async def test_a_backfill_over_live_views_with_no_release_counts_each_viewer_once(writer: EventWriter, admin: asyncpg.Connection) -> None:
+    """A video with live views but no release has its live state built afresh after a backfill: its
+    viewers' ledger too, so a viewer who watched live, ten hours and to the end, counts their
+    watch time and completion once, capped, whatever the replay held again."""
+    await ingest(writer, [event("view", "live-long", NOON, actor_id="live-viewer", watch_ms=36_000_000, completed=True)])
+    held = [event("view", f"held-{n}", NOON - timedelta(days=3), actor_id=f"old-viewer-{n}", watch_ms=20_000) for n in range(5)]
+    await writer.hold(records(held))
+
+    await writer.replay()
+
+    await assert_live_state_matches_events(admin)
+    viewer = await admin.fetchrow("SELECT watch_ms, completed FROM video_viewers WHERE actor_id = 'live-viewer'")
+    assert dict(viewer) == {"watch_ms": 36_000_000, "completed": True}
+    assert await admin.fetchval("SELECT watch_capped_ms FROM live_totals WHERE subject_id = 'v1' AND metric = 'v'") == 180_000 + 5 * 20_000

@@ -12,9 +12,11 @@ import asyncpg
 import pytest
 
 import gateway.store.migrate as migrate_module
+from gateway.store.ingest import EventWriter, prepare_connection
 from gateway.store.migrate import ROLES, MigrationError, migrate, migrations
 
 from conftest import SECRET, drop_database, fresh_database
+from helpers import assert_live_state_matches_events, event, ingest
 
 ALL_MIGRATIONS = [f"{migration.version:04d}_{migration.name}" for migration in migrations()]
 
@@ -139,7 +141,7 @@ async def test_migrating_an_existing_store_builds_its_histories_in_arrival_order
             )
         monkeypatch.undo()
 
-        assert await migrate(url, SECRET) == [f"{m.version:04d}_{m.name}" for m in migrations() if m.version >= 11]
+        assert await migrate(url, SECRET) == [name for name in ALL_MIGRATIONS if name >= "0011"]
 
         releases = await conn.fetch("SELECT subject_id, metric::text, made_at, people, events FROM releases ORDER BY subject_id, seq")
         assert [tuple(row) for row in releases] == [
@@ -150,5 +152,66 @@ async def test_migrating_an_existing_store_builds_its_histories_in_arrival_order
             ("v-split", "v", BATCH_2, 6, 6),  # three viewers, then three more: one step, when the second batch arrived
         ]
         assert await conn.fetchval("SELECT count(*) FROM arrivals_pending") == 0
+    finally:
+        await conn.close()
+
+
+# A store whose history was made before watch time was capped per viewer (migration 0015): five
+# viewers, one of whom left the video playing for ten hours and watched it to the end.
+BEFORE_CAP = [
+    event("view", "w0", datetime(2026, 11, 20, 8, 0, tzinfo=UTC), actor_id="viewer-0", watch_ms=36_000_000, completed=True),
+    *(event("view", f"w{n}", datetime(2026, 11, 20, 8, n, tzinfo=UTC), actor_id=f"viewer-{n}", watch_ms=10_000) for n in range(1, 5)),
+]
+# Then five more, one of whom watched to the end, and one of the first five again.
+AFTER_CAP = [
+    event("view", "x0", datetime(2026, 11, 21, 8, 0, tzinfo=UTC), actor_id="viewer-5", watch_ms=30_000, completed=True),
+    *(event("view", f"x{n}", datetime(2026, 11, 21, 8, n, tzinfo=UTC), actor_id=f"viewer-{n + 5}", watch_ms=10_000) for n in range(1, 5)),
+    event("view", "x9", datetime(2026, 11, 21, 9, 0, tzinfo=UTC), actor_id="viewer-1", watch_ms=10_000, completed=True),
+]
+
+
+async def ingest_through_a_new_pool(url: str, events: list[dict[str, Any]]) -> None:
+    """Events as ingest applies them, through connections prepared by the schema as it is now."""
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=1, init=prepare_connection)
+    try:
+        await ingest(EventWriter(pool), events)
+    finally:
+        await pool.close()
+
+
+async def test_migrating_a_store_with_releases_caps_watch_time_from_the_next_release(
+    empty_database: Callable[[], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Releases made before migration 0015 keep no watch time (their uncapped sum is dropped) and a
+    completed cell of no people: neither an average watch time nor a completion rate is served
+    from them. The ledger of viewers and the live state are built from the events applied so far,
+    so the next release holds the capped sum and both completion cells, with their viewers."""
+    url = await empty_database()
+    monkeypatch.setattr(migrate_module, "migrations", lambda: [migration for migration in migrations() if migration.version < 15])
+    await migrate(url, SECRET)
+    monkeypatch.undo()
+    await ingest_through_a_new_pool(url, BEFORE_CAP)
+
+    assert await migrate(url, SECRET) == [name for name in ALL_MIGRATIONS if name >= "0015"]
+
+    conn = await asyncpg.connect(url)
+    try:
+        await assert_live_state_matches_events(conn)
+        await ingest_through_a_new_pool(url, AFTER_CAP)
+        await assert_live_state_matches_events(conn)
+        releases = await conn.fetch("SELECT seq, people, events, watch_capped_ms, watch_cap_ms FROM releases WHERE subject_id = 'v1' ORDER BY seq")
+        assert [tuple(row) for row in releases] == [
+            (1, 5, 5, None, None),
+            # viewer-0's ten hours count three minutes; viewer-1 watched twice; viewers 2-4; viewer-5; viewers 6-9.
+            (2, 10, 11, 180_000 + 20_000 + 3 * 10_000 + 30_000 + 4 * 10_000, 180_000),
+        ]
+        cells = await conn.fetch(
+            "SELECT seq, value, events, people FROM release_cells WHERE subject_id = 'v1' AND dimension = 'w' ORDER BY seq, value"
+        )
+        assert [tuple(row) for row in cells] == [
+            (1, "completed", 1, 0),  # as 0011 made it: a cell of no people, never served
+            (2, "completed", 3, 3),
+            (2, "not_completed", 8, 8),
+        ]
     finally:
         await conn.close()

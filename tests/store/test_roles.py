@@ -138,10 +138,10 @@ async def test_ingest_cannot_rewrite_events_or_their_partitions(store: Store, ad
 OAUTH_TABLES = ["oauth_token_families", "oauth_codes", "oauth_refresh_tokens"]
 
 
-@pytest.mark.parametrize("table", ["apps", "app_authorizations", "privacy_spend", *OAUTH_TABLES])
+@pytest.mark.parametrize("table", ["apps", "app_authorizations", "app_documents", "privacy_spend", *OAUTH_TABLES])
 @pytest.mark.parametrize("pool_name", ["reader", "private", "ingest"])
-async def test_no_pool_role_can_touch_apps_grants_or_the_budget_ledger(store: Store, pool_name: str, table: str) -> None:
-    """Apps and grants are the CLI's (owner connection); the budget ledger is spend_epsilon()'s."""
+async def test_no_pool_role_can_touch_apps_grants_documents_or_the_budget_ledger(store: Store, pool_name: str, table: str) -> None:
+    """Apps, grants and registered documents are the CLI's (owner connection); the budget ledger is spend_epsilon()'s."""
     pool = getattr(store, pool_name)
     answers = {verb: await denial(pool, statement) for verb, statement in {
         "select": f"SELECT * FROM {table} LIMIT 1",
@@ -155,6 +155,7 @@ async def test_the_reader_may_call_only_the_functions_meant_for_it(store: Store)
         "spend_epsilon": await denial(store.reader, "SELECT * FROM spend_epsilon('a', 'u', current_date, '{}', '{}', 1)"),
         "app_grant": await denial(store.reader, "SELECT * FROM app_grant('a', 'u')"),
         "token_family_revoked": await denial(store.reader, "SELECT token_family_revoked(gen_random_uuid())"),
+        "app_document": await denial(store.reader, "SELECT app_document('a', 'hash')"),
         "ensure_events_partition": await denial(store.reader, "SELECT ensure_events_partition(now())"),
         "apply_arrival": await denial(store.reader, "SELECT prepare_arrivals(); SELECT apply_arrival(now())"),
     }
@@ -162,6 +163,7 @@ async def test_the_reader_may_call_only_the_functions_meant_for_it(store: Store)
         "spend_epsilon": "allowed",
         "app_grant": "allowed",
         "token_family_revoked": "allowed",
+        "app_document": "allowed",
         "ensure_events_partition": INSUFFICIENT_PRIVILEGE,
         "apply_arrival": INSUFFICIENT_PRIVILEGE,
     }

@@ -17,7 +17,7 @@ const CARDS = [
   { field: 'likeRatio', label: 'Like ratio', format: percent, help: 'Likes per view' },
   { field: 'engagementRate', label: 'Engagement rate', format: percent, help: 'Likes, comments and shares per view' },
   { field: 'completionRate', label: 'Completion rate', format: percent, help: 'Views watched to the end' },
-  { field: 'averageWatchSeconds', label: 'Average watch time', format: seconds, help: 'Per view' },
+  { field: 'averageWatchSeconds', label: 'Average watch time', format: seconds, help: 'Per view; each viewer counts up to 3 min, rounded to steps of k viewers' },
 ];
 
 const kebab = (name) => name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
@@ -49,7 +49,8 @@ function refusal(testid, error) {
 /** Why a ratio came back null although the policy allowed it. */
 function whyNull(field, stats) {
   if (stats.views === 0) return 'No views released yet: nothing to divide by.';
-  if (field === 'averageWatchSeconds') return 'Not served where counts carry noise: watch time cannot be protected that way.';
+  if (field === 'averageWatchSeconds') return 'Not served where counts carry noise, nor from counts released before watch time was capped per viewer.';
+  if (field === 'completionRate') return "Withheld to protect people's privacy: fewer than k viewers finished it, or fewer than k did not.";
   return "Withheld to protect people's privacy.";
 }
 
