@@ -1,28 +1,40 @@
 """Erasing a person, at their request: `gateway erase-user` and `Mutation.eraseUser`, one transaction.
 
-What goes: the person's raw events (stored, or waiting for a replay), their rows in the ledger of
-people, the rows of gateway.store.personal_data.PERSONAL_ROWS; their app grants are revoked (a
-grant's row stays, emptied, so that the tokens issued under it stay refused). What stays: the
-release history. Every number ever served is a value of a release, and releases are kept as they
-were made: an erasure moves no released number, and no later release shows it by a total that
-falls.
+What goes: the person's raw events (stored, or waiting for a replay), their rows in the ledgers of
+people, viewers and followers, the rows of gateway.store.personal_data.PERSONAL_ROWS; their app
+grants are revoked (a grant's row stays, emptied, so that the tokens issued under it stay
+refused). What stays: the release history. Every number ever served is a value of a release, and
+releases are kept as they were made: an erasure moves no released number, and no later release
+shows it by a total that falls.
 
 The live totals (what arrived since each metric's last release) are settled per subject and
 metric, by whether the person was counted in its last release:
 
 * not yet released (their first ledger row arrived after the release, or there is none): their
-  part of the live totals and cells goes with their events, exactly, as if it had never arrived.
-  The next release is then the one a store that never saw them would make; and it never counts
-  one human twice among its k new people (their old self and, after the erasure, their new one).
+  part of the live totals and cells goes with their events, exactly, as if it had never arrived:
+  of a video's views, that is also their watch time up to the cap in the capped sum, and their
+  place among the people and views of each completion cell, as their row in the ledger of viewers
+  (migration 0015) says. The next release is then the one a store that never saw them would make;
+  and it never counts one human twice among its k new people (their old self and, after the
+  erasure, their new one).
 * released: the person stays counted as one of the metric's people, anonymously, and so does
-  everything of theirs the live totals hold by now, their events since that release included.
+  everything of theirs the live totals hold by now, their events since that release included
+  (and of views, their capped watch time and their place in the completion cells).
   The store does not record which arrival brought each event (that would cost ingest a write per
   event); a person already counted adds no person with later events, and their share of a count
   leaves no mark that would let a release tell the erasure apart.
 
-Either way the ledger forgets them, so activity of theirs that arrives later is a new person's:
-they count again, as one of the k new people of a later release. An event of theirs stored by a
-batch still waiting for the arrival lock is such later activity: it arrives after the erasure.
+Either way the ledgers forget them, so activity of theirs that arrives later is a new person's:
+they count again, as one of the k new people of a later release, and a view of theirs adds their
+watch time up to the cap and their completion afresh. An event of theirs stored by a batch still
+waiting for the arrival lock is such later activity: it arrives after the erasure.
+
+Locks: erasure takes the arrival lock before it touches any row, where a batch takes it after
+storing its events (gateway.store.ingest). Before the lock a batch holds only rows of its own,
+uncommitted (event ids, events, and a backfill's held events, which never take the lock), that no
+snapshot of the erasure sees, so the erasure never waits for it; under the lock the two run one
+at a time, as replays do (they take the lock before touching anything too). Neither can hold
+what the other waits for.
 
 Event ids stay in event_ids (an id, not who or what): an erased event sent again is skipped as a
 duplicate, as it would be had it never been erased, rather than stored anew.
@@ -109,19 +121,22 @@ _COUNTED_IN = (
        WHERE f.actor_id = $1""",
 )
 
-# Where they are not yet released, their part goes, as apply_arrival() (migration 0011) added it:
-# one person and their applied events (for a creator's followers, whether they follow now) in the
-# totals; in each breakdown cell, one person per cell the ledger has them in and their events
-# there. What only they had brought is left empty, and goes: nothing of it was ever released.
+# Where they are not yet released, their part goes, as apply_arrival() (migrations 0011 and 0015)
+# added it: one person and their applied events (for a creator's followers, whether they follow
+# now) in the totals, and their watch time up to the cap in a video's capped sum, as their row in
+# the ledger of viewers holds it (all they watched that was applied, whether or not its events are
+# still stored); in each breakdown cell, one person per cell the ledgers have them in and their
+# events there. What only they had brought is left empty, and goes: nothing of it was ever released.
 _SETTLE_TOTALS = """
 UPDATE live_totals t
 SET people = t.people - 1,
     events = t.events - coalesce(mine.events, CASE WHEN c.following THEN 1 ELSE 0 END),
-    watch_ms = t.watch_ms - coalesce(mine.watch_ms, 0)
+    watch_capped_ms = t.watch_capped_ms - coalesce(least(viewer.watch_ms, watch_cap_ms()), 0)
 FROM erased_counts c
-LEFT JOIN (SELECT video_id, metric, sum(events) AS events, coalesce(sum(watch_ms), 0) AS watch_ms
+LEFT JOIN (SELECT video_id, metric, sum(events) AS events
            FROM erased_events WHERE NOT held AND metric IS NOT NULL
            GROUP BY 1, 2) mine ON mine.video_id = c.subject_id AND mine.metric = c.metric
+LEFT JOIN video_viewers viewer ON viewer.video_id = c.subject_id AND c.metric = 'v' AND viewer.actor_id = $1
 WHERE NOT c.released AND t.subject_id = c.subject_id AND t.metric = c.metric
 """
 _SETTLE_CELLS = """
@@ -131,10 +146,17 @@ WITH their_part AS (
     CROSS JOIN LATERAL (VALUES ('c'::"char", l.channel::text), ('r', l.region), ('a', l.age_band)) AS d (dimension, value)
     WHERE l.actor_id = $1 AND d.value IS NOT NULL
     UNION ALL
+    -- A viewer is one person in each completion cell a view of theirs landed in (migration 0015).
+    SELECT w.video_id, 'v', 'w', d.value, 1, 0
+    FROM video_viewers w
+    CROSS JOIN LATERAL (VALUES (CASE WHEN w.completed THEN 'completed' END),
+                               (CASE WHEN w.not_completed THEN 'not_completed' END)) AS d (value)
+    WHERE w.actor_id = $1 AND d.value IS NOT NULL
+    UNION ALL
     SELECT e.video_id, e.metric, d.dimension, d.value, 0, d.events
     FROM erased_events e
     CROSS JOIN LATERAL (VALUES ('c'::"char", e.channel, e.events), ('r', e.region, e.events), ('a', e.age_band, e.events),
-                               ('w', CASE WHEN e.completed THEN 'completed' END, 1)) AS d (dimension, value, events)
+                               ('w', CASE WHEN e.completed THEN 'completed' ELSE 'not_completed' END, 1)) AS d (dimension, value, events)
     WHERE NOT e.held AND e.metric IS NOT NULL AND d.value IS NOT NULL
 ), unreleased AS (
     SELECT p.subject_id, p.metric, p.dimension, p.value, sum(p.people) AS people, sum(p.events) AS events
@@ -156,6 +178,7 @@ _DROP_EMPTY = (
 
 _FORGET = (
     "DELETE FROM video_people WHERE actor_id = $1",
+    "DELETE FROM video_viewers WHERE actor_id = $1",
     "DELETE FROM follow_state WHERE actor_id = $1",
 )
 # As `gateway apps revoke` does (gateway.store.apps): the generation moves on, so tokens issued
@@ -190,7 +213,7 @@ async def erase_person(conn: asyncpg.Connection, person_id: str, *, key: bytes, 
         create, collect = _COUNTED_IN
         await conn.execute(create)
         await conn.execute(collect, person_id)
-        await conn.execute(_SETTLE_TOTALS)
+        await conn.execute(_SETTLE_TOTALS, person_id)
         await conn.execute(_SETTLE_CELLS, person_id)
         for statement in _DROP_EMPTY:
             await conn.execute(statement)

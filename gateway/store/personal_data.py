@@ -1,13 +1,13 @@
 """A person's own rows, wherever the store keeps them: what an access request exports (`gateway
 export-user`) and an erasure removes (gateway.store.erasure).
 
-Events, the ledger of people and app grants each need handling of their own (erasure takes a
-person out of the live counts, and revokes grants rather than forgetting them). Every other table
-that holds rows of one person, keyed by a column naming them, is listed in PERSONAL_ROWS: an entry
-there is exported under its name and deleted on erasure, and nothing else is needed but the
-eraser's privilege on the table (`GRANT SELECT, DELETE ON … TO gateway_eraser`, in the migration
-that makes it). The consent settings of issue 14 join here, with one line:
-`PersonalRows("consents", "<their table>", "user_id")`.
+Events, the ledgers of people, viewers and followers, and app grants each need handling of their
+own (erasure takes a person out of the live counts, and revokes grants rather than forgetting
+them). Every other table that holds rows of one person, keyed by a column naming them, is listed
+in PERSONAL_ROWS: an entry there is exported under its name and deleted on erasure, and nothing
+else is needed but the eraser's privilege on the table (`GRANT SELECT, DELETE ON … TO
+gateway_eraser`, in the migration that makes it). The consent settings of issue 14 join here,
+with one line: `PersonalRows("consents", "<their table>", "user_id")`.
 
 tests/store/test_personal_data.py fails while a table with a column naming a person is neither
 listed here nor handled on purpose.
@@ -58,6 +58,12 @@ SELECT event_id, type::text AS type, occurred_at, ingested_at, video_id, creator
 FROM events WHERE actor_id = $1
 ORDER BY occurred_at, event_id
 """
+# The ledger of viewers (migration 0015): all they watched of each video, whether a view of theirs
+# was watched to the end and whether one was not. It outlives the views it sums, once retention
+# drops them.
+_VIDEOS_WATCHED = """
+SELECT video_id, watch_ms, completed, not_completed FROM video_viewers WHERE actor_id = $1 ORDER BY video_id
+"""
 _APP_GRANTS = """
 SELECT a.app_id, p.name AS app_name, a.scopes, a.authorized_at, a.revoked_at
 FROM app_authorizations a JOIN apps p USING (app_id)
@@ -69,13 +75,15 @@ _ERASURES = "SELECT erasure_id, erased_at FROM erasures WHERE subject_key = $1 O
 
 async def export_person(conn: asyncpg.Connection, person_id: str, subject_key: bytes, now: datetime) -> dict[str, Any]:
     """Everything the store holds of `person_id`, over the owner's connection: their events (every
-    type, as stored), their activity as `me` serves it, the apps they authorized, the rows of
-    PERSONAL_ROWS, and whether they were ever erased (`subject_key`: gateway.store.erasure)."""
+    type, as stored), their activity as `me` serves it, their rows in the ledger of viewers, the apps
+    they authorized, the rows of PERSONAL_ROWS, and whether they were ever erased (`subject_key`:
+    gateway.store.erasure)."""
     async with conn.transaction(readonly=True, isolation="repeatable_read"):
         events = [_row(record) for record in await conn.fetch(_EVENTS, person_id)]
         shares = await queries.my_shares(conn, person_id, None)
         likes = await queries.my_likes(conn, person_id, None)
         follows = await queries.my_follows(conn, person_id, None)
+        watched = [_row(record) for record in await conn.fetch(_VIDEOS_WATCHED, person_id)]
         grants = [_row(record) for record in await conn.fetch(_APP_GRANTS, person_id)]
         personal = {rows.name: [_row(record, without=rows.person_column) for record in await conn.fetch(rows.select, person_id)] for rows in PERSONAL_ROWS}
         erasures = [_row(record) for record in await conn.fetch(_ERASURES, subject_key)]
@@ -88,6 +96,7 @@ async def export_person(conn: asyncpg.Connection, person_id: str, subject_key: b
             "likes": [{"video_id": r["video_id"], "liked_at": r["occurred_at"]} for r in likes],
             "follows": [{"creator_id": r["creator_id"], "followed_at": r["occurred_at"]} for r in follows],
         },
+        "videos_watched": watched,
         "app_grants": grants,
         **personal,
         # When they were erased, if ever: whatever the export holds arrived after the last of these.

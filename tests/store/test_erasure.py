@@ -66,11 +66,14 @@ async def erase(store: Store, person: str = PERSON, reason: str | None = None) -
         return await erase_person(conn, person, key=subject_key(KEY, person), erased_by="compliance:dpo", reason=reason)
 
 
+TEN_HOURS = 10 * 3600 * 1000  # of watch time: one viewer counts up to the cap, three minutes (migration 0015)
+
+
 async def released_and_unreleased(writer: EventWriter) -> None:
     """The person is counted in a release of video `a`'s views and shares and of creator `c2`'s
     followers (with four others each: k is 5), and has viewed `a` again since, from another region;
-    they are among three viewers of `b` (no release), like `b`, watched it to the end, and are the
-    one follower of `c3`."""
+    they are among three viewers of `b` (no release), like `b`, viewed it twice (once left playing
+    for ten hours and watched to the end, once not finished), and are the one follower of `c3`."""
     others = [f"o{n}" for n in range(1, 5)]
     await ingest(writer, [
         *views("a", [PERSON, *others], region="DE"),
@@ -78,8 +81,9 @@ async def released_and_unreleased(writer: EventWriter) -> None:
         *follows("c2", [PERSON, *(f"f{n}" for n in range(1, 5))]),
     ])
     await ingest(writer, [
-        *views("a", [PERSON], region="FR"),
-        *views("b", [PERSON], region="FR", age_band="18-24", completed=True),
+        *views("a", [PERSON], region="FR", watch_ms=TEN_HOURS, completed=True),
+        *views("b", [PERSON], region="FR", age_band="18-24", watch_ms=TEN_HOURS, completed=True),
+        *views("b", [PERSON], region="FR", age_band="18-24", completed=False),
         *views("b", ["o5", "o6"], region="DE"),
         event("like", fresh_id("like"), NOON, video_id="b", actor_id=PERSON),
         *follows("c3", [PERSON]),
@@ -154,7 +158,7 @@ async def test_erasure_removes_the_persons_events_ledger_rows_and_budget_and_rev
 
     receipt = await erase(store, reason="request by e-mail")
 
-    assert receipt.events == 7 and receipt.app_grants == 1 and not receipt.repeated
+    assert receipt.events == 8 and receipt.app_grants == 1 and not receipt.repeated
     for table in ("events", "video_people", "follow_state", "arrivals_pending"):
         assert await admin.fetchval(f"SELECT count(*) FROM {table} WHERE actor_id = $1", PERSON) == 0, table
     assert await admin.fetchval("SELECT count(*) FROM privacy_spend WHERE user_id = $1", PERSON) == 0
@@ -210,10 +214,13 @@ async def test_what_only_the_person_brought_and_was_never_released_is_gone(store
 
     await erase(store)
 
-    # c3's one follower, b's likes, b's viewers from 18-24 and b's completed views were theirs alone.
+    # c3's one follower, b's likes, b's viewers from 18-24 and b's completed views were theirs alone;
+    # b's two other viewers left their views unfinished, watching a second each, and the capped sum
+    # loses the three minutes the person's ten hours counted, no more.
     assert await admin.fetch("SELECT * FROM live_totals WHERE (subject_id, metric) IN (('c3', 'f'), ('b', 'l'))") == []
-    cells = await admin.fetch("SELECT dimension::text, value FROM live_cells WHERE subject_id = 'b' ORDER BY 1, 2")
-    assert [tuple(cell) for cell in cells] == [("a", "unknown"), ("r", "DE")]
+    cells = await admin.fetch("SELECT dimension::text, value, events, people FROM live_cells WHERE subject_id = 'b' ORDER BY 1, 2")
+    assert [tuple(cell) for cell in cells] == [("a", "unknown", 2, 2), ("r", "DE", 2, 2), ("w", "not_completed", 2, 2)]
+    assert await admin.fetchval("SELECT watch_capped_ms FROM live_totals WHERE (subject_id, metric) = ('b', 'v')") == 2_000
 
 
 async def test_erasing_again_changes_nothing_and_answers_with_the_first_receipt(
@@ -314,11 +321,16 @@ async def test_erasure_while_ingest_runs_loses_no_other_persons_event_and_keeps_
         for batch in part:
             await ingest(writer, batch)
 
-    receipts = await asyncio.gather(feed(batches[0::2]), feed(batches[1::2]), erase(store), erase(store))
+    # A task group, not gather: should one of them fail, the batches still running are cancelled and
+    # awaited, rather than left to meet the next test's TRUNCATE in a deadlock that hides the failure.
+    async with asyncio.TaskGroup() as running:
+        running.create_task(feed(batches[0::2]))
+        running.create_task(feed(batches[1::2]))
+        erasures = [running.create_task(erase(store)) for _ in range(2)]
 
     stored = {row[0] for row in await admin.fetch("SELECT event_id FROM events WHERE actor_id <> $1", PERSON)}
     assert others <= stored, "another person's event was lost"
-    assert not all(receipt.repeated for receipt in receipts[2:]), "one of the two erasures found the person"
+    assert not all(erasure.result().repeated for erasure in erasures), "one of the two erasures found the person"
     left = await admin.fetch("SELECT DISTINCT video_id FROM events WHERE actor_id = $1", PERSON)
     assert {row[0] for row in left} <= {"c"}, "only what arrived after an erasure remains"
     assert await live_state(admin) == plus(await recount(admin), released_part)
@@ -333,19 +345,28 @@ def world(name: str) -> Callable[[str], str]:
 
 
 def scenario_before(w: Callable[[str], str], person: str, *, unreleased: bool) -> list[list[dict[str, Any]]]:
-    """`person` is counted in a release of `a` (views) and of `c`'s followers, then views `a` again;
-    `unreleased`: they also view `b`, which has no release."""
+    """`person` is counted in a release of `a` (views: they left it playing for ten hours and watched
+    it to the end) and of `c`'s followers, then views `a` again, without finishing it; `unreleased`:
+    they also view `b`, which has no release: once for ten hours, to the end, and once not."""
     return [
-        [*views(w("a"), [person, *(w(f"o{n}") for n in range(1, 5))], region="DE"),
+        [*views(w("a"), [person], region="DE", watch_ms=TEN_HOURS, completed=True),
+         *views(w("a"), [w(f"o{n}") for n in range(1, 5)], region="DE"),
          *follows(w("c"), [person, *(w(f"f{n}") for n in range(1, 5))])],
-        [*views(w("a"), [person], region="FR"), *views(w("b"), [*([person] if unreleased else []), w("o5"), w("o6")], region="DE")],
+        [*views(w("a"), [person], region="FR", watch_ms=30_000),
+         *views(w("b"), [person] if unreleased else [], region="DE", watch_ms=TEN_HOURS, completed=True),
+         *views(w("b"), [person] if unreleased else [], region="DE", completed=False),
+         *views(w("b"), [w("o5"), w("o6")], region="DE")],
     ]
 
 
 def scenario_after(w: Callable[[str], str]) -> list[list[dict[str, Any]]]:
-    """The person (by their own id) acts again, with others: `b` reaches a release."""
+    """The person (by their own id) acts again, with others, watching both videos to the end for
+    two minutes or so: `b` reaches a release."""
     return [
-        [*views(w("a"), [w("p"), *(w(f"o{n}") for n in range(9, 13))], region="FR"), *views(w("b"), [w("p"), w("o7")])],
+        [*views(w("a"), [w("p")], region="FR", watch_ms=120_000, completed=True),
+         *views(w("a"), [w(f"o{n}") for n in range(9, 13)], region="FR"),
+         *views(w("b"), [w("p")], watch_ms=150_000, completed=True),
+         *views(w("b"), [w("o7")])],
         [*views(w("b"), [w("o8")]), *follows(w("c"), [w("p")])],
     ]
 
@@ -354,9 +375,9 @@ async def history_of(admin: asyncpg.Connection, name: str) -> dict[str, list[tup
     """The world's releases and live state, its name taken out of the ids."""
     prefix = f"{name}-"
     tables = {
-        "releases": "SELECT subject_id, metric::text, made_at, seq, people, prev_people, events, watch_ms FROM releases",
+        "releases": "SELECT subject_id, metric::text, made_at, seq, people, prev_people, events, watch_capped_ms, watch_cap_ms FROM releases",
         "release_cells": "SELECT subject_id, metric::text, dimension::text, value, seq, events, people FROM release_cells",
-        "live_totals": "SELECT subject_id, metric::text, people, events, watch_ms, released_seq, released_people FROM live_totals",
+        "live_totals": "SELECT subject_id, metric::text, people, events, watch_capped_ms, released_seq, released_people FROM live_totals",
         "live_cells": "SELECT subject_id, metric::text, dimension::text, value, events, people FROM live_cells",
     }
     return {
@@ -384,3 +405,13 @@ async def test_a_person_erased_and_one_who_never_was_leave_the_same_history(
     made = {(subject, metric, seq) for subject, metric, _, seq, *_ in in_e["releases"]}
     assert {("a", "v", 2), ("b", "v", 1), ("c", "f", 1)} <= made, "the person's later activity made releases"
     assert in_e == in_n
+    # What average watch times and completion rates are served from: each viewer's watch time up to
+    # three minutes, and the people and views on each side of the completion cells.
+    watched = {(subject, seq): capped for subject, metric, _, seq, _, _, _, capped, _ in in_e["releases"] if metric == "v"}
+    assert watched == {("a", 1): 180_000 + 4 * 1_000, ("a", 2): 180_000 + 4 * 1_000 + 120_000 + 4 * 1_000, ("b", 1): 150_000 + 4 * 1_000}
+    completion = {(subject, value, seq): (events, people) for subject, _, dimension, value, seq, events, people in in_e["release_cells"] if dimension == "w"}
+    assert completion == {
+        ("a", "completed", 1): (1, 1), ("a", "not_completed", 1): (4, 4),
+        ("a", "completed", 2): (2, 2), ("a", "not_completed", 2): (9, 9),
+        ("b", "completed", 1): (1, 1), ("b", "not_completed", 1): (4, 4),
+    }

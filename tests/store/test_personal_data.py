@@ -69,6 +69,8 @@ async def test_the_export_holds_the_persons_events_activity_grants_and_budget_an
         "likes": [{"video_id": "v2", "liked_at": "2025-05-01T11:00:00+00:00"}],
         "follows": [{"creator_id": "c9", "followed_at": "2025-05-01T12:00:00+00:00"}],
     }
+    # The ledger of viewers: applied views only (the held one has not arrived), and nobody else's.
+    assert exported["videos_watched"] == [{"video_id": "v1", "watch_ms": 4200, "completed": True, "not_completed": False}]
     grants = {g["app_name"]: (g["scopes"], g["revoked_at"] is None) for g in exported["app_grants"]}
     assert grants == {"Acme": (["activity", "stats"], True), "Other": ([], False)}
     assert exported["app_budget_spend"] == [{"app_id": acme, "day": "2025-05-01", "release": "0102", "epsilon": "0.25"}]
@@ -87,6 +89,7 @@ async def test_the_export_of_an_erased_person_says_when_and_holds_only_what_arri
     exported = await export(admin, "p1")
 
     assert [e["event_id"] for e in exported["events"]] == ["after"]
+    assert exported["videos_watched"] == [{"video_id": "v1", "watch_ms": 1000, "completed": False, "not_completed": True}]
     assert exported["erasures"] == [{"erasure_id": receipt.erasure_id, "erased_at": receipt.erased_at.isoformat()}]
 
 
@@ -97,6 +100,7 @@ HANDLED = {
     ("arrivals_pending", "actor_id"): "deleted with the events they copy",
     ("video_people", "actor_id"): "the ledger: deleted, once the person is taken out of what was not released",
     ("follow_state", "actor_id"): "the ledger of followers: likewise",
+    ("video_viewers", "actor_id"): "the ledger of viewers (watch time, completion): likewise; exported",
     ("app_authorizations", "user_id"): "revoked, not deleted: its generation keeps the tokens issued under it refused; exported",
     ("oauth_token_families", "user_id"): "ended by the grant's revocation (its generation); the OAuth tables are the OAuth endpoints'",
 }

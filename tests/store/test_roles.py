@@ -204,7 +204,10 @@ PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "metric_dimensions": {"SELECT"},
         "releases": {"SELECT", "INSERT"},
         "release_cells": {"SELECT", "INSERT"},
-        **{table: {"SELECT", "INSERT", "UPDATE", "DELETE"} for table in ("video_people", "follow_state", "live_totals", "live_cells", "arrivals_pending")},
+        **{
+            table: {"SELECT", "INSERT", "UPDATE", "DELETE"}
+            for table in ("video_people", "video_viewers", "follow_state", "live_totals", "live_cells", "arrivals_pending")
+        },
         "decision_bodies": {"SELECT", "INSERT"},
         "decision_log": {"INSERT"},
     },
@@ -216,7 +219,7 @@ PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "oauth_codes": {"SELECT", "INSERT", "UPDATE", "DELETE"},
     },
     "gateway_eraser": {
-        **{table: {"SELECT", "DELETE"} for table in ("events", "arrivals_pending", "video_people", "follow_state", "privacy_spend")},
+        **{table: {"SELECT", "DELETE"} for table in ("events", "arrivals_pending", "video_people", "video_viewers", "follow_state", "privacy_spend")},
         **{table: {"SELECT", "UPDATE", "DELETE"} for table in ("live_totals", "live_cells")},
         "metric_dimensions": {"SELECT"},
         "app_authorizations": {"SELECT", "UPDATE"},
@@ -245,6 +248,8 @@ async def test_each_pool_role_holds_exactly_the_privileges_its_work_needs(admin:
         pytest.param("SELECT * FROM decision_log LIMIT 1", "allowed", id="decision-log"),
         pytest.param("SELECT * FROM video_people LIMIT 1", INSUFFICIENT_PRIVILEGE, id="ledger-of-people"),
         pytest.param("SELECT * FROM follow_state LIMIT 1", INSUFFICIENT_PRIVILEGE, id="ledger-of-followers"),
+        pytest.param("SELECT * FROM video_viewers LIMIT 1", INSUFFICIENT_PRIVILEGE, id="ledger-of-viewers"),
+        pytest.param("DELETE FROM video_viewers", INSUFFICIENT_PRIVILEGE, id="delete-ledger-of-viewers"),
         pytest.param("SELECT * FROM event_ids LIMIT 1", INSUFFICIENT_PRIVILEGE, id="event-ids"),
         pytest.param("SELECT * FROM videos LIMIT 1", INSUFFICIENT_PRIVILEGE, id="videos"),
         pytest.param("DELETE FROM events", INSUFFICIENT_PRIVILEGE, id="delete-events"),
@@ -276,7 +281,7 @@ async def test_the_eraser_reaches_what_erasure_and_retention_need_and_nothing_el
 
 
 # The tables that hold a person's rows, each with a person the fixture's events give a row there.
-PERSON_TABLES = {"events": "u2", "arrivals_pending": "u2", "video_people": "u2", "follow_state": "u3"}
+PERSON_TABLES = {"events": "u2", "arrivals_pending": "u2", "video_people": "u2", "video_viewers": "viewer-1", "follow_state": "u3"}
 
 
 @pytest.fixture(scope="module")
