@@ -11,10 +11,11 @@ lateness window, so that no live event can still arrive in a month that is dropp
 What else goes with the raw events: a person's activity of those months under `me` and in an
 export. Two things read raw events again, and then do without the dropped ones, changing nothing
 released: an erasure takes a person's events out of the counts no release has counted them in
-(their events already dropped stay there, as anonymous counts), and a backfill of a video or
-creator with live activity but no release builds that unreleased state again from the events
-still stored. Event ids stay in event_ids: an event dropped and sent again is skipped as a
-duplicate, as before.
+(their events already dropped stay there, as anonymous counts; the person themselves, their
+capped watch time and their place in the completion cells go whole, as the ledgers, which
+retention leaves alone, hold them), and a backfill of a video or creator with live activity but
+no release builds that unreleased state again from the events still stored. Event ids stay in
+event_ids: an event dropped and sent again is skipped as a duplicate, as before.
 """
 
 from __future__ import annotations

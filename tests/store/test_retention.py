@@ -10,10 +10,12 @@ import asyncpg
 import pytest
 
 from gateway.errors import BadUserInput, StoreUnavailable
+from gateway.store.erasure import derive_erasure_key, erase_person, subject_key
 from gateway.store.ingest import EventWriter
 from gateway.store.pools import Store
 from gateway.store.retention import PartitionOutcome, drop_expired_events, retention_cutoff
 
+from conftest import SECRET
 from helpers import event, ingest, records, snapshot, truncate_all, utc
 
 
@@ -54,7 +56,7 @@ async def test_months_past_the_cutoff_are_dropped_and_the_history_stays(store: S
     assert await partitions(admin) == ["events_2025m03"]
     after = await snapshot(admin)
     assert [row[0] for row in after["events"]] == [f"mar-{n}" for n in range(3)]
-    for table in ("releases", "release_cells", "live_totals", "live_cells", "video_people", "event_ids"):
+    for table in ("releases", "release_cells", "live_totals", "live_cells", "video_people", "video_viewers", "event_ids"):
         assert after[table] == before[table], f"{table} changed"
 
 
@@ -83,6 +85,32 @@ async def test_a_month_whose_events_wait_for_a_replay_is_kept_until_they_are_app
     assert [(o.partition, o.dropped) for o in dropped] == [("events_2025m02", True)]
     assert await admin.fetchval("SELECT people FROM live_totals WHERE subject_id = 'v-backfilled'") == 5
     assert await admin.fetchval("SELECT count(*) FROM releases WHERE subject_id = 'v-backfilled'") == 1
+
+
+async def test_an_erasure_after_retention_takes_the_ledger_part_whole_and_leaves_dropped_views_counted(
+    store: Store, writer: EventWriter, admin: asyncpg.Connection
+) -> None:
+    """Retention leaves the ledgers whole, so erasing a viewer no release has counted takes them out
+    of the people, the capped watch time and the completion cells' people exactly, their dropped
+    views included; the dropped views themselves stay counted, anonymously (no ledger counts one
+    person's views), as retention's docstring says."""
+    ten_hours = 10 * 3600 * 1000
+    await ingest(writer, [
+        event("view", "jan-p", utc(2025, 1, 15), video_id="v1", actor_id="p", watch_ms=ten_hours, completed=True),
+        *viewers("v1", utc(2025, 1, 15), 2, "jan"),
+    ])
+    await ingest(writer, [event("view", "mar-p", utc(2025, 3, 2), video_id="v1", actor_id="p", watch_ms=30_000, completed=False)])
+    await retain(store, utc(2025, 3, 1))
+
+    async with store.eraser.acquire() as conn:
+        receipt = await erase_person(conn, "p", key=subject_key(derive_erasure_key(SECRET), "p"), erased_by="compliance:dpo", reason=None)
+
+    assert receipt.events == 1  # March's; January's went with its month
+    totals = await admin.fetchrow("SELECT people, events, watch_capped_ms FROM live_totals WHERE subject_id = 'v1' AND metric = 'v'")
+    assert tuple(totals) == (2, 3, 2 * 1_000)
+    cells = await admin.fetch("SELECT value, events, people FROM live_cells WHERE subject_id = 'v1' AND dimension = 'w' ORDER BY 1")
+    assert [tuple(cell) for cell in cells] == [("completed", 1, 0), ("not_completed", 2, 2)]
+    assert await admin.fetchval("SELECT count(*) FROM video_viewers WHERE actor_id = 'p'") == 0
 
 
 async def test_nothing_due_takes_no_lock_and_something_due_gives_up_rather_than_queue(
