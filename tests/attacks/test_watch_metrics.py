@@ -8,6 +8,7 @@ one viewer who left the video playing for ten hours moved it by hours. Now a rat
 when k or more viewers watched a view to the end and k or more left one unfinished (the two cells
 suppressed together, as a breakdown's with its complement), and each viewer's watch time counts
 up to three minutes in a sum served in steps of k viewers at that cap (gateway.privacy.watch_time).
+An erased viewer leaves both figures as a viewer who never was would (gateway.store.erasure).
 
 Times are fixed in 2031, as in test_release_history.py: the clock is the test's.
 """
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 from tests.attacks.world import World, app_for, ask, battery, differences, same_answers
 
-from gateway.auth import ANONYMOUS
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 from harness import Gateway
 
 DAY0 = datetime(2031, 4, 8, tzinfo=UTC)
@@ -145,3 +146,78 @@ async def test_one_person_moves_the_average_watch_time_by_one_step_at_most(gatew
 
     # 1,310 s is nearest 900 s; 1,480 s (ten hours capped at 180 s) is nearest 1,800 s.
     assert served == [{"views": 21, "averageWatchSeconds": pytest.approx(900 / 21)}, {"views": 21, "averageWatchSeconds": pytest.approx(1800 / 21)}]
+
+
+ERASE = "mutation($user: ID!) { eraseUser(userId: $user) { repeated eventsErased } }"
+COMPLIANCE = Principal(PrincipalKind.COMPLIANCE, "dpo")
+
+
+def before_the_erasure(world: World, counted: str, *, unreleased: bool) -> None:
+    """Video 0: `counted` is one of 21 viewers released together (they left it playing for ten hours
+    and finished it), then views it again without finishing. Video 1: three viewers, no release;
+    `unreleased`: the victim views it too, for ten hours to the end, and again without finishing."""
+    for index in (0, 1):
+        world.publish(DAY0 - timedelta(days=3), index)
+    first = DAY0 - timedelta(days=2) + timedelta(hours=10)
+    world.view(world.actor(counted), first, watch_ms=TEN_HOURS, completed=True)
+    for i in range(10):
+        world.view(world.actor(f"finisher{i}"), first + timedelta(seconds=10 * (i + 1)), watch_ms=60_000, completed=True)
+        world.view(world.actor(f"leaver{i}"), first + timedelta(seconds=10 * (i + 1) + 5), watch_ms=20_000)
+    second = first + timedelta(hours=1)
+    world.view(world.actor(counted), second, watch_ms=30_000)
+    if unreleased:
+        world.view(world.actor("victim"), second, 1, watch_ms=TEN_HOURS, completed=True)
+        world.view(world.actor("victim"), second + timedelta(seconds=5), 1, watch_ms=20_000)
+    for i in range(3):
+        world.view(world.actor(f"early{i}"), second + timedelta(seconds=10 * (i + 1)), 1, watch_ms=70_000)
+
+
+def after_the_erasure(world: World) -> None:
+    """The victim's id views both videos again, to the end, with others: each video makes a release."""
+    third = DAY0 - timedelta(days=2) + timedelta(hours=12)
+    world.view(world.actor("victim"), third, watch_ms=120_000, completed=True)
+    world.view(world.actor("victim"), third, 1, watch_ms=150_000, completed=True)
+    for i in range(5):
+        world.view(world.actor(f"late{i}"), third + timedelta(seconds=10 * (i + 1)), watch_ms=60_000, completed=i < 3)
+    for i in range(4):
+        world.view(world.actor(f"late-finisher{i}"), third + timedelta(seconds=10 * (i + 1)), 1, watch_ms=170_000, completed=True)
+    for i in range(3):
+        world.view(world.actor(f"late-leaver{i}"), third + timedelta(seconds=10 * (i + 1) + 5), 1, watch_ms=70_000)
+
+
+async def test_an_erased_viewer_and_one_who_never_was_are_served_the_same_watch_time_and_completion_rate(gateway: Gateway) -> None:
+    """Twin worlds. In `erased`, the victim is counted in video 0's release (ten hours, finished) and
+    views it again; views video 1, which has no release, for ten hours to the end and again; is
+    erased (compliance's eraseUser); and views both again. In `never`, a stand-in does what was
+    released of the victim (it stays counted, anonymously), nobody does what was not, and the
+    victim's id, never seen before, does what the victim does after the erasure. The owner is told
+    the same of both videos in both worlds. The sums sit within one cap of a half-step (900 s):
+    keeping the erased viewer's three minutes on video 1, or dropping the released ones on video
+    0, would each move an average watch time by a step."""
+    erased, never = World("erased-viewer"), World("never-viewer")
+    before_the_erasure(erased, "victim", unreleased=True)
+    before_the_erasure(never, "stand-in", unreleased=False)
+    with gateway.clock.at(NOW):
+        for world in (erased, never):
+            await gateway.play(world.take())
+        erasure = await ask(gateway, ERASE, {"user": erased.actor("victim")}, COMPLIANCE)
+        for world in (erased, never):
+            after_the_erasure(world)
+            await gateway.play(world.take())
+        told = [
+            [await ask(gateway, battery(DAY0 - timedelta(days=4), DAY0), {"video": world.video(index), "creator": world.creator}, world.owner)
+             for index in (0, 1)]
+            for world in (erased, never)
+        ]
+
+    assert erasure["data"]["eraseUser"] == {"repeated": False, "eventsErased": 4}
+    for index in (0, 1):
+        pair = [(world, answers[index]) for world, answers in zip((erased, never), told, strict=True)]
+        assert same_answers(pair), (index, differences(*pair))
+    # Video 0: 980 s capped in the release, 1,400 s now: two steps, over 28 views; 15 of them finished.
+    # Video 1: 1,250 s capped: one step, over 11 views; 5 of them finished, by 5 viewers, 6 did not.
+    served = [answers["data"]["video"]["stats"] for answers in told[1]]
+    assert [(stats["views"], stats["averageWatchSeconds"], stats["completionRate"]) for stats in served] == [
+        (28, pytest.approx(1800 / 28), pytest.approx(15 / 28)),
+        (11, pytest.approx(900 / 11), pytest.approx(5 / 11)),
+    ]
