@@ -733,8 +733,8 @@ def export_user(
     ] = None,
 ) -> None:
     """Write all of a person's own data as JSON (an access request): their events of every type, their
-    activity as `me` serves it, the apps they authorized and what those spent of their ε budget, and
-    their erasures, if any."""
+    activity as `me` serves it, what they watched of each video, the apps they authorized and what
+    those spent of their ε budget, and their erasures, if any."""
     from gateway.store.erasure import derive_erasure_key, subject_key
     from gateway.store.personal_data import export_person, to_json
 
