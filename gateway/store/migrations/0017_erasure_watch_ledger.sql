@@ -1,7 +1,7 @@
 -- Erasure meets the ledger of viewers (migration 0015).
 --
 -- 0015 made video_viewers, which names a person, and gave gateway_private SELECT and DELETE on it,
--- as erasure ran as gateway_private then. Under 0016 erasure runs as gateway_eraser and
+-- the role 0003 meant to erase a principal's rows. Since 0016 erasure runs as gateway_eraser and
 -- gateway_private reads a principal's own events and the decision log only: the privilege moves,
 -- and the eraser is bound by row-level security to the person it erases, as on the other ledgers.
 
