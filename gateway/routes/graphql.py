@@ -101,6 +101,7 @@ async def graphql_endpoint(request: Request) -> Response:
         budget=request.state.budget,
         noise_key=request.state.noise_key,
         now=to_minute(request.state.clock()),
+        clock=request.state.clock,
         documents=request.state.persisted,
     )
     responses: ResponseCache | None = request.state.responses
