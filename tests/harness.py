@@ -43,6 +43,7 @@ __all__ = [
     "TestClock",
     "authorization",
     "field_test_privacy",
+    "policies_granting",
     "policies_with",
     "running_gateway",
     "serve",
@@ -194,6 +195,16 @@ def policies_with(target: Path, terms: dict[str, Any]) -> Path:
         overrides.update(terms)
     data_file.write_text(json.dumps(data, indent=2))
     return target
+
+
+def policies_granting(policies: Path, kind: str, group: str) -> Path:
+    """`policies` (a copy of a policy directory) with `group` granted to principal kind `kind` as well,
+    as compliance would switch a field group on."""
+    data_file = policies / "data.json"
+    data = json.loads(data_file.read_text())
+    data["access"]["principals"][kind]["groups"].append(group)
+    data_file.write_text(json.dumps(data, indent=2))
+    return policies
 
 
 @contextlib.asynccontextmanager
