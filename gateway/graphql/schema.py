@@ -1,4 +1,5 @@
-"""The schema: `Query`, `Mutation` (a user's consent: gateway.graphql.consent), and the extension that hands Strawberry the already parsed and validated document."""
+"""The schema: `Query`, `Mutation` (a user's consent: gateway.graphql.consent), and the extension that
+hands Strawberry the already parsed and validated document."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import asyncpg
 
-__all__ = ["CreatorVisibility", "Setting", "anonymous_shares", "consented_sharers", "record_change", "visible_to"]
+__all__ = ["MAX_SHARERS", "Setting", "Visibility", "anonymous_shares", "consented_sharers", "record_change", "visible_to"]
 
 # Most sharers one request lists (consented_sharers() holds to it too).
 MAX_SHARERS = 100
@@ -26,7 +26,9 @@ class Setting(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class CreatorVisibility:
+class Visibility:
+    """A creator a user may be shown to, since when."""
+
     creator_id: str
     since: datetime
 
@@ -83,7 +85,7 @@ async def anonymous_shares(conn: asyncpg.Connection, user_id: str) -> bool:
     return bool(value)
 
 
-async def visible_to(conn: asyncpg.Connection, user_id: str, limit: int) -> list[CreatorVisibility]:
+async def visible_to(conn: asyncpg.Connection, user_id: str, limit: int) -> list[Visibility]:
     """The creators `user_id` may be shown to now, most recent consent first."""
     async with conn.transaction(readonly=True):
         await _bind(conn, user_id)
@@ -94,7 +96,7 @@ async def visible_to(conn: asyncpg.Connection, user_id: str, limit: int) -> list
             user_id,
             limit,
         )
-    return [CreatorVisibility(row["creator_id"], row["changed_at"]) for row in rows]
+    return [Visibility(row["creator_id"], row["changed_at"]) for row in rows]
 
 
 async def consented_sharers(conn: asyncpg.Connection, video_id: str, creator_id: str, after: str | None, limit: int) -> list[str]:

@@ -16,11 +16,11 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 
+from answers import answer, refusals
 from fixture_platform import ADA, ADA_FIRST, ADA_SECOND, BO, BO_ONLY, EVENTS, SHARER, SHARER_NO_REGION, VIEWER, VIEWER_FR
 from harness import Gateway, authorization, policies_granting
 
@@ -44,19 +44,6 @@ def user(user_id: str) -> Principal:
 @pytest.fixture(scope="module", autouse=True)
 async def platform(gateway: Gateway) -> None:
     assert await gateway.backfill(EVENTS) > 0
-
-
-def answer(response: httpx.Response) -> Any:
-    """The data of a response that must have succeeded completely."""
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert "errors" not in body, body["errors"]
-    return body["data"]
-
-
-def refusals(response: httpx.Response) -> list[tuple[str, str | None, list[str | int] | None]]:
-    assert response.status_code == 200, response.text
-    return [(e["extensions"]["code"], e["extensions"].get("field"), e.get("path")) for e in response.json()["errors"]]
 
 
 async def set_shares(gateway: Gateway, principal: Principal, on: bool) -> bool:
