@@ -89,7 +89,6 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     LIMIT least(greatest(max_rows, 0), 100)
 $$;
 
-
 -- Row-level security: the private pool reads and appends the changes of the principal named by
 -- the transaction-local gateway.actor_id only (as it reads events, migration 0004); unset, none.
 -- Ingest reads every share setting, to apply each share as its sharer chose.
