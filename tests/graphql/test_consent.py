@@ -204,6 +204,17 @@ async def test_a_mutation_is_not_run_by_get(gateway: Gateway, admin: asyncpg.Con
     assert await audit(admin, str(someone.id)) == []
 
 
+async def test_a_mutation_and_the_settings_it_changed_are_never_answered_from_kept_answers(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """On, off and on again within one minute (the clock stands still): each runs, and each read
+    after it sees it."""
+    someone = new_user()
+    for on in (True, False, True):
+        assert await set_shares(gateway, someone, on) is on
+        assert answer(await gateway.graphql(ME_SETTINGS, principal=someone))["me"]["settings"]["anonymousShares"] is on
+
+    assert [row[2] for row in await audit(admin, str(someone.id))] == [True, False, True]
+
+
 async def test_each_user_reads_their_own_settings_only(gateway: Gateway) -> None:
     one, other = new_user(), new_user()
     await set_shares(gateway, one, True)
