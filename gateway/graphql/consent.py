@@ -4,7 +4,7 @@ that reads a consent (Video.consentedSharers).
 The settings are the user's own rows (the private pool, bound to the user in SQL); a change is
 appended to the audit (gateway.store.consent), never made in place. Only the user changes their
 consent: not an app acting for them, nor any other principal, whatever the policy allows. What
-each setting does to what is served is the store's (migration 0017).
+each setting does to what is served is the store's (migration 0018).
 """
 
 from __future__ import annotations

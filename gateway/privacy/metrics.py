@@ -25,7 +25,7 @@ class Dimension:
     domain   every key, listed whether or not anyone is in it (None: listed only when shown)
     pool     the key cells below k are pooled under, for a domain too large to list
     partial  the metric's total counts activity in no cell of it too (anonymous shares, migration
-             0017): that remainder is suppressed as a cell of its own (gateway.privacy.suppression)
+             0018): that remainder is suppressed as a cell of its own (gateway.privacy.suppression)
     noise    the ε key of the policy's obligations that noises this breakdown's cells
     """
 

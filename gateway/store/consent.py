@@ -1,4 +1,4 @@
-"""Sharers' consent in the store (migration 0017): the audit of changes, the settings in force, and
+"""Sharers' consent in the store (migration 0018): the audit of changes, the settings in force, and
 the sharers who chose to be shown to a creator.
 
 A user's own rows are read and appended through the private pool, bound to the user by

@@ -56,7 +56,7 @@ ALLOWED = frozenset({
     "Creator.id",
     # The sharers of a video who chose to be shown to its creator (Mutation.setVisibleTo), to that
     # creator only: owner-only, served by no shipped policy, read through a function that returns
-    # those users and nobody else (migration 0017).
+    # those users and nobody else (migration 0018).
     "Video.consentedSharers",
 })
 

@@ -116,7 +116,7 @@ _CAPPED_WATCH = """
     FROM (SELECT video_id, actor_id, sum(watch_ms) AS watched FROM events WHERE type = 'view' GROUP BY 1, 2) viewers
     GROUP BY 1"""
 # A share is anonymous, and in no channel cell, when its event says so or its sharer's share setting
-# was on when it was made (migration 0017): their latest change at or before it says so.
+# was on when it was made (migration 0018): their latest change at or before it says so.
 _ANONYMOUS = """(type = 'share' AND (anonymous OR coalesce(
     (SELECT s.value FROM consent_changes s
      WHERE s.user_id = events.actor_id AND s.setting = 'anonymous_shares' AND s.changed_at <= events.occurred_at

@@ -1,4 +1,4 @@
-"""Anonymous shares in the release machinery, and the store's side of consent (migration 0017).
+"""Anonymous shares in the release machinery, and the store's side of consent (migration 0018).
 
 A share is anonymous when its event says so, or when its sharer's share setting was on when it was
 made, as the audit of changes records it. It counts in its video's share total and people, and in
