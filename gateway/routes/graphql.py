@@ -136,6 +136,7 @@ async def _answer(request: Request, principal: Principal, media_type: str) -> Re
         budget=request.state.budget,
         noise_key=request.state.noise_key,
         now=to_minute(request.state.clock()),
+        clock=request.state.clock,
         documents=request.state.persisted,
     )
     responses: ResponseCache | None = request.state.responses
