@@ -672,7 +672,8 @@ def policy_check(
     schema_path: Annotated[Path, typer.Option("--schema", help="The schema the policy decides on.")] = Path("schema.graphql"),
 ) -> None:
     """Parse the policy, check every field coordinate its data names against the schema (exit 1 on a
-    missing one, 2 on a parse error), and list schema fields no policy allows (a warning)."""
+    missing one, 2 on a parse error), and list schema fields no policy allows (a warning; a note for
+    those data.json lists in groups no principal is granted, which are off on purpose)."""
     from gateway.policy.testing import check_policy
 
     files = read_policy(policy_dir)

@@ -46,6 +46,7 @@ __all__ = [
     "TestClock",
     "authorization",
     "field_test_privacy",
+    "policies_granting",
     "policies_with",
     "roomy_policies",
     "running_gateway",
@@ -221,6 +222,16 @@ def roomy_policies() -> Path:
     target = Path(tempfile.mkdtemp(prefix="gateway-test-policies-"))
     atexit.register(shutil.rmtree, target, ignore_errors=True)
     return policies_with(target, {})
+
+
+def policies_granting(policies: Path, kind: str, group: str) -> Path:
+    """`policies` (a copy of a policy directory) with `group` granted to principal kind `kind` as well,
+    as compliance would switch a field group on."""
+    data_file = policies / "data.json"
+    data = json.loads(data_file.read_text())
+    data["access"]["principals"][kind]["groups"].append(group)
+    data_file.write_text(json.dumps(data, indent=2))
+    return policies
 
 
 @contextlib.asynccontextmanager

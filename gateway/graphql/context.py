@@ -11,7 +11,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from gateway.auth import Principal
-from gateway.clock import utc_now
+from gateway.clock import Clock, utc_now
 from gateway.errors import PolicyUnavailable
 from gateway.graphql.persisted import PersistedDocuments
 from gateway.policy.decider import PolicyDecider
@@ -40,6 +40,8 @@ class RequestContext:
     erasure_key: bytes = b""
     # One clock reading per request, so every default range and every release it sees agree.
     now: datetime = field(default_factory=utc_now)
+    # The clock itself, for what a request records at the moment it happens (a consent change).
+    clock: Clock = utc_now
     # The documents registered for apps, for an app the policy confines to them (None: none are).
     documents: PersistedDocuments | None = None
     # Set by the policy guard before any resolver runs: that the policy decided the operation, the

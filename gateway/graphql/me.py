@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 
 from gateway.errors import BadUserInput
+from gateway.graphql.consent import ConsentSettings
 from gateway.graphql.context import Context
 from gateway.store import queries
 
@@ -65,3 +66,7 @@ class Me:
         async with info.context.store.private.acquire() as conn:
             rows = await queries.my_follows(conn, self.user_id, own_limit(first))
         return [MyFollow(creator_id=strawberry.ID(r["creator_id"]), followed_at=r["occurred_at"]) for r in rows]
+
+    @strawberry.field(description="Your consent settings: anonymous sharing, and the creators you may be shown to.")
+    def settings(self) -> ConsentSettings:
+        return ConsentSettings(user_id=self.user_id)

@@ -1,4 +1,5 @@
-"""The schema: `Query`, and the extension that hands Strawberry the already parsed and validated document."""
+"""The schema: `Query`, `Mutation` (a user's consent: gateway.graphql.consent), and the extension that
+hands Strawberry the already parsed and validated document."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from strawberry.types import ExecutionContext
 from gateway.auth import PrincipalKind
 from gateway.errors import Forbidden, NotFound, Unauthenticated
 from gateway.graphql.compliance import DecisionLogConnection, decision_log
+from gateway.graphql.consent import Mutation
 from gateway.graphql.context import Context
 from gateway.graphql.creator import Creator
 from gateway.graphql.documents import parse_document

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import strawberry
 
+from gateway.graphql.consent import consented_sharers
 from gateway.graphql.context import Context
 from gateway.graphql.ranges import time_range
 from gateway.graphql.shapes import Breakdown, Timeline, breakdown, timeline
@@ -111,6 +112,13 @@ class Video:
     @strawberry.field(description="Shares by channel. The creator's only.")
     async def share_channels(self, info: Context) -> Breakdown | None:
         return breakdown(await info.context.privacy().breakdown(self.id, SHARES, "channel"))
+
+    @strawberry.field(
+        description="The sharers of this video who chose to be shown to its creator (and nobody else), by user id, "
+        "in order; `after` is the last id of the page before. The creator's only, where the policy serves it."
+    )
+    async def consented_sharers(self, info: Context, first: int = 50, after: strawberry.ID | None = None) -> list[strawberry.ID] | None:
+        return await consented_sharers(info, self.id, first, after)
 
     @strawberry.field(
         description="Distinct viewers by region or age band. The creator's only. Every age band is listed; "

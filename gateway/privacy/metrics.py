@@ -24,6 +24,8 @@ class Dimension:
     counts   what a served cell counts: "events" (e.g. shares) or "people" (distinct viewers)
     domain   every key, listed whether or not anyone is in it (None: listed only when shown)
     pool     the key cells below k are pooled under, for a domain too large to list
+    partial  the metric's total counts activity in no cell of it too (anonymous shares, migration
+             0018): that remainder is suppressed as a cell of its own (gateway.privacy.suppression)
     noise    the ε key of the policy's obligations that noises this breakdown's cells
     """
 
@@ -32,6 +34,7 @@ class Dimension:
     counts: str
     domain: tuple[str, ...] | None = None
     pool: str | None = None
+    partial: bool = False
     noise: str | None = None
 
 
@@ -66,5 +69,6 @@ VIEWS = Metric(
 )
 LIKES = Metric("likes", "l", net=True)
 COMMENTS = Metric("comments", "c")
-SHARES = Metric("shares", "s", dimensions=(Dimension("channel", "c", counts="events", domain=CHANNELS, noise="shares"),))
+# An anonymous share counts in the video's shares and in no channel.
+SHARES = Metric("shares", "s", dimensions=(Dimension("channel", "c", counts="events", domain=CHANNELS, partial=True, noise="shares"),))
 FOLLOWERS = Metric("followers", "f", net=True)

@@ -10,6 +10,11 @@ among empty ones. The smallest visible cell is therefore suppressed with them
 the complement is taken does not depend on the small cells' values (empty cells
 count as suppressed too), so which cells are served says nothing about them.
 
+A breakdown whose total also counts activity in no cell (anonymous shares, which count in a
+video's shares and in no channel) has that remainder as one more suppressed cell, always there,
+whether or not anyone is in it: the smallest visible cell is always suppressed with it, so the
+total less the visible cells never gives back how many shares were anonymous.
+
 The order of what is served never depends on a suppressed cell's size:
 visible cells come first, largest first; suppressed cells follow in key order.
 """
@@ -33,7 +38,7 @@ class Cell:
         return self.count is None
 
 
-def suppress(buckets: Sequence[Cell], k: int, *, pool_key: str | None = None) -> list[Cell]:
+def suppress(buckets: Sequence[Cell], k: int, *, pool_key: str | None = None, remainder: bool = False) -> list[Cell]:
     """`buckets` (every count known), in their order, with each one below `k` distinct actors suppressed, plus
     complementary suppression (the total is taken to be visible): when any cell is suppressed,
     the smallest visible one is too.
@@ -42,7 +47,10 @@ def suppress(buckets: Sequence[Cell], k: int, *, pool_key: str | None = None) ->
     cells are not listed by key: they are served as one suppressed `pool_key` cell, always
     present, which counts as the one suppressed cell for complementary suppression whenever there
     is a threshold: the smallest listed cell always joins it, so whether the pool holds anything
-    does not show either."""
+    does not show either.
+
+    With `remainder`, the total also counts what is in no cell: that remainder, unlisted, counts as
+    a suppressed cell whenever there is a threshold, as the pool does."""
     hidden = {index for index, bucket in enumerate(buckets) if bucket.actors < k}
     shown = [index for index in range(len(buckets)) if index not in hidden]
 
@@ -51,8 +59,8 @@ def suppress(buckets: Sequence[Cell], k: int, *, pool_key: str | None = None) ->
         hidden.add(smallest)
         shown.remove(smallest)
 
-    # The pool is always there as one suppressed cell; listed, empty cells are suppressed too.
-    if k > 0 and shown and (hidden or pool_key is not None):
+    # The pool and the remainder are always there as suppressed cells; listed, empty cells are suppressed too.
+    if k > 0 and shown and (hidden or pool_key is not None or remainder):
         hide_smallest()
     if pool_key is None:
         return [Cell(bucket.key, None if index in hidden else bucket.count, bucket.actors) for index, bucket in enumerate(buckets)]

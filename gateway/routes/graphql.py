@@ -137,6 +137,7 @@ async def _answer(request: Request, principal: Principal, media_type: str) -> Re
         noise_key=request.state.noise_key,
         erasure_key=request.state.erasure_key,
         now=to_minute(request.state.clock()),
+        clock=request.state.clock,
         documents=request.state.persisted,
     )
     responses: ResponseCache | None = request.state.responses

@@ -125,6 +125,12 @@ async def _client(request: Request, client_id: str | None) -> store.Client | Non
     return await store.find_client(request.state.store.oauth, client_id)
 
 
+async def _authenticated_client(request: Request, form: dict[str, str]) -> store.Client:
+    """The client the token or revocation request comes from, once it proved who it is (OAuth2Error otherwise)."""
+    client_id, secret = client_credentials(request.headers, form)
+    return verify_client(await _client(request, client_id), client_id, secret)
+
+
 # --- the consent page and the user's decision ------------------------------------------------
 
 
@@ -222,8 +228,7 @@ async def token(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     try:
-        client_id, secret = client_credentials(request.headers, form)
-        client = verify_client(await _client(request, client_id), client_id, secret)
+        client = await _authenticated_client(request, form)
         grant_type = form.get("grant_type")
         if grant_type == "authorization_code":
             family, scopes = await _redeem(request, client, form)
@@ -303,8 +308,7 @@ async def revoke(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     try:
-        client_id, secret = client_credentials(request.headers, form)
-        client = verify_client(await _client(request, client_id), client_id, secret)
+        client = await _authenticated_client(request, form)
         presented = form.get("token")
         if not presented:
             raise InvalidRequestError("token is missing")

@@ -72,6 +72,12 @@ own_activity_coordinates := ["Query.me", "Me.id", "Me.likes", "MyLike.videoId", 
 # would otherwise learn who shares each creator's videos, anonymous shares included).
 own_share_coordinates := ["Me.shares", "MyShare.videoId", "MyShare.channel", "MyShare.sharedAt"]
 
+# A user's consent settings and the mutations that change them: the user's own, never an app's.
+own_settings_coordinates := [
+	"Me.settings", "ConsentSettings.anonymousShares", "ConsentSettings.visibleTo", "CreatorVisibility.creatorId",
+	"CreatorVisibility.since", "Mutation.setShareSettings", "Mutation.setVisibleTo",
+]
+
 decision_log_coordinates := ["Query.decisionLog", "DecisionLogConnection.edges", "PolicyDecisionEdge.node", "PolicyDecision.input", "PolicyDecision.denied"]
 
 erasure_coordinates := ["Mutation.eraseUser", "ErasureReceipt.erasureId", "ErasureReceipt.erasedAt", "ErasureReceipt.repeated"]
@@ -139,6 +145,38 @@ test_fields_own_activity_denied_to_everyone_else if {
 	every case in cases {
 		verdict(case[0], field(case[1])).allow == false
 	}
+}
+
+test_fields_own_settings_for_users_only if {
+	every coordinate in own_settings_coordinates {
+		verdict(user, field(coordinate)) == expect_allowed(user, coordinate)
+	}
+	others := [anonymous, compliance, service, app(["stats", "insights", "activity"])]
+	cases := [[principal, coordinate] | some principal in others; some coordinate in own_settings_coordinates]
+	every case in cases {
+		verdict(case[0], field(case[1])) == expect_denied(concat(" ", [case[1], "is not allowed for", case[0].kind]))
+	}
+}
+
+test_fields_consented_sharers_denied_to_every_kind_as_shipped if {
+	readers := [anonymous, user, compliance, service, app(["stats", "insights", "activity"])]
+	every principal in readers {
+		verdict(principal, field("Video.consentedSharers")) == expect_denied(concat(" ", ["Video.consentedSharers is not allowed for", principal.kind]))
+	}
+}
+
+# The verdict on Video.consentedSharers for a user, with data.json granting users `groups`.
+consented_sharers_verdict(groups) := answer if {
+	principal := user
+	fields := [field("Video.consentedSharers")]
+	answer := authz.decision.fields["Video.consentedSharers"] with input.principal as principal
+		with input.fields as fields
+		with data.access.principals.user.groups as groups
+}
+
+test_fields_consented_sharers_owner_only_once_granted_to_users if {
+	groups := array.concat(data.access.principals.user.groups, ["consented_sharers"])
+	consented_sharers_verdict(groups) == expect_owner_only(user, "Video.consentedSharers")
 }
 
 test_fields_decision_log_for_compliance_only if {

@@ -68,8 +68,9 @@ class World:
              watch_ms: int = 10_000, completed: bool = False) -> None:
         self._event("view", when, actor, self.video(index), watch_ms=watch_ms, completed=completed, region=region, age_band=age_band)
 
-    def share(self, actor: str, when: datetime, index: int = 0, *, channel: str = "whatsapp", region: str | None = None) -> None:
-        self._event("share", when, actor, self.video(index), channel=channel, region=region)
+    def share(self, actor: str, when: datetime, index: int = 0, *, channel: str = "whatsapp", region: str | None = None,
+              anonymous: bool | None = None) -> None:
+        self._event("share", when, actor, self.video(index), channel=channel, region=region, anonymous=anonymous)
 
     def comment(self, actor: str, when: datetime, text: str, index: int = 0) -> None:
         self._event("comment", when, actor, self.video(index), text=text)

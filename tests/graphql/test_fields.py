@@ -28,6 +28,7 @@ import pytest
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 from gateway.ingest.events import AGE_BANDS, Channel
 
+from answers import answer, refusals
 from fixture_platform import (
     ADA,
     ADA_FIRST,
@@ -110,20 +111,6 @@ FLOOR = {PrincipalKind.ANONYMOUS: "DAY", PrincipalKind.USER: "HOUR", PrincipalKi
 
 def privacy_report(principal: Principal, suppressed_cells: int = 0) -> dict[str, Any]:
     return field_test_privacy(FLOOR[principal.kind], suppressed_cells)
-
-
-def answer(response: httpx.Response) -> Any:
-    """The data of a response that must have succeeded completely."""
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert "errors" not in body, body["errors"]
-    return body["data"]
-
-
-def refusals(response: httpx.Response) -> list[tuple[str, str | None, list[str | int] | None]]:
-    """(code, extensions.field, path) of each error; the response must be a GraphQL result."""
-    assert response.status_code == 200, response.text
-    return [(e["extensions"]["code"], e["extensions"].get("field"), e.get("path")) for e in response.json()["errors"]]
 
 
 def denied_by_policy(response: httpx.Response, principal: Principal) -> list[tuple[str, str | None, list[str | int] | None]]:

@@ -60,8 +60,10 @@ PUBLIC = frozenset({
     "CreatorTotals.followers",
     "VideoConnection.edges", "VideoConnection.pageInfo", "VideoEdge.cursor", "VideoEdge.node", "PageInfo.hasNextPage", "PageInfo.endCursor",
 })
-# The decision log is compliance's; a user may ask for everything else (owner-only fields are checked at run time).
+# The decision log is compliance's, and the shipped policy serves the sharers who consented to be shown to
+# nobody; a user may ask for everything else (owner-only fields are checked at run time).
 COMPLIANCE_ONLY = frozenset({"DecisionLogConnection", "PolicyDecisionEdge", "PolicyDecision"})
+SERVED_TO_NOBODY = frozenset({"Query.decisionLog", "Video.consentedSharers"})
 CODES = {
     PrincipalKind.ANONYMOUS: {"FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT", "QUERY_TOO_COMPLEX"},
     PrincipalKind.USER: {"FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT", "QUERY_TOO_COMPLEX"},
@@ -128,7 +130,7 @@ def granted(principal: Principal, coordinate: str) -> bool:
         return True
     if principal.kind is PrincipalKind.ANONYMOUS:
         return coordinate in PUBLIC
-    return coordinate != "Query.decisionLog" and type_name not in COMPLIANCE_ONLY
+    return coordinate not in SERVED_TO_NOBODY and type_name not in COMPLIANCE_ONLY
 
 
 def requested(parent: GraphQLObjectType, selection_set: SelectionSetNode, prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:

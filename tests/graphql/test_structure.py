@@ -1,5 +1,6 @@
-"""The schema's shape: no path from Query to a person other than the creator, except under `me`;
-and schema.graphql is what the code exports."""
+"""The schema's shape: no path from Query or Mutation to a person other than the creator, except under
+`me` (and the user's own consent) and the sharers who chose to be shown; and schema.graphql is what
+the code exports."""
 
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ ID_NAME = re.compile(r"(Id|ID|Ids|IDs)$")
 # - Query.me: the principal's own rows, bound to the principal in SQL and by row-level security.
 # - Query.decisionLog: compliance's audit trail of policy decisions (it names requesters and what
 #   they asked); the resolver refuses every principal kind but compliance, whatever the policy says.
-PRIVATE_ROOTS = frozenset({"Query.me", "Query.decisionLog"})
+# - Mutation.setShareSettings, Mutation.setVisibleTo: the signed-in user's own consent, as under `me`
+#   (bound to the user in SQL and by row-level security; users only, never an app).
+PRIVATE_ROOTS = frozenset({"Query.me", "Query.decisionLog", "Mutation.setShareSettings", "Mutation.setVisibleTo"})
 
 ALLOWED = frozenset({
     # The id the client asked for, of a video: not a person.
@@ -51,6 +54,10 @@ ALLOWED = frozenset({
     "Video.creatorId",
     # The creator the client asked for by this very id.
     "Creator.id",
+    # The sharers of a video who chose to be shown to its creator (Mutation.setVisibleTo), to that
+    # creator only: owner-only, served by no shipped policy, read through a function that returns
+    # those users and nobody else (migration 0018).
+    "Video.consentedSharers",
 })
 
 
@@ -63,10 +70,10 @@ def fields_of(named: GraphQLNamedType, schema: GraphQLSchema) -> Iterator[tuple[
 
 
 def reachable(schema: GraphQLSchema, *, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, GraphQLField]]:
-    """Every field coordinate reachable from Query, not descending through the coordinates in `skip`."""
+    """Every field coordinate reachable from Query and Mutation, not descending through the coordinates in `skip`."""
     assert schema.query_type is not None
     seen: set[str] = set()
-    pending: list[GraphQLNamedType] = [schema.query_type]
+    pending: list[GraphQLNamedType] = [schema.query_type, *([schema.mutation_type] if schema.mutation_type else [])]
     while pending:
         named = pending.pop()
         if named.name in seen:
@@ -134,9 +141,11 @@ def test_me_is_reachable_only_from_query_me() -> None:
 def test_own_rows_types_are_reachable_only_under_me() -> None:
     schema = build_schema()._schema
     under_me = {get_named_type(field.type).name for coordinate, field in reachable(schema) if coordinate.startswith("Me.")}
-    outside_me = {get_named_type(field.type).name for _, field in reachable(schema, skip=frozenset({"Query.me"}))}
+    own_consent = frozenset({"Mutation.setShareSettings", "Mutation.setVisibleTo"})
+    outside_me = {get_named_type(field.type).name for coordinate, field in reachable(schema, skip=frozenset({"Query.me"}) | own_consent)
+                  if coordinate not in own_consent}
 
-    assert {"MyShare", "MyLike", "MyFollow"} <= under_me
+    assert {"MyShare", "MyLike", "MyFollow", "ConsentSettings"} <= under_me
     assert {name for name in under_me & outside_me if isinstance(schema.get_type(name), GraphQLObjectType)} == set()
 
 

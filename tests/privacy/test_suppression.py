@@ -9,8 +9,8 @@ from gateway.privacy.suppression import Cell
 from gateway.privacy.suppression import suppress
 
 
-def served(buckets: list[Cell], k: int, pool_key: str | None = None) -> list[tuple[object, int | None]]:
-    return [(cell.key, cell.count) for cell in suppress(buckets, k, pool_key=pool_key)]
+def served(buckets: list[Cell], k: int, pool_key: str | None = None, remainder: bool = False) -> list[tuple[object, int | None]]:
+    return [(cell.key, cell.count) for cell in suppress(buckets, k, pool_key=pool_key, remainder=remainder)]
 
 
 def test_cells_below_k_distinct_actors_are_suppressed_and_empty_ones_too() -> None:
@@ -65,6 +65,23 @@ def test_the_pool_takes_the_smallest_visible_cell_even_when_nothing_is_below_k()
 
 def test_without_a_threshold_the_pool_is_empty() -> None:
     assert served([Cell("DE", 50, 50), Cell("FR", 9, 9)], 0, pool_key="OTHER") == [("DE", 50), ("FR", 9), ("OTHER", None)]
+
+
+def test_a_remainder_outside_every_cell_takes_the_smallest_visible_cell_with_it() -> None:
+    # A share total that counts anonymous shares in no channel: with every channel visible, the total
+    # less the channels would be the anonymous shares, however few; the smallest channel joins them.
+    buckets = [Cell("whatsapp", 40, 30), Cell("sms", 7, 6), Cell("x", 9, 8)]
+    assert served(buckets, 5, remainder=True) == [("whatsapp", 40), ("sms", None), ("x", 9)]
+
+
+def test_the_remainder_is_suppressed_as_one_cell_whether_or_not_anyone_is_in_it() -> None:
+    # It takes no second cell beside the ones below k: it is one more hidden cell among them.
+    buckets = [Cell("whatsapp", 40, 30), Cell("sms", 7, 6), Cell("x", 2, 2)]
+    assert served(buckets, 5, remainder=True) == served(buckets, 5) == [("whatsapp", 40), ("sms", None), ("x", None)]
+
+
+def test_without_a_threshold_the_remainder_hides_nothing() -> None:
+    assert served([Cell("whatsapp", 40, 30), Cell("sms", 7, 6)], 0, remainder=True) == [("whatsapp", 40), ("sms", 7)]
 
 
 @given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 12)), min_size=1, max_size=12), st.integers(1, 10))

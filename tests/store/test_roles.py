@@ -43,11 +43,13 @@ INSUFFICIENT_PRIVILEGE = asyncpg.InsufficientPrivilegeError.sqlstate  # 42501
 
 async def private_tables(admin: asyncpg.Connection) -> list[str]:
     """events and its partitions, event_ids, the ledger of people, everything not yet released (the
-    live totals and cells, events waiting for a replay), and any table with an actor_id column."""
+    live totals and cells, events waiting for a replay), sharers' consent, and any table with an
+    actor_id column."""
     rows = await admin.fetch(
         """SELECT table_name FROM information_schema.tables
            WHERE table_schema = 'public'
-             AND (table_name IN ('events', 'event_ids', 'live_totals', 'live_cells', 'arrivals_pending')
+             AND (table_name IN ('events', 'event_ids', 'live_totals', 'live_cells', 'arrivals_pending',
+                                 'consent_changes', 'consent_settings')
                   OR table_name IN (SELECT table_name FROM information_schema.columns
                                     WHERE table_schema = 'public' AND column_name = 'actor_id'))
            ORDER BY table_name"""
@@ -57,7 +59,7 @@ async def private_tables(admin: asyncpg.Connection) -> list[str]:
 
 async def test_reader_cannot_select_any_table_that_holds_actor_ids(store: Store, admin: asyncpg.Connection) -> None:
     tables = await private_tables(admin)
-    assert {"events", "event_ids", "events_2025m03", "video_people", "follow_state", "live_totals", "live_cells"} <= set(tables)
+    assert {"events", "event_ids", "events_2025m03", "video_people", "follow_state", "live_totals", "live_cells", "consent_changes"} <= set(tables)
 
     answers = {table: await denial(store.reader, f'SELECT * FROM "{table}" LIMIT 1') for table in tables}
 
@@ -158,6 +160,8 @@ async def test_the_reader_may_call_only_the_functions_meant_for_it(store: Store)
         "app_document": await denial(store.reader, "SELECT app_document('a', 'hash')"),
         "ensure_events_partition": await denial(store.reader, "SELECT ensure_events_partition(now())"),
         "apply_arrival": await denial(store.reader, "SELECT prepare_arrivals(); SELECT apply_arrival(now())"),
+        "consented_sharers": await denial(store.reader, "SELECT * FROM consented_sharers('v1', 'c1', NULL, 10)"),
+        "anonymous_shares_at": await denial(store.reader, "SELECT anonymous_shares_at('u1', now())"),
     }
     assert answers == {
         "spend_epsilon": "allowed",
@@ -166,7 +170,33 @@ async def test_the_reader_may_call_only_the_functions_meant_for_it(store: Store)
         "app_document": "allowed",
         "ensure_events_partition": INSUFFICIENT_PRIVILEGE,
         "apply_arrival": INSUFFICIENT_PRIVILEGE,
+        "consented_sharers": "allowed",
+        "anonymous_shares_at": INSUFFICIENT_PRIVILEGE,
     }
+
+
+CONSENT_ROW = "INSERT INTO consent_changes (user_id, setting, value, changed_at, changed_by) VALUES ('u1', 'anonymous_shares', true, now(), 'user')"
+
+
+@pytest.mark.parametrize(
+    ("pool_name", "statement", "answer"),
+    [
+        pytest.param("ingest", "SELECT * FROM consent_changes LIMIT 1", "allowed", id="ingest-reads-share-settings"),
+        pytest.param("ingest", CONSENT_ROW, INSUFFICIENT_PRIVILEGE, id="ingest-appends"),
+        pytest.param("ingest", "UPDATE consent_changes SET value = false", INSUFFICIENT_PRIVILEGE, id="ingest-updates"),
+        pytest.param("ingest", "DELETE FROM consent_changes", INSUFFICIENT_PRIVILEGE, id="ingest-deletes"),
+        pytest.param("private", "UPDATE consent_changes SET value = false", INSUFFICIENT_PRIVILEGE, id="private-updates"),
+        pytest.param("private", "TRUNCATE consent_changes", INSUFFICIENT_PRIVILEGE, id="private-truncates"),
+        # Bound to the principal named by gateway.actor_id: unset, it may append for nobody.
+        pytest.param("private", CONSENT_ROW, INSUFFICIENT_PRIVILEGE, id="private-appends-for-another"),
+        pytest.param("private", "BEGIN; SELECT set_config('gateway.actor_id', 'u1', true); " + CONSENT_ROW + "; ROLLBACK",
+                     "allowed", id="private-appends-its-own"),
+    ],
+)
+async def test_the_consent_audit_is_appended_by_its_user_only_and_rewritten_by_no_pool(
+    store: Store, pool_name: str, statement: str, answer: str
+) -> None:
+    assert await denial(getattr(store, pool_name), statement) == answer
 
 
 @pytest.mark.parametrize(
