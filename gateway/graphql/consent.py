@@ -20,7 +20,7 @@ from gateway.ingest.events import is_platform_id
 from gateway.store import consent
 from gateway.store.consent import MAX_SHARERS, Setting
 
-__all__ = ["ConsentSettings", "Mutation", "consented_sharers"]
+__all__ = ["ConsentMutations", "ConsentSettings", "consented_sharers"]
 
 MAX_VISIBILITIES = 500
 
@@ -69,7 +69,9 @@ async def _change(info: Context, user_id: str, setting: Setting, creator_id: str
 
 
 @strawberry.type
-class Mutation:
+class ConsentMutations:
+    """The root mutations a user changes their consent with (part of the schema's Mutation)."""
+
     @strawberry.mutation(
         description="Turn anonymous sharing on or off: while it is on, the shares you make count in their video's "
         "total and in no breakdown. A change applies to shares made from then on and moves no earlier one. "

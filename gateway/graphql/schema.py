@@ -1,4 +1,4 @@
-"""The schema: `Query`, `Mutation` (a user's consent: gateway.graphql.consent), and the extension that
+"""The schema: `Query`, `Mutation` (a user's consent: gateway.graphql.consent; compliance's erasure: gateway.graphql.erasure), and the extension that
 hands Strawberry the already parsed and validated document."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from strawberry.types import ExecutionContext
 from gateway.auth import PrincipalKind
 from gateway.errors import Forbidden, NotFound, Unauthenticated
 from gateway.graphql.compliance import DecisionLogConnection, decision_log
-from gateway.graphql.consent import Mutation
+from gateway.graphql.consent import ConsentMutations
 from gateway.graphql.context import Context
 from gateway.graphql.creator import Creator
 from gateway.graphql.documents import parse_document
@@ -65,7 +65,9 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(ConsentMutations):
+    """A user's consent (gateway.graphql.consent) and compliance's erasure (gateway.graphql.erasure)."""
+
     erase_user: ErasureReceipt | None = strawberry.field(
         resolver=erase_user,
         description="Erases a person's own data at their request: their events, their place in the ledger of people, their app "

@@ -6,8 +6,7 @@ own (erasure takes a person out of the live counts, and revokes grants rather th
 them). Every other table that holds rows of one person, keyed by a column naming them, is listed
 in PERSONAL_ROWS: an entry there is exported under its name and deleted on erasure, and nothing
 else is needed but the eraser's privilege on the table (`GRANT SELECT, DELETE ON … TO
-gateway_eraser`, in the migration that makes it). The consent settings of issue 14 join here,
-with one line: `PersonalRows("consents", "<their table>", "user_id")`.
+gateway_eraser`, in the migration that makes it), as the sharers' consent changes do (0020).
 
 tests/store/test_personal_data.py fails while a table with a column naming a person is neither
 listed here nor handled on purpose.
@@ -50,6 +49,8 @@ class PersonalRows:
 PERSONAL_ROWS: tuple[PersonalRows, ...] = (
     # What apps acting for the person spent of their daily ε budget (migration 0007).
     PersonalRows("app_budget_spend", "privacy_spend", "user_id"),
+    # Every change the person made to their consent settings (migration 0018): the audit of their choices.
+    PersonalRows("consent_changes", "consent_changes", "user_id"),
 )
 
 _EVENTS = """

@@ -58,6 +58,10 @@ ALLOWED = frozenset({
     # creator only: owner-only, served by no shipped policy, read through a function that returns
     # those users and nobody else (migration 0018).
     "Video.consentedSharers",
+    # Compliance erasing a person at their request: the receipt names the erasure and who asked for
+    # it (compliance), never the person erased.
+    "Mutation.eraseUser",
+    "ErasureReceipt.erasureId",
 })
 
 

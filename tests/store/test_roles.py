@@ -224,7 +224,11 @@ async def test_the_oauth_role_reads_clients_and_keeps_codes_and_tokens_and_nothi
 # added here, on purpose. Row-level security narrows some of them further (below).
 PRIVILEGES: dict[str, dict[str, set[str]]] = {
     "gateway_reader": {table: {"SELECT"} for table in ("videos", "catalog_version", "releases", "release_cells")},
-    "gateway_private": {table: {"SELECT"} for table in ("events", "decision_log", "decision_bodies")},
+    "gateway_private": {
+        **{table: {"SELECT"} for table in ("events", "decision_log", "decision_bodies", "consent_settings")},
+        # A user's own consent changes, bound to them by row-level security: appended, never changed or deleted.
+        "consent_changes": {"SELECT", "INSERT"},
+    },
     "gateway_ingest": {
         "events": {"SELECT", "INSERT"},
         "event_ids": {"SELECT", "INSERT"},
@@ -240,6 +244,8 @@ PRIVILEGES: dict[str, dict[str, set[str]]] = {
         },
         "decision_bodies": {"SELECT", "INSERT"},
         "decision_log": {"INSERT"},
+        # Each share is applied as its sharer chose (anonymous or not) when they made it.
+        "consent_changes": {"SELECT"},
     },
     "gateway_oauth": {
         "apps": {"SELECT"},
@@ -249,7 +255,10 @@ PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "oauth_codes": {"SELECT", "INSERT", "UPDATE", "DELETE"},
     },
     "gateway_eraser": {
-        **{table: {"SELECT", "DELETE"} for table in ("events", "arrivals_pending", "video_people", "video_viewers", "follow_state", "privacy_spend")},
+        **{
+            table: {"SELECT", "DELETE"}
+            for table in ("events", "arrivals_pending", "video_people", "video_viewers", "follow_state", "privacy_spend", "consent_changes")
+        },
         **{table: {"SELECT", "UPDATE", "DELETE"} for table in ("live_totals", "live_cells")},
         "metric_dimensions": {"SELECT"},
         "app_authorizations": {"SELECT", "UPDATE"},
