@@ -713,7 +713,7 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
 
 def check_person(user_id: str) -> None:
     if not is_platform_id(user_id):
-        fail(f"{user_id!r} is not a user id", EXIT_BAD_INPUT)
+        fail(f"{user_id[:40]!r}{'…' if len(user_id) > 40 else ''} is not a user id", EXIT_BAD_INPUT)
 
 
 def operator_name() -> str:
@@ -777,6 +777,8 @@ def erase_user(
 
     check_person(user_id)
     why = check_reason(reason, user_id)
+    if by is not None and check_reason(by, user_id) is None:
+        fail("--by must say who asks", EXIT_BAD_INPUT)
     settings = Settings()
 
     async def run() -> ErasureReceipt:
@@ -798,7 +800,9 @@ def erase_user(
 
 @app.command()
 def retention(
-    older_than: Annotated[int, typer.Option("--older-than", metavar="DAYS", min=1, help="Drop the months of raw events that ended DAYS days ago or more.")],
+    older_than: Annotated[
+        int, typer.Option("--older-than", metavar="DAYS", min=1, max=36_500, help="Drop the months of raw events that ended DAYS days ago or more.")
+    ],
 ) -> None:
     """Drop raw events past retention, a month (a partition) at a time. Released aggregates stay and are
     still served; a month with events a backfill has not replayed yet is kept, and named."""

@@ -1030,3 +1030,17 @@ async def test_retention_days_inside_the_lateness_window_are_bad_configuration(e
     result = await gateway("migrate", env={**env, "GATEWAY_RETENTION_DAYS": "3"})
 
     assert "bad configuration: GATEWAY_RETENTION_DAYS: Value error, must be at least GATEWAY_LATENESS_DAYS (7)" in failed_in_one_line(result, 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("erase-user", "u77", "--by", "U77"), "must not name the person", id="by-names-them"),
+        pytest.param(("retention", "--older-than", "100000000"), "36500", id="retention-beyond-any-date"),
+    ],
+)
+async def test_data_subject_commands_refuse_what_would_name_the_person_or_overflow(env: dict[str, str], args: tuple[str, ...], message: str) -> None:
+    result = await gateway(*args, env=env)
+
+    assert result.exit_code == 2, result.output
+    assert message in said(result) or message in result.output

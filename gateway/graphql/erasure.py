@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Annotated
 
@@ -37,8 +38,10 @@ def check_reason(reason: str | None, user_id: str) -> str | None:
         return None
     if len(reason) > MAX_REASON:
         raise BadUserInput(f"`reason` must be at most {MAX_REASON} characters")
-    # The id as a word of its own: "u1" names nobody in "request u12".
-    if re.search(rf"(?<![A-Za-z0-9]){re.escape(user_id)}(?![A-Za-z0-9])", reason):
+    if any(unicodedata.category(char) == "Cc" for char in reason):
+        raise BadUserInput("`reason` must be text of one line, with no control characters")
+    # The id as a word of its own, in any case: "u1" names nobody in "request u12", "U1" names u1.
+    if re.search(rf"(?<![A-Za-z0-9]){re.escape(user_id)}(?![A-Za-z0-9])", reason, flags=re.IGNORECASE):
         raise BadUserInput("`reason` must not name the person: the record keeps that an erasure happened, not whose")
     return reason.strip()
 
@@ -53,7 +56,7 @@ async def erase_user(
     if principal.kind is not PrincipalKind.COMPLIANCE or principal.id is None:
         raise Forbidden("erasure is for compliance", field="Mutation.eraseUser")
     if not is_platform_id(user_id):
-        raise BadUserInput(f"{user_id!r} is not a user id")
+        raise BadUserInput(f"{user_id[:40]!r}{'…' if len(user_id) > 40 else ''} is not a user id")
     person = str(user_id)
     why = check_reason(reason, person)
     if not info.context.erasure_key:

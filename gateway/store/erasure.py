@@ -131,7 +131,8 @@ _SETTLE_TOTALS = """
 UPDATE live_totals t
 SET people = t.people - 1,
     events = t.events - coalesce(mine.events, CASE WHEN c.following THEN 1 ELSE 0 END),
-    watch_capped_ms = t.watch_capped_ms - coalesce(least(viewer.watch_ms, watch_cap_ms()), 0)
+    -- Only views carry watch time (least() ignores a NULL: without the CASE every metric would lose a cap).
+    watch_capped_ms = t.watch_capped_ms - CASE WHEN c.metric = 'v' THEN coalesce(least(viewer.watch_ms, watch_cap_ms()), 0) ELSE 0 END
 FROM erased_counts c
 LEFT JOIN (SELECT video_id, metric, sum(events) AS events
            FROM erased_events WHERE NOT held AND metric IS NOT NULL

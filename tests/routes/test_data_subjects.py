@@ -135,6 +135,9 @@ async def test_only_compliance_may_erase(gateway: Gateway, admin: asyncpg.Connec
         pytest.param({"user": "not an id!"}, "is not a user id", id="not-an-id"),
         pytest.param({"user": "person-e5", "reason": "person-e5 asked by e-mail"}, "must not name the person", id="reason-names-them"),
         pytest.param({"user": "person-e5", "reason": "x" * 501}, "at most 500 characters", id="reason-too-long"),
+        pytest.param({"user": "person-e5", "reason": "asked by PERSON-E5"}, "must not name the person", id="reason-names-them-in-capitals"),
+        pytest.param({"user": "person-e5", "reason": "abc\u0000def"}, "no control characters", id="reason-with-a-nul"),
+        pytest.param({"user": "x" * 10_000}, "is not a user id", id="huge-id-not-echoed"),
     ],
 )
 async def test_bad_input_is_refused_and_nothing_is_erased(gateway: Gateway, admin: asyncpg.Connection, variables: dict[str, Any], message: str) -> None:
@@ -146,6 +149,7 @@ async def test_bad_input_is_refused_and_nothing_is_erased(gateway: Gateway, admi
     assert response.status_code == 200
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and message in error["message"]
+    assert len(error["message"]) < 300, "what was sent is not echoed at length"
     assert await admin.fetchval("SELECT count(*) FROM events WHERE actor_id = 'person-e5'") >= 1
     assert await admin.fetchval("SELECT count(*) FROM erasures") == records
 

@@ -415,3 +415,19 @@ async def test_a_person_erased_and_one_who_never_was_leave_the_same_history(
         ("a", "completed", 2): (2, 2), ("a", "not_completed", 2): (9, 9),
         ("b", "completed", 1): (1, 1), ("b", "not_completed", 1): (4, 4),
     }
+
+
+async def test_erasing_someone_who_never_viewed_takes_no_watch_time_from_any_total(store: Store, writer: EventWriter, admin: asyncpg.Connection) -> None:
+    """A red team found every other metric's capped watch sum at minus the cap after an erasure
+    (least() ignores a NULL): a mark the reader role could read that someone unreleased was erased."""
+    people = [PERSON, "o1", "o2"]  # others too: what only the person brought would go whole
+    await ingest(writer, [
+        *shares("w", people),
+        *follows("cw", people),
+        *(event("like", fresh_id("like"), NOON, video_id="w", actor_id=actor) for actor in people),
+    ])
+
+    await erase(store)
+
+    sums = await admin.fetch("SELECT metric, watch_capped_ms FROM live_totals WHERE subject_id IN ('w', 'cw')")
+    assert sums and all(row["watch_capped_ms"] == 0 for row in sums), [tuple(row) for row in sums]
