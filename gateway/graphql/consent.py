@@ -36,8 +36,9 @@ class ConsentSettings:
     user_id: strawberry.Private[str]
 
     @strawberry.field(
-        description="Whether the shares you make count in their video's total only, in no breakdown (channel, "
-        "region, age band). Shares made before you turned it on or after you turned it off are not affected."
+        description="Whether the shares you make keep their channel untold: they count in their video's total and, "
+        "in its channel breakdown, in the cell `undisclosed` instead of their channel (shown, as any channel is, only "
+        "when k or more people are in it). Shares made before you turned it on or after you turned it off are not affected."
     )
     async def anonymous_shares(self, info: Context) -> bool:
         async with info.context.store.private.acquire() as conn:
@@ -72,7 +73,7 @@ async def _change(info: Context, user_id: str, setting: Setting, creator_id: str
 class Mutation:
     @strawberry.mutation(
         description="Turn anonymous sharing on or off: while it is on, the shares you make count in their video's "
-        "total and in no breakdown. A change applies to shares made from then on and moves no earlier one. "
+        "total and, in its channel breakdown, as `undisclosed` rather than in their channel. A change applies to shares made from then on and moves no earlier one. "
         "Setting what is already set records nothing."
     )
     async def set_share_settings(self, info: Context, anonymous: bool) -> ConsentSettings:

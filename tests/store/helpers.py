@@ -115,8 +115,9 @@ _CAPPED_WATCH = """
     SELECT video_id, sum(least(watched, 180000)) AS capped
     FROM (SELECT video_id, actor_id, sum(watch_ms) AS watched FROM events WHERE type = 'view' GROUP BY 1, 2) viewers
     GROUP BY 1"""
-# A share is anonymous, and in no channel cell, when its event says so or its sharer's share setting
-# was on when it was made (migration 0018): their latest change at or before it says so.
+# A share is anonymous, and in the channel cell 'undisclosed' rather than its channel's, when its
+# event says so or its sharer's share setting was on when it was made (migration 0018): their latest
+# change at or before it says so.
 _ANONYMOUS = """(type = 'share' AND (anonymous OR coalesce(
     (SELECT s.value FROM consent_changes s
      WHERE s.user_id = events.actor_id AND s.setting = 'anonymous_shares' AND s.changed_at <= events.occurred_at
@@ -147,7 +148,7 @@ FROM_SCRATCH: dict[str, tuple[str, str]] = {
         f"""SELECT video_id AS subject_id, metric, dimension, value, sum(events) AS events, count(DISTINCT actor_id) AS people
             FROM (SELECT video_id, actor_id, {_METRIC} AS metric, d.dimension, d.value, d.events
                   FROM events
-                  CROSS JOIN LATERAL (VALUES ('c'::"char", CASE WHEN NOT {_ANONYMOUS} THEN channel::text END, 1),
+                  CROSS JOIN LATERAL (VALUES ('c'::"char", CASE WHEN {_ANONYMOUS} THEN 'undisclosed' ELSE channel::text END, 1),
                                              ('r', coalesce(region::text, 'unknown'), 1),
                                              ('a', coalesce(age_band, 'unknown'), 1)) AS d (dimension, value, events)
                   WHERE type IN ('view', 'share')) cells

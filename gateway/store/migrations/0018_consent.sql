@@ -8,8 +8,11 @@
 --   consent_settings   the settings in force: the latest change per (user, setting, creator)
 --
 --   anonymous_shares   a share made while it is on counts in its video's share total and people,
---                      but enters no breakdown cell: apply_arrival() below takes it as a share of
---                      unknown channel, region and age band. The setting that applies is the one
+--                      and in the channel breakdown's cell 'undisclosed' instead of its channel's:
+--                      apply_arrival() below takes it as a share of undisclosed channel and unknown
+--                      region and age band (the ledger keeps no channel for it). That cell counts
+--                      people as every channel cell does, and is served and suppressed as they
+--                      are (gateway.privacy.suppression). The setting that applies is the one
 --                      in force when the share was made (its occurred_at; for an event stamped
 --                      ahead of the clock, when it arrived), read from this audit, so a replay or
 --                      a backfill decides every share as live ingest did and as it would now: a
@@ -111,9 +114,10 @@ REVOKE ALL ON FUNCTION consented_sharers(text, text, text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION consented_sharers(text, text, text, integer) TO gateway_reader;
 
 -- As in migration 0015, but a share that is anonymous (its event says so, or its sharer's
--- setting was on when they made it) enters the arrival as a share of unknown region, age band and
--- channel: it counts in the video's share total and people (and makes its sharer known to the
--- ledger), and lands in no channel cell. The ledger keeps no channel for it.
+-- setting was on when they made it) enters the arrival as a share of unknown region and age band
+-- and of no channel: it counts in the video's share total and people (and makes its sharer known
+-- to the ledger), and in the channel cell 'undisclosed', with the people in it, as a share in a
+-- channel counts in that channel's cell. The ledger keeps no channel for it (NULL: undisclosed).
 CREATE OR REPLACE FUNCTION apply_arrival(arrived_at timestamptz, live boolean DEFAULT true) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -182,7 +186,7 @@ BEGIN
     ) c
     LEFT JOIN LATERAL (
         SELECT true AS any_row,
-               bool_or(l.channel = c.channel) AS channel,
+               bool_or(l.channel IS NOT DISTINCT FROM c.channel) AS channel,
                bool_or(l.region = c.region) AS region,
                bool_or(l.age_band = c.age_band) AS age_band,
                bool_or(l.region = c.region AND l.age_band = c.age_band
@@ -231,14 +235,15 @@ BEGIN
         events          = t.events + excluded.events,
         watch_capped_ms = t.watch_capped_ms + excluded.watch_capped_ms;
 
-    -- Each arrival row lands in one cell per dimension its metric is broken down by; its views in
-    -- the completion cells their `completed` says (a viewer is new to each the first time).
+    -- Each arrival row lands in one cell per dimension its metric is broken down by (an anonymous
+    -- share in the channel 'undisclosed'); its views in the completion cells their `completed` says
+    -- (a viewer is new to each the first time).
     INSERT INTO live_cells AS l (subject_id, metric, dimension, value, events, people, changed_arrival)
     SELECT c.video_id, c.metric, d.dimension, d.value, sum(d.events),
            count(DISTINCT c.actor_id) FILTER (WHERE d.new_person), arrival
     FROM arrival_cells c
     LEFT JOIN arrival_viewers w ON w.video_id = c.video_id AND w.actor_id = c.actor_id AND c.metric = 'v'
-    CROSS JOIN LATERAL (VALUES ('c'::"char", c.channel::text, c.events, c.new_in_channel),
+    CROSS JOIN LATERAL (VALUES ('c'::"char", coalesce(c.channel::text, 'undisclosed'), c.events, c.new_in_channel),
                                ('r', c.region, c.events, c.new_in_region),
                                ('a', c.age_band, c.events, c.new_in_age_band),
                                ('w', CASE WHEN c.completed > 0 THEN 'completed' END, c.completed,
