@@ -115,13 +115,10 @@ _CAPPED_WATCH = """
     SELECT video_id, sum(least(watched, 180000)) AS capped
     FROM (SELECT video_id, actor_id, sum(watch_ms) AS watched FROM events WHERE type = 'view' GROUP BY 1, 2) viewers
     GROUP BY 1"""
-# A share is anonymous, and in the channel cell 'undisclosed' rather than its channel's, when its
-# event says so or its sharer's share setting was on when it was made (migration 0018): their latest
-# change at or before it says so.
-_ANONYMOUS = """(type = 'share' AND (anonymous OR coalesce(
-    (SELECT s.value FROM consent_changes s
-     WHERE s.user_id = events.actor_id AND s.setting = 'anonymous_shares' AND s.changed_at <= events.occurred_at
-     ORDER BY s.changed_at DESC, s.change_id DESC LIMIT 1), false)))"""
+# A share is anonymous, and in the channel cell 'undisclosed' rather than its channel's, as its
+# event's `anonymous` says: ingest decides it once, when it receives the share (migration 0018;
+# tests/store/test_consent.py tests the decision).
+_ANONYMOUS = "(type = 'share' AND anonymous)"
 FROM_SCRATCH: dict[str, tuple[str, str]] = {
     "videos": (
         "SELECT video_id, creator_id, published_at FROM videos",

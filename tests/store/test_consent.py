@@ -151,6 +151,59 @@ async def test_a_backfill_decides_each_share_as_live_ingest_did(store: Store, ad
     await assert_live_state_matches_events(admin)
 
 
+async def ledger_channel(admin: asyncpg.Connection, actor: str, video: str = "v1") -> list[str | None]:
+    """The channels the ledger knows `actor` shared `video` on (None: undisclosed)."""
+    rows = await admin.fetch("SELECT channel::text FROM video_people WHERE video_id = $1 AND actor_id = $2 AND metric = 's'", video, actor)
+    return [row["channel"] for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("at_arrival", "at_rebuild"),
+    [pytest.param(True, False, id="anonymous-then-off"), pytest.param(False, True, id="plain-then-on")],
+)
+@pytest.mark.usefixtures("clean")
+async def test_a_rebuild_keeps_the_setting_a_share_stamped_ahead_arrived_under(
+    store: Store, admin: asyncpg.Connection, at_arrival: bool, at_rebuild: bool
+) -> None:
+    """The red team's F2: a share stamped two hours ahead arrives live and is decided by the setting
+    then; the sharer changes it; a backfill touches the video (no release yet), so its live events
+    arrive again, now. They must arrive as they were decided, not by the setting at the rebuild."""
+    clock = Clock(NOON)
+    writer = EventWriter(store.ingest, clock)
+    await change(store, "u1", at_arrival, NOON - timedelta(hours=1))
+    await ingest(writer, [share("ahead", "u1", NOON + timedelta(hours=2), channel="sms")])
+    decided = (await share_cells(admin), await ledger_channel(admin, "u1"))
+    assert decided == (({"undisclosed": (1, 1)}, [None]) if at_arrival else ({"sms": (1, 1)}, ["sms"]))
+
+    await change(store, "u1", at_rebuild, NOON + timedelta(minutes=30))
+    clock.now = NOON + timedelta(hours=1)
+    await writer.hold(records([share("old", "u2", NOON - timedelta(days=2))]))
+    await writer.replay()
+
+    assert (await share_cells(admin), await ledger_channel(admin, "u1")) == (
+        {**decided[0], "whatsapp": (1, 1)}, decided[1]
+    )
+
+
+@pytest.mark.usefixtures("clean")
+async def test_a_share_held_behind_a_replay_keeps_the_setting_at_its_arrival(store: Store, admin: asyncpg.Connection) -> None:
+    """A live share about a video whose backfill is being replayed waits for it (arrivals_pending):
+    it is decided when it arrives, not when the replay reaches it."""
+    clock = Clock(NOON)
+    writer = EventWriter(store.ingest, clock)
+    await change(store, "u1", True, NOON - timedelta(hours=1))
+    await writer.hold(records([share("old", "u2", NOON - timedelta(days=2))]))
+    await ingest(writer, [share("ahead", "u1", NOON + timedelta(hours=2), channel="sms")])
+    assert await admin.fetchval("SELECT live FROM arrivals_pending WHERE event_id = 'ahead'") is True
+
+    await change(store, "u1", False, NOON + timedelta(minutes=30))
+    clock.now = NOON + timedelta(hours=1)
+    await writer.replay()
+
+    assert await share_cells(admin) == {"whatsapp": (1, 1), "undisclosed": (1, 1)}
+    assert await ledger_channel(admin, "u1") == [None]
+
+
 @pytest.mark.usefixtures("clean")
 async def test_shares_ingested_while_their_sharer_toggles_keep_the_setting_they_were_made_under(store: Store, admin: asyncpg.Connection) -> None:
     """Batches of shares made before the toggling began arrive while u1 turns the setting on and off
