@@ -65,7 +65,7 @@ def consenting_user(info: Context, coordinate: str) -> str:
 
 async def _change(info: Context, user_id: str, setting: Setting, creator_id: str | None, value: bool) -> ConsentSettings:
     async with info.context.store.private.acquire() as conn:
-        await consent.record_change(conn, user_id, setting, creator_id, value, info.context.clock(), info.context.principal.kind.value)
+        await consent.record_change(conn, user_id, setting, creator_id, value, info.context.clock, info.context.principal.kind.value)
     return ConsentSettings(user_id=user_id)
 
 

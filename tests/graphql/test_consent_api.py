@@ -9,6 +9,7 @@ to a video's creator the sharers whose consent toward them stands when the reque
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -128,6 +129,35 @@ async def test_a_users_changes_are_stamped_in_the_order_they_were_made(gateway: 
     stamps = [row[3] for row in await audit(admin, str(someone.id))]
     assert stamps == [later, later + timedelta(microseconds=1)]
     assert answer(await gateway.graphql(ME_SETTINGS, principal=someone))["me"]["settings"]["anonymousShares"] is False
+
+
+async def waiting_on_an_advisory_lock(admin: asyncpg.Connection) -> None:
+    """Returns once another session of this database waits for an advisory lock."""
+    async with asyncio.timeout(30):
+        while not await admin.fetchval(
+            """SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                              WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()
+                                AND l.pid <> pg_backend_pid())"""
+        ):
+            await asyncio.sleep(0.01)
+
+
+async def test_a_change_is_stamped_once_the_users_lock_is_held(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """The red team's F3: the stamp was read before the change took the user's lock (held here as
+    another change of theirs would hold it, on another replica), so a change that waited was stamped
+    before it could be made, and committed later. It is stamped in its own transaction, once the
+    lock is held."""
+    someone = new_user()
+    began = gateway.clock.now
+    with gateway.clock.at(began):
+        async with admin.transaction():
+            await admin.execute("SELECT pg_advisory_xact_lock(hashtextextended('consent of ' || $1, 0))", someone.id)
+            change = asyncio.create_task(gateway.graphql(SET_SHARES, {"on": True}, principal=someone))
+            await waiting_on_an_advisory_lock(admin)
+            gateway.clock.now = began + timedelta(minutes=1)  # the lock is let go of a minute later
+        assert answer(await change) == {"setShareSettings": {"anonymousShares": True}}
+
+    assert [row[3] for row in await audit(admin, str(someone.id))] == [began + timedelta(minutes=1)]
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ async def clean(admin: asyncpg.Connection) -> None:
 
 async def change(store: Store, user_id: str, on: bool, at: datetime, *, setting: Setting = Setting.ANONYMOUS_SHARES, creator_id: str | None = None) -> bool:
     async with store.private.acquire() as conn:
-        return await consent.record_change(conn, user_id, setting, creator_id, on, at, "user")
+        return await consent.record_change(conn, user_id, setting, creator_id, on, lambda: at, "user")
 
 
 def share(event_id: str, actor: str, at: datetime, *, video: str = "v1", channel: str = "whatsapp", **fields: Any) -> dict[str, Any]:
