@@ -365,3 +365,25 @@ async def test_a_sharer_is_listed_for_shares_that_were_not_anonymous_only(gatewa
         await set_visible(gateway, person, ADA, True)
 
     assert await sharers_of(gateway, ADA_SECOND, user(ADA)) == [plain.id]
+
+
+@pytest.mark.usefixtures("sharers_listed")
+async def test_an_app_is_never_told_consented_sharers_even_where_a_policy_grants_it(gateway: Gateway) -> None:
+    """The red team's F4: a policy that granted the group to an app scope let an app acting for the
+    creator read who shared their videos (its principal passes the owner-only rule). Consent is to
+    be shown to the creator, not to an app: the field refuses every principal but a user, whatever
+    the policy says, as the mutations do."""
+    policy_dir = gateway.state["engine"].policy_dir
+    data = json.loads((policy_dir / "data.json").read_text())
+    data["access"]["principals"]["app"]["scopes"]["insights"].append("consented_sharers")
+    (policy_dir / "data.json").write_text(json.dumps(data))
+    await gateway.policy_in_force()  # the fixture puts the shipped policy back in force
+    await set_visible(gateway, user(SHARER), ADA, True)
+    app = Principal(PrincipalKind.APP, ADA, frozenset({"insights"}), app_id="app-consented-sharers")
+
+    response = await gateway.graphql(SHARERS, {"video": ADA_FIRST}, principal=app)
+
+    assert refusals(response) == [("FORBIDDEN", "Video.consentedSharers", ["video", "consentedSharers"])]
+    assert response.json()["data"] == {"video": {"id": ADA_FIRST, "consentedSharers": None}}
+    assert SHARER not in response.text
+    assert await sharers_of(gateway, ADA_FIRST, user(ADA)) == [SHARER]  # the creator still is
