@@ -74,8 +74,8 @@ async def _change(info: Context, user_id: str, setting: Setting, creator_id: str
 class Mutation:
     @strawberry.mutation(
         description="Turn anonymous sharing on or off: while it is on, the shares you make count in their video's "
-        "total and, in its channel breakdown, as `undisclosed` rather than in their channel. A change applies to shares made from then on and moves no earlier one. "
-        "Setting what is already set records nothing."
+        "total and, in its channel breakdown, as `undisclosed` rather than in their channel. A change applies to "
+        "shares made from then on and moves no earlier one. Setting what is already set records nothing."
     )
     async def set_share_settings(self, info: Context, anonymous: bool) -> ConsentSettings:
         user_id = consenting_user(info, "Mutation.setShareSettings")

@@ -82,7 +82,8 @@ def test_k_in_every_channel_does_not_pin_the_anonymous_share_down() -> None:
     channel alone hidden, it held between k and the smallest served (5 and 5), and the anonymous
     cell was 46 - 40 - 5 = 1. Now the world where that share went to direct_message is served alike."""
     one_anonymous = [*(Cell(channel, 5, 5) for channel in CHANNELS), Cell(UNDISCLOSED, 1, 1)]
-    on_a_channel = [*(Cell(channel, 6 if channel == "direct_message" else 5, 6 if channel == "direct_message" else 5) for channel in CHANNELS), Cell(UNDISCLOSED, 0, 0)]
+    people = {channel: 6 if channel == "direct_message" else 5 for channel in CHANNELS}
+    on_a_channel = [*(Cell(channel, count, count) for channel, count in people.items()), Cell(UNDISCLOSED, 0, 0)]
     assert served(one_anonymous, 5) == served(on_a_channel, 5)
     assert [key for key, count in served(one_anonymous, 5) if count is None] == ["copy_link", "direct_message", UNDISCLOSED]
 

@@ -116,10 +116,11 @@ REVOKE ALL ON FUNCTION consented_sharers(text, text, text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION consented_sharers(text, text, text, integer) TO gateway_reader;
 
 -- As in migration 0015, but a share that is anonymous (its `anonymous`, decided when ingest
--- received it: the event said so, or its sharer's setting was on when they made it) enters the arrival as a share of unknown region and age band
--- and of no channel: it counts in the video's share total and people (and makes its sharer known
--- to the ledger), and in the channel cell 'undisclosed', with the people in it, as a share in a
--- channel counts in that channel's cell. The ledger keeps no channel for it (NULL: undisclosed).
+-- received it: the event said so, or its sharer's setting was on when they made it) enters the
+-- arrival as a share of unknown region and age band and of no channel: it counts in the video's
+-- share total and people (and makes its sharer known to the ledger), and in the channel cell
+-- 'undisclosed', with the people in it, as a share in a channel counts in that channel's cell.
+-- The ledger keeps no channel for it (NULL: undisclosed).
 CREATE OR REPLACE FUNCTION apply_arrival(arrived_at timestamptz, live boolean DEFAULT true) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
