@@ -120,7 +120,7 @@ def test_the_small_cells_could_always_have_been_empty(drawn: list[tuple[int, int
     small = [index for index, bucket in enumerate(buckets) if bucket.actors < k]
     hidden_large = [index for index, bucket in enumerate(buckets) if bucket.actors >= k and (bucket.key, bucket.count) not in answer]
     if not small or not hidden_large:
-        return  # nothing small, or nothing served but the pool (then every cell is hidden anyway)
+        return  # nothing small, or no cell of k or more (then every cell is hidden anyway)
     moved_count, moved_actors = sum(buckets[index].count or 0 for index in small), sum(buckets[index].actors for index in small)
 
     def emptied_into(target: int) -> list[Cell]:
