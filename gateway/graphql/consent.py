@@ -3,8 +3,9 @@ that reads a consent (Video.consentedSharers).
 
 The settings are the user's own rows (the private pool, bound to the user in SQL); a change is
 appended to the audit (gateway.store.consent), never made in place. Only the user changes their
-consent: not an app acting for them, nor any other principal, whatever the policy allows. What
-each setting does to what is served is the store's (migration 0018).
+consent: not an app acting for them, nor any other principal, whatever the policy allows; and only
+the creator, a user, is told who consented to be shown to them. What each setting does to what is
+served is the store's (migration 0018).
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ class ConsentSettings:
     user_id: strawberry.Private[str]
 
     @strawberry.field(
-        description="Whether the shares you make count in their video's total only, in no breakdown (channel, "
-        "region, age band). Shares made before you turned it on or after you turned it off are not affected."
+        description="Whether the shares you make keep their channel untold: they count in their video's total and, "
+        "in its channel breakdown, in the cell `undisclosed` instead of their channel (shown, as any channel is, only "
+        "when k or more people are in it). Shares made before you turned it on or after you turned it off are not affected."
     )
     async def anonymous_shares(self, info: Context) -> bool:
         async with info.context.store.private.acquire() as conn:
@@ -64,7 +66,7 @@ def consenting_user(info: Context, coordinate: str) -> str:
 
 async def _change(info: Context, user_id: str, setting: Setting, creator_id: str | None, value: bool) -> ConsentSettings:
     async with info.context.store.private.acquire() as conn:
-        await consent.record_change(conn, user_id, setting, creator_id, value, info.context.clock(), info.context.principal.kind.value)
+        await consent.record_change(conn, user_id, setting, creator_id, value, info.context.clock, info.context.principal.kind.value)
     return ConsentSettings(user_id=user_id)
 
 
@@ -74,8 +76,8 @@ class ConsentMutations:
 
     @strawberry.mutation(
         description="Turn anonymous sharing on or off: while it is on, the shares you make count in their video's "
-        "total and in no breakdown. A change applies to shares made from then on and moves no earlier one. "
-        "Setting what is already set records nothing."
+        "total and, in its channel breakdown, as `undisclosed` rather than in their channel. A change applies to "
+        "shares made from then on and moves no earlier one. Setting what is already set records nothing."
     )
     async def set_share_settings(self, info: Context, anonymous: bool) -> ConsentSettings:
         user_id = consenting_user(info, "Mutation.setShareSettings")
@@ -95,13 +97,25 @@ class ConsentMutations:
         return await _change(info, user_id, Setting.VISIBLE_TO, str(creator_id), visible)
 
 
+def creator_asking(info: Context) -> str:
+    """Who is told Video.consentedSharers: a signed-in user (the store lists to a video's creator
+    only), never an app acting for one, whatever the policy allows. Sharers consent to be shown to
+    the creator; an app is not the creator, and one granted the field by a policy would read, for
+    every user who authorised it, who shares their videos."""
+    principal = info.context.principal
+    if principal.kind is not PrincipalKind.USER or principal.id is None:
+        raise Forbidden("consented sharers are shown to the creator themselves", field="Video.consentedSharers")
+    return principal.id
+
+
 async def consented_sharers(info: Context, video_id: str, first: int, after: str | None) -> list[strawberry.ID]:
     """Video.consentedSharers: the sharers of the video who chose to be shown to its creator, by id,
     read as the creator asks (the store's function lists them to the video's creator only)."""
+    creator_id = creator_asking(info)
     if not 1 <= first <= MAX_SHARERS:
         raise BadUserInput(f"`first` must be between 1 and {MAX_SHARERS}")
     if after is not None and not is_platform_id(after):
         raise BadUserInput("`after` must be a user id this list returned")
     async with info.context.store.reader.acquire() as conn:
-        sharers = await consent.consented_sharers(conn, video_id, info.context.principal.id or "", after, first)
+        sharers = await consent.consented_sharers(conn, video_id, creator_id, after, first)
     return [strawberry.ID(sharer) for sharer in sharers]

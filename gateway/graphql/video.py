@@ -109,7 +109,10 @@ class Video:
     ) -> Timeline | None:
         return await series(info, self.id, VIEWS, granularity, from_, to)
 
-    @strawberry.field(description="Shares by channel. The creator's only.")
+    @strawberry.field(
+        description="Shares by channel. The creator's only. Every channel is listed, and `undisclosed`: the shares "
+        "made anonymously, whose channel is not told."
+    )
     async def share_channels(self, info: Context) -> Breakdown | None:
         return breakdown(await info.context.privacy().breakdown(self.id, SHARES, "channel"))
 

@@ -137,7 +137,7 @@ class Disclosure:
         stored = await self._stored_cells(subject, metric, dimension)
         # A domain is listed whole, empty cells included: which keys are listed says nothing about anyone.
         keys = dimension.domain if dimension.domain is not None else tuple(sorted(stored))
-        cells = suppress([stored.get(key, Cell(key, 0, 0)) for key in keys], self.terms.k, pool_key=dimension.pool, remainder=dimension.partial)
+        cells = suppress([stored.get(key, Cell(key, 0, 0)) for key in keys], self.terms.k, pool_key=dimension.pool)
         self.suppressed_cells += sum(1 for cell in cells if cell.count is None)
         return self._noised(subject, metric, dimension, cells)
 

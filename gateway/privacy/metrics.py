@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from gateway.ingest.events import AGE_BANDS, Channel
 
-__all__ = ["COMMENTS", "FOLLOWERS", "LIKES", "SHARES", "VIEWS", "Dimension", "Metric"]
+__all__ = ["CHANNELS", "CHANNEL_KEYS", "COMMENTS", "FOLLOWERS", "LIKES", "SHARES", "UNDISCLOSED", "VIEWS", "Dimension", "Metric"]
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,6 @@ class Dimension:
     counts   what a served cell counts: "events" (e.g. shares) or "people" (distinct viewers)
     domain   every key, listed whether or not anyone is in it (None: listed only when shown)
     pool     the key cells below k are pooled under, for a domain too large to list
-    partial  the metric's total counts activity in no cell of it too (anonymous shares, migration
-             0018): that remainder is suppressed as a cell of its own (gateway.privacy.suppression)
     noise    the ε key of the policy's obligations that noises this breakdown's cells
     """
 
@@ -34,7 +32,6 @@ class Dimension:
     counts: str
     domain: tuple[str, ...] | None = None
     pool: str | None = None
-    partial: bool = False
     noise: str | None = None
 
 
@@ -54,6 +51,10 @@ class Metric:
 
 
 CHANNELS = tuple(channel.value for channel in Channel)
+# Anonymous shares (migration 0018) are a channel cell of their own: counted, suppressed and noised
+# as every channel is, so one tells no more than a share on a channel does.
+UNDISCLOSED = "undisclosed"
+CHANNEL_KEYS = (*CHANNELS, UNDISCLOSED)
 AGE_BAND_KEYS = (*AGE_BANDS, "unknown")
 
 VIEWS = Metric(
@@ -69,6 +70,5 @@ VIEWS = Metric(
 )
 LIKES = Metric("likes", "l", net=True)
 COMMENTS = Metric("comments", "c")
-# An anonymous share counts in the video's shares and in no channel.
-SHARES = Metric("shares", "s", dimensions=(Dimension("channel", "c", counts="events", domain=CHANNELS, partial=True, noise="shares"),))
+SHARES = Metric("shares", "s", dimensions=(Dimension("channel", "c", counts="events", domain=CHANNEL_KEYS, noise="shares"),))
 FOLLOWERS = Metric("followers", "f", net=True)

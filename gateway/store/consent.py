@@ -14,6 +14,8 @@ from enum import StrEnum
 
 import asyncpg
 
+from gateway.clock import Clock
+
 __all__ = ["MAX_SHARERS", "Setting", "Visibility", "anonymous_shares", "consented_sharers", "record_change", "visible_to"]
 
 # Most sharers one request lists (consented_sharers() holds to it too).
@@ -40,7 +42,10 @@ async def _bind(conn: asyncpg.Connection, user_id: str) -> None:
 # A change that changes nothing is not one: the audit holds changes only. A user's changes are
 # stamped in the order they are made (one at a time, under a lock of theirs), each after the one
 # before even if this replica's clock is behind another's: "the setting as of a moment" reads the
-# stamps (anonymous_shares_at()), and the latest stamp is the setting in force.
+# stamps (anonymous_shares_at()), and the latest stamp is the setting in force. The stamp is read
+# once the lock is held, in the transaction that commits it: read before, a change that waited for
+# another was stamped before it could be made. (A share received between the stamp and the commit
+# keeps what ingest decided then: decisions are never taken again, store_batch.sql.)
 _RECORD_CHANGE = """
 WITH standing AS (
     SELECT value FROM consent_settings
@@ -62,16 +67,16 @@ async def record_change(
     setting: Setting,
     creator_id: str | None,
     value: bool,
-    at: datetime,
+    clock: Clock,
     changed_by: str,
 ) -> bool:
     """Appends `user_id`'s change of `setting` (toward `creator_id`, for visibility) to `value`,
-    made at `at` by a principal of kind `changed_by`; False when it is the setting in force
-    already (nothing appended)."""
+    made by a principal of kind `changed_by` and stamped by `clock` once it holds the user's lock;
+    False when it is the setting in force already (nothing appended)."""
     async with conn.transaction():
         await _bind(conn, user_id)
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('consent of ' || $1, 0))", user_id)
-        appended = await conn.fetchval(_RECORD_CHANGE, user_id, setting.value, creator_id, value, at, changed_by)
+        appended = await conn.fetchval(_RECORD_CHANGE, user_id, setting.value, creator_id, value, clock(), changed_by)
     return appended is not None
 
 

@@ -101,10 +101,11 @@ class EventWriter:
                 await self._ensure_partitions(unique)
                 async with self._pool.acquire() as conn, conn.transaction():
                     await conn.copy_records_to_table("ingest_staging", records=unique, columns=EVENT_COLUMNS)
-                    await conn.execute(STORE_BATCH)
+                    received_at = self._clock()
+                    await conn.execute(STORE_BATCH, received_at)
                     inserted: int = await conn.fetchval("SELECT count(*) FROM ingest_fresh")
                     if hold:
-                        await conn.execute(HOLD_FOR_REPLAY, self._clock())
+                        await conn.execute(HOLD_FOR_REPLAY, received_at)
                     elif inserted:
                         await conn.execute("SELECT pg_advisory_xact_lock($1)", ARRIVAL_LOCK)
                         # Read under the lock: arrivals are stamped in the order they are applied.

@@ -32,12 +32,14 @@ CHANNELS_BY_RANKING = """query($c: ID!) { creator(id: $c) { videos(orderBy: SHAR
 
 
 def shared_video(name: str) -> World:
-    """A video shared by 60 people on WhatsApp and 55 by copied link: every channel but WhatsApp is
-    suppressed for an app (k = 50; copy_link is the complement of the empty ones), WhatsApp is noised."""
+    """A video shared by 60 people on WhatsApp, 55 by copied link and 52 by email: every channel but
+    WhatsApp is suppressed for an app (k = 50; email, the smallest, and copy_link, the first by key,
+    are the complements of the empty ones), WhatsApp is noised."""
     world = World(name)
     world.publish(days_ago(6, 8))
     world.crowd("wa", 60, days_ago(5, 10), shares=True, spacing=timedelta(seconds=10))
     world.crowd("cl", 55, days_ago(5, 14), shares=True, channel="copy_link", spacing=timedelta(seconds=10))
+    world.crowd("em", 52, days_ago(5, 16), shares=True, channel="email", spacing=timedelta(seconds=10))
     return world
 
 
@@ -77,7 +79,7 @@ async def test_a_thousand_answers_average_to_the_first(gateway: Gateway) -> None
         # Totals are not noised: the public reads them exactly, noise would protect nothing.
         totals = await ask(gateway, "query($v: ID!) { video(id: $v) { stats { shares } } }", {"v": world.video()}, app)
     assert set(answers) == {first}
-    assert totals["data"]["video"]["stats"]["shares"] == 115 and totals["extensions"]["privacy"]["noised"] is False
+    assert totals["data"]["video"]["stats"]["shares"] == 167 and totals["extensions"]["privacy"]["noised"] is False
 
 
 async def test_noise_is_one_draw_per_quantity_whatever_the_shape_app_or_day(gateway: Gateway) -> None:
@@ -157,6 +159,9 @@ async def test_a_cell_whose_count_stands_still_keeps_its_draw_across_releases(ga
         france = world.crowd("fr", 60, base - timedelta(minutes=50), region="FR", spacing=timedelta(seconds=1))
         world.crowd("it", 55, base - timedelta(minutes=40), region="IT", spacing=timedelta(seconds=1))
         world.crowd("us0-", 50, base - timedelta(minutes=30), region="US", spacing=timedelta(seconds=1))
+        # The pool's complements: Germany, the smallest, and Austria, the first by key (France stays listed).
+        world.crowd("de", 52, base - timedelta(minutes=20), region="DE", spacing=timedelta(seconds=1))
+        world.crowd("at", 70, base - timedelta(minutes=10), region="AT", spacing=timedelta(seconds=1))
         await gateway.ingest(world.take())
     answers = []
     for day in range(1, 7):

@@ -10,8 +10,10 @@ worlds that differ only in whether a sharer consented give the same answers ever
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
 from gateway.auth import Principal, PrincipalKind
@@ -22,6 +24,7 @@ from harness import Gateway, policies_granting, policies_with, running_gateway
 QUESTIONS = battery(days_ago(8), days_ago(0))
 SHARERS = "query($video: ID!) { video(id: $video) { consentedSharers } }"
 SET_VISIBLE = "mutation($creator: ID!) { setVisibleTo(creatorId: $creator, visible: true) { visibleTo { creatorId } } }"
+SET_ANONYMOUS = "mutation($on: Boolean!) { setShareSettings(anonymous: $on) { anonymousShares } }"
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +90,38 @@ async def test_consent_changes_no_other_answer(gateway: Gateway) -> None:
     for name in ("owner", "public"):
         pair = [(world, answers[name]) for world, answers in played]
         assert same_answers(pair), (name, differences(*pair))
+
+
+async def test_a_backfill_does_not_uncover_a_share_made_anonymously(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """The red team's F2. A sharer who may be shown to the creator shares anonymously, stamped two
+    hours ahead, then turns anonymous sharing off; a backfill of one old share touches the video (no
+    release yet), and its live events arrive again. Twin worlds, the setting turned off or left on:
+    the creator is told the same, and the share stays anonymous in both (as it was decided when it
+    arrived)."""
+    played = []
+    now = days_ago(1, 12)
+    for turns_off in (True, False):
+        world = World(f"rebuilt-{turns_off}")
+        sharer = Principal(PrincipalKind.USER, world.actor("sharer"))
+        world.publish(days_ago(2, 8))
+        assert sharer.id is not None
+        with gateway.clock.at(now - timedelta(hours=1)):
+            await consent_to(gateway, sharer.id, world.creator)
+            await ask(gateway, SET_ANONYMOUS, {"on": True}, sharer)
+        world.share(sharer.id, now + timedelta(hours=2), channel="sms")
+        with gateway.clock.at(now):
+            await gateway.ingest(world.take())
+        if turns_off:
+            with gateway.clock.at(now + timedelta(minutes=30)):
+                await ask(gateway, SET_ANONYMOUS, {"on": False}, sharer)
+        world.share(world.actor("long-ago"), days_ago(4, 10), channel="email")
+        with gateway.clock.at(now + timedelta(hours=1)):
+            await gateway.backfill(world.take())
+            listed = await ask(gateway, SHARERS, {"video": world.video()}, world.owner)
+            answers = await ask(gateway, QUESTIONS, {"video": world.video(), "creator": world.creator}, world.owner)
+        assert listed["data"]["video"]["consentedSharers"] == [], turns_off
+        ledger = await admin.fetch("SELECT channel::text FROM video_people WHERE video_id = $1 AND actor_id = $2", world.video(), sharer.id)
+        assert [row["channel"] for row in ledger] == [None], turns_off
+        played.append((world, answers))
+
+    assert same_answers(played), differences(*played)

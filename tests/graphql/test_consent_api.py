@@ -9,6 +9,7 @@ to a video's creator the sharers whose consent toward them stands when the reque
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -128,6 +129,35 @@ async def test_a_users_changes_are_stamped_in_the_order_they_were_made(gateway: 
     stamps = [row[3] for row in await audit(admin, str(someone.id))]
     assert stamps == [later, later + timedelta(microseconds=1)]
     assert answer(await gateway.graphql(ME_SETTINGS, principal=someone))["me"]["settings"]["anonymousShares"] is False
+
+
+async def waiting_on_an_advisory_lock(admin: asyncpg.Connection) -> None:
+    """Returns once another session of this database waits for an advisory lock."""
+    async with asyncio.timeout(30):
+        while not await admin.fetchval(
+            """SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                              WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()
+                                AND l.pid <> pg_backend_pid())"""
+        ):
+            await asyncio.sleep(0.01)
+
+
+async def test_a_change_is_stamped_once_the_users_lock_is_held(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """The red team's F3: the stamp was read before the change took the user's lock (held here as
+    another change of theirs would hold it, on another replica), so a change that waited was stamped
+    before it could be made, and committed later. It is stamped in its own transaction, once the
+    lock is held."""
+    someone = new_user()
+    began = gateway.clock.now
+    with gateway.clock.at(began):
+        async with admin.transaction():
+            await admin.execute("SELECT pg_advisory_xact_lock(hashtextextended('consent of ' || $1, 0))", someone.id)
+            change = asyncio.create_task(gateway.graphql(SET_SHARES, {"on": True}, principal=someone))
+            await waiting_on_an_advisory_lock(admin)
+            gateway.clock.now = began + timedelta(minutes=1)  # the lock is let go of a minute later
+        assert answer(await change) == {"setShareSettings": {"anonymousShares": True}}
+
+    assert [row[3] for row in await audit(admin, str(someone.id))] == [began + timedelta(minutes=1)]
 
 
 @pytest.mark.parametrize(
@@ -335,3 +365,25 @@ async def test_a_sharer_is_listed_for_shares_that_were_not_anonymous_only(gatewa
         await set_visible(gateway, person, ADA, True)
 
     assert await sharers_of(gateway, ADA_SECOND, user(ADA)) == [plain.id]
+
+
+@pytest.mark.usefixtures("sharers_listed")
+async def test_an_app_is_never_told_consented_sharers_even_where_a_policy_grants_it(gateway: Gateway) -> None:
+    """The red team's F4: a policy that granted the group to an app scope let an app acting for the
+    creator read who shared their videos (its principal passes the owner-only rule). Consent is to
+    be shown to the creator, not to an app: the field refuses every principal but a user, whatever
+    the policy says, as the mutations do."""
+    policy_dir = gateway.state["engine"].policy_dir
+    data = json.loads((policy_dir / "data.json").read_text())
+    data["access"]["principals"]["app"]["scopes"]["insights"].append("consented_sharers")
+    (policy_dir / "data.json").write_text(json.dumps(data))
+    await gateway.policy_in_force()  # the fixture puts the shipped policy back in force
+    await set_visible(gateway, user(SHARER), ADA, True)
+    app = Principal(PrincipalKind.APP, ADA, frozenset({"insights"}), app_id="app-consented-sharers")
+
+    response = await gateway.graphql(SHARERS, {"video": ADA_FIRST}, principal=app)
+
+    assert refusals(response) == [("FORBIDDEN", "Video.consentedSharers", ["video", "consentedSharers"])]
+    assert response.json()["data"] == {"video": {"id": ADA_FIRST, "consentedSharers": None}}
+    assert SHARER not in response.text
+    assert await sharers_of(gateway, ADA_FIRST, user(ADA)) == [SHARER]  # the creator still is

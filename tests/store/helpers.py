@@ -115,12 +115,10 @@ _CAPPED_WATCH = """
     SELECT video_id, sum(least(watched, 180000)) AS capped
     FROM (SELECT video_id, actor_id, sum(watch_ms) AS watched FROM events WHERE type = 'view' GROUP BY 1, 2) viewers
     GROUP BY 1"""
-# A share is anonymous, and in no channel cell, when its event says so or its sharer's share setting
-# was on when it was made (migration 0018): their latest change at or before it says so.
-_ANONYMOUS = """(type = 'share' AND (anonymous OR coalesce(
-    (SELECT s.value FROM consent_changes s
-     WHERE s.user_id = events.actor_id AND s.setting = 'anonymous_shares' AND s.changed_at <= events.occurred_at
-     ORDER BY s.changed_at DESC, s.change_id DESC LIMIT 1), false)))"""
+# A share is anonymous, and in the channel cell 'undisclosed' rather than its channel's, as its
+# event's `anonymous` says: ingest decides it once, when it receives the share (migration 0018;
+# tests/store/test_consent.py tests the decision).
+_ANONYMOUS = "(type = 'share' AND anonymous)"
 FROM_SCRATCH: dict[str, tuple[str, str]] = {
     "videos": (
         "SELECT video_id, creator_id, published_at FROM videos",
@@ -147,7 +145,7 @@ FROM_SCRATCH: dict[str, tuple[str, str]] = {
         f"""SELECT video_id AS subject_id, metric, dimension, value, sum(events) AS events, count(DISTINCT actor_id) AS people
             FROM (SELECT video_id, actor_id, {_METRIC} AS metric, d.dimension, d.value, d.events
                   FROM events
-                  CROSS JOIN LATERAL (VALUES ('c'::"char", CASE WHEN NOT {_ANONYMOUS} THEN channel::text END, 1),
+                  CROSS JOIN LATERAL (VALUES ('c'::"char", CASE WHEN {_ANONYMOUS} THEN 'undisclosed' ELSE channel::text END, 1),
                                              ('r', coalesce(region::text, 'unknown'), 1),
                                              ('a', coalesce(age_band, 'unknown'), 1)) AS d (dimension, value, events)
                   WHERE type IN ('view', 'share')) cells

@@ -2,7 +2,7 @@
 
 A share is anonymous when its event says so, or when its sharer's share setting was on when it was
 made, as the audit of changes records it. It counts in its video's share total and people, and in
-no channel cell; the ledger keeps no channel for it. Which shares are anonymous depends on when they
+the channel cell 'undisclosed' instead of its channel's; the ledger keeps no channel for it. Which shares are anonymous depends on when they
 were made, never on when they arrive, are replayed or backfilled, nor on changes made after them.
 """
 
@@ -43,7 +43,7 @@ async def clean(admin: asyncpg.Connection) -> None:
 
 async def change(store: Store, user_id: str, on: bool, at: datetime, *, setting: Setting = Setting.ANONYMOUS_SHARES, creator_id: str | None = None) -> bool:
     async with store.private.acquire() as conn:
-        return await consent.record_change(conn, user_id, setting, creator_id, on, at, "user")
+        return await consent.record_change(conn, user_id, setting, creator_id, on, lambda: at, "user")
 
 
 def share(event_id: str, actor: str, at: datetime, *, video: str = "v1", channel: str = "whatsapp", **fields: Any) -> dict[str, Any]:
@@ -63,7 +63,7 @@ async def share_total(admin: asyncpg.Connection, video: str = "v1") -> tuple[int
 
 
 @pytest.mark.usefixtures("clean")
-async def test_a_share_its_event_calls_anonymous_counts_in_the_total_and_in_no_channel(store: Store, admin: asyncpg.Connection) -> None:
+async def test_a_share_its_event_calls_anonymous_counts_in_the_total_and_as_undisclosed(store: Store, admin: asyncpg.Connection) -> None:
     await ingest(EventWriter(store.ingest), [
         share("s1", "u1", NOON, anonymous=True),
         share("s2", "u2", NOON),
@@ -71,7 +71,8 @@ async def test_a_share_its_event_calls_anonymous_counts_in_the_total_and_in_no_c
     ])
 
     assert await share_total(admin) == (3, 2)
-    assert await share_cells(admin) == {"whatsapp": (1, 1)}
+    # Counted by people, as every channel cell is: u1 and u2 shared anonymously.
+    assert await share_cells(admin) == {"whatsapp": (1, 1), "undisclosed": (2, 2)}
     # The ledger knows u1 shared, and nothing else of that share: no channel, region or age band.
     ledger = await admin.fetch("SELECT actor_id, region, age_band, channel::text FROM video_people WHERE metric = 's' ORDER BY 1, 4")
     assert [tuple(row) for row in ledger] == [("u1", "unknown", "unknown", None), ("u2", "DE", "25-34", "whatsapp"), ("u2", "unknown", "unknown", None)]
@@ -91,7 +92,7 @@ async def test_the_setting_in_force_when_a_share_was_made_decides_it(store: Stor
     await ingest(writer, [share("after-off", "u1", NOON + timedelta(hours=2, minutes=30), channel="email")])
 
     assert await share_total(admin) == (3, 1)
-    assert await share_cells(admin) == {"whatsapp": (1, 1), "email": (1, 1)}
+    assert await share_cells(admin) == {"whatsapp": (1, 1), "email": (1, 1), "undisclosed": (1, 1)}
     await assert_live_state_matches_events(admin)
 
 
@@ -118,7 +119,7 @@ async def test_a_change_moves_no_share_made_before_it(store: Store, admin: async
     await change(store, "u2", True, NOON + timedelta(hours=1))
     await change(store, "u1", False, NOON + timedelta(hours=2))
 
-    assert (await share_total(admin), await share_cells(admin)) == before == ((2, 2), {"whatsapp": (1, 1)})
+    assert (await share_total(admin), await share_cells(admin)) == before == ((2, 2), {"whatsapp": (1, 1), "undisclosed": (1, 1)})
 
 
 def same_video(video: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -145,9 +146,62 @@ async def test_a_backfill_decides_each_share_as_live_ingest_did(store: Store, ad
     await backfill.hold(records(map(same_video("v-backfilled"), played)))
     await backfill.replay()
 
-    assert await share_cells(admin, "v-live") == await share_cells(admin, "v-backfilled") == {"whatsapp": (2, 2), "x": (1, 1)}
+    assert await share_cells(admin, "v-live") == await share_cells(admin, "v-backfilled") == {"whatsapp": (2, 2), "x": (1, 1), "undisclosed": (1, 1)}
     assert await share_total(admin, "v-live") == await share_total(admin, "v-backfilled") == (4, 2)
     await assert_live_state_matches_events(admin)
+
+
+async def ledger_channel(admin: asyncpg.Connection, actor: str, video: str = "v1") -> list[str | None]:
+    """The channels the ledger knows `actor` shared `video` on (None: undisclosed)."""
+    rows = await admin.fetch("SELECT channel::text FROM video_people WHERE video_id = $1 AND actor_id = $2 AND metric = 's'", video, actor)
+    return [row["channel"] for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("at_arrival", "at_rebuild"),
+    [pytest.param(True, False, id="anonymous-then-off"), pytest.param(False, True, id="plain-then-on")],
+)
+@pytest.mark.usefixtures("clean")
+async def test_a_rebuild_keeps_the_setting_a_share_stamped_ahead_arrived_under(
+    store: Store, admin: asyncpg.Connection, at_arrival: bool, at_rebuild: bool
+) -> None:
+    """The red team's F2: a share stamped two hours ahead arrives live and is decided by the setting
+    then; the sharer changes it; a backfill touches the video (no release yet), so its live events
+    arrive again, now. They must arrive as they were decided, not by the setting at the rebuild."""
+    clock = Clock(NOON)
+    writer = EventWriter(store.ingest, clock)
+    await change(store, "u1", at_arrival, NOON - timedelta(hours=1))
+    await ingest(writer, [share("ahead", "u1", NOON + timedelta(hours=2), channel="sms")])
+    decided = (await share_cells(admin), await ledger_channel(admin, "u1"))
+    assert decided == (({"undisclosed": (1, 1)}, [None]) if at_arrival else ({"sms": (1, 1)}, ["sms"]))
+
+    await change(store, "u1", at_rebuild, NOON + timedelta(minutes=30))
+    clock.now = NOON + timedelta(hours=1)
+    await writer.hold(records([share("old", "u2", NOON - timedelta(days=2))]))
+    await writer.replay()
+
+    assert (await share_cells(admin), await ledger_channel(admin, "u1")) == (
+        {**decided[0], "whatsapp": (1, 1)}, decided[1]
+    )
+
+
+@pytest.mark.usefixtures("clean")
+async def test_a_share_held_behind_a_replay_keeps_the_setting_at_its_arrival(store: Store, admin: asyncpg.Connection) -> None:
+    """A live share about a video whose backfill is being replayed waits for it (arrivals_pending):
+    it is decided when it arrives, not when the replay reaches it."""
+    clock = Clock(NOON)
+    writer = EventWriter(store.ingest, clock)
+    await change(store, "u1", True, NOON - timedelta(hours=1))
+    await writer.hold(records([share("old", "u2", NOON - timedelta(days=2))]))
+    await ingest(writer, [share("ahead", "u1", NOON + timedelta(hours=2), channel="sms")])
+    assert await admin.fetchval("SELECT live FROM arrivals_pending WHERE event_id = 'ahead'") is True
+
+    await change(store, "u1", False, NOON + timedelta(minutes=30))
+    clock.now = NOON + timedelta(hours=1)
+    await writer.replay()
+
+    assert await share_cells(admin) == {"whatsapp": (1, 1), "undisclosed": (1, 1)}
+    assert await ledger_channel(admin, "u1") == [None]
 
 
 @pytest.mark.usefixtures("clean")
@@ -174,6 +228,7 @@ async def test_shares_ingested_while_their_sharer_toggles_keep_the_setting_they_
     for video in ("v0", "v1", "v2"):
         cells = await share_cells(admin, video)
         events, _ = await share_total(admin, video)
+        assert cells.pop("undisclosed", None) == ((1, 1) if video == "v0" else None), (video, cells)
         assert sum(count for count, _ in cells.values()) == events - (video == "v0"), (video, cells)
         assert "sms" not in cells
     assert await admin.fetchval("SELECT count(*) FROM consent_changes WHERE user_id = 'u1'") == toggles + 1

@@ -12,11 +12,12 @@ import asyncpg
 import pytest
 
 import gateway.store.migrate as migrate_module
+from gateway.ingest.events import EVENT_COLUMNS
 from gateway.store.ingest import EventWriter, prepare_connection
 from gateway.store.migrate import ROLES, MigrationError, migrate, migrations
 
 from conftest import SECRET, drop_database, fresh_database
-from helpers import assert_live_state_matches_events, event, ingest
+from helpers import assert_live_state_matches_events, event, ingest, records
 
 ALL_MIGRATIONS = [f"{migration.version:04d}_{migration.name}" for migration in migrations()]
 
@@ -179,6 +180,42 @@ async def ingest_through_a_new_pool(url: str, events: list[dict[str, Any]]) -> N
         await pool.close()
 
 
+# How ingest stored a batch before migration 0018. Today's store_batch.sql decides each share's
+# anonymity from the consent audit as it stores it, which a store migrated only so far has not got.
+STORE_BATCH_BEFORE_CONSENT = (
+    """WITH fresh_ids AS (
+           INSERT INTO event_ids (event_id, occurred_at)
+           SELECT event_id, occurred_at FROM ingest_staging ORDER BY event_id
+           ON CONFLICT DO NOTHING
+           RETURNING event_id
+       )
+       INSERT INTO ingest_fresh
+       SELECT s.* FROM ingest_staging s JOIN fresh_ids USING (event_id)""",
+    """INSERT INTO events (event_id, type, occurred_at, video_id, creator_id, actor_id, channel,
+                           region, age_band, watch_ms, completed, text, anonymous)
+       SELECT event_id, type::event_type, occurred_at, video_id, creator_id, actor_id, channel::share_channel,
+              region, age_band, watch_ms, completed, text, anonymous
+       FROM ingest_fresh""",
+)
+
+
+async def ingest_before_consent(url: str, events: list[dict[str, Any]]) -> None:
+    """Events as ingest applied them before migration 0018: stored, then one arrival, now."""
+    batch = records(events)
+    conn = await asyncpg.connect(url)
+    try:
+        await prepare_connection(conn)
+        for moment in sorted({record[2] for record in batch}):
+            await conn.execute("SELECT ensure_events_partition($1)", moment)
+        async with conn.transaction():
+            await conn.copy_records_to_table("ingest_staging", records=batch, columns=EVENT_COLUMNS)
+            for statement in STORE_BATCH_BEFORE_CONSENT:
+                await conn.execute(statement)
+            await conn.execute("SELECT apply_arrival(now())")
+    finally:
+        await conn.close()
+
+
 async def test_migrating_a_store_with_releases_caps_watch_time_from_the_next_release(
     empty_database: Callable[[], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -190,7 +227,7 @@ async def test_migrating_a_store_with_releases_caps_watch_time_from_the_next_rel
     monkeypatch.setattr(migrate_module, "migrations", lambda: [migration for migration in migrations() if migration.version < 15])
     await migrate(url, SECRET)
     monkeypatch.undo()
-    await ingest_through_a_new_pool(url, BEFORE_CAP)
+    await ingest_before_consent(url, BEFORE_CAP)
 
     assert await migrate(url, SECRET) == [name for name in ALL_MIGRATIONS if name >= "0015"]
 

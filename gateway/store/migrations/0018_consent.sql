@@ -8,13 +8,18 @@
 --   consent_settings   the settings in force: the latest change per (user, setting, creator)
 --
 --   anonymous_shares   a share made while it is on counts in its video's share total and people,
---                      but enters no breakdown cell: apply_arrival() below takes it as a share of
---                      unknown channel, region and age band. The setting that applies is the one
+--                      and in the channel breakdown's cell 'undisclosed' instead of its channel's:
+--                      apply_arrival() below takes it as a share of undisclosed channel and unknown
+--                      region and age band (the ledger keeps no channel for it). That cell counts
+--                      people as every channel cell does, and is served and suppressed as they
+--                      are (gateway.privacy.suppression). The setting that applies is the one
 --                      in force when the share was made (its occurred_at; for an event stamped
---                      ahead of the clock, when it arrived), read from this audit, so a replay or
---                      a backfill decides every share as live ingest did and as it would now: a
---                      change never moves a share that was made before it. A share whose event
---                      says `anonymous` is anonymous whatever the setting.
+--                      ahead of the clock, when it was received), read from this audit when
+--                      ingest receives the share (store_batch.sql) and kept, decided, in its
+--                      event's `anonymous`: every arrival made of the event, live, replayed,
+--                      backfilled or rebuilt, reads that and never the setting again, so no change
+--                      moves a share once received. A share whose event says `anonymous` is
+--                      anonymous whatever the setting.
 --   visible_to         (per creator) the user may be listed to that creator as a sharer of their
 --                      videos: consented_sharers() below, which Video.consentedSharers reads when
 --                      the policy enables it. Nothing else reads it.
@@ -59,7 +64,7 @@ FROM consent_changes
 ORDER BY user_id, setting, creator_id, changed_at DESC, change_id DESC;
 
 -- Whether `sharer`'s share setting was on at `moment`: their latest change at or before it (off
--- when there is none).
+-- when there is none). Ingest asks it once per share it receives (store_batch.sql).
 CREATE FUNCTION anonymous_shares_at(sharer text, moment timestamptz) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT coalesce((SELECT c.value FROM consent_changes c
@@ -110,10 +115,12 @@ GRANT EXECUTE ON FUNCTION anonymous_shares_at(text, timestamptz) TO gateway_inge
 REVOKE ALL ON FUNCTION consented_sharers(text, text, text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION consented_sharers(text, text, text, integer) TO gateway_reader;
 
--- As in migration 0015, but a share that is anonymous (its event says so, or its sharer's
--- setting was on when they made it) enters the arrival as a share of unknown region, age band and
--- channel: it counts in the video's share total and people (and makes its sharer known to the
--- ledger), and lands in no channel cell. The ledger keeps no channel for it.
+-- As in migration 0015, but a share that is anonymous (its `anonymous`, decided when ingest
+-- received it: the event said so, or its sharer's setting was on when they made it) enters the
+-- arrival as a share of unknown region and age band and of no channel: it counts in the video's
+-- share total and people (and makes its sharer known to the ledger), and in the channel cell
+-- 'undisclosed', with the people in it, as a share in a channel counts in that channel's cell.
+-- The ledger keeps no channel for it (NULL: undisclosed).
 CREATE OR REPLACE FUNCTION apply_arrival(arrived_at timestamptz, live boolean DEFAULT true) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -172,17 +179,14 @@ BEGIN
                sum(CASE type WHEN 'unlike' THEN -1 ELSE 1 END) AS events,
                coalesce(sum(watch_ms), 0) AS watch_ms,
                count(*) FILTER (WHERE completed) AS completed
-        FROM (SELECT f.*,
-                     CASE WHEN f.type <> 'share' THEN false
-                          WHEN f.anonymous THEN true
-                          ELSE anonymous_shares_at(f.actor_id, least(f.occurred_at, arrived_at)) END AS anonymous_share
+        FROM (SELECT f.*, f.type = 'share' AND coalesce(f.anonymous, false) AS anonymous_share
               FROM ingest_fresh f) fresh
         WHERE type IN ('view', 'like', 'unlike', 'comment', 'share')
         GROUP BY 1, 2, 3, 4, 5, 6
     ) c
     LEFT JOIN LATERAL (
         SELECT true AS any_row,
-               bool_or(l.channel = c.channel) AS channel,
+               bool_or(l.channel IS NOT DISTINCT FROM c.channel) AS channel,
                bool_or(l.region = c.region) AS region,
                bool_or(l.age_band = c.age_band) AS age_band,
                bool_or(l.region = c.region AND l.age_band = c.age_band
@@ -231,14 +235,15 @@ BEGIN
         events          = t.events + excluded.events,
         watch_capped_ms = t.watch_capped_ms + excluded.watch_capped_ms;
 
-    -- Each arrival row lands in one cell per dimension its metric is broken down by; its views in
-    -- the completion cells their `completed` says (a viewer is new to each the first time).
+    -- Each arrival row lands in one cell per dimension its metric is broken down by (an anonymous
+    -- share in the channel 'undisclosed'); its views in the completion cells their `completed` says
+    -- (a viewer is new to each the first time).
     INSERT INTO live_cells AS l (subject_id, metric, dimension, value, events, people, changed_arrival)
     SELECT c.video_id, c.metric, d.dimension, d.value, sum(d.events),
            count(DISTINCT c.actor_id) FILTER (WHERE d.new_person), arrival
     FROM arrival_cells c
     LEFT JOIN arrival_viewers w ON w.video_id = c.video_id AND w.actor_id = c.actor_id AND c.metric = 'v'
-    CROSS JOIN LATERAL (VALUES ('c'::"char", c.channel::text, c.events, c.new_in_channel),
+    CROSS JOIN LATERAL (VALUES ('c'::"char", coalesce(c.channel::text, 'undisclosed'), c.events, c.new_in_channel),
                                ('r', c.region, c.events, c.new_in_region),
                                ('a', c.age_band, c.events, c.new_in_age_band),
                                ('w', CASE WHEN c.completed > 0 THEN 'completed' END, c.completed,

@@ -66,6 +66,8 @@ const CHANNELS = {
   sms: 'SMS',
   email: 'Email',
   other: 'Other',
+  // Shares made anonymously: a cell of their own, whose channel is not told.
+  undisclosed: 'Undisclosed (anonymous)',
 };
 
 let regions = null;
