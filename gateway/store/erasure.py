@@ -94,13 +94,16 @@ _TAKE_EVENTS = (
            DELETE FROM arrivals_pending WHERE actor_id = $1 RETURNING event_id
        ), erased AS (
            DELETE FROM events WHERE actor_id = $1
-           RETURNING event_id, type, video_id, region, age_band, channel, watch_ms, completed
+           RETURNING event_id, type, video_id, region, age_band, channel, watch_ms, completed, anonymous
        )
        INSERT INTO erased_events
        SELECT e.event_id,
               (CASE e.type WHEN 'view' THEN 'v' WHEN 'like' THEN 'l' WHEN 'unlike' THEN 'l'
                            WHEN 'comment' THEN 'c' WHEN 'share' THEN 's' END)::"char",
-              e.video_id, coalesce(e.region, 'unknown'), coalesce(e.age_band, 'unknown'), e.channel::text,
+              e.video_id, coalesce(e.region, 'unknown'), coalesce(e.age_band, 'unknown'),
+              -- An anonymous share (decided when ingest received it, migration 0018) is in the cell
+              -- 'undisclosed', never in its event's channel.
+              CASE WHEN e.type = 'share' AND coalesce(e.anonymous, false) THEN 'undisclosed' ELSE e.channel::text END,
               CASE e.type WHEN 'unlike' THEN -1 ELSE 1 END, e.watch_ms, e.completed, h.event_id IS NOT NULL
        FROM erased e LEFT JOIN held h USING (event_id)""",
 )
@@ -144,7 +147,8 @@ _SETTLE_CELLS = """
 WITH their_part AS (
     SELECT DISTINCT l.video_id AS subject_id, l.metric, d.dimension, d.value, 1 AS people, 0 AS events
     FROM video_people l
-    CROSS JOIN LATERAL (VALUES ('c'::"char", l.channel::text), ('r', l.region), ('a', l.age_band)) AS d (dimension, value)
+    -- The ledger keeps no channel for an anonymous share: its cell is 'undisclosed' (migration 0018).
+    CROSS JOIN LATERAL (VALUES ('c'::"char", coalesce(l.channel::text, 'undisclosed')), ('r', l.region), ('a', l.age_band)) AS d (dimension, value)
     WHERE l.actor_id = $1 AND d.value IS NOT NULL
     UNION ALL
     -- A viewer is one person in each completion cell a view of theirs landed in (migration 0015).

@@ -431,3 +431,28 @@ async def test_erasing_someone_who_never_viewed_takes_no_watch_time_from_any_tot
 
     sums = await admin.fetch("SELECT metric, watch_capped_ms FROM live_totals WHERE subject_id IN ('w', 'cw')")
     assert sums and all(row["watch_capped_ms"] == 0 for row in sums), [tuple(row) for row in sums]
+
+
+async def test_erasing_an_unreleased_anonymous_sharer_leaves_the_history_of_a_world_without_them(
+    store: Store, writer: EventWriter, admin: asyncpg.Connection
+) -> None:
+    """A red team found the erased person's anonymous share taken out of its event's channel cell
+    (x), which never held it, instead of 'undisclosed': one share short for good, on the channel
+    of a share meant to be anonymous."""
+    erased, never = world("ea"), world("na")
+
+    def released(w: Callable[[str], str]) -> list[dict[str, Any]]:
+        return [*shares(w("s"), [w(f"w{n}") for n in range(6)], channel="whatsapp"), *shares(w("s"), [w(f"x{n}") for n in range(6)], channel="x")]
+
+    await ingest(writer, [*released(erased), *released(never)])
+    await ingest(writer, [event("share", fresh_id("share"), NOON, video_id=erased("s"), actor_id=PERSON, channel="x", anonymous=True)])
+    await erase(store)
+    await ingest(writer, [
+        event
+        for w in (erased, never)
+        for event in (*shares(w("s"), [w(f"w{n}") for n in range(6, 9)], channel="whatsapp"), *shares(w("s"), [w(f"x{n}") for n in range(6, 11)], channel="x"))
+    ])
+
+    in_erased = await history_of(admin, "ea")
+    assert ("s", "s", "c", "x", 2, 11, 11) in in_erased["release_cells"], "the channel x holds its eleven sharers"
+    assert in_erased == await history_of(admin, "na")
