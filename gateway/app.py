@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         cache = DecisionCache(settings.policy_cache_size, settings.policy_cache_mb * 1024 * 1024, weigh=weigh_decision)
         decider = PolicyDecider(engine, cache, record=decision_log.record)
         budget = BudgetLedger(store.reader)
-        writer = EventWriter(store.ingest, clock)
+        writer = EventWriter(store.ingest, clock, erasure_key=derive_erasure_key(secret))
         retention = DailyRetention(store.eraser, settings.retention_days, settings.lateness_days, clock) if settings.retention_days else None
         limiter = RateLimiter.open(settings.rate_limit_storage_uri)
         registry = metrics_registry(GatewayCollector(decider, decision_log, budget, writer, limiter, retention), latency)

@@ -47,6 +47,7 @@ from gateway.oauth.scopes import policy_scopes
 from gateway.policy.worker import PolicyFiles, PolicyFilesError
 from gateway.store.apps import authorize_app, register_app, revoke_app
 from gateway.store.documents import RegisteredDocument, register_document, registered_documents
+from gateway.store.erasure import derive_erasure_key
 from gateway.store.failures import STORE_FAILURES
 from gateway.store.history import subjects_with_history
 from gateway.store.ingest import BatchResult, EventWriter
@@ -218,7 +219,7 @@ async def open_writer(settings: Settings) -> AsyncIterator[tuple[Store, EventWri
     async with reaching_the_store(settings):
         store = await Store.open(await migrated_database(settings), settings.signing_secret())
     try:
-        yield store, EventWriter(store.ingest)
+        yield store, EventWriter(store.ingest, erasure_key=derive_erasure_key(settings.signing_secret()))
     finally:
         await store.close()
 
@@ -736,7 +737,7 @@ def export_user(
     """Write all of a person's own data as JSON (an access request): their events of every type, their
     activity as `me` serves it, what they watched of each video, the apps they authorized and what
     those spent of their ε budget, and their erasures, if any."""
-    from gateway.store.erasure import derive_erasure_key, subject_key
+    from gateway.store.erasure import subject_key
     from gateway.store.personal_data import export_person, to_json
 
     check_person(user_id)
@@ -773,7 +774,7 @@ def erase_user(
     the ledger of people (activity of theirs that arrives later counts as a new person's), their app
     grants (revoked). Released aggregates stay. Prints the erasure's id; running it again is safe."""
     from gateway.graphql.erasure import check_reason
-    from gateway.store.erasure import ErasureReceipt, derive_erasure_key, erase_person, subject_key
+    from gateway.store.erasure import ErasureReceipt, erase_person, subject_key
 
     check_person(user_id)
     why = check_reason(reason, user_id)

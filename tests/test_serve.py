@@ -131,7 +131,7 @@ async def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(database_u
     head, _, answer = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert b"\r\nx-request-id: in-flight-1" in head.lower()
-    assert json.loads(answer) == {"received": 1, "inserted": 1, "duplicates": 0}
+    assert json.loads(answer) == {"received": 1, "inserted": 1, "duplicates": 0, "erased": 0}
     conn = await asyncpg.connect(database_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM events WHERE event_id = 'in-flight-pub'") == 1

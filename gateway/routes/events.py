@@ -34,4 +34,4 @@ async def post_events(request: Request) -> Response:
     if not batch.records:
         raise BadUserInput("the body holds no events")
     result = await request.state.writer.write(batch.records)
-    return JSONResponse({"received": result.received, "inserted": result.inserted, "duplicates": result.duplicates})
+    return JSONResponse({"received": result.received, "inserted": result.inserted, "duplicates": result.duplicates, "erased": result.erased})

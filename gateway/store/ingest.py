@@ -13,6 +13,7 @@ import asyncpg
 from gateway.clock import Clock, utc_now
 from gateway.errors import BadUserInput, StoreUnavailable
 from gateway.ingest.events import EVENT_COLUMNS, EventRecord
+from gateway.store.erasure import subject_key
 from gateway.store.failures import STORE_FAILURES
 from gateway.store.history import ARRIVAL_LOCK
 from gateway.store.replay import replay_pending
@@ -20,6 +21,8 @@ from gateway.store.replay import replay_pending
 __all__ = ["BatchResult", "EventWriter", "prepare_connection"]
 
 log = logging.getLogger(__name__)
+
+ACTOR = EVENT_COLUMNS.index("actor_id")
 
 # A batch is stored (deduplicated, appended to events) before it takes the arrival lock, then
 # applied to the history under it (apply_arrival(), migration 0011): one batch's storing
@@ -56,10 +59,12 @@ async def prepare_connection(conn: asyncpg.Connection) -> None:
 class BatchResult:
     received: int
     inserted: int
+    # Events of an erased person that occurred before their erasure: the erasure covered them.
+    erased: int = 0
 
     @property
     def duplicates(self) -> int:
-        return self.received - self.inserted
+        return self.received - self.inserted - self.erased
 
 
 class EventWriter:
@@ -69,9 +74,12 @@ class EventWriter:
     make whatever releases they complete. `hold` only stores a batch, for `replay` to apply
     later in order of occurrence (a backfill of subjects with no history yet)."""
 
-    def __init__(self, pool: asyncpg.Pool, clock: Clock = utc_now) -> None:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock = utc_now, erasure_key: bytes | None = None) -> None:
+        """`erasure_key` (gateway.store.erasure.derive_erasure_key): with it, the events an erased
+        person made before their erasure are not stored when they arrive late."""
         self._pool = pool
         self._clock = clock
+        self._erasure_key = erasure_key
         self._months: set[tuple[int, int]] = set()
         # Since start, for /metrics: batches committed, the events they carried and those new to the store.
         self.batches = 0
@@ -101,6 +109,7 @@ class EventWriter:
                 await self._ensure_partitions(unique)
                 async with self._pool.acquire() as conn, conn.transaction():
                     await conn.copy_records_to_table("ingest_staging", records=unique, columns=EVENT_COLUMNS)
+                    erased = await self._leave_out_erased(conn, unique) if self._erasure_key is not None else 0
                     received_at = self._clock()
                     await conn.execute(STORE_BATCH, received_at)
                     inserted: int = await conn.fetchval("SELECT count(*) FROM ingest_fresh")
@@ -113,7 +122,7 @@ class EventWriter:
                 self.batches += 1
                 self.events_received += len(records)
                 self.events_inserted += inserted
-                return BatchResult(received=len(records), inserted=inserted)
+                return BatchResult(received=len(records), inserted=inserted, erased=erased)
             except RETRYABLE as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise StoreUnavailable(f"ingest batch kept conflicting with concurrent batches: {exc}") from exc
@@ -124,6 +133,23 @@ class EventWriter:
             except STORE_FAILURES as exc:
                 raise unreachable(exc) from exc
         raise AssertionError("unreachable")
+
+    async def _leave_out_erased(self, conn: asyncpg.Connection, records: list[EventRecord]) -> int:
+        """Takes out of the staged batch what erased people did before their erasure; returns how
+        many events that was. One indexed lookup a batch, by the keyed hashes of its actors."""
+        assert self._erasure_key is not None
+        actors = {actor for record in records if isinstance(actor := record[ACTOR], str)}
+        if not actors:
+            return 0
+        keys = {subject_key(self._erasure_key, actor): actor for actor in actors}
+        erased = await conn.fetch("SELECT subject_key, erased_at FROM erased_subjects($1)", list(keys))
+        left_out = 0
+        for row in erased:
+            status = await conn.execute(
+                "DELETE FROM ingest_staging WHERE actor_id = $1 AND occurred_at <= $2", keys[bytes(row["subject_key"])], row["erased_at"]
+            )
+            left_out += int(status.split()[-1])
+        return left_out
 
     async def _ensure_partitions(self, records: list[EventRecord]) -> None:
         # Records carry UTC times, so (year, month) names the partition; a set of

@@ -75,7 +75,7 @@ async def test_post_events_stores_the_batch_and_counts_it(client: httpx.AsyncCli
     response = await client.post("/events", content=ndjson(*events), headers=service_headers())
 
     assert response.status_code == 200
-    assert response.json() == {"received": 7, "inserted": 7, "duplicates": 0}
+    assert response.json() == {"received": 7, "inserted": 7, "duplicates": 0, "erased": 0}
     assert await stored_ids(admin, "v-store-") == sorted(event["event_id"] for event in events)
     video = await admin.fetchrow("SELECT creator_id, published_at FROM videos WHERE video_id = 'v-store'")
     assert (video["creator_id"], video["published_at"].isoformat()) == ("c-store", "2025-06-01T12:00:00+00:00")
@@ -101,9 +101,9 @@ async def test_post_events_retried_batch_stores_nothing_twice(client: httpx.Asyn
 
     retried = await client.post("/events", content=body, headers=service_headers())
 
-    assert first.json() == {"received": 7, "inserted": 7, "duplicates": 0}
+    assert first.json() == {"received": 7, "inserted": 7, "duplicates": 0, "erased": 0}
     assert retried.status_code == 200
-    assert retried.json() == {"received": 7, "inserted": 0, "duplicates": 7}
+    assert retried.json() == {"received": 7, "inserted": 0, "duplicates": 7, "erased": 0}
     assert len(await stored_ids(admin, "v-retry-")) == 7
     assert await admin.fetchval(counted) == after_first == '{"(l,1,1)","(s,1,1)","(v,3,2)"}'
 
@@ -113,7 +113,7 @@ async def test_post_events_duplicate_within_a_batch_is_stored_once(client: httpx
 
     response = await client.post("/events", content=ndjson(view, view), headers=service_headers())
 
-    assert response.json() == {"received": 2, "inserted": 1, "duplicates": 1}
+    assert response.json() == {"received": 2, "inserted": 1, "duplicates": 1, "erased": 0}
     assert await stored_ids(admin, "v-twice-") == ["v-twice-view-1"]
     assert await admin.fetchval("SELECT events FROM live_totals WHERE subject_id = 'v-twice' AND metric = 'v'") == 1
 
@@ -124,7 +124,7 @@ async def test_post_events_skips_blank_lines_and_crlf(client: httpx.AsyncClient,
 
     response = await client.post("/events", content=body, headers=service_headers())
 
-    assert response.json() == {"received": 2, "inserted": 2, "duplicates": 0}
+    assert response.json() == {"received": 2, "inserted": 2, "duplicates": 0, "erased": 0}
     assert await stored_ids(admin, "v-blank-") == ["v-blank-pub", "v-blank-view-1"]
 
 
@@ -348,7 +348,7 @@ async def test_post_events_streamed_body_at_the_limit_is_accepted(client: httpx.
     response = await client.post("/events", content=body, headers=service_headers())
 
     assert response.status_code == 200
-    assert response.json() == {"received": 7, "inserted": 7, "duplicates": 0}
+    assert response.json() == {"received": 7, "inserted": 7, "duplicates": 0, "erased": 0}
     assert body.read == 4
 
 

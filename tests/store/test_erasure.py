@@ -456,3 +456,27 @@ async def test_erasing_an_unreleased_anonymous_sharer_leaves_the_history_of_a_wo
     in_erased = await history_of(admin, "ea")
     assert ("s", "s", "c", "x", 2, 11, 11) in in_erased["release_cells"], "the channel x holds its eleven sharers"
     assert in_erased == await history_of(admin, "na")
+
+
+async def test_what_an_erased_person_did_before_the_erasure_is_not_stored_when_it_arrives_late(
+    store: Store, writer: EventWriter, admin: asyncpg.Connection
+) -> None:
+    """A red team found a share made while the person's anonymous setting was on, arriving after
+    their erasure (which deleted the setting), applied to its channel's cell. The erasure covers
+    what the person did before it: it is left out, whenever it arrives; what they do after is a new
+    person's."""
+    await ingest(writer, shares("late", [PERSON, "o1"]))
+    receipt = await erase(store)
+    with_key = EventWriter(store.ingest, Clock(receipt.erased_at + timedelta(minutes=1)), erasure_key=KEY)
+    before = receipt.erased_at - timedelta(hours=2)
+    after = receipt.erased_at + timedelta(seconds=30)
+
+    late = await with_key.write(records([
+        event("share", fresh_id("share"), before, video_id="late", actor_id=PERSON, channel="email"),
+        event("share", fresh_id("share"), before, video_id="late", actor_id="o2", channel="email"),
+        event("share", fresh_id("share"), after, video_id="late", actor_id=PERSON, channel="x"),
+    ]))
+
+    stored = await admin.fetch("SELECT actor_id, channel::text FROM events WHERE video_id = 'late' ORDER BY actor_id, channel")
+    assert (late.received, late.inserted, late.erased, late.duplicates) == (3, 2, 1, 0)
+    assert [tuple(row) for row in stored] == [("o1", "whatsapp"), ("o2", "email"), (PERSON, "x")]
