@@ -44,6 +44,12 @@ from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef, Typ
 __all__ = ["RequestedField", "collect_fields", "select_operation"]
 
 
+# Arguments the policy's input does not carry, so that neither the decision log nor the decision
+# cache keeps them: whom compliance erases (the erasure's record keeps only a keyed digest of it).
+WITHHELD_ARGUMENTS: dict[str, frozenset[str]] = {"Mutation.eraseUser": frozenset({"userId"})}
+WITHHELD = "(withheld)"
+
+
 @dataclass(frozen=True)
 class RequestedField:
     path: str
@@ -137,12 +143,13 @@ class _Walker:
             path = f"{path}@{parent.name}"
         if path not in self.found:
             arguments = get_argument_values(definition, node, self.variables, hide_suggestions=True)
+            withheld = WITHHELD_ARGUMENTS.get(f"{parent.name}.{node.name.value}", frozenset())
             self.found[path] = RequestedField(
                 path=path,
                 type=parent.name,
                 field=node.name.value,
                 alias=node.alias.value if node.alias else None,
-                arguments={name: _json(value) for name, value in arguments.items()},
+                arguments={name: WITHHELD if name in withheld else _json(value) for name, value in arguments.items()},
             )
         if node.selection_set is not None and definition not in (SchemaMetaFieldDef, TypeMetaFieldDef):
             # (Inside __schema and __type every field is introspection's, decided with them.)

@@ -227,6 +227,8 @@ async def erase_person(conn: asyncpg.Connection, person_id: str, *, key: bytes, 
             removed += _count(await conn.execute(statement, person_id))
         grants = _count(await conn.execute(_REVOKE_GRANTS, person_id))
         removed += grants
+        # Their own requests in the policy decision log (migration 0022).
+        removed += await conn.fetchval("SELECT forget_decisions_of($1)", person_id)
         for rows in PERSONAL_ROWS:
             removed += _count(await conn.execute(rows.delete, person_id))
         if removed == 0 and last is not None:

@@ -180,3 +180,21 @@ async def test_the_daily_retention_drops_old_months_and_their_releases_are_still
     assert "gateway_retention_partitions_dropped_total 1.0" in scraped
     last_run = next(line for line in scraped.splitlines() if line.startswith("gateway_retention_last_run_timestamp_seconds "))
     assert float(last_run.split()[1]) == pytest.approx(gateway.clock().timestamp())
+
+
+async def test_an_erasure_leaves_no_request_in_the_decision_log_that_names_the_person(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """A red team found the decision log naming the erased: their own requests, and the eraseUser
+    request's userId, whose time matched the erasure record's (which keeps only a keyed digest)."""
+    await gateway.ingest([viewed(gateway, "vid-e9", "creator-e9", "person-e9")])
+    person = Principal(PrincipalKind.USER, "person-e9")
+    assert (await gateway.graphql(MY_SHARES, principal=person)).status_code == 200
+    await gateway.state["decision_log"].flush()
+    assert await admin.fetchval("SELECT count(*) FROM decision_log WHERE principal->>'id' = 'person-e9'") >= 1
+
+    response = await erase(gateway, "person-e9")
+    await gateway.state["decision_log"].flush()
+
+    assert "errors" not in response.json(), response.text
+    assert await admin.fetchval("SELECT count(*) FROM decision_log WHERE principal->>'id' = 'person-e9'") == 0
+    assert await admin.fetchval("SELECT count(*) FROM decision_bodies WHERE body::text LIKE '%person-e9%'") == 0
+    assert await admin.fetchval("SELECT count(*) FROM decision_log WHERE principal->>'kind' = 'compliance'") >= 1, "compliance's own requests stay"
