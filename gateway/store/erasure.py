@@ -54,7 +54,7 @@ from datetime import datetime
 
 import asyncpg
 
-from gateway.store.history import ARRIVAL_LOCK
+from gateway.store.history import ARRIVAL_LOCK, ERASURE_LOCK
 from gateway.store.personal_data import PERSONAL_ROWS
 
 __all__ = ["ErasureReceipt", "derive_erasure_key", "erase_person", "subject_key"]
@@ -210,6 +210,8 @@ async def erase_person(conn: asyncpg.Connection, person_id: str, *, key: bytes, 
     totals is settled. `key` is subject_key(...) of the person."""
     async with conn.transaction():
         await conn.execute("SELECT set_config('gateway.actor_id', $1, true)", person_id)
+        # First the batches checking their actors against the erasures finish (they hold it shared).
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", ERASURE_LOCK)
         await conn.execute("SELECT pg_advisory_xact_lock($1)", ARRIVAL_LOCK)
         last = await conn.fetchrow(_LAST_ERASURE, key)
         create, take = _TAKE_EVENTS

@@ -6,11 +6,16 @@ from collections.abc import Iterable
 
 import asyncpg
 
-__all__ = ["ARRIVAL_LOCK", "set_history_k", "subjects_with_history"]
+__all__ = ["ARRIVAL_LOCK", "ERASURE_LOCK", "set_history_k", "subjects_with_history"]
 
 # Held while an arrival is applied (live or replayed): whether a person is new is read from the
 # committed ledger, so arrivals are applied one at a time.
 ARRIVAL_LOCK = 7310151952298631524
+# Shared by every ingest batch from before it checks its actors against the erasures to its commit,
+# exclusive for an erasure (taken before ARRIVAL_LOCK): an erasure waits for the batches in flight,
+# and a batch that starts after it sees its record, so no event an erased person made before their
+# erasure is stored between the check and the commit (gateway.store.ingest).
+ERASURE_LOCK = 7310151952298631525
 
 
 async def set_history_k(conn: asyncpg.Connection, k: int) -> bool:

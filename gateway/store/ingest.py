@@ -15,7 +15,7 @@ from gateway.errors import BadUserInput, StoreUnavailable
 from gateway.ingest.events import EVENT_COLUMNS, EventRecord
 from gateway.store.erasure import subject_key
 from gateway.store.failures import STORE_FAILURES
-from gateway.store.history import ARRIVAL_LOCK
+from gateway.store.history import ARRIVAL_LOCK, ERASURE_LOCK
 from gateway.store.replay import replay_pending
 
 __all__ = ["BatchResult", "EventWriter", "prepare_connection"]
@@ -109,7 +109,10 @@ class EventWriter:
                 await self._ensure_partitions(unique)
                 async with self._pool.acquire() as conn, conn.transaction():
                     await conn.copy_records_to_table("ingest_staging", records=unique, columns=EVENT_COLUMNS)
-                    erased = await self._leave_out_erased(conn, unique) if self._erasure_key is not None else 0
+                    erased = 0
+                    if self._erasure_key is not None:
+                        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ERASURE_LOCK)
+                        erased = await self._leave_out_erased(conn, unique)
                     received_at = self._clock()
                     await conn.execute(STORE_BATCH, received_at)
                     inserted: int = await conn.fetchval("SELECT count(*) FROM ingest_fresh")
@@ -143,13 +146,15 @@ class EventWriter:
             return 0
         keys = {subject_key(self._erasure_key, actor): actor for actor in actors}
         erased = await conn.fetch("SELECT subject_key, erased_at FROM erased_subjects($1)", list(keys))
-        left_out = 0
-        for row in erased:
-            status = await conn.execute(
-                "DELETE FROM ingest_staging WHERE actor_id = $1 AND occurred_at <= $2", keys[bytes(row["subject_key"])], row["erased_at"]
-            )
-            left_out += int(status.split()[-1])
-        return left_out
+        if not erased:
+            return 0
+        status = await conn.execute(
+            """DELETE FROM ingest_staging s USING unnest($1::text[], $2::timestamptz[]) AS e (actor_id, erased_at)
+               WHERE s.actor_id = e.actor_id AND s.occurred_at <= e.erased_at""",
+            [keys[bytes(row["subject_key"])] for row in erased],
+            [row["erased_at"] for row in erased],
+        )
+        return int(status.split()[-1])
 
     async def _ensure_partitions(self, records: list[EventRecord]) -> None:
         # Records carry UTC times, so (year, month) names the partition; a set of

@@ -480,3 +480,33 @@ async def test_what_an_erased_person_did_before_the_erasure_is_not_stored_when_i
     stored = await admin.fetch("SELECT actor_id, channel::text FROM events WHERE video_id = 'late' ORDER BY actor_id, channel")
     assert (late.received, late.inserted, late.erased, late.duplicates) == (3, 2, 1, 0)
     assert [tuple(row) for row in stored] == [("o1", "whatsapp"), ("o2", "email"), (PERSON, "x")]
+
+
+async def test_an_erasure_waits_for_the_batches_that_checked_their_actors_before_it(
+    store: Store, writer: EventWriter, admin: asyncpg.Connection, database_url: str
+) -> None:
+    """A red team stored a share an erased person made before their erasure: its batch had checked
+    the erasures just before the erasure committed, and stored it just after. A batch holds
+    ERASURE_LOCK shared from its check to its commit, and an erasure takes it exclusively first."""
+    from gateway.store.history import ERASURE_LOCK
+
+    await ingest(writer, views("wait", [PERSON, "o1"]))
+    batch = await asyncpg.connect(database_url)
+    try:
+        async with batch.transaction():
+            await batch.execute("SELECT pg_advisory_xact_lock_shared($1)", ERASURE_LOCK)  # a batch in flight
+            erasing = asyncio.ensure_future(erase(store))
+            async with asyncio.timeout(60):
+                while not await admin.fetchval(
+                    "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND mode = 'ExclusiveLock')"
+                ):
+                    await asyncio.sleep(0.01)  # polling for the erasure to queue behind the batch, bounded
+            assert not erasing.done()
+            assert await admin.fetchval("SELECT count(*) FROM events WHERE actor_id = $1", PERSON) == 1
+        receipt = await asyncio.wait_for(erasing, 60)
+    finally:
+        await batch.close()
+
+    assert receipt.events == 1
+    assert await admin.fetchval("SELECT count(*) FROM events WHERE actor_id = $1", PERSON) == 0
+
