@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         await migrate(url, secret)
         store = await Store.open(url, secret, statement_timeout=settings.statement_timeout, acquire_timeout=settings.pool_timeout)
         engine = await open_engine(settings)
-        decision_log = DecisionLogWriter(store.ingest)
+        decision_log = DecisionLogWriter(store.ingest, erasure_key=derive_erasure_key(secret))
         decision_log.start()
         cache = DecisionCache(settings.policy_cache_size, settings.policy_cache_mb * 1024 * 1024, weigh=weigh_decision)
         decider = PolicyDecider(engine, cache, record=decision_log.record)

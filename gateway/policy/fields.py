@@ -45,8 +45,9 @@ __all__ = ["RequestedField", "collect_fields", "select_operation"]
 
 
 # Arguments the policy's input does not carry, so that neither the decision log nor the decision
-# cache keeps them: whom compliance erases (the erasure's record keeps only a keyed digest of it).
-WITHHELD_ARGUMENTS: dict[str, frozenset[str]] = {"Mutation.eraseUser": frozenset({"userId"})}
+# cache keeps them: whom compliance erases, and why (free text that may name them; the erasure's
+# record keeps only a keyed digest of the id, and a reason that names nobody).
+WITHHELD_ARGUMENTS: dict[str, frozenset[str]] = {"Mutation.eraseUser": frozenset({"userId", "reason"})}
 WITHHELD = "(withheld)"
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import asyncpg
 
 from gateway.policy.decider import DecisionRecord
+from gateway.store.erasure import subject_key
+from gateway.store.history import ERASURE_LOCK
 
 __all__ = [
     "DecisionLogWriter",
@@ -43,9 +45,12 @@ class DecisionLogWriter:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, max_pending: int = 50_000, batch_size: int = 1_000, linger: float = 0.1
+        self, pool: asyncpg.Pool, max_pending: int = 50_000, batch_size: int = 1_000, linger: float = 0.1, erasure_key: bytes | None = None
     ) -> None:
+        """`erasure_key` (gateway.store.erasure.derive_erasure_key): with it, a request an erased
+        person made before their erasure is not written, however late its batch is."""
         self._pool = pool
+        self._erasure_key = erasure_key
         self._queue: asyncio.Queue[DecisionRecord] = asyncio.Queue(max_pending)
         self._batch_size = batch_size
         # After the first record of a batch, wait this long for more: one COPY per batch, not per request.
@@ -57,6 +62,8 @@ class DecisionLogWriter:
         self._stored_bodies: set[bytes] = set()
         self.written = 0
         self.dropped = 0
+        # Requests of erased people, made before their erasure, left out when their batch was written.
+        self.dropped_erased = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="decision-log-writer")
@@ -131,6 +138,39 @@ class DecisionLogWriter:
                     log.error("decision %s cannot be stored (%s); dropped", record.decision_id, exc)
 
     async def _copy(self, batch: list[DecisionRecord]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            if self._erasure_key is not None:
+                # Held to the commit: an erasure waits for this batch (and then forgets its rows of
+                # the person), or this batch sees the erasure's record (and leaves them out).
+                await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ERASURE_LOCK)
+                batch = await self._without_the_erased(conn, batch)
+            bodies = await self._insert(conn, batch)
+        if len(self._stored_bodies) > KNOWN_BODIES_LIMIT:
+            self._stored_bodies.clear()
+        self._stored_bodies.update(bodies)
+        self.written += len(batch)
+
+    async def _without_the_erased(self, conn: asyncpg.Connection, batch: list[DecisionRecord]) -> list[DecisionRecord]:
+        """The batch less the requests erased people made before their erasure (the writer lingers,
+        and retries after a failure, so a request can be written after its person's erasure)."""
+        assert self._erasure_key is not None
+        askers: dict[int, str] = {}
+        for index, record in enumerate(batch):
+            principal = json.loads(record.principal)
+            if principal.get("kind") in ("user", "app") and isinstance(principal.get("id"), str):
+                askers[index] = principal["id"]
+        if not askers:
+            return batch
+        keys = {subject_key(self._erasure_key, person): person for person in set(askers.values())}
+        erased = {keys[bytes(row["subject_key"])]: row["erased_at"] for row in await conn.fetch("SELECT subject_key, erased_at FROM erased_subjects($1)", list(keys))}
+        if not erased:
+            return batch
+        kept = [record for index, record in enumerate(batch) if not (askers.get(index) in erased and record.timestamp <= erased[askers[index]])]
+        self.dropped_erased += len(batch) - len(kept)
+        return kept
+
+    async def _insert(self, conn: asyncpg.Connection, batch: list[DecisionRecord]) -> dict[bytes, str]:
+        """Writes the batch's new bodies and its rows; returns the bodies written."""
         bodies: dict[bytes, str] = {}
         for r in batch:
             for digest, body in ((r.question_digest, r.question), (r.result_digest, r.result)):
@@ -151,20 +191,17 @@ class DecisionLogWriter:
             )
             for r in batch
         ]
-        async with self._pool.acquire() as conn, conn.transaction():
-            if bodies:
-                await conn.execute(
-                    """INSERT INTO decision_bodies (digest, body)
-                       SELECT * FROM unnest($1::bytea[], $2::text[]::json[]) ORDER BY 1
-                       ON CONFLICT (digest) DO NOTHING""",
-                    list(bodies),
-                    list(bodies.values()),
-                )
+        if bodies:
+            await conn.execute(
+                """INSERT INTO decision_bodies (digest, body)
+                   SELECT * FROM unnest($1::bytea[], $2::text[]::json[]) ORDER BY 1
+                   ON CONFLICT (digest) DO NOTHING""",
+                list(bodies),
+                list(bodies.values()),
+            )
+        if rows:
             await conn.copy_records_to_table("decision_log", records=rows, columns=COLUMNS)
-        if len(self._stored_bodies) > KNOWN_BODIES_LIMIT:
-            self._stored_bodies.clear()
-        self._stored_bodies.update(bodies)
-        self.written += len(batch)
+        return bodies
 
 
 async def read_decisions(

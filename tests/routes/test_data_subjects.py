@@ -198,3 +198,20 @@ async def test_an_erasure_leaves_no_request_in_the_decision_log_that_names_the_p
     assert await admin.fetchval("SELECT count(*) FROM decision_log WHERE principal->>'id' = 'person-e9'") == 0
     assert await admin.fetchval("SELECT count(*) FROM decision_bodies WHERE body::text LIKE '%person-e9%'") == 0
     assert await admin.fetchval("SELECT count(*) FROM decision_log WHERE principal->>'kind' = 'compliance'") >= 1, "compliance's own requests stay"
+
+
+async def test_a_request_made_before_an_erasure_and_written_after_it_is_left_out(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """The decision log's writer lingers (and retries after a failure): a red team saw the person's
+    last request written after their erasure, beside it. It is left out: the writer checks its
+    batch against the erasures, under the lock an erasure takes first."""
+    await gateway.ingest([viewed(gateway, "vid-e10", "creator-e10", "person-e10")])
+    writer = gateway.state["decision_log"]
+    async with writer._writing:  # noqa: SLF001 - hold the writer, as a lingering batch does
+        assert (await gateway.graphql(MY_SHARES, principal=Principal(PrincipalKind.USER, "person-e10"))).status_code == 200
+        response = await erase(gateway, "person-e10", reason="asked by e-mail")
+        assert "errors" not in response.json(), response.text
+    await writer.flush()
+
+    assert await admin.fetchval("SELECT count(*) FROM decision_log WHERE principal->>'id' = 'person-e10'") == 0
+    assert writer.dropped_erased >= 1
+    assert await admin.fetchval("SELECT count(*) FROM decision_bodies WHERE body::text LIKE '%asked by e-mail%'") == 0, "the reason is withheld too"
