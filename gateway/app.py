@@ -65,16 +65,17 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         secret = settings.signing_secret()
+        erasure_key = derive_erasure_key(secret)
         url = await database_url(settings)
         await migrate(url, secret)
         store = await Store.open(url, secret, statement_timeout=settings.statement_timeout, acquire_timeout=settings.pool_timeout)
         engine = await open_engine(settings)
-        decision_log = DecisionLogWriter(store.ingest, erasure_key=derive_erasure_key(secret))
+        decision_log = DecisionLogWriter(store.ingest, erasure_key=erasure_key)
         decision_log.start()
         cache = DecisionCache(settings.policy_cache_size, settings.policy_cache_mb * 1024 * 1024, weigh=weigh_decision)
         decider = PolicyDecider(engine, cache, record=decision_log.record)
         budget = BudgetLedger(store.reader)
-        writer = EventWriter(store.ingest, clock, erasure_key=derive_erasure_key(secret))
+        writer = EventWriter(store.ingest, clock, erasure_key=erasure_key)
         retention = DailyRetention(store.eraser, settings.retention_days, settings.lateness_days, clock) if settings.retention_days else None
         limiter = RateLimiter.open(settings.rate_limit_storage_uri)
         registry = metrics_registry(GatewayCollector(decider, decision_log, budget, writer, limiter, retention), latency)
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "secret": secret,
                     "clock": clock,
                     "noise_key": derive_noise_key(secret),
-                    "erasure_key": derive_erasure_key(secret),
+                    "erasure_key": erasure_key,
                     "budget": budget,
                     "issued": issued,
                     "grants": AppGrants(

@@ -215,13 +215,20 @@ async def migrated_database(settings: Settings) -> str:
 
 
 @asynccontextmanager
-async def open_writer(settings: Settings) -> AsyncIterator[tuple[Store, EventWriter]]:
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    """The pools, over a migrated store: for commands that work as one of the pools' roles."""
     async with reaching_the_store(settings):
         store = await Store.open(await migrated_database(settings), settings.signing_secret())
     try:
-        yield store, EventWriter(store.ingest, erasure_key=derive_erasure_key(settings.signing_secret()))
+        yield store
     finally:
         await store.close()
+
+
+@asynccontextmanager
+async def open_writer(settings: Settings) -> AsyncIterator[tuple[Store, EventWriter]]:
+    async with open_store(settings) as store:
+        yield store, EventWriter(store.ingest, erasure_key=derive_erasure_key(settings.signing_secret()))
 
 
 @asynccontextmanager
@@ -699,17 +706,6 @@ def policy_check(
 
 
 # -- A data subject's rights: access (export-user), erasure (erase-user); retention of raw events --
-
-
-@asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[Store]:
-    """The pools, over a migrated store: for commands that work as one of the pools' roles."""
-    async with reaching_the_store(settings):
-        store = await Store.open(await migrated_database(settings), settings.signing_secret())
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def check_person(user_id: str) -> None:

@@ -8,7 +8,19 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from starlette.requests import Request
 
-__all__ = ["client_address"]
+from gateway.auth import Principal, PrincipalKind
+from gateway.ratelimit import RateLimiter, Verdict, rate_limit_key, requests_per_minute
+
+__all__ = ["client_address", "count_request"]
+
+
+async def count_request(request: Request, principal: Principal, window: tuple[str, ...] = ()) -> Verdict:
+    """The request counted against its principal's key (a signed-out one's by its address), at the
+    limit the policy sets the principal; `window` names a count of its own (the OAuth endpoints')."""
+    limit = requests_per_minute(await request.state.decider.obligations(principal))
+    address = client_address(request, request.state.settings.trusted_proxies) if principal.kind is PrincipalKind.ANONYMOUS else ""
+    limiter: RateLimiter = request.state.limiter
+    return await limiter.hit((*window, *rate_limit_key(principal, address)), limit)
 
 
 def client_address(request: Request, trusted_proxies: Sequence[IPv4Network | IPv6Network]) -> str:

@@ -17,7 +17,7 @@ from graphql import ExecutionResult, GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.auth import ANONYMOUS, Principal, PrincipalKind, authenticate
+from gateway.auth import ANONYMOUS, Principal, authenticate
 from gateway.clock import to_minute
 from gateway.errors import BadUserInput, BudgetExhausted, GatewayError, PayloadTooLarge, PersistedQueryNotFound, PolicyUnavailable, RequestTimeout, StoreUnavailable, Unauthenticated
 from gateway.graphql.context import RequestContext
@@ -26,9 +26,8 @@ from gateway.graphql.errors import format_error, gateway_error_of
 from gateway.graphql.policy_guard import InvalidVariables, decide
 from gateway.graphql.responses import ResponseCache, answer_digest
 from gateway.policy.fields import select_operation
-from gateway.ratelimit import RateLimiter, Verdict, rate_limit_key, requests_per_minute
 from gateway.routes.bodies import read_body
-from gateway.routes.clients import client_address
+from gateway.routes.clients import count_request
 from gateway.store import queries
 from gateway.store.failures import STORE_FAILURES, store_unavailable
 from gateway.telemetry.request_ids import current_request_id
@@ -74,7 +73,7 @@ async def graphql_endpoint(request: Request) -> Response:
         # Counted against its address, as if signed out, before it is refused: guessing tokens is not free.
         principal, unauthenticated = ANONYMOUS, exc
     try:
-        verdict = await _counted(request, principal)
+        verdict = await count_request(request, principal)
     except PolicyUnavailable as exc:
         # As the policy guard refuses a request the policy could not decide (fail closed).
         return FastJSONResponse({"data": None, "errors": [_coded(exc)]}, status_code=exc.status_code, headers=exc.headers(), media_type=media_type)
@@ -87,14 +86,6 @@ async def graphql_endpoint(request: Request) -> Response:
         response = await _answer(request, principal, media_type)
     response.headers.update(verdict.headers())
     return response
-
-
-async def _counted(request: Request, principal: Principal) -> Verdict:
-    """The request counted against its key, under the limit the policy sets the principal."""
-    limit = requests_per_minute(await request.state.decider.obligations(principal))
-    address = client_address(request, request.state.settings.trusted_proxies) if principal.kind is PrincipalKind.ANONYMOUS else ""
-    limiter: RateLimiter = request.state.limiter
-    return await limiter.hit(rate_limit_key(principal, address), limit)
 
 
 async def _answer(request: Request, principal: Principal, media_type: str) -> Response:

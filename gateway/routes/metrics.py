@@ -63,6 +63,8 @@ class GatewayCollector(Collector):
         logged = CounterMetricFamily("gateway_decision_log_records", "Decision-log records by outcome.", labels=["outcome"])
         logged.add_metric(["written"], self.decision_log.written)
         logged.add_metric(["dropped"], self.decision_log.dropped)
+        # Requests an erased person made before their erasure, written after it: left out.
+        logged.add_metric(["erased"], self.decision_log.dropped_erased)
         yield logged
         yield CounterMetricFamily(
             "gateway_privacy_budget_refusals", "Requests refused with BUDGET_EXHAUSTED.", value=self.budget.refused

@@ -13,6 +13,7 @@ the dashboard's sign-in). No cookie is involved, so no other site can approve on
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import string
@@ -44,9 +45,8 @@ from gateway.oauth.authorization import AuthorizationRequest, UntrustedRequest, 
 from gateway.oauth.clients import client_credentials, is_client_id, verify_client
 from gateway.oauth.keys import ALGORITHM
 from gateway.oauth.scopes import NEVER, describe, policy_scopes
-from gateway.ratelimit import RateLimiter, rate_limit_key, requests_per_minute
 from gateway.routes.bodies import read_body
-from gateway.routes.clients import client_address
+from gateway.routes.clients import count_request
 from gateway.routes.pages import PAGE_HEADERS, STATIC, PageFiles
 from gateway.store import oauth as store
 from gateway.store.oauth import RefreshOutcome
@@ -90,6 +90,16 @@ async def _form(request: Request) -> dict[str, str]:
             raise BadUserInput(f"{name} is given more than once")
         form[name] = value
     return form
+
+
+def _offered_scopes(request: Request) -> frozenset[str]:
+    """The scopes the policy in force defines, read from its files once per revision, not per request."""
+    return _scopes_of_revision(request.state.settings.policy_dir, request.state.engine.revision)
+
+
+@functools.lru_cache(maxsize=4)
+def _scopes_of_revision(policy_dir: Path, revision: str) -> frozenset[str]:
+    return policy_scopes(policy_dir)
 
 
 def _oauth_error(error: OAuth2Error) -> Response:
@@ -151,7 +161,7 @@ async def authorize_page(request: Request) -> Response:
         return _refusal("This sign-in link is not valid: a parameter is given more than once.")
     client = await _client(request, params.get("client_id"))
     try:
-        asked = check_request(params, client, policy_scopes(request.state.settings.policy_dir))
+        asked = check_request(params, client, _offered_scopes(request))
     except UntrustedRequest as exc:
         return _refusal(f"This sign-in link is not valid: {exc}.")
     except OAuth2Error as error:
@@ -199,7 +209,7 @@ async def authorize_decision(request: Request) -> Response:
     client = await _client(request, form.get("client_id"))
     issuer = _issued(request).issuer
     try:
-        asked = check_request(form, client, policy_scopes(request.state.settings.policy_dir))
+        asked = check_request(form, client, _offered_scopes(request))
     except UntrustedRequest as exc:
         raise BadUserInput(f"this authorization request is not valid: {exc}") from exc
     except OAuth2Error as error:
@@ -350,7 +360,7 @@ async def metadata(request: Request) -> Response:
         "token_endpoint": f"{issuer}/oauth/token",
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        "scopes_supported": sorted(policy_scopes(request.state.settings.policy_dir)),
+        "scopes_supported": sorted(_offered_scopes(request)),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -369,10 +379,7 @@ def limited(endpoint: Endpoint, *, oauth_errors: bool = True) -> Endpoint:
     temporarily_unavailable) or, for the consent page's own call, RATE_LIMITED as on /graphql."""
 
     async def counted(request: Request) -> Response:
-        limit = requests_per_minute(await request.state.decider.obligations(ANONYMOUS))
-        address = client_address(request, request.state.settings.trusted_proxies)
-        limiter: RateLimiter = request.state.limiter
-        verdict = await limiter.hit(("oauth", *rate_limit_key(ANONYMOUS, address)), limit)
+        verdict = await count_request(request, ANONYMOUS, window=("oauth",))
         if not verdict.allowed:
             refusal = verdict.refusal()
             if not oauth_errors:

@@ -24,10 +24,19 @@ class Grant:
     generation: int
 
 
-async def register_app(conn: asyncpg.Connection, name: str) -> str:
-    """Stores a new app; returns its id."""
+async def register_app(
+    conn: asyncpg.Connection, name: str, *, redirect_uris: list[str] | None = None, secret_sha256: bytes | None = None, public: bool = False
+) -> str:
+    """Stores a new app (with `redirect_uris`, an OAuth client: gateway.store.oauth.register_client); returns its id."""
     app_id = f"app_{secrets.token_hex(8)}"
-    await conn.execute("INSERT INTO apps (app_id, name) VALUES ($1, $2)", app_id, name)
+    await conn.execute(
+        "INSERT INTO apps (app_id, name, client_type, secret_sha256, redirect_uris) VALUES ($1, $2, $3, $4, $5)",
+        app_id,
+        name,
+        "public" if public else "confidential",
+        secret_sha256,
+        redirect_uris or [],
+    )
     return app_id
 
 

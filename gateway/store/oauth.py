@@ -17,7 +17,7 @@ from enum import StrEnum
 import asyncpg
 
 from gateway.errors import StoreUnavailable
-from gateway.store.apps import authorize_app
+from gateway.store.apps import authorize_app, register_app
 from gateway.store.failures import STORE_FAILURES, store_unavailable
 
 __all__ = [
@@ -90,17 +90,9 @@ class RefreshOutcome(StrEnum):
 async def register_client(conn: asyncpg.Connection, name: str, redirect_uris: list[str], public: bool) -> tuple[str, str | None]:
     """Stores a new app that signs its users in through OAuth; returns its client id and, for a
     confidential client, its secret (shown once: only its digest is kept)."""
-    app_id = f"app_{secrets.token_hex(8)}"
     secret = None if public else new_secret()
-    await conn.execute(
-        "INSERT INTO apps (app_id, name, client_type, secret_sha256, redirect_uris) VALUES ($1, $2, $3, $4, $5)",
-        app_id,
-        name,
-        "public" if public else "confidential",
-        None if secret is None else secret_digest(secret),
-        redirect_uris,
-    )
-    return app_id, secret
+    digest = None if secret is None else secret_digest(secret)
+    return await register_app(conn, name, redirect_uris=redirect_uris, secret_sha256=digest, public=public), secret
 
 
 async def find_client(pool: asyncpg.Pool, app_id: str) -> Client | None:
@@ -135,8 +127,9 @@ async def approve(
                 "INSERT INTO oauth_codes (code_sha256, family_id, redirect_uri, code_challenge, expires_at) VALUES ($1, $2, $3, $4, $5)",
                 secret_digest(code), family_id, redirect_uri, code_challenge, now + code_ttl,
             )
-            # Codes live a minute; what is a day past its expiry is of no use even to detect a replay.
-            await conn.execute("DELETE FROM oauth_codes WHERE expires_at < $1", now - timedelta(days=1))
+        # Codes live a minute; what is a day past its expiry is of no use even to detect a replay.
+        # Outside the approval's transaction: its locks are held no longer than the approval needs.
+        await pool.execute("DELETE FROM oauth_codes WHERE expires_at < $1", now - timedelta(days=1))
     except STORE_FAILURES as exc:
         raise store_unavailable() from exc
     return code

@@ -214,4 +214,5 @@ async def test_a_request_made_before_an_erasure_and_written_after_it_is_left_out
 
     assert await admin.fetchval("SELECT count(*) FROM decision_log WHERE principal->>'id' = 'person-e10'") == 0
     assert writer.dropped_erased >= 1
+    assert 'gateway_decision_log_records_total{outcome="erased"}' in await gateway.scrape()
     assert await admin.fetchval("SELECT count(*) FROM decision_bodies WHERE body::text LIKE '%asked by e-mail%'") == 0, "the reason is withheld too"
