@@ -45,6 +45,7 @@ from gateway.store.oauth import family_revoked
 from gateway.store.pools import Store
 from gateway.store.releases import ReleaseReader
 from gateway.store.retention import DailyRetention
+from gateway.store.revocations import listen_for_revocations
 from gateway.store.server import database_url, release_embedded
 from gateway.telemetry.middleware import RequestTelemetry
 from gateway.telemetry.timings import request_latency
@@ -89,6 +90,13 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         # Backfills reach the reader's kept answers within this many seconds when no request reads
         # the history's epoch (a server keeping no whole answers); requests that do, at once.
         following = asyncio.create_task(releases.follow_epoch(EPOCH_SECONDS))
+        grants = AppGrants(
+            functools.partial(current_grant, store.reader),
+            ttl=settings.app_grant_ttl,
+            family_revoked=functools.partial(family_revoked, store.reader),
+        )
+        listening = asyncio.Event()
+        revocations = asyncio.create_task(listen_for_revocations(url, secret, grants.forget, listening))
         retaining = asyncio.create_task(retention.run_forever()) if retention is not None else None
         try:
             if settings.demo:
@@ -102,11 +110,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "erasure_key": erasure_key,
                     "budget": budget,
                     "issued": issued,
-                    "grants": AppGrants(
-                        functools.partial(current_grant, store.reader),
-                        ttl=settings.app_grant_ttl,
-                        family_revoked=functools.partial(family_revoked, store.reader),
-                    ),
+                    "grants": grants,
+                    "revocations_heard": listening,
                     "persisted": PersistedDocuments(
                         schema._schema,
                         functools.partial(registered_document, store.reader),
@@ -127,7 +132,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "metrics": registry,
                 }
         finally:
-            for task in (following, retaining):
+            for task in (following, retaining, revocations):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

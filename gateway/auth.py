@@ -276,7 +276,8 @@ class AppGrants:
     or a code or refresh token of the family was used twice).
 
     A grant (a family) is looked up at most once per `ttl` seconds per (app, user) (per family) in
-    a process, so a revocation reaches every replica within `ttl`. No grant on record (an
+    a process; a revocation's notice makes every process forget them at once
+    (gateway.store.revocations), and `ttl` bounds it when a notice is lost. No grant on record (an
     operator's token not issued by `gateway apps authorize`) leaves the token as signed."""
 
     def __init__(
@@ -292,6 +293,15 @@ class AppGrants:
         # What was looked up, `None` (no grant on record) included; an entry expires after `ttl`.
         self._grants: TTLCache[tuple[str, str], GrantLike | None] = TTLCache(size, ttl, timer=clock)
         self._families: TTLCache[str, bool | None] = TTLCache(size, ttl, timer=clock)
+        # Moves at each forget(): a lookup that began before it may have read what was revoked,
+        # and is used for its request but not kept.
+        self._forgotten = 0
+
+    def forget(self) -> None:
+        """Drops every grant and family kept: one changed (gateway.store.revocations)."""
+        self._forgotten += 1
+        self._grants.clear()
+        self._families.clear()
 
     async def check(self, principal: Principal) -> None:
         if principal.kind is not PrincipalKind.APP or principal.app_id is None or principal.id is None:
@@ -299,7 +309,10 @@ class AppGrants:
         key = (principal.app_id, principal.id)
         grant = self._grants.get(key, _UNSEEN)
         if grant is _UNSEEN:
-            grant = self._grants[key] = await self._lookup(*key)
+            since = self._forgotten
+            grant = await self._lookup(*key)
+            if since == self._forgotten:
+                self._grants[key] = grant
         if principal.token_family is not None:
             await self._check_family(principal.token_family)
             if grant is None:
@@ -317,7 +330,10 @@ class AppGrants:
         if revoked is _UNSEEN:
             if self._family_revoked is None:
                 raise Unauthenticated("invalid token: apps' access tokens are not accepted here")
-            revoked = self._families[family] = await self._family_revoked(family)
+            since = self._forgotten
+            revoked = await self._family_revoked(family)
+            if since == self._forgotten:
+                self._families[family] = revoked
         if revoked is None:
             raise Unauthenticated("invalid token: no such token family")
         if revoked:

@@ -32,8 +32,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 COLUMNS = ("decision_id", "timestamp", "revision", "path", "principal", "question", "result", "cache_hit", "denied", "duration_ms")
-# Digests of bodies known to be stored; past this many it starts afresh (a re-insert is harmless).
-KNOWN_BODIES_LIMIT = 100_000
 
 
 class DecisionLogWriter:
@@ -59,7 +57,6 @@ class DecisionLogWriter:
         # Held while a batch is being written, so that flush() and close() wait for it.
         self._writing = asyncio.Lock()
         self._waiting = asyncio.Event()  # set while records are queued
-        self._stored_bodies: set[bytes] = set()
         self.written = 0
         self.dropped = 0
         # Requests of erased people, made before their erasure, left out when their batch was written.
@@ -139,15 +136,13 @@ class DecisionLogWriter:
 
     async def _copy(self, batch: list[DecisionRecord]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
+            # Held to the commit: an erasure waits for this batch (and then forgets its rows of the
+            # person, and the bodies only they named), or this batch sees the erasure's record (and
+            # leaves them out) and the bodies it left.
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ERASURE_LOCK)
             if self._erasure_key is not None:
-                # Held to the commit: an erasure waits for this batch (and then forgets its rows of
-                # the person), or this batch sees the erasure's record (and leaves them out).
-                await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ERASURE_LOCK)
                 batch = await self._without_the_erased(conn, batch)
-            bodies = await self._insert(conn, batch)
-        if len(self._stored_bodies) > KNOWN_BODIES_LIMIT:
-            self._stored_bodies.clear()
-        self._stored_bodies.update(bodies)
+            await self._insert(conn, batch)
         self.written += len(batch)
 
     async def _without_the_erased(self, conn: asyncpg.Connection, batch: list[DecisionRecord]) -> list[DecisionRecord]:
@@ -169,13 +164,18 @@ class DecisionLogWriter:
         self.dropped_erased += len(batch) - len(kept)
         return kept
 
-    async def _insert(self, conn: asyncpg.Connection, batch: list[DecisionRecord]) -> dict[bytes, str]:
-        """Writes the batch's new bodies and its rows; returns the bodies written."""
-        bodies: dict[bytes, str] = {}
+    async def _insert(self, conn: asyncpg.Connection, batch: list[DecisionRecord]) -> None:
+        """Writes the batch's rows, and the bodies they name that the store lacks. Which it has is
+        asked each batch, not remembered: an erasure deletes the bodies only its person's
+        requests named (migration 0025), in any process."""
+        named: dict[bytes, bytes] = {}
         for r in batch:
-            for digest, body in ((r.question_digest, r.question), (r.result_digest, r.result)):
-                if digest not in self._stored_bodies:
-                    bodies[digest] = body.decode()
+            named[r.question_digest] = r.question
+            named[r.result_digest] = r.result
+        stored = await conn.fetch("SELECT digest FROM decision_bodies WHERE digest = ANY($1::bytea[])", list(named))
+        for row in stored:
+            del named[bytes(row["digest"])]
+        bodies = {digest: body.decode() for digest, body in named.items()}
         rows = [
             (
                 r.decision_id,
@@ -201,7 +201,6 @@ class DecisionLogWriter:
             )
         if rows:
             await conn.copy_records_to_table("decision_log", records=rows, columns=COLUMNS)
-        return bodies
 
 
 async def read_decisions(

@@ -216,3 +216,27 @@ async def test_a_request_made_before_an_erasure_and_written_after_it_is_left_out
     assert writer.dropped_erased >= 1
     assert 'gateway_decision_log_records_total{outcome="erased"}' in await gateway.scrape()
     assert await admin.fetchval("SELECT count(*) FROM decision_bodies WHERE body::text LIKE '%asked by e-mail%'") == 0, "the reason is withheld too"
+
+
+async def test_an_erasure_takes_out_the_logged_questions_only_the_person_asked(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """A logged question holds the request's arguments (which video they looked at). An erasure
+    used to leave those of the person's requests behind, named by no row. Bodies another request
+    names stay, and one asked again later is written again, in whichever process asks."""
+    only_theirs = '{ video(id: "vid-only-e11") { stats { views } } }'
+    person, other = Principal(PrincipalKind.USER, "person-e11"), Principal(PrincipalKind.USER, "other-e11")
+    for principal, query in ((person, only_theirs), (person, MY_SHARES), (other, MY_SHARES)):
+        assert (await gateway.graphql(query, principal=principal)).status_code == 200
+    await gateway.state["decision_log"].flush()
+    named = "SELECT count(*) FROM decision_bodies WHERE body::text LIKE '%vid-only-e11%'"
+    assert await admin.fetchval(named) == 1
+
+    assert "errors" not in (await erase(gateway, "person-e11")).json()
+
+    assert await admin.fetchval(named) == 0
+    readable = """SELECT count(*) FROM decision_log l JOIN decision_bodies q ON q.digest = l.question
+                  JOIN decision_bodies r ON r.digest = l.result WHERE l.principal->>'id' = $1"""
+    assert await admin.fetchval(readable, "other-e11") == 1, "the question another person asked too stays"
+    assert (await gateway.graphql(only_theirs, principal=other)).status_code == 200
+    await gateway.state["decision_log"].flush()
+    assert await admin.fetchval(readable, "other-e11") == 2, "a question asked again is written again"
+    assert await admin.fetchval("SELECT count(*) FROM decision_log l WHERE NOT EXISTS (SELECT FROM decision_bodies b WHERE b.digest = l.question)") == 0
