@@ -1,6 +1,6 @@
 """GraphQL overhead: a creator's dashboard query under uvicorn, against a bare Starlette endpoint doing the same data work.
 
-Run: .venv/bin/python bench/dashboard.py [--events N] [--scale-events M] [--duration S] [--rounds R]
+Run: .venv/bin/python bench/dashboard.py [--events N] [--scale-events M] [--duration S] [--rounds R] [--query dashboard|insights]
 
 Uses GATEWAY_DATABASE_URL's server, or a throwaway embedded Postgres. One run:
 1. loads N demo events (gateway.demo.DemoPlatform, 4 weeks) into a fresh
@@ -25,7 +25,15 @@ Uses GATEWAY_DATABASE_URL's server, or a throwaway embedded Postgres. One run:
    after the first request of each minute: the figure of a repeated dashboard;
    `anew` is the figure of one asked for the first time.
 
-Targets: GraphQL (both) >= 0.5 of the bare endpoint's requests/s; with
+With --query insights, the graphql and anew servers are measured twice over in the same rounds:
+with the dashboard query above and with its variant that asks for the insights of issue 15 as
+well (reach, retention, comment sentiment, share surges; the creator's audience activity), and
+the report gives the variant's p50 over the dashboard's (the bare endpoint does the dashboard
+query's work only). The variant is checked against the gateway's schema before anything is
+loaded: a field the schema lacks stops the run, naming it.
+
+Targets: GraphQL (both) >= 0.5 of the bare endpoint's requests/s; with --query insights, the
+variant's p50 <= 1.3x the dashboard's (the issue: "within the same latency as today"); with
 --scale-events M, p50 at M events <= 1.3x p50 at N events (both data sets
 are measured in the same interleaved rounds). The machine is shared and
 noisy: read the ratios, not the absolute figures.
@@ -92,6 +100,30 @@ DASHBOARD = (
     "shareTimeline(granularity: DAY, from: $from, to: $to) { buckets { start count suppressed } } "
     "shareChannels { buckets { key count suppressed } } } }"
 )
+# The dashboard with the insights of issue 15 (the agreed shapes), as the dashboard page asks for them.
+INSIGHTS = (
+    "query Insights($id: ID!, $creator: ID!, $from: DateTime!, $to: DateTime!) { video(id: $id) { id "
+    "stats { views likes comments shares reach likeRatio engagementRate } "
+    "shareTimeline(granularity: DAY, from: $from, to: $to) { buckets { start count suppressed } } "
+    "shareChannels { buckets { key count suppressed } } "
+    "retention { points { percent share suppressed } } "
+    "commentSentiment { buckets { key count suppressed } } "
+    "shareSurges { releasedAt factor sharesPerHour } } "
+    "creator(id: $creator) { audienceActivity(timeZone: \"UTC\") { timeZone cells { dayOfWeek hour viewers suppressed } } } }"
+)
+QUERIES = {"dashboard": DASHBOARD, "insights": INSIGHTS}
+
+
+def check_against_schema(query: str) -> None:
+    """Stops the run, naming what is missing, if the gateway's schema cannot answer `query` (the
+    insights variant needs fields that another branch adds)."""
+    import graphql
+
+    from gateway.graphql.schema import build_schema
+
+    problems = graphql.validate(graphql.build_schema(build_schema().as_str()), graphql.parse(query))
+    if problems:
+        raise SystemExit("the gateway's schema cannot answer the query:\n" + "\n".join(f"  {problem.message}" for problem in problems))
 
 
 
@@ -425,10 +457,12 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
     request: Path = field(default=Path())
+    query: str = "dashboard"  # one of QUERIES (the bare endpoint: the dashboard's work)
 
     @property
     def name(self) -> str:
-        return f"{self.kind} {self.dataset.label}"
+        query = "" if self.query == "dashboard" else f"/{self.query}"
+        return f"{self.kind}{query} {self.dataset.label}"
 
     @property
     def base(self) -> str:
@@ -448,18 +482,18 @@ def unthrottled_policies(target: Path) -> Path:
 
 
 def start_server(kind: str, dataset: Dataset, secret: str, workdir: Path, *, command: str | None = None,
-                 script: Path = Path(__file__).resolve(), env: dict[str, str] | None = None) -> Server:
+                 script: Path = Path(__file__).resolve(), env: dict[str, str] | None = None, query: str = "dashboard") -> Server:
     """Runs `script _<command> --port P` (this file's `_graphql` or `_bare` by default; `command`
-    defaults to `kind`) with `env` added to ours."""
+    defaults to `kind`) with `env` added to ours, to be asked `query`."""
     command = command or kind
     port = free_port()
-    log = workdir / f"{kind}-{dataset.label}.log"
+    log = workdir / f"{kind}-{query}-{dataset.label}.log"
     env = {**os.environ, "GATEWAY_DATABASE_URL": dataset.url, "GATEWAY_SECRET": secret,
            "GATEWAY_DATA_DIR": str(workdir / "data"), "GATEWAY_POLICY_DIR": str(workdir / "policies"), **(env or {})}
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, str(script), f"_{command}", "--port", str(port)],
                                    cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return Server(kind, dataset, port, process, log)
+    return Server(kind, dataset, port, process, log, query=query)
 
 
 def wait_ready(server: Server, timeout: float = 90.0) -> None:
@@ -498,13 +532,15 @@ def prepare(server: Server, secret: str, start: datetime, end: datetime, workdir
     token = create_token(secret, PrincipalKind.USER, dataset.creator_id, ttl_seconds=24 * 3600)
     if server.kind != "bare":
         path = "/graphql"
-        payload = {"query": DASHBOARD, "operationName": "Dashboard",
-                   "variables": {"id": dataset.video_id, "from": start.isoformat(), "to": end.isoformat()}}
+        variables = {"id": dataset.video_id, "from": start.isoformat(), "to": end.isoformat()}
+        if server.query == "insights":
+            variables["creator"] = dataset.creator_id
+        payload = {"query": QUERIES[server.query], "operationName": server.query.capitalize(), "variables": variables}
     else:
         path = "/dashboard"
         payload = {"id": dataset.video_id, "from": start.isoformat(), "to": end.isoformat()}
     body = json.dumps(payload, separators=(",", ":")).encode()
-    server.request = workdir / f"request-{server.kind}-{dataset.label}.http"
+    server.request = workdir / f"request-{server.kind}-{server.query}-{dataset.label}.http"
     server.request.write_bytes(raw_request(path, server.port, token, body))
     response = httpx.post(f"{server.base}{path}", content=body, timeout=30,
                           headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
@@ -545,6 +581,17 @@ def describe(answer: dict[str, Any]) -> str:
             f"{len(video['shareChannels']['buckets'])} channels; {answer['privacy']['suppressedCells']} cells suppressed")
 
 
+def describe_insights(answer: dict[str, Any]) -> str:
+    video, creator = answer["data"]["video"], answer["data"]["creator"]
+    retention = video["retention"]
+    activity = creator["audienceActivity"]
+    shown = sum(1 for cell in activity["cells"] if not cell["suppressed"]) if activity else 0
+    return (f"reach {video['stats']['reach']}; retention {'null' if retention is None else len(retention['points'])} points; "
+            f"{len(video['commentSentiment']['buckets'])} sentiment classes; {len(video['shareSurges'])} share surges; "
+            f"audience activity {shown} of {len(activity['cells']) if activity else 0} cells shown; "
+            f"{answer['privacy']['suppressedCells']} cells suppressed")
+
+
 def database_server() -> tuple[str, str, int | None]:
     """The Postgres server to load into (GATEWAY_DATABASE_URL's, or a throwaway embedded one), the secret
     to use with it, and the embedded server's pid (None for a server of your own)."""
@@ -582,22 +629,31 @@ def orchestrate(args: argparse.Namespace) -> None:
         for events in sizes:
             datasets.append(asyncio.run(build_dataset(server_url, events, secret, data_end)))
 
+        queries = ["dashboard"] + (["insights"] if args.query == "insights" else [])
         for dataset in datasets:
-            for kind in KINDS:
-                servers.append(start_server(kind, dataset, secret, workdir, command="graphql" if kind == "anew" else kind,
-                                            env={"GATEWAY_RESPONSE_CACHE_MB": "0"} if kind == "anew" else None))
+            for query in queries:
+                for kind in KINDS if query == "dashboard" else ("graphql", "anew"):
+                    servers.append(start_server(kind, dataset, secret, workdir, command="graphql" if kind == "anew" else kind,
+                                                env={"GATEWAY_RESPONSE_CACHE_MB": "0"} if kind == "anew" else None, query=query))
         for server in servers:
             wait_ready(server)
         print(f"servers up: {', '.join(f'{s.name} on :{s.port} (pid {s.process.pid})' for s in servers)}", flush=True)
 
         for dataset in datasets:
             answers = {server.kind: prepare(server, secret, range_start, range_end, workdir)
-                       for server in servers if server.dataset is dataset}
+                       for server in servers if server.dataset is dataset and server.query == "dashboard"}
             if answers["graphql"] != answers["bare"] or answers["anew"] != answers["bare"]:
                 raise RuntimeError(f"[{dataset.label}] answers differ:\n" + "\n".join(f"{kind}: {json.dumps(answer)[:3000]}"
                                                                                   for kind, answer in answers.items()))
             print(f"[{dataset.label}] graphql (kept and anew) and bare answers (data and extensions.privacy) are equal: "
                   f"{describe(answers['bare'])}", flush=True)
+            insights = {server.kind: prepare(server, secret, range_start, range_end, workdir)
+                        for server in servers if server.dataset is dataset and server.query == "insights"}
+            if insights:
+                if insights["graphql"] != insights["anew"]:
+                    raise RuntimeError(f"[{dataset.label}] insights answers differ:\n" + "\n".join(
+                        f"{kind}: {json.dumps(answer)[:3000]}" for kind, answer in insights.items()))
+                print(f"[{dataset.label}] insights answers (kept and anew) are equal: {describe_insights(insights['graphql'])}", flush=True)
 
         print(f"\n{args.rounds} round(s) per server, {args.concurrency} clients, warm-up {args.warmup:g} s, "
               f"measured {args.duration:g} s each", flush=True)
@@ -633,6 +689,11 @@ def orchestrate(args: argparse.Namespace) -> None:
                 verdict = "ok" if ratio >= 0.5 else "BELOW TARGET"
                 print(f"[{dataset.label}] ratio {kind} / bare req/s: {ratio:.2f}  (target >= 0.50: {verdict}); "
                       f"p50 {kind} / bare: {over['p50'] / under['p50']:.2f}")
+                variant = best.get(f"{kind}/insights {dataset.label}")
+                if variant is not None:
+                    growth = variant["p50"] / over["p50"]
+                    print(f"[{dataset.label}] p50 {kind} insights / dashboard: {growth:.2f}  "
+                          f"(target <= 1.30: {'ok' if growth <= 1.3 else 'ABOVE TARGET'})")
         if len(datasets) == 2:
             small, big = datasets
             for kind in KINDS:
@@ -673,9 +734,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per round (default 2)")
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per round (default 8)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per server, alternating (default 2)")
+    parser.add_argument("--query", choices=sorted(QUERIES), default="dashboard",
+                        help="dashboard (default): the creator's dashboard query; insights: that query and its variant "
+                             "with issue 15's insights as well, measured side by side")
     args = parser.parse_args()
     if args.scale_events is not None and args.scale_events <= args.events:
         parser.error("--scale-events must be larger than --events")
+    if args.query == "insights":
+        check_against_schema(INSIGHTS)
 
     run_stoppably(orchestrate, args)
 

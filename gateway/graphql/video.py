@@ -17,7 +17,7 @@ from gateway.privacy.metrics import SHARES, VIEWS, Metric
 from gateway.privacy.release import Granularity
 from gateway.store.queries import VideoRow
 
-__all__ = ["AudienceDimension", "RangeEnd", "RangeStart", "Video", "VideoStats", "series"]
+__all__ = ["AudienceDimension", "RangeEnd", "RangeStart", "ShareSurge", "Video", "VideoStats", "series"]
 
 
 @strawberry.enum
@@ -65,6 +65,21 @@ class VideoStats:
             return None  # nothing to divide by: no noise drawn, nothing charged
         completed = await info.context.privacy().completed_views(self.video_id)
         return None if completed is None else ratio(min(completed, self.views), self.views)
+
+
+@strawberry.type(
+    description="A release whose shares per hour exceed the video's running median (of the releases before it) by "
+    "the policy's factor, with k or more new sharers behind it."
+)
+class ShareSurge:
+    released_at: datetime = strawberry.field(
+        description="The start of the bucket (the principal's granularity floor: an hour for the creator) the "
+        "release was made in; never a finer time."
+    )
+    factor: float = strawberry.field(description="Shares per hour over the running median.")
+    shares_per_hour: float = strawberry.field(
+        description="The shares the release adds to the one before it, over the hours between their buckets."
+    )
 
 
 RangeStart = Annotated[
@@ -115,6 +130,17 @@ class Video:
     )
     async def share_channels(self, info: Context) -> Breakdown | None:
         return breakdown(await info.context.privacy().breakdown(self.id, SHARES, "channel"))
+
+    @strawberry.field(
+        description="The releases whose shares per hour exceed the video's own running median by the policy's "
+        "factor (3× as shipped), oldest first. The creator's only."
+    )
+    async def share_surges(self, info: Context) -> list[ShareSurge] | None:
+        surges = await info.context.privacy().share_surges(self.id)
+        return [
+            ShareSurge(released_at=surge.released_at, factor=float(surge.factor), shares_per_hour=float(surge.shares_per_hour))
+            for surge in surges
+        ]
 
     @strawberry.field(
         description="The sharers of this video who chose to be shown to its creator (and nobody else), by user id, "

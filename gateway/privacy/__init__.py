@@ -7,5 +7,6 @@
     noise        consistent noise: discrete Laplace sampled exactly from a keyed PRF
     budget       the ε an (app, user) spends a day on distinct draws, kept in Postgres
     history_k    the history's k kept equal to the policy's smallest
+    surges       share surges: releases far above the video's running median of shares per hour
     disclosure   one request's privacy service over all of the above, and its `extensions.privacy` report
 """

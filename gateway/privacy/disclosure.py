@@ -37,6 +37,7 @@ from gateway.privacy.metrics import COMMENTS, FOLLOWERS, LIKES, SHARES, VIEWS, D
 from gateway.privacy.noise import noisy_count
 from gateway.privacy.release import Granularity, bucket_after, cutoff, settled, truncate
 from gateway.privacy.suppression import Cell, suppress
+from gateway.privacy.surges import Point, Surge, share_surges
 from gateway.privacy.terms import PrivacyTerms
 from gateway.privacy.watch_time import average_watch_seconds
 from gateway.store.releases import Release, ReleaseReader, StoredCell
@@ -213,6 +214,14 @@ class Disclosure:
             buckets.append((moment, value - before))
             moment, before = bucket_after(moment, granularity), value
         return Series(start, end, buckets)
+
+    async def share_surges(self, video_id: str) -> list[Surge]:
+        """The video's share surges among the releases this principal sees (gateway.privacy.surges),
+        at its granularity floor. Exact, as timelines are: values of the history the public reads."""
+        found = await self._reader.points(
+            video_id, SHARES.code, self.terms.floor.value, self.cutoff, self.terms.k, settled=settled(self.cutoff, self.now)
+        )
+        return share_surges([Point(*row) for row in found], self.terms.surge_factor, self.terms.k)
 
     # -- report -----------------------------------------------------------------------------
 

@@ -28,17 +28,22 @@ class _Obligations(BaseModel):
     bucket_delay_seconds: int = Field(ge=0)
     epsilon: dict[str, float] = {}
     epsilon_budget_per_day: float | None = Field(default=None, ge=0)
+    # How far above a video's running median of shares per hour a release must be to count as a
+    # share surge (gateway.privacy.surges); 1 or less would make every ordinary release a surge.
+    share_surge_factor: float = Field(default=3.0, gt=1)
 
 
 @dataclass(frozen=True, slots=True)
 class PrivacyTerms:
-    """k, the granularity floor, the delay after a bucket closes, ε per metric and the daily ε budget."""
+    """k, the granularity floor, the delay after a bucket closes, ε per metric, the daily ε budget,
+    and the factor over its running median that makes a release a share surge."""
 
     k: int
     floor: Granularity
     delay: timedelta
     epsilon: dict[str, Fraction]
     budget_per_day: Fraction | None
+    surge_factor: Fraction = Fraction(3)
 
     @property
     def noised(self) -> bool:
@@ -66,6 +71,8 @@ class PrivacyTerms:
             delay=timedelta(seconds=parsed.bucket_delay_seconds),
             epsilon=epsilon,
             budget_per_day=budget,
+            # Exact, as ε is: a rate is compared with the factor times a median of exact ratios.
+            surge_factor=Fraction(repr(parsed.share_surge_factor)).limit_denominator(10**6),
         )
 
 

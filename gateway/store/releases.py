@@ -82,6 +82,13 @@ UNION ALL
  ORDER BY 1, r.made_at DESC)
 """
 
+# Per $5 bucket in which a visible release was made before $3, the count and the people at the last one.
+_POINTS = f"""
+SELECT DISTINCT ON (1) date_trunc($5, r.made_at, 'UTC'), r.events, r.people FROM releases r
+WHERE r.subject_id = $1 AND r.metric = $2::text::"char" AND r.made_at < $3 AND {_CROSSES_STEP}
+ORDER BY 1, r.made_at DESC
+"""
+
 # Per (subject, metric, release), every cell's row with the greatest seq up to that release.
 _CELLS = """
 SELECT DISTINCT ON (q.subject_id, q.metric, c.dimension, c.value)
@@ -181,6 +188,22 @@ class ReleaseReader:
             self._kept[key] = answer
         elif settled:
             self._absent[key] = True
+        return answer
+
+    async def points(
+        self, subject: str, metric: str, granularity: str, before: datetime, step: int, *, settled: bool
+    ) -> tuple[tuple[datetime, int, int], ...]:
+        """For each `granularity` bucket in which a visible release was made before `before`,
+        oldest first: its start, and the count and the people at the last such release in it."""
+        key = ("points", subject, metric, granularity, before, step, self._epoch)
+        kept = self._kept.get(key) if settled else None
+        if kept is not None:
+            return kept  # type: ignore[no-any-return]
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_POINTS, subject, metric, before, step, granularity)
+        answer = tuple((row[0], row[1], row[2]) for row in rows)
+        if settled:
+            self._kept[key] = answer
         return answer
 
     async def cells(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], tuple[StoredCell, ...]]:

@@ -28,6 +28,8 @@
 #                            true: the principal may run only the GraphQL documents registered
 #                            for its app (`gateway apps documents add`); anything else is refused
 #                            with FORBIDDEN naming obligations.registered_documents_only
+#     share_surge_factor     a release is a share surge when its shares per hour exceed the video's
+#                            running median by more than this factor (> 1)
 package gateway.obligations
 
 import rego.v1
@@ -42,6 +44,7 @@ obligations := {
 	"epsilon_budget_per_day": epsilon_budget_per_day,
 	"rate_limit": rate_limit,
 	"registered_documents_only": registered_documents_only,
+	"share_surge_factor": share_surge_factor,
 }
 
 # METADATA
@@ -59,6 +62,8 @@ bucket_delay_seconds := term("bucket_delay_seconds")
 epsilon := term("epsilon")
 
 epsilon_budget_per_day := term("epsilon_budget_per_day")
+
+share_surge_factor := term("share_surge_factor")
 
 # METADATA
 # description: The tightest of the limits that apply to the principal (requests_per_minute).

@@ -79,6 +79,12 @@ test_epsilon_budget_per_day_only_for_apps if {
 	terms(kind("user")).epsilon_budget_per_day == null
 }
 
+test_share_surge_factor_is_three_for_everyone if {
+	every principal in [kind("anonymous"), kind("user"), app(["insights"]), kind("compliance"), kind("robot")] {
+		terms(principal).share_surge_factor == 3
+	}
+}
+
 test_rate_limit_per_kind if {
 	cases := [
 		{"principal": kind("anonymous"), "limit": 120},
@@ -104,6 +110,7 @@ test_obligations_name_every_term if {
 		object.keys(terms(principal)) == {
 			"k_threshold", "granularity_floor", "bucket_delay_seconds",
 			"epsilon", "epsilon_budget_per_day", "rate_limit", "registered_documents_only",
+			"share_surge_factor",
 		}
 	}
 }

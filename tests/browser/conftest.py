@@ -120,8 +120,9 @@ async def open_page(browser: Any, served: DemoServer) -> AsyncIterator[Callable[
     """Opens a fresh browser context (no storage, no cookies) at a viewport; closed after the test."""
     contexts: list[Any] = []
 
-    async def opener(viewport: dict[str, int] = DESKTOP) -> Watched:
-        context = await browser.new_context(viewport=viewport, service_workers="block")
+    async def opener(viewport: dict[str, int] = DESKTOP, **options: Any) -> Watched:
+        """`options`: further browser context options (e.g. `timezone_id`)."""
+        context = await browser.new_context(viewport=viewport, service_workers="block", **options)
         contexts.append(context)
         page = await context.new_page()
         page.set_default_timeout(PAGE_TIMEOUT_MS)

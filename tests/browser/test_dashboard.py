@@ -1,15 +1,25 @@
 """The creator dashboard at `/` in a real browser, against a real `gateway serve` over demo data:
 every number it shows is the API's answer to the same token, hidden cells read as hidden, refused
-fields as refused, and nothing is fetched from anywhere but the server."""
+fields as refused, and nothing is fetched from anywhere but the server.
+
+The insights of issue 15 (reach, retention, comment sentiment, share surges, audience activity) are
+each asked on their own: where the gateway's schema lacks one, the page says it is not available
+from this server, and the tests check that instead of its numbers (`OFFERED`, read from the schema
+the code builds)."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import graphql
 import httpx
+import pytest
 
-from .conftest import PHONE, DemoServer, Watched
+from gateway.graphql.schema import build_schema
+
+from .conftest import DESKTOP, PHONE, DemoServer, Watched
 
 HIDDEN = "hidden to protect people's privacy"
 OWNER_ONLY = "Only the creator can see this"
@@ -37,9 +47,38 @@ CREATOR = """query ($id: ID!) {
   }
 }"""
 
+# The documents the page sends for the insights (gateway/static/dashboard/js/queries.js), by slot.
+INSIGHTS = {
+    "reach": "query ($id: ID!) { video(id: $id) { id stats { reach } } }",
+    "retention": "query ($id: ID!) { video(id: $id) { id retention { points { percent share suppressed } } } }",
+    "sentiment": f"query ($id: ID!) {{ video(id: $id) {{ id commentSentiment {{ {BREAKDOWN} }} }} }}",
+    "surges": "query ($id: ID!) { video(id: $id) { id shareSurges { releasedAt factor sharesPerHour } } }",
+}
+ACTIVITY = """query ($id: ID!, $timeZone: String!) {
+  creator(id: $id) { id audienceActivity(timeZone: $timeZone) { timeZone cells { dayOfWeek hour viewers suppressed } } }
+}"""
+_SCHEMA = graphql.build_schema(build_schema().as_str())
+
+
+def offers(type_name: str, field: str) -> bool:
+    """Whether the gateway's schema has `type_name.field`."""
+    found = _SCHEMA.get_type(type_name)
+    return isinstance(found, graphql.GraphQLObjectType) and field in found.fields
+
+
+# Which insight slots the schema can answer (the others' fields come with another branch).
+OFFERED = {
+    "reach": offers("VideoStats", "reach"),
+    "retention": offers("Video", "retention"),
+    "sentiment": offers("Video", "commentSentiment"),
+    "surges": offers("Video", "shareSurges"),
+}
+SLOT_FIELD = {"reach": ("stats", "reach"), "retention": ("retention",), "sentiment": ("commentSentiment",), "surges": ("shareSurges",)}
+SLOT_TESTID = {"retention": "retention-point", "sentiment": "sentiment-bucket", "surges": "surge"}
+
 COUNT_CARDS = ("views", "likes", "comments", "shares")
 RATIO_CARDS = {"likeRatio": "like-ratio", "engagementRate": "engagement-rate", "completionRate": "completion-rate"}
-PRIVATE_CARDS = ("like-ratio", "engagement-rate", "completion-rate", "average-watch-seconds")
+PRIVATE_CARDS = ("like-ratio", "engagement-rate", "completion-rate", "average-watch-seconds", "reach")
 # Every element that shows a number carries one of these test ids (checked by `assert_every_number_checked`).
 PUBLIC_NUMBERS = {f"metric-{name}" for name in COUNT_CARDS} | {"video-shares", "video-views"} | {
     f"total-{name}" for name in ("videos", "views", "likes", "comments", "shares", "followers")
@@ -91,6 +130,7 @@ async def video_ready(watched: Watched, video_id: str, granularity: str = "DAY")
     page = watched.page
     await page.wait_for_selector(f'[data-testid="video-view"][data-state="ready"][data-video-id="{video_id}"]')
     await page.wait_for_selector(f'[data-testid="timelines"][data-state="ready"][data-granularity="{granularity}"]')
+    await page.wait_for_selector('[data-testid="video-view"] [data-testid="insights"][data-state="ready"]')
 
 
 async def elements(watched: Watched, testid: str) -> list[dict[str, Any]]:
@@ -235,11 +275,100 @@ async def assert_video_matches_api(watched: Watched, served: DemoServer, token: 
     assert hidden == answer["extensions"]["privacy"]["suppressedCells"]
     await assert_timeline(watched, "share-bucket", timelines["data"]["video"]["shareTimeline"], "shares", integer)
     await assert_timeline(watched, "follower-bucket", timelines["data"]["creator"]["followerGrowth"], "followers", signed)
-    await assert_privacy_panel(watched, answer["extensions"]["privacy"], timelines["extensions"]["privacy"])
+    insights = await insight_answers(served, token, video_id)
+    await assert_insights(watched, insights, owner=True)
+    await assert_privacy_panel(watched, answer["extensions"]["privacy"], timelines["extensions"]["privacy"], *reports_of(insights))
     timeline_numbers = {f"{name}{suffix}" for name in ("share-bucket", "follower-bucket") for suffix in ("", "-row", "-total", "-max", "-min")}
     cards = {f"metric-{name}" for name in PRIVATE_CARDS}
-    await assert_every_number_checked(watched, PUBLIC_NUMBERS | cards | timeline_numbers | {"channel-bucket", "region-bucket", "age-bucket"})
-    return {"video": video, "timelines": timelines, "hidden": hidden}
+    await assert_every_number_checked(watched, PUBLIC_NUMBERS | cards | timeline_numbers | {"channel-bucket", "region-bucket", "age-bucket", "sentiment-bucket"})
+    return {"video": video, "timelines": timelines, "hidden": hidden, "insights": insights}
+
+
+async def insight_answers(served: DemoServer, token: str, video_id: str) -> dict[str, dict[str, Any]]:
+    """The API's answers to the page's insight documents, for the slots the schema offers."""
+    return {slot: await api(served, token, query, id=video_id) for slot, query in INSIGHTS.items() if OFFERED[slot]}
+
+
+def reports_of(insights: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [answer["extensions"]["privacy"] for answer in insights.values() if answer.get("data") is not None]
+
+
+def insight_of(answer: dict[str, Any], slot: str) -> Any:
+    value: Any = (answer.get("data") or {}).get("video")
+    for key in SLOT_FIELD[slot]:
+        value = None if value is None else value.get(key)
+    return value
+
+
+async def assert_insights(watched: Watched, insights: dict[str, dict[str, Any]], *, owner: bool) -> None:
+    """Each insight slot shows the API's answer: its numbers, its refusal, or (where the schema lacks
+    the field) that this server does not offer it."""
+    for slot in INSIGHTS:
+        state = await watched.page.get_attribute(f'[data-testid="insight-{slot}"]', "data-state") if slot != "reach" else None
+        if not OFFERED[slot]:
+            if slot == "reach":
+                assert (await one(watched, "metric-reach"))["data"]["state"] == "unavailable"
+            else:
+                assert state == "unavailable", (slot, state)
+                await one(watched, f"{SLOT_TESTID[slot]}-unavailable")
+            continue
+        answer = insights[slot]
+        value = insight_of(answer, slot)
+        refused = errors_by_path(answer).get("video." + ".".join(SLOT_FIELD[slot]))
+        if not owner:
+            assert value is None and refused is not None and refused["extensions"]["code"] == "FORBIDDEN", (slot, answer)
+        if slot == "reach":
+            card = await one(watched, "metric-reach")
+            if refused is not None:
+                assert card["data"]["state"] in ("forbidden", "error") and card["data"]["value"] == "", card
+                assert owner or (card["data"]["state"] == "forbidden" and card["text"] == OWNER_ONLY), card
+            elif value is None:
+                assert card["data"]["state"] == "null", card
+            else:
+                assert card["data"]["state"] == "ok" and card["data"]["value"] == str(value) and card["text"] == integer(value), (card, value)
+            continue
+        testid = SLOT_TESTID[slot]
+        if refused is not None:
+            assert state == "refused", (slot, state)
+            refusal = await one(watched, f"{testid}-refused")
+            assert refusal["data"]["code"] == refused["extensions"]["code"], (refusal, refused)
+            assert owner or refusal["text"].startswith(OWNER_ONLY), refusal
+            continue
+        if slot == "retention" and value is None:
+            assert state == "null", state
+            await one(watched, "retention-none")
+        elif slot == "retention":
+            assert state == "ready", state
+            await assert_retention(watched, value)
+        elif slot == "sentiment":
+            assert state == "ready", state
+            await assert_breakdown(watched, "sentiment-bucket", value)
+        else:
+            assert state == "ready", state
+            await assert_surges(watched, value)
+
+
+async def assert_retention(watched: Watched, retention: dict[str, Any]) -> None:
+    shown = await elements(watched, "retention-point")
+    assert [point["data"]["percent"] for point in shown] == [str(point["percent"]) for point in retention["points"]]
+    for bar, point in zip(shown, retention["points"], strict=True):
+        if point["suppressed"]:
+            assert point["share"] is None and bar["data"]["suppressed"] == "true" and bar["data"]["share"] == "", (bar, point)
+            assert HIDDEN in bar["text"], bar
+        else:
+            assert bar["data"]["suppressed"] == "false" and float(bar["data"]["share"]) == point["share"], (bar, point)
+            shown = bar["text"].removeprefix(f"At {point['percent']}%: ").removesuffix("% still watching")
+            assert abs(float(shown) - point["share"] * 100) <= 0.05 + 1e-9, (bar, point)  # one decimal, however a tie rounds
+
+
+async def assert_surges(watched: Watched, surges: list[dict[str, Any]]) -> None:
+    shown = await elements(watched, "surge")
+    assert [item["data"]["releasedAt"] for item in shown] == [surge["releasedAt"] for surge in surges]
+    for item, surge in zip(shown, surges, strict=True):
+        assert float(item["data"]["factor"]) == surge["factor"] and float(item["data"]["sharesPerHour"]) == surge["sharesPerHour"], (item, surge)
+        assert f"{surge['factor']:.1f}× the usual pace" in item["text"] and f"{surge['sharesPerHour']:.1f} shares an hour" in item["text"], item
+    if not surges:
+        await one(watched, "surges-none")
 
 
 # -- tests --------------------------------------------------------------------------------------
@@ -379,7 +508,9 @@ async def test_another_creators_video_shows_only_its_public_counts(open_page: An
         assert await page.locator(f'[data-testid="{testid}"]').count() == 0, f"{testid} shown to another creator"
         refusal = await one(watched, f"{testid}-refused")
         assert refusal["data"]["code"] == "FORBIDDEN" and refusal["text"].startswith(OWNER_ONLY), refusal
-    await assert_privacy_panel(watched, answer["extensions"]["privacy"], timelines["extensions"]["privacy"])
+    insights = await insight_answers(served, token, theirs)
+    await assert_insights(watched, insights, owner=False)
+    await assert_privacy_panel(watched, answer["extensions"]["privacy"], timelines["extensions"]["privacy"], *reports_of(insights))
     await assert_every_number_checked(watched, PUBLIC_NUMBERS | {f"metric-{name}" for name in PRIVATE_CARDS})
     await page.screenshot(path=str(artifacts / "dashboard-other-creator.png"), full_page=True)
 
@@ -489,4 +620,100 @@ async def test_a_refused_token_goes_back_to_sign_in(open_page: Any, served: Demo
     assert await page.evaluate(f"sessionStorage.getItem({json.dumps(TOKEN_KEY)})") is None
     # The browser logs a failed (401) fetch as a console error of its own; nothing else may appear.
     watched.console_errors = [text for text in watched.console_errors if "401" not in text]
+    watched.assert_clean()
+
+
+SURGING_CREATOR = "creator-surging"
+SURGING_VIDEO = "video-surging"
+
+
+def surging_events(start: datetime) -> list[dict[str, Any]]:
+    """A video shared by five new people every four hours from `start`, then by ten in one hour
+    (hour 13): 1.25 shares an hour three times, then 10, eight times the running median."""
+    def event(number: int, kind: str, when: datetime, actor: str, **fields: Any) -> dict[str, Any]:
+        return {"event_id": f"surging-{number}", "type": kind, "occurred_at": when.isoformat().replace("+00:00", "Z"),
+                "video_id": SURGING_VIDEO, "creator_id": SURGING_CREATOR, "actor_id": actor, **fields}
+
+    events = [event(0, "video_published", start - timedelta(days=1), SURGING_CREATOR)]
+    bursts = [(hour, 5) for hour in (0, 4, 8, 12)] + [(13, 10)]
+    for hour, sharers in bursts:
+        for i in range(sharers):
+            events.append(event(len(events), "share", start + timedelta(hours=hour, minutes=3 * i), f"surging-sharer-{hour}-{i}", channel="whatsapp"))
+    return events
+
+
+async def test_share_surges_are_listed_with_their_hour_and_pace(open_page: Any, served: DemoServer, artifacts: Any) -> None:
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
+    events = served.directory / "surging.ndjson"
+    events.write_text("".join(json.dumps(event) + "\n" for event in surging_events(start)))
+    await served.cli("ingest", "--backfill", str(events))
+    token = (await served.cli("token", "create", "--kind", "user", "--subject", SURGING_CREATOR)).strip()
+
+    watched = await open_page()
+    page = watched.page
+    await page.goto(served.url + "/")
+    await page.get_by_label("Bearer token").fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+    await video_ready(watched, SURGING_VIDEO)
+
+    expected = [{"releasedAt": (start + timedelta(hours=13)).isoformat(), "factor": 8.0, "sharesPerHour": 10.0}]
+    answer = await api(served, token, INSIGHTS["surges"], id=SURGING_VIDEO)
+    assert answer["data"]["video"]["shareSurges"] == expected
+    await assert_surges(watched, expected)
+    [item] = await elements(watched, "surge")
+    assert "8.0× the usual pace" in item["text"] and "10.0 shares an hour" in item["text"], item
+    await page.locator('[data-testid="surge-chart"]').screenshot(path=str(artifacts / "dashboard-share-surges.png"))
+    watched.assert_clean()
+
+
+async def assert_heat_map(watched: Watched, activity: dict[str, Any]) -> None:
+    cells = {(cell["data"]["day"], cell["data"]["hour"]): cell for cell in await elements(watched, "activity-cell")}
+    assert len(cells) == len(activity["cells"]) == 7 * 24
+    for expected in activity["cells"]:
+        cell = cells[(str(expected["dayOfWeek"]), str(expected["hour"]))]
+        if expected["suppressed"]:
+            assert expected["viewers"] is None and cell["data"]["suppressed"] == "true" and cell["data"]["viewers"] == "", (cell, expected)
+            assert HIDDEN in (cell["title"] or ""), cell
+        else:
+            assert cell["data"]["suppressed"] == "false" and cell["data"]["viewers"] == str(expected["viewers"]), (cell, expected)
+            assert (cell["title"] or "").endswith(f": {integer(expected['viewers'])} viewers"), cell
+    hatched = await watched.page.eval_on_selector_all('[data-testid="activity-cell"].hatched', "els => els.length")
+    assert hatched == sum(1 for cell in activity["cells"] if cell["suppressed"]), "suppressed cells are drawn hatched, and only they"
+
+
+@pytest.mark.skipif(not offers("Creator", "audienceActivity"), reason="the schema has no Creator.audienceActivity yet (it comes with the metrics-store branch)")
+async def test_audience_activity_is_a_heat_map_in_the_browsers_time_zone(open_page: Any, served: DemoServer, artifacts: Any) -> None:
+    creators = await demo_creators(served)
+    creator = creators[0]["id"]
+    zone = "America/New_York"
+    watched = await open_page(DESKTOP, timezone_id=zone)
+    page = watched.page
+    token = await sign_in_as_demo(watched, creator)
+
+    await page.wait_for_selector(f'[data-testid="activity-panel"][data-state="ready"][data-time-zone="{zone}"]')
+    assert await page.locator('[data-testid="time-zone"]').input_value() == zone, "the browser's zone is chosen to begin with"
+    answer = await api(served, token, ACTIVITY, id=creator, timeZone=zone)
+    assert answer["data"]["creator"]["audienceActivity"]["timeZone"] == zone
+    await assert_heat_map(watched, answer["data"]["creator"]["audienceActivity"])
+    await page.locator('[data-testid="activity-panel"]').screenshot(path=str(artifacts / "dashboard-audience-activity.png"))
+
+    await page.locator('[data-testid="time-zone"]').select_option("UTC")
+    await page.wait_for_selector('[data-testid="activity-panel"][data-state="ready"][data-time-zone="UTC"]')
+    answer = await api(served, token, ACTIVITY, id=creator, timeZone="UTC")
+    await assert_heat_map(watched, answer["data"]["creator"]["audienceActivity"])
+    await assert_no_horizontal_scroll(watched)
+    watched.assert_clean()
+
+
+@pytest.mark.skipif(offers("Creator", "audienceActivity"), reason="the schema has Creator.audienceActivity: the heat map is tested above")
+async def test_audience_activity_says_it_is_not_offered_by_a_server_without_it(open_page: Any, served: DemoServer) -> None:
+    creators = await demo_creators(served)
+    watched = await open_page()
+    await sign_in_as_demo(watched, creators[0]["id"])
+
+    await watched.page.wait_for_selector('[data-testid="activity-panel"][data-state="unavailable"]')
+    note = await one(watched, "activity-unavailable")
+    assert "audienceActivity" in note["text"], note
+    top = await watched.page.eval_on_selector('[data-testid="video-item"]', "e => e.dataset.videoId")
+    await video_ready(watched, top)  # the rest of the page is whole
     watched.assert_clean()

@@ -49,6 +49,7 @@ CREATORS = frozenset(VIDEO_OWNER.values())
 OWNER_ONLY = frozenset({
     "VideoStats.likeRatio", "VideoStats.engagementRate", "VideoStats.averageWatchSeconds", "VideoStats.completionRate",
     "Video.shareTimeline", "Video.viewTimeline", "Video.shareChannels", "Video.audience", "Creator.followerGrowth",
+    "Video.shareSurges",
 })
 # What the policy lets anonymous ask for: public counts (DESIGN.md).
 PUBLIC = frozenset({

@@ -46,11 +46,18 @@ def test_no_epsilon_means_exact_counts() -> None:
         ({"epsilon": {"views": 0}}, "epsilon.views"),
         ({"epsilon": {"views": "lots"}}, "epsilon.views"),
         ({"epsilon_budget_per_day": -1}, "epsilon_budget_per_day"),
+        ({"share_surge_factor": 1}, "share_surge_factor"),
+        ({"share_surge_factor": "three"}, "share_surge_factor"),
     ],
 )
 def test_malformed_obligations_fail_closed(change: dict[str, Any], complaint: str) -> None:
     with pytest.raises(PolicyUnavailable, match=complaint.replace(".", r"\.")):
         PrivacyTerms.parse({**SHIPPED_APP, **change})
+
+
+def test_share_surge_factor_is_read_exactly_and_three_unless_given() -> None:
+    assert PrivacyTerms.parse({**SHIPPED_APP, "share_surge_factor": 2.5}).surge_factor == Fraction(5, 2)
+    assert PrivacyTerms.parse(SHIPPED_APP).surge_factor == 3
 
 
 def test_missing_obligation_fails_closed() -> None:

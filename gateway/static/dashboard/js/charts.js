@@ -2,7 +2,7 @@
 // hatched and labelled hidden, never as zero.
 
 import { h, s } from './dom.js';
-import { HIDDEN_TEXT, bucketLabel, integer, rangeLabel, signed } from './format.js';
+import { HIDDEN_TEXT, OWNER_ONLY_TEXT, bucketLabel, integer, isOwnerOnly, percent, rangeLabel, reason, signed } from './format.js';
 
 const WIDTH = 600;
 const HEIGHT = 160;
@@ -132,5 +132,71 @@ export function breakdownChart({ testid, title, unit, buckets, label, k = null }
   return h('figure', { class: 'chart breakdown', 'data-testid': `${testid}-chart` },
     h('figcaption', {}, h('span', { class: 'chart-title' }, title)),
     buckets.length ? list : h('p', { class: 'hint' }, 'Nothing to show yet.'),
+    hidden ? legend(k) : null);
+}
+
+/** What stands in a chart's place when its field was refused: the owner-only note, or why. */
+export function refusal(testid, error) {
+  const ownerOnly = isOwnerOnly(error);
+  return h('p', {
+    class: ownerOnly ? 'refusal owner-only' : 'refusal',
+    'data-testid': `${testid}-refused`,
+    'data-code': error?.extensions?.code ?? '',
+    title: error?.message ?? null,
+  }, ownerOnly ? `${OWNER_ONLY_TEXT}.` : reason(error));
+}
+
+/**
+ * Retention as ten bars: the share still watching at each tenth of the video, on a 0–100% scale;
+ * suppressed points hatched and labelled hidden, never as zero.
+ * options: {testid, title, points: [{percent, share, suppressed}], k}
+ */
+export function retentionChart({ testid, title, points, k = null }) {
+  const slot = WIDTH / Math.max(1, points.length);
+  const gap = Math.min(slot * 0.2, 8);
+  const y = (share) => TOP + (1 - share) * (HEIGHT - TOP);
+  const hidden = points.filter((point) => point.suppressed || point.share === null).length;
+  const svg = s('svg', {
+    viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
+    preserveAspectRatio: 'none',
+    role: 'img',
+    'aria-label': `${title}: ${points.length} points${hidden ? `, ${hidden} hidden` : ''}`,
+  });
+  points.forEach((point, index) => {
+    const x = index * slot;
+    const hiddenPoint = point.suppressed || point.share === null;
+    const group = s('g', {
+      class: hiddenPoint ? 'bucket hidden' : 'bucket',
+      'data-testid': testid,
+      'data-percent': String(point.percent),
+      'data-share': hiddenPoint ? '' : String(point.share),
+      'data-suppressed': String(Boolean(point.suppressed)),
+    },
+    s('title', {}, hiddenPoint ? `At ${point.percent}%: ${HIDDEN_TEXT}` : `At ${point.percent}%: ${percent(point.share)} still watching`),
+    s('rect', { class: 'hit', x, y: 0, width: slot, height: HEIGHT }));
+    if (hiddenPoint) {
+      group.append(s('rect', { class: 'bar-hidden', x: x + gap / 2, y: TOP, width: slot - gap, height: HEIGHT - TOP, fill: 'url(#hatch)' }));
+    } else {
+      group.append(s('rect', { class: 'bar', x: x + gap / 2, y: y(point.share), width: slot - gap, height: HEIGHT - y(point.share) }));
+    }
+    svg.append(group);
+  });
+  svg.append(s('line', { class: 'baseline', x1: 0, x2: WIDTH, y1: HEIGHT, y2: HEIGHT, 'vector-effect': 'non-scaling-stroke' }));
+  const axis = h('div', { class: 'x-axis', 'aria-hidden': 'true' },
+    h('span', {}, points.length ? `${points[0].percent}%` : ''), h('span', {}, 'of the video'),
+    h('span', {}, points.length ? `${points[points.length - 1].percent}%` : ''));
+  const rows = points.map((point) => {
+    const hiddenPoint = point.suppressed || point.share === null;
+    return h('tr', {}, h('th', { scope: 'row' }, `${point.percent}%`),
+      h('td', {}, hiddenPoint ? h('span', { class: 'chip hidden-chip', title: HIDDEN_TEXT }, 'hidden') : percent(point.share)));
+  });
+  const table = h('details', { class: 'numbers' },
+    h('summary', {}, 'Show the numbers'),
+    h('table', {},
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Into the video'), h('th', { scope: 'col' }, 'Still watching'))),
+      h('tbody', {}, rows)));
+  return h('figure', { class: 'chart retention', 'data-testid': `${testid}-chart` },
+    h('figcaption', {}, h('span', { class: 'chart-title' }, title), h('span', { class: 'chart-range' }, 'share of viewers at each tenth')),
+    points.length ? [h('div', { class: 'chart-frame' }, h('span', { class: 'y-label y-max' }, '100%'), svg), axis, table] : h('p', { class: 'hint' }, 'Nothing to show yet.'),
     hidden ? legend(k) : null);
 }

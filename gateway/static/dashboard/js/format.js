@@ -106,6 +106,19 @@ export function byAgeBand(buckets) {
   return [...buckets].sort((a, b) => rank(a.key) - rank(b.key));
 }
 
+const SENTIMENTS = { positive: 'Positive', neutral: 'Neutral', negative: 'Negative' };
+
+export function sentimentLabel(key) {
+  return SENTIMENTS[key] ?? key;
+}
+
+/** Sentiment classes positive, neutral, negative (anything unexpected last). */
+export function bySentiment(buckets) {
+  const order = Object.keys(SENTIMENTS);
+  const rank = (key) => (order.includes(key) ? order.indexOf(key) : order.length);
+  return [...buckets].sort((a, b) => rank(a.key) - rank(b.key));
+}
+
 /** A field refusal or failure in plain words. `error` is a GraphQL error object. */
 export function reason(error) {
   if (!error) return 'Not available.';

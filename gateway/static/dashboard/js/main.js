@@ -1,5 +1,6 @@
 // Wiring: who is signed in, which video the address names (#video=<id>), and which view shows.
 
+import { clearActivity, initActivity, showActivity } from './activity.js';
 import { byId } from './dom.js';
 import { renderPrivacy } from './privacy.js';
 import { forgetToken, saveToken, savedToken, subjectOf } from './session.js';
@@ -44,6 +45,7 @@ function signOut(message = null, { keepHash = false } = {}) {
   session = null;
   clearVideo();
   clearVideos();
+  clearActivity();
   renderPrivacy([]);
   setStatus(null);
   byId('account').hidden = true;
@@ -80,6 +82,9 @@ async function start(token) {
   if (session?.token !== token) return;
   setStatus(null);
   renderPrivacy([loaded.privacy]);
+  showActivity(token, viewer, {
+    onUnauthenticated: (message) => signOut(`Your sign-in was refused (${message}). Sign in again.`, { keepHash: true }),
+  });
   const wanted = videoInHash();
   if (wanted) {
     openVideo(wanted);
@@ -96,6 +101,7 @@ function signIn(token) {
 
 initSignIn(signIn);
 initVideos(navigate);
+initActivity();
 byId('sign-out').addEventListener('click', () => signOut());
 window.addEventListener('hashchange', () => {
   const id = videoInHash();

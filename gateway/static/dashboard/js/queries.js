@@ -50,3 +50,36 @@ query Timelines($id: ID!, $creator: ID!, $granularity: Granularity!) {
 }`;
 
 export const GRANULARITIES = ['HOUR', 'DAY', 'WEEK', 'MONTH'];
+
+// The insights of issue 15, each asked on its own: a field the policy refuses outright (or a server
+// without it) blanks its own panel only, never the rest of the page.
+
+/** The video's reach: distinct viewers. */
+export const REACH = `
+query Reach($id: ID!) {
+  video(id: $id) { id stats { reach } }
+}`;
+
+/** Viewers still watching at each tenth of the video. */
+export const RETENTION = `
+query Retention($id: ID!) {
+  video(id: $id) { id retention { points { percent share suppressed } } }
+}`;
+
+/** Commenters by the sentiment of what they wrote. */
+export const SENTIMENT = `
+query CommentSentiment($id: ID!) {
+  video(id: $id) { id commentSentiment { ${BREAKDOWN} } }
+}`;
+
+/** The releases whose shares per hour stood far above the video's usual pace. */
+export const SURGES = `
+query ShareSurges($id: ID!) {
+  video(id: $id) { id shareSurges { releasedAt factor sharesPerHour } }
+}`;
+
+/** The creator's viewers by hour of the week, in a time zone. */
+export const ACTIVITY = `
+query AudienceActivity($id: ID!, $timeZone: String!) {
+  creator(id: $id) { id audienceActivity(timeZone: $timeZone) { timeZone cells { dayOfWeek hour viewers suppressed } } }
+}`;

@@ -1,12 +1,14 @@
-// One video: its metric cards, its timelines with a granularity switch, and its breakdowns. Each
-// field shows what the gateway decided: a number, hidden cells, "—" with why, or the refusal.
+// One video: its metric cards, its timelines with a granularity switch, its breakdowns and its
+// insights (insights.js). Each field shows what the gateway decided: a number, hidden
+// cells, "—" with why, or the refusal.
 
 import { RequestFailed, errorAt, graphql } from './api.js';
-import { breakdownChart, timelineChart } from './charts.js';
+import { breakdownChart, refusal, timelineChart } from './charts.js';
 import { byId, h, replace } from './dom.js';
 import {
   GRANULARITY_NOUN, OWNER_ONLY_TEXT, ageLabel, byAgeBand, channelLabel, date, integer, isOwnerOnly, percent, reason, regionLabel, seconds,
 } from './format.js';
+import { insightsSection, loadInsights, reachCard } from './insights.js';
 import { GRANULARITIES, TIMELINES, VIDEO } from './queries.js';
 
 const CARDS = [
@@ -27,23 +29,13 @@ let state = {
   granularity: 'DAY',
   token: null,
   video: null, // {id, creatorId}
-  reports: { video: null, timelines: null },
+  reports: { video: null, timelines: null, insights: {} },
   onPrivacy: () => {},
   onUnauthenticated: () => {},
 };
 
 function view() {
   return byId('video-view');
-}
-
-function refusal(testid, error) {
-  const ownerOnly = isOwnerOnly(error);
-  return h('p', {
-    class: ownerOnly ? 'refusal owner-only' : 'refusal',
-    'data-testid': `${testid}-refused`,
-    'data-code': error?.extensions?.code ?? '',
-    title: error?.message ?? null,
-  }, ownerOnly ? `${OWNER_ONLY_TEXT}.` : reason(error));
 }
 
 /** Why a ratio came back null although the policy allowed it. */
@@ -117,7 +109,7 @@ function render(answer) {
       h('p', { class: 'meta' }, `by `, h('span', { 'data-testid': 'video-creator' }, video.creatorId), ` · published ${date(video.publishedAt)}`)),
     own ? null : h('p', { class: 'notice', 'data-testid': 'not-yours' },
       `This is ${video.creatorId}'s video: you see its public counts. Everything else is for its creator only.`),
-    h('div', { class: 'cards', 'data-testid': 'metric-cards' }, CARDS.map((spec) => card(spec, video.stats, answer))),
+    h('div', { class: 'cards', 'data-testid': 'metric-cards' }, CARDS.map((spec) => card(spec, video.stats, answer)), reachCard()),
     h('section', { class: 'timelines', 'aria-labelledby': 'timelines-title', 'data-testid': 'timelines', 'data-state': 'loading' },
       h('div', { class: 'section-head' }, h('h3', { id: 'timelines-title' }, 'Over time'), granularitySwitch()),
       h('div', { class: 'timeline-body', id: 'timeline-body', 'aria-live': 'polite' }, h('p', { class: 'hint' }, 'Loading…'))),
@@ -126,7 +118,8 @@ function render(answer) {
       h('div', { class: 'breakdown-grid' },
         breakdown(answer, 'shareChannels', { testid: 'channel-bucket', title: 'Shares by channel', unit: 'shares', buckets: video.shareChannels?.buckets ?? [], label: channelLabel, k }),
         breakdown(answer, 'region', { testid: 'region-bucket', title: 'Viewers by region', unit: 'viewers', buckets: video.region?.buckets ?? [], label: regionLabel, k }),
-        breakdown(answer, 'ageBand', { testid: 'age-bucket', title: 'Viewers by age', unit: 'viewers', buckets: byAgeBand(video.ageBand?.buckets ?? []), label: ageLabel, k }))));
+        breakdown(answer, 'ageBand', { testid: 'age-bucket', title: 'Viewers by age', unit: 'viewers', buckets: byAgeBand(video.ageBand?.buckets ?? []), label: ageLabel, k }))),
+    insightsSection());
   section.dataset.state = 'ready';
   return true;
 }
@@ -166,10 +159,28 @@ async function loadTimelines() {
     timelineOrRefusal(answer, ['video', 'shareTimeline'], { testid: 'share-bucket', title: `Shares per ${noun}`, unit: 'shares' }),
     timelineOrRefusal(answer, ['creator', 'followerGrowth'], { testid: 'follower-bucket', title: `New followers per ${noun} (net)`, unit: 'followers', signedCounts: true }));
   state.reports.timelines = answer.privacy;
-  state.onPrivacy([state.reports.video, state.reports.timelines]);
+  reportPrivacy();
   section.dataset.granularity = granularity;
   section.dataset.state = 'ready';
   section.removeAttribute('aria-busy');
+}
+
+/** Every answer behind the video on screen, to the privacy panel. */
+function reportPrivacy() {
+  state.onPrivacy([state.reports.video, state.reports.timelines, ...Object.values(state.reports.insights)]);
+}
+
+function insights() {
+  const selection = state.selection;
+  return loadInsights(state.video.id, {
+    token: state.token,
+    isCurrent: () => selection === state.selection,
+    onReport: (name, privacy) => {
+      state.reports.insights[name] = privacy;
+      reportPrivacy();
+    },
+    onUnauthenticated: state.onUnauthenticated,
+  });
 }
 
 function switchGranularity(granularity) {
@@ -185,7 +196,7 @@ function switchGranularity(granularity) {
 export async function showVideo(id, { token, viewer, onPrivacy, onUnauthenticated }) {
   state.selection += 1;
   const selection = state.selection;
-  Object.assign(state, { token, viewer, onPrivacy, onUnauthenticated, video: { id, creatorId: null }, reports: { video: null, timelines: null } });
+  Object.assign(state, { token, viewer, onPrivacy, onUnauthenticated, video: { id, creatorId: null }, reports: { video: null, timelines: null, insights: {} } });
   const section = view();
   section.dataset.state = 'loading';
   section.dataset.videoId = id;
@@ -210,7 +221,7 @@ export async function showVideo(id, { token, viewer, onPrivacy, onUnauthenticate
   onPrivacy([answer.privacy]);
   if (!render(answer)) return;
   state.video.creatorId = answer.data.video.creatorId;
-  await loadTimelines();
+  await Promise.all([loadTimelines(), insights()]);
 }
 
 export function clearVideo() {
