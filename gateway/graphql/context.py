@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -42,6 +42,9 @@ class RequestContext:
     now: datetime = field(default_factory=utc_now)
     # The clock itself, for what a request records at the moment it happens (a consent change).
     clock: Clock = utc_now
+    # Called when the request revoked apps' grants (an erasure): this process forgets the grants it
+    # kept at once, before the store's notice reaches it (gateway.store.revocations).
+    revoked: Callable[[], None] = lambda: None
     # The documents registered for apps, for an app the policy confines to them (None: none are).
     documents: PersistedDocuments | None = None
     # Set by the policy guard before any resolver runs: that the policy decided the operation, the

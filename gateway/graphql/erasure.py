@@ -38,10 +38,12 @@ def check_reason(reason: str | None, user_id: str) -> str | None:
         return None
     if len(reason) > MAX_REASON:
         raise BadUserInput(f"`reason` must be at most {MAX_REASON} characters")
-    if any(unicodedata.category(char) == "Cc" for char in reason):
-        raise BadUserInput("`reason` must be text of one line, with no control characters")
-    # The id as a word of its own, in any case: "u1" names nobody in "request u12", "U1" names u1.
-    if re.search(rf"(?<![A-Za-z0-9]){re.escape(user_id)}(?![A-Za-z0-9])", reason, flags=re.IGNORECASE):
+    if any(unicodedata.category(char) in ("Cc", "Cf") for char in reason):
+        raise BadUserInput("`reason` must be text of one line, with no control or invisible formatting characters")
+    # The id as a word of its own, in any case and any compatible form: "u1" names nobody in
+    # "request u12"; "U1" and the full-width "ｕ１" name u1.
+    folded = unicodedata.normalize("NFKC", reason).casefold()
+    if re.search(rf"(?<![^\W_]){re.escape(user_id.casefold())}(?![^\W_])", folded):
         raise BadUserInput("`reason` must not name the person: the record keeps that an erasure happened, not whose")
     return reason.strip()
 
@@ -65,6 +67,7 @@ async def erase_user(
         receipt = await erase_person(
             conn, person, key=subject_key(info.context.erasure_key, person), erased_by=f"compliance:{principal.id}", reason=why
         )
+    info.context.revoked()
     return ErasureReceipt(
         erasure_id=strawberry.ID(receipt.erasure_id),
         erased_at=receipt.erased_at,

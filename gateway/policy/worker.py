@@ -139,6 +139,7 @@ class RegoWorker:
         self._dead: str | None = None  # why it cannot answer any more
         self._closed = False
         self._requests = 0  # in flight or waiting for their turn
+        self._asked = 0  # numbers each question; the worker echoes it with the answer
         # The last lines the worker wrote to stderr: what rego-cpp said before it aborted.
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=3)
         self._stderr_drained = asyncio.create_task(self._drain_stderr())
@@ -205,24 +206,37 @@ class RegoWorker:
             raise WorkerGone(self._dead)
         stdin, stdout = self._process.stdin, self._process.stdout
         assert stdin is not None and stdout is not None
-        body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+        self._asked += 1
+        asked = self._asked
+        body = json.dumps({**message, "seq": asked}, separators=(",", ":"), ensure_ascii=False).encode()
         try:
             async with asyncio.timeout(timeout):
                 stdin.write(HEADER.pack(len(body)) + body)
                 await stdin.drain()
                 (size,) = HEADER.unpack(await stdout.readexactly(HEADER.size))
                 reply: dict[str, Any] = json.loads(await stdout.readexactly(size))
-                return reply
         except TimeoutError as exc:
             self._dead = f"the policy engine gave no answer within {timeout * 1000:.0f} ms"
             self._kill()
             raise WorkerTimeout(self._dead) from exc
+        except asyncio.CancelledError:
+            # The caller gave up mid-exchange (a request's or warming's deadline): the answer may
+            # still come, and the next question would read it as its own. This worker asks no more.
+            self._dead = "a question to it was cancelled mid-answer"
+            self._kill()
+            raise
         except Exception as exc:
             # The pipe broke (ConnectionError; uvloop raises RuntimeError writing to a closed one), the
             # worker ended mid-answer (IncompleteReadError) or wrote something that is not a frame
             # (ValueError): whatever it was, this worker answers no more, and a fresh one takes over.
             self._dead = await self._cause_of_death()
             raise WorkerCrashed(self._dead) from exc
+        if reply.pop("seq", None) != asked:
+            # Never another question's answer: one principal decided with another's verdicts.
+            self._dead = f"the policy engine answered out of turn (expected answer {asked})"
+            self._kill()
+            raise WorkerCrashed(self._dead)
+        return reply
 
     async def _cause_of_death(self) -> str:
         """How the process ended, with the last thing it said (rego-cpp's message when it aborts)."""
@@ -453,7 +467,7 @@ def main() -> None:
             reply = session.handle(request)
         except Exception as exc:  # an answer, not a dead worker: the caller fails closed on it
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        _write_frame(replies, reply)
+        _write_frame(replies, {**reply, "seq": request.get("seq")})
 
 
 if __name__ == "__main__":

@@ -93,8 +93,10 @@ async def _answer(request: Request, principal: Principal, media_type: str) -> Re
     # A request that cannot be executed: 400 under the spec's media type, 200 under plain JSON.
     unexecutable = 400 if media_type == GRAPHQL_RESPONSE else 200
     try:
-        await request.state.grants.check(principal)
         sent, variables, operation_name, extensions = await _read_operation(request, request.state.settings.max_body)
+        # Once the body is in, not before: a client may take GATEWAY_BODY_TIMEOUT to send it, and a
+        # revocation (an erasure) in between must not be honoured after its commit.
+        await request.state.grants.check(principal)
         query = await request.state.persisted.document(principal, sent, extensions)  # the text sent, or the one its hash names
     except (Unauthenticated, StoreUnavailable, BadUserInput, PayloadTooLarge, RequestTimeout) as exc:
         return _errors([_coded(exc)], exc.status_code, media_type, exc.headers())
@@ -130,6 +132,7 @@ async def _answer(request: Request, principal: Principal, media_type: str) -> Re
         now=to_minute(request.state.clock()),
         clock=request.state.clock,
         documents=request.state.persisted,
+        revoked=request.state.grants.forget,
     )
     responses: ResponseCache | None = request.state.responses
     if responses is None:  # no policy guard (the benchmark's baseline): its extension answers under fixed terms

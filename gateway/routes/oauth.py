@@ -328,6 +328,7 @@ async def revoke(request: Request) -> Response:
             if app_id != client.app_id:
                 raise InvalidGrantError("the token was not issued to this client")
             await store.revoke_family(request.state.store.oauth, family_id, "revoked by the app", request.state.clock())
+            request.state.grants.forget()  # this process at once; the others at the store's notice
     except OAuth2Error as error:
         return _oauth_error(error)
     return Response(status_code=200, headers=TOKEN_HEADERS)

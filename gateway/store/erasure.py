@@ -193,8 +193,11 @@ UPDATE app_authorizations SET scopes = '{}', generation = generation + 1, revoke
 WHERE user_id = $1 AND cardinality(scopes) > 0
 """
 _LAST_ERASURE = "SELECT erasure_id, erased_at, erased_by FROM erasures WHERE subject_key = $1 ORDER BY erased_at DESC LIMIT 1"
+# Stamped when it is written, the last thing before the commit, not when the transaction began: what
+# the person did while the erasure waited for its locks (a request their grant still allowed, an
+# event) is before it, and is left out of the decision log and of late ingest like the rest.
 _RECORD = """
-INSERT INTO erasures (erasure_id, erased_at, erased_by, reason, subject_key) VALUES ($1, now(), $2, $3, $4)
+INSERT INTO erasures (erasure_id, erased_at, erased_by, reason, subject_key) VALUES ($1, clock_timestamp(), $2, $3, $4)
 RETURNING erasure_id, erased_at, erased_by
 """
 

@@ -65,6 +65,28 @@ ORDER BY occurred_at, event_id
 _VIDEOS_WATCHED = """
 SELECT video_id, watch_ms, completed, not_completed FROM video_viewers WHERE actor_id = $1 ORDER BY video_id
 """
+# The ledgers of people and followers (migration 0011): every video the person was counted on, by
+# metric (v views, l likes, c comments, s shares) and the cell they were counted in, and whom they
+# follow now. They outlive the events once retention drops them.
+_COUNTED_ON = """
+SELECT video_id, metric::text AS metric, region, age_band, channel::text AS channel
+FROM video_people WHERE actor_id = $1 ORDER BY video_id, metric, region, age_band, channel
+"""
+_FOLLOWING = "SELECT creator_id, following, state_at FROM follow_state WHERE actor_id = $1 ORDER BY creator_id"
+# Their own requests in the policy decision log (as a user, or through an app acting for them), as
+# the log keeps them: the question (operation and fields, with their arguments) and the decision.
+_REQUESTS = """
+SELECT l.decision_id, l.timestamp, l.revision, l.path, l.principal, q.body AS question, r.body AS result, l.denied
+FROM decision_log l
+JOIN decision_bodies q ON q.digest = l.question
+JOIN decision_bodies r ON r.digest = l.result
+WHERE l.principal ->> 'id' = $1 AND l.principal ->> 'kind' IN ('user', 'app')
+ORDER BY l.timestamp, l.decision_id
+"""
+_TOKEN_FAMILIES = """
+SELECT family_id, app_id, scopes, created_at, revoked_at, revoked_reason
+FROM oauth_token_families WHERE user_id = $1 ORDER BY created_at, family_id
+"""
 _APP_GRANTS = """
 SELECT a.app_id, p.name AS app_name, a.scopes, a.authorized_at, a.revoked_at
 FROM app_authorizations a JOIN apps p USING (app_id)
@@ -76,16 +98,21 @@ _ERASURES = "SELECT erasure_id, erased_at FROM erasures WHERE subject_key = $1 O
 
 async def export_person(conn: asyncpg.Connection, person_id: str, subject_key: bytes, now: datetime) -> dict[str, Any]:
     """Everything the store holds of `person_id`, over the owner's connection: their events (every
-    type, as stored), their activity as `me` serves it, their rows in the ledger of viewers, the apps
-    they authorized, the rows of PERSONAL_ROWS, and whether they were ever erased (`subject_key`:
-    gateway.store.erasure)."""
+    type, as stored), their activity as `me` serves it, their rows in the ledgers of viewers, people
+    and followers, the apps they authorized and the OAuth token families issued to them, their
+    requests in the policy decision log, the rows of PERSONAL_ROWS, and whether they were ever erased
+    (`subject_key`: gateway.store.erasure)."""
     async with conn.transaction(readonly=True, isolation="repeatable_read"):
         events = [_row(record) for record in await conn.fetch(_EVENTS, person_id)]
         shares = await queries.my_shares(conn, person_id, None)
         likes = await queries.my_likes(conn, person_id, None)
         follows = await queries.my_follows(conn, person_id, None)
         watched = [_row(record) for record in await conn.fetch(_VIDEOS_WATCHED, person_id)]
+        counted_on = [_row(record) for record in await conn.fetch(_COUNTED_ON, person_id)]
+        following = [_row(record) for record in await conn.fetch(_FOLLOWING, person_id)]
         grants = [_row(record) for record in await conn.fetch(_APP_GRANTS, person_id)]
+        families = [_row(record) for record in await conn.fetch(_TOKEN_FAMILIES, person_id)]
+        requests = [_decoded(record) for record in await conn.fetch(_REQUESTS, person_id)]
         personal = {rows.name: [_row(record, without=rows.person_column) for record in await conn.fetch(rows.select, person_id)] for rows in PERSONAL_ROWS}
         erasures = [_row(record) for record in await conn.fetch(_ERASURES, subject_key)]
     return {
@@ -98,7 +125,11 @@ async def export_person(conn: asyncpg.Connection, person_id: str, subject_key: b
             "follows": [{"creator_id": r["creator_id"], "followed_at": r["occurred_at"]} for r in follows],
         },
         "videos_watched": watched,
+        "counted_on": counted_on,
+        "following": following,
         "app_grants": grants,
+        "oauth_token_families": families,
+        "policy_decisions": requests,
         **personal,
         # When they were erased, if ever: whatever the export holds arrived after the last of these.
         "erasures": erasures,
@@ -107,6 +138,11 @@ async def export_person(conn: asyncpg.Connection, person_id: str, subject_key: b
 
 def _row(record: asyncpg.Record, without: str | None = None) -> dict[str, Any]:
     return {key: value for key, value in record.items() if key != without}
+
+
+def _decoded(record: asyncpg.Record) -> dict[str, Any]:
+    """A logged decision with its JSON columns as JSON, not as strings of it."""
+    return {key: json.loads(value) if key in ("principal", "question", "result") else value for key, value in record.items()}
 
 
 def _plain(value: Any) -> Any:

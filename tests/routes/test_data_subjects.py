@@ -3,6 +3,7 @@ retention in `gateway serve`: what was released is served as before either way."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -14,6 +15,7 @@ import pytest
 
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 from gateway.store.apps import authorize_app, register_app
+from gateway.store.history import ARRIVAL_LOCK
 
 from harness import FIELD_TEST_TERMS, Gateway, authorization, policies_with, running_gateway, statements_on
 
@@ -136,7 +138,10 @@ async def test_only_compliance_may_erase(gateway: Gateway, admin: asyncpg.Connec
         pytest.param({"user": "person-e5", "reason": "person-e5 asked by e-mail"}, "must not name the person", id="reason-names-them"),
         pytest.param({"user": "person-e5", "reason": "x" * 501}, "at most 500 characters", id="reason-too-long"),
         pytest.param({"user": "person-e5", "reason": "asked by PERSON-E5"}, "must not name the person", id="reason-names-them-in-capitals"),
-        pytest.param({"user": "person-e5", "reason": "abc\u0000def"}, "no control characters", id="reason-with-a-nul"),
+        pytest.param({"user": "person-e5", "reason": "abc\u0000def"}, "no control or invisible", id="reason-with-a-nul"),
+        # A red team named the person past the check with an invisible space, or in full-width letters.
+        pytest.param({"user": "person-e5", "reason": "asked by person-\u200be5"}, "no control or invisible", id="reason-with-a-zero-width-space"),
+        pytest.param({"user": "person-e5", "reason": "asked by ｐｅｒｓｏｎ－ｅ５"}, "must not name the person", id="reason-names-them-in-full-width"),
         pytest.param({"user": "x" * 10_000}, "is not a user id", id="huge-id-not-echoed"),
     ],
 )
@@ -240,3 +245,48 @@ async def test_an_erasure_takes_out_the_logged_questions_only_the_person_asked(g
     await gateway.state["decision_log"].flush()
     assert await admin.fetchval(readable, "other-e11") == 2, "a question asked again is written again"
     assert await admin.fetchval("SELECT count(*) FROM decision_log l WHERE NOT EXISTS (SELECT FROM decision_bodies b WHERE b.digest = l.question)") == 0
+
+
+async def test_what_the_person_asked_while_the_erasure_waited_for_its_locks_is_left_out(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """A red team found requests the person made while the erasure waited behind ingest kept in the
+    decision log: they came after the erasure's transaction began (its old stamp), before its commit."""
+    await gateway.ingest([viewed(gateway, "vid-e12", "creator-e12", "person-e12")])
+    person = Principal(PrincipalKind.USER, "person-e12")
+    await admin.execute("SELECT pg_advisory_lock($1)", ARRIVAL_LOCK)  # as a long ingest batch holds it
+    try:
+        erasing = asyncio.create_task(erase(gateway, "person-e12"))
+        await wait_until_blocked(admin, "gateway:gateway_eraser")
+        assert (await gateway.graphql(MY_SHARES, principal=person)).status_code == 200
+    finally:
+        await admin.execute("SELECT pg_advisory_unlock($1)", ARRIVAL_LOCK)
+    assert "errors" not in (await erasing).json()
+    await gateway.state["decision_log"].flush()
+
+    assert await admin.fetchval("SELECT count(*) FROM decision_log WHERE principal->>'id' = 'person-e12'") == 0
+
+
+async def wait_until_blocked(admin: asyncpg.Connection, application: str) -> None:
+    """Until a connection of `application` waits for a lock (asks again each time the store answers)."""
+    async with asyncio.timeout(60):
+        while not await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", application
+        ):
+            await asyncio.sleep(0)
+
+
+async def test_an_access_request_exports_the_persons_own_requests_and_nobody_elses(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """The decision log holds what the person asked (erasure takes it as theirs): the export gives it."""
+    from gateway.store.erasure import derive_erasure_key, subject_key
+    from gateway.store.personal_data import export_person
+    from conftest import SECRET
+
+    asked = '{ video(id: "vid-asked-e13") { stats { views } } }'
+    assert (await gateway.graphql(asked, principal=Principal(PrincipalKind.USER, "person-e13"))).status_code == 200
+    assert (await gateway.graphql(MY_SHARES, principal=Principal(PrincipalKind.USER, "other-e13"))).status_code == 200
+    await gateway.state["decision_log"].flush()
+
+    exported = await export_person(admin, "person-e13", subject_key(derive_erasure_key(SECRET), "person-e13"), gateway.clock())
+
+    requests = exported["policy_decisions"]
+    assert [request["principal"]["id"] for request in requests] == ["person-e13"]
+    assert "vid-asked-e13" in str(requests[0]["question"])
