@@ -55,7 +55,7 @@ PERSONAL_ROWS: tuple[PersonalRows, ...] = (
 
 _EVENTS = """
 SELECT event_id, type::text AS type, occurred_at, ingested_at, video_id, creator_id, channel::text AS channel,
-       region, age_band, watch_ms, completed, text, anonymous
+       region, age_band, watch_ms, completed, text, anonymous, duration_ms, sentiment::text AS sentiment
 FROM events WHERE actor_id = $1
 ORDER BY occurred_at, event_id
 """
@@ -63,7 +63,12 @@ ORDER BY occurred_at, event_id
 # was watched to the end and whether one was not. It outlives the views it sums, once retention
 # drops them.
 _VIDEOS_WATCHED = """
-SELECT video_id, watch_ms, completed, not_completed FROM video_viewers WHERE actor_id = $1 ORDER BY video_id
+SELECT video_id, watch_ms, completed, not_completed, longest_view_ms, depth FROM video_viewers WHERE actor_id = $1 ORDER BY video_id
+"""
+# The ledger of creators' audiences (migration 0023): the hours of the week (UTC, 0 = Monday 00:00)
+# in which the person viewed each creator's videos.
+_CREATORS_WATCHED = """
+SELECT creator_id, hour_of_week FROM creator_viewers WHERE actor_id = $1 ORDER BY creator_id, hour_of_week
 """
 _APP_GRANTS = """
 SELECT a.app_id, p.name AS app_name, a.scopes, a.authorized_at, a.revoked_at
@@ -85,6 +90,7 @@ async def export_person(conn: asyncpg.Connection, person_id: str, subject_key: b
         likes = await queries.my_likes(conn, person_id, None)
         follows = await queries.my_follows(conn, person_id, None)
         watched = [_row(record) for record in await conn.fetch(_VIDEOS_WATCHED, person_id)]
+        creators = [_row(record) for record in await conn.fetch(_CREATORS_WATCHED, person_id)]
         grants = [_row(record) for record in await conn.fetch(_APP_GRANTS, person_id)]
         personal = {rows.name: [_row(record, without=rows.person_column) for record in await conn.fetch(rows.select, person_id)] for rows in PERSONAL_ROWS}
         erasures = [_row(record) for record in await conn.fetch(_ERASURES, subject_key)]
@@ -98,6 +104,7 @@ async def export_person(conn: asyncpg.Connection, person_id: str, subject_key: b
             "follows": [{"creator_id": r["creator_id"], "followed_at": r["occurred_at"]} for r in follows],
         },
         "videos_watched": watched,
+        "creators_watched": creators,
         "app_grants": grants,
         **personal,
         # When they were erased, if ever: whatever the export holds arrived after the last of these.

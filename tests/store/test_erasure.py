@@ -333,7 +333,15 @@ async def test_erasure_while_ingest_runs_loses_no_other_persons_event_and_keeps_
     assert not all(erasure.result().repeated for erasure in erasures), "one of the two erasures found the person"
     left = await admin.fetch("SELECT DISTINCT video_id FROM events WHERE actor_id = $1", PERSON)
     assert {row[0] for row in left} <= {"c"}, "only what arrived after an erasure remains"
-    assert await live_state(admin) == plus(await recount(admin), released_part)
+    kept, expected = await live_state(admin), plus(await recount(admin), released_part)
+    # The creator's audience (metric 'a', migration 0023) is released often here (new viewers of `a`
+    # keep arriving): the person's views of `c` between the two erasures may be released in it before
+    # the second, which then leaves that self counted too, anonymously. One more person, at most.
+    for table in kept:
+        for key in [key for key in kept[table] | expected[table] if key[1] == b"a"]:
+            more = kept[table].pop(key, (0, 0))[-1] - expected[table].pop(key, (0, 0))[-1]
+            assert 0 <= more <= 1, (table, key, more)
+    assert kept == expected
     await assert_history_is_sound(admin)
 
 

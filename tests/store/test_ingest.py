@@ -179,7 +179,8 @@ async def test_duplicate_event_ids_within_one_batch_count_once(writer: EventWrit
     assert result == BatchResult(received=5, inserted=2)
     assert await admin.fetchval("SELECT count(*) FROM events") == 2
     totals = await admin.fetch("SELECT metric, events, people, watch_capped_ms FROM live_totals ORDER BY metric")
-    assert [tuple(row) for row in totals] == [(b"s", 1, 1, 0), (b"v", 1, 1, 2_000)]
+    # 'a': the creator's audience (migration 0023).
+    assert [tuple(row) for row in totals] == [(b"a", 1, 1, 0), (b"s", 1, 1, 0), (b"v", 1, 1, 2_000)]
     assert await admin.fetchval("SELECT events FROM live_cells WHERE dimension = 'c'") == 1
     await assert_live_state_matches_events(admin)
     await assert_history_is_sound(admin)
