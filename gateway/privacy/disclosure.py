@@ -33,9 +33,10 @@ from typing import Any
 import orjson
 from strawberry.dataloader import DataLoader
 
-from gateway.privacy.metrics import COMMENTS, FOLLOWERS, LIKES, SHARES, VIEWS, Dimension, Metric
+from gateway.privacy.metrics import AUDIENCE, COMMENTS, FOLLOWERS, LIKES, SHARES, VIEWS, Dimension, Metric
 from gateway.privacy.noise import noisy_count
 from gateway.privacy.release import Granularity, bucket_after, cutoff, settled, truncate
+from gateway.privacy.retention import retention_points
 from gateway.privacy.suppression import Cell, suppress
 from gateway.privacy.terms import PrivacyTerms
 from gateway.privacy.watch_time import average_watch_seconds
@@ -51,6 +52,7 @@ class VideoTotals:
     comments: int
     shares: int
     average_watch_seconds: float | None  # None: no views, counts that carry noise, or a release without a capped sum
+    reach: int  # distinct viewers: the people of the views' release
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ class CreatorTotals:
     comments: int
     shares: int
     followers: int
+    reach: int  # distinct viewers across the creator's videos: the people of their audience's release
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,7 @@ class Disclosure:
             comments=_events(comments),
             shares=_events(shares),
             average_watch_seconds=self._average_watch_seconds(views),
+            reach=0 if views is None else views.people,
         )
 
     def _average_watch_seconds(self, views: Release | None) -> float | None:
@@ -125,7 +129,13 @@ class Disclosure:
         metrics = (VIEWS, LIKES, COMMENTS, SHARES)
         counts = await asyncio.gather(*(self.count(video_id, metric) for metric in metrics for video_id in video_ids), self.count(creator_id, FOLLOWERS))
         views, likes, comments, shares = (sum(counts[index * len(video_ids) : (index + 1) * len(video_ids)]) for index in range(len(metrics)))
-        return CreatorTotals(len(video_ids), views, likes, comments, shares, counts[-1])
+        return CreatorTotals(len(video_ids), views, likes, comments, shares, counts[-1], reach=await self.reach(creator_id))
+
+    async def reach(self, creator_id: str) -> int:
+        """Distinct viewers across the creator's videos, each counted once, as released (their
+        audience's history, migration 0023: not a sum of the videos' viewers, who overlap)."""
+        audience = await self.release(creator_id, AUDIENCE)
+        return 0 if audience is None else audience.people
 
     # -- breakdowns -------------------------------------------------------------------------
 
@@ -157,6 +167,13 @@ class Disclosure:
             self.suppressed_cells += 1
             return None
         return self._noised(video_id, VIEWS, dimension, [completed])[0].count
+
+    async def retention(self, video_id: str) -> list[tuple[int, float | None]]:
+        """The share of the video's viewers still watching at each tenth of it, as of the principal's
+        release, from its depth cells suppressed as a breakdown (gateway.privacy.retention)."""
+        views = await self.release(video_id, VIEWS)
+        cells = await self.breakdown(video_id, VIEWS, "depth")
+        return retention_points(cells, 0 if views is None else views.people)
 
     async def _stored_cells(self, subject: str, metric: Metric, dimension: Dimension) -> dict[str, Cell]:
         """The dimension's cells as of the principal's release, by key, counting what the dimension serves."""
