@@ -72,8 +72,9 @@ CHANNELS = tuple(channel.value for channel in Channel)
 UNDISCLOSED = "undisclosed"
 CHANNEL_KEYS = (*CHANNELS, UNDISCLOSED)
 AGE_BAND_KEYS = (*AGE_BANDS, "unknown")
-# The furthest tenth of a video a viewer's longest view reached, in percent (migration 0023).
-DEPTH_KEYS = tuple(str(percent) for percent in range(0, 101, 10))
+# The furthest tenth of a video a viewer's longest view reached, in percent, three digits so that
+# keys sort as depths do (migration 0023).
+DEPTH_KEYS = tuple(f"{percent:03d}" for percent in range(0, 101, 10))
 SENTIMENT_KEYS = tuple(sentiment.value for sentiment in Sentiment)
 # Hours of the week in UTC: 0 is Monday 00:00–01:00, 167 Sunday 23:00–24:00.
 HOUR_OF_WEEK_KEYS = tuple(str(hour) for hour in range(7 * 24))

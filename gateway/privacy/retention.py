@@ -27,7 +27,7 @@ __all__ = ["retention_points"]
 
 def retention_points(cells: Sequence[Cell], viewers: int) -> list[tuple[int, float | None]]:
     """(percent, share still watching) at 10 %, 20 % … 100 %, from the depth `cells` as served (in
-    order from `0` to `100`, suppressed ones with no count) over the release's `viewers`; a share
+    order from `000` to `100`, suppressed ones with no count) over the release's `viewers`; a share
     is None where it is suppressed, and wherever there are no viewers."""
     points: list[tuple[int, float | None]] = []
     for index in range(1, len(cells)):

@@ -169,7 +169,7 @@ WITH their_part AS (
     WHERE w.actor_id = $1 AND d.value IS NOT NULL
     UNION ALL
     -- A viewer is one viewer (people and events alike) in the depth cell the ledger has them in (0023).
-    SELECT w.video_id, 'v', 'd', (w.depth * 10)::text, 1, 1
+    SELECT w.video_id, 'v', 'd', depth_cell(w.depth), 1, 1
     FROM video_viewers w
     WHERE w.actor_id = $1 AND w.depth IS NOT NULL
     UNION ALL

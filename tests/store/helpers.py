@@ -172,7 +172,7 @@ FROM_SCRATCH: dict[str, tuple[str, str]] = {
             SELECT video_id, 'v', 'w', CASE WHEN completed THEN 'completed' ELSE 'not_completed' END, count(*), count(DISTINCT actor_id)
             FROM events WHERE type = 'view' GROUP BY 1, 4
             UNION ALL
-            SELECT video_id, 'v', 'd', (depth * 10)::text, viewers, viewers FROM ({_DEPTHS}) depths
+            SELECT video_id, 'v', 'd', depth_cell(depth), viewers, viewers FROM ({_DEPTHS}) depths
             UNION ALL
             SELECT creator_id, 'a', 'h', hour_of_week::text, count(DISTINCT actor_id), count(DISTINCT actor_id)
             FROM ({_AUDIENCE}) audience GROUP BY 1, 4""",

@@ -12,7 +12,7 @@
 --                      Creator.audienceActivity serves suppressed with complements.
 --   retention          dimension 'd' (depth) of views: each viewer of a video with a known duration
 --                      sits in one cell, the furthest tenth of the video any single view of theirs
---                      reached ('0' … '90', and '100': to the end). The ledger of viewers keeps
+--                      reached ('000' … '090', and '100': to the end). The ledger of viewers keeps
 --                      their longest view and the cell they are in (`depth`), so a viewer who
 --                      watches further moves between cells, counted once. The share still watching
 --                      at p % is the viewers in cells ≥ p over all of them, served only where it
@@ -61,6 +61,11 @@ INSERT INTO metric_dimensions (metric, dimension) VALUES ('v', 'd'), ('c', 's'),
 -- The furthest tenth of a video of `duration` ms that a view of `watched` ms reached: 0 … 10.
 CREATE FUNCTION watched_depth(watched bigint, duration integer) RETURNS smallint
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS 'SELECT least(10, watched * 10 / duration)::smallint';
+
+-- The key of a depth's cell: its percent, in three digits ('000' … '100'), so that the cells' keys
+-- sort as their depths do (complementary suppression takes the first served cell by key).
+CREATE FUNCTION depth_cell(depth smallint) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$SELECT lpad((depth * 10)::text, 3, '0')$$;
 
 -- The hour of the week (UTC) a moment falls in: 0 = Monday 00:00–01:00 … 167 = Sunday 23:00–24:00.
 CREATE FUNCTION hour_of_week(moment timestamptz) RETURNS smallint
@@ -322,7 +327,7 @@ BEGIN
     -- A viewer who moved leaves their old depth cell and joins the new one (people and events alike:
     -- a depth cell counts viewers).
     INSERT INTO live_cells AS l (subject_id, metric, dimension, value, events, people, changed_arrival)
-    SELECT d.video_id, 'v', 'd', (moved.depth * 10)::text, sum(moved.change), sum(moved.change), arrival
+    SELECT d.video_id, 'v', 'd', depth_cell(moved.depth), sum(moved.change), sum(moved.change), arrival
     FROM arrival_depths d
     CROSS JOIN LATERAL (VALUES (d.depth_after, 1), (d.depth_before, -1)) AS moved (depth, change)
     WHERE d.depth_before IS DISTINCT FROM d.depth_after AND moved.depth IS NOT NULL
