@@ -157,7 +157,8 @@ FROM_SCRATCH: dict[str, tuple[str, str]] = {
             GROUP BY 1""",
     ),
     "live_cells": (
-        "SELECT subject_id, metric, dimension, value, events, people FROM live_cells",
+        # A depth cell every viewer has left (to go further) stays behind, empty (migration 0023).
+        "SELECT subject_id, metric, dimension, value, events, people FROM live_cells WHERE NOT (dimension = 'd' AND people = 0)",
         f"""SELECT video_id AS subject_id, metric, dimension, value, sum(events) AS events, count(DISTINCT actor_id) AS people
             FROM (SELECT video_id, actor_id, {_METRIC} AS metric, d.dimension, d.value, d.events
                   FROM events
