@@ -127,15 +127,14 @@ class Disclosure:
 
     async def creator_totals(self, creator_id: str, video_ids: Sequence[str]) -> CreatorTotals:
         metrics = (VIEWS, LIKES, COMMENTS, SHARES)
-        counts = await asyncio.gather(*(self.count(video_id, metric) for metric in metrics for video_id in video_ids), self.count(creator_id, FOLLOWERS))
+        # The creator's reach is their audience's release (migration 0023), read in the same batch: it
+        # counts each viewer once across their videos, where a sum of the videos' viewers would not.
+        counts, audience = await asyncio.gather(
+            asyncio.gather(*(self.count(video_id, metric) for metric in metrics for video_id in video_ids), self.count(creator_id, FOLLOWERS)),
+            self.release(creator_id, AUDIENCE),
+        )
         views, likes, comments, shares = (sum(counts[index * len(video_ids) : (index + 1) * len(video_ids)]) for index in range(len(metrics)))
-        return CreatorTotals(len(video_ids), views, likes, comments, shares, counts[-1], reach=await self.reach(creator_id))
-
-    async def reach(self, creator_id: str) -> int:
-        """Distinct viewers across the creator's videos, each counted once, as released (their
-        audience's history, migration 0023: not a sum of the videos' viewers, who overlap)."""
-        audience = await self.release(creator_id, AUDIENCE)
-        return 0 if audience is None else audience.people
+        return CreatorTotals(len(video_ids), views, likes, comments, shares, counts[-1], reach=0 if audience is None else audience.people)
 
     # -- breakdowns -------------------------------------------------------------------------
 
