@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import strawberry
 
-from gateway.errors import BadUserInput, NotFound
+from gateway.errors import BadUserInput
 from gateway.privacy.suppression import Cell
 
-__all__ = ["ActivityCell", "AudienceActivity", "Retention", "RetentionPoint", "activity", "retention", "week_hour_shift"]
+__all__ = ["NO_DURATION", "ActivityCell", "AudienceActivity", "Retention", "RetentionPoint", "activity", "retention", "week_hour_shift"]
 
 HOURS_A_WEEK = 7 * 24
 
@@ -55,10 +55,11 @@ class AudienceActivity:
     cells: list[ActivityCell]
 
 
-def retention(duration_ms: int | None, points: list[tuple[int, float | None]]) -> Retention:
-    """Retention as served; a video published without a duration has none, and says why."""
-    if duration_ms is None:
-        raise NotFound("this video's retention is not known: it was published without `duration_ms`")
+# Why a video has no retention: it is null, with this error at its path (the rest of the answer is served).
+NO_DURATION = "this video's retention is not known: it was published without `duration_ms`"
+
+
+def retention(points: list[tuple[int, float | None]]) -> Retention:
     return Retention(points=[RetentionPoint(percent=percent, share=share, suppressed=share is None) for percent, share in points])
 
 

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import strawberry
 
-from gateway.graphql.audience import Retention, retention
+from gateway.errors import NotFound
+from gateway.graphql.audience import NO_DURATION, Retention, retention
 from gateway.graphql.consent import consented_sharers
 from gateway.graphql.context import Context
 from gateway.graphql.ranges import time_range
@@ -149,8 +150,8 @@ class Video:
     )
     async def retention(self, info: Context) -> Retention | None:
         if self.duration_ms is None:
-            return retention(None, [])
-        return retention(self.duration_ms, await info.context.privacy().retention(self.id))
+            raise NotFound(NO_DURATION)
+        return retention(await info.context.privacy().retention(self.id))
 
     @strawberry.field(
         description="Commenters by the sentiment of their comments (positive, neutral, negative: each comment classed "
