@@ -14,7 +14,9 @@ metric, by whether the person was counted in its last release:
   part of the live totals and cells goes with their events, exactly, as if it had never arrived:
   of a video's views, that is also their watch time up to the cap in the capped sum, and their
   place among the people and views of each completion cell, as their row in the ledger of viewers
-  (migration 0015) says. The next release is then the one a store that never saw them would make;
+  (migration 0015) says, and their depth cell (0023); of comments, their place in each sentiment
+  cell; of a creator's audience (metric 'a', 0023), one viewer and their hours of the week, as the
+  ledger of creators' audiences says. The next release is then the one a store that never saw them would make;
   and it never counts one human twice among its k new people (their old self and, after the
   erasure, their new one).
 * released: the person stays counted as one of the metric's people, anonymously, and so does
