@@ -4,9 +4,8 @@ Before a field the policy allows on the principal's own data only is resolved,
 the object it is read from must belong to the principal (gateway.graphql.ownership);
 otherwise the field is null with FORBIDDEN, and nothing under it runs.
 
-A 30-day timeline is 31 buckets of three scalar fields (a creator's audience activity, 168 cells
-of four): graphql-core would
-resolve and complete each of those 93 leaves one by one (~4 µs each with
+A 30-day timeline is 31 buckets of three scalar fields (a creator's audience activity is 168
+cells of four): graphql-core would resolve and complete each of those 93 leaves one by one (~4 µs each with
 Strawberry's wrappers), more than all of the request's SQL. For object types
 marked here as plain values — every field a stored attribute, no resolver, no
 arguments — a list is completed in one pass: the selection is collected once
