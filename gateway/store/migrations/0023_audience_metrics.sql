@@ -42,8 +42,12 @@ ALTER TABLE video_people ADD COLUMN sentiment comment_sentiment;  -- comments on
 ALTER TABLE video_viewers
     ADD COLUMN longest_view_ms bigint NOT NULL DEFAULT 0,  -- their longest single view
     ADD COLUMN depth           smallint;                   -- the depth cell they are in (NULL: none, no duration known)
+-- Of the views applied so far (a replay applies the held ones through apply_arrival below).
 UPDATE video_viewers l SET longest_view_ms = e.longest
-FROM (SELECT video_id, actor_id, max(watch_ms) AS longest FROM events WHERE type = 'view' GROUP BY 1, 2) e
+FROM (SELECT video_id, actor_id, max(watch_ms) AS longest
+      FROM events e
+      WHERE e.type = 'view' AND NOT EXISTS (SELECT FROM arrivals_pending p WHERE p.event_id = e.event_id)
+      GROUP BY 1, 2) e
 WHERE e.video_id = l.video_id AND e.actor_id = l.actor_id;
 
 CREATE TABLE creator_viewers (
