@@ -32,7 +32,15 @@ CHANNELS = {
 }
 # Share of engagement events by type (views dominate).
 EVENT_MIX = {"view": 78.0, "like": 11.0, "comment": 3.0, "share": 5.0, "follow": 3.0}
-COMMENTS = ("love this", "so good", "haha", "wow", "who else is watching in 2026?", "just shared this", "part 2 please")
+# English comments in a realistic mix of sentiments as VADER classes them (gateway.ingest.sentiment):
+# about half warm, a quarter neutral, a quarter critical.
+COMMENTS = (
+    "love this", "so good", "haha", "wow", "this made my day!", "great tips, thank you", "best video on this topic",
+    "amazing edit", "you are so talented", "lol this is perfect",
+    "who else is watching in 2026?", "just shared this", "part 2 please", "what song is this?", "first",
+    "where was this filmed?", "watching from Brazil",
+    "boring", "this is fake", "terrible audio, could not finish it", "worst take I have seen", "not funny at all",
+)
 SMALL_AUDIENCE_SHARE = 0.03  # of videos, watched by only 2–5 people
 UNLIKE_RATE = 0.05
 CHANNEL_VALUES = [channel.value for channel in CHANNELS]
@@ -87,7 +95,7 @@ class DemoPlatform:
         self._ids = itertools.count(1)
 
     def generate(self) -> Iterator[dict[str, Any]]:
-        yield from (self._event("video_published", v, v.creator_id, v.published_at) for v in self.videos)
+        yield from (self._event("video_published", v, v.creator_id, v.published_at, duration_ms=v.length_ms) for v in self.videos)
         budget = self.events - len(self.videos)
         for video in self.small_videos:
             for event in self._small_audience(video):

@@ -11,11 +11,12 @@ import strawberry
 
 from gateway.errors import BadUserInput
 from gateway.graphql import cursors
+from gateway.graphql.audience import AudienceActivity, activity, week_hour_shift
 from gateway.graphql.context import Context
 from gateway.graphql.shapes import PageInfo, Timeline
 from gateway.graphql.video import RangeEnd, RangeStart, Video, series
 from gateway.ingest.events import is_platform_id
-from gateway.privacy.metrics import FOLLOWERS, SHARES
+from gateway.privacy.metrics import AUDIENCE, FOLLOWERS, SHARES
 from gateway.privacy.release import Granularity
 from gateway.store.queries import VideoRow
 
@@ -38,6 +39,11 @@ class CreatorTotals:
     comments: int
     shares: int
     followers: int = strawberry.field(description="People following, by each one's latest follow or unfollow.")
+    reach: int = strawberry.field(
+        description="Distinct viewers across the creator's videos, each counted once (not the sum of the videos' "
+        "reach). The creator's only."
+    )
+    owner_id: strawberry.Private[str]
 
 
 @strawberry.type
@@ -78,7 +84,7 @@ class Creator:
     async def totals(self, info: Context) -> CreatorTotals:
         videos = await self._videos(info)
         totals = await info.context.privacy().creator_totals(self.owner_id, [video.video_id for video in videos])
-        return CreatorTotals(**asdict(totals))
+        return CreatorTotals(**asdict(totals), owner_id=self.owner_id)
 
     @strawberry.field(description="The creator's videos, newest first or most shared (as released) first.")
     async def videos(
@@ -105,6 +111,15 @@ class Creator:
         self, info: Context, granularity: Granularity = Granularity.DAY, from_: RangeStart = None, to: RangeEnd = None
     ) -> Timeline | None:
         return await series(info, self.owner_id, FOLLOWERS, granularity, from_, to)
+
+    @strawberry.field(
+        description="Best time to post: the creator's distinct viewers by hour of the week, across all their videos, "
+        "as released; cells below k suppressed. Hours are of `timeZone` (an IANA name), moved by its offset at the "
+        "time of the request. The creator's only."
+    )
+    async def audience_activity(self, info: Context, time_zone: str = "UTC") -> AudienceActivity | None:
+        zone, shift = week_hour_shift(time_zone, info.context.now)
+        return activity(zone, await info.context.privacy().breakdown(self.owner_id, AUDIENCE, "hour"), shift)
 
     async def _videos(self, info: Context) -> list[VideoRow]:
         return await info.context.creator_video_rows(self.owner_id)

@@ -9,11 +9,13 @@ from typing import Annotated
 
 import strawberry
 
+from gateway.errors import NotFound
+from gateway.graphql.audience import NO_DURATION, Retention, retention
 from gateway.graphql.consent import consented_sharers
 from gateway.graphql.context import Context
 from gateway.graphql.ranges import time_range
 from gateway.graphql.shapes import Breakdown, Timeline, breakdown, timeline
-from gateway.privacy.metrics import SHARES, VIEWS, Metric
+from gateway.privacy.metrics import COMMENTS, SHARES, VIEWS, Metric
 from gateway.privacy.release import Granularity
 from gateway.store.queries import VideoRow
 
@@ -44,6 +46,10 @@ class VideoStats:
         description="Seconds watched per view. Each viewer's watch time counts up to a cap (3 minutes), and their sum "
         "is served in steps of k viewers at the cap: the nearest multiple of k × cap, over the views. The creator's "
         "only; null where counts are noised."
+    )
+    reach: int = strawberry.field(
+        description="Distinct viewers: each person who viewed the video counts once, however often they watched. The "
+        "creator's only."
     )
     video_id: strawberry.Private[str]
     owner_id: strawberry.Private[str]
@@ -102,10 +108,17 @@ class Video:
     creator_id: strawberry.ID
     published_at: datetime | None
     owner_id: strawberry.Private[str]
+    duration_ms: strawberry.Private[int | None] = None
 
     @classmethod
     def of(cls, row: VideoRow) -> Video:
-        return cls(id=strawberry.ID(row.video_id), creator_id=strawberry.ID(row.creator_id), published_at=row.published_at, owner_id=row.creator_id)
+        return cls(
+            id=strawberry.ID(row.video_id),
+            creator_id=strawberry.ID(row.creator_id),
+            published_at=row.published_at,
+            owner_id=row.creator_id,
+            duration_ms=row.duration_ms,
+        )
 
     @strawberry.field
     async def stats(self, info: Context) -> VideoStats:
@@ -155,3 +168,21 @@ class Video:
     )
     async def audience(self, info: Context, dimension: AudienceDimension) -> Breakdown | None:
         return breakdown(await info.context.privacy().breakdown(self.id, VIEWS, dimension.value))
+
+    @strawberry.field(
+        description="The share of viewers still watching at 10 %, 20 % … 100 % of the video, each viewer counted once "
+        "by their longest view. The creator's only. Null, with the error NOT_FOUND, for a video published without "
+        "`duration_ms`."
+    )
+    async def retention(self, info: Context) -> Retention | None:
+        if self.duration_ms is None:
+            raise NotFound(NO_DURATION)
+        return retention(await info.context.privacy().retention(self.id))
+
+    @strawberry.field(
+        description="Commenters by the sentiment of their comments (positive, neutral, negative: each comment classed "
+        "once when it arrived, in English-first VADER), people not comments: one who wrote comments of two classes is "
+        "in both. The creator's only. Every class is listed."
+    )
+    async def comment_sentiment(self, info: Context) -> Breakdown | None:
+        return breakdown(await info.context.privacy().breakdown(self.id, COMMENTS, "sentiment"))

@@ -29,6 +29,7 @@ from pydantic import AfterValidator, ConfigDict, Field, GetCoreSchemaHandler, St
 from pydantic_core import CoreSchema, core_schema
 
 from gateway.ingest.regions import ISO_3166_ALPHA2
+from gateway.ingest.sentiment import classify
 
 __all__ = [
     "AGE_BANDS",
@@ -167,13 +168,19 @@ class _VideoEvent(_Event):
     video_id: Id
 
 
+# A view may last up to a day (ingest's bound on watch_ms); a video is no longer.
+MAX_MS = 24 * 3600 * 1000
+
+
 class VideoPublished(_VideoEvent):
     type: Literal["video_published"]
+    # The video's length, for its retention (absent: retention is not served for it).
+    duration_ms: NotRequired[Annotated[int, Field(ge=1, le=MAX_MS)]]
 
 
 class View(_VideoEvent):
     type: Literal["view"]
-    watch_ms: Annotated[int, Field(ge=0, le=24 * 3600 * 1000)]
+    watch_ms: Annotated[int, Field(ge=0, le=MAX_MS)]
     completed: NotRequired[bool]
 
 
@@ -241,17 +248,35 @@ EVENT_COLUMNS = (
     "completed",
     "text",
     "anonymous",
+    "duration_ms",
+    "sentiment",
 )
 
 EventRecord = tuple[
-    str, str, datetime, str | None, str, str, str | None, str | None, str | None, int | None, bool | None, str | None, bool | None
+    str,
+    str,
+    datetime,
+    str | None,
+    str,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    int | None,
+    bool | None,
+    str | None,
+    bool | None,
+    int | None,
+    str | None,
 ]
 
 
 def to_record(event: Event) -> EventRecord:
-    """A validated event as a row of `EVENT_COLUMNS`, its time in UTC."""
+    """A validated event as a row of `EVENT_COLUMNS`, its time in UTC; a comment with its sentiment
+    class (gateway.ingest.sentiment), computed here, in the thread that parses the batch."""
     get: Any = event.get
     kind = event["type"]
+    text = get("text")
     return (
         event["event_id"],
         kind,
@@ -264,6 +289,8 @@ def to_record(event: Event) -> EventRecord:
         get("age_band"),
         get("watch_ms"),
         get("completed", False) if kind == "view" else None,
-        get("text"),
+        text,
         get("anonymous", False) if kind == "share" else None,
+        get("duration_ms"),
+        classify(text).value if kind == "comment" else None,
     )

@@ -33,9 +33,10 @@ from typing import Any
 import orjson
 from strawberry.dataloader import DataLoader
 
-from gateway.privacy.metrics import COMMENTS, FOLLOWERS, LIKES, SHARES, VIEWS, Dimension, Metric
+from gateway.privacy.metrics import AUDIENCE, COMMENTS, FOLLOWERS, LIKES, SHARES, VIEWS, Dimension, Metric
 from gateway.privacy.noise import noisy_count
 from gateway.privacy.release import Granularity, bucket_after, cutoff, settled, truncate
+from gateway.privacy.retention import retention_points
 from gateway.privacy.suppression import Cell, suppress
 from gateway.privacy.surges import Point, Surge, share_surges
 from gateway.privacy.terms import PrivacyTerms
@@ -52,6 +53,7 @@ class VideoTotals:
     comments: int
     shares: int
     average_watch_seconds: float | None  # None: no views, counts that carry noise, or a release without a capped sum
+    reach: int  # distinct viewers: the people of the views' release
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class CreatorTotals:
     comments: int
     shares: int
     followers: int
+    reach: int  # distinct viewers across the creator's videos: the people of their audience's release
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,7 @@ class Disclosure:
             comments=_events(comments),
             shares=_events(shares),
             average_watch_seconds=self._average_watch_seconds(views),
+            reach=0 if views is None else views.people,
         )
 
     def _average_watch_seconds(self, views: Release | None) -> float | None:
@@ -124,9 +128,14 @@ class Disclosure:
 
     async def creator_totals(self, creator_id: str, video_ids: Sequence[str]) -> CreatorTotals:
         metrics = (VIEWS, LIKES, COMMENTS, SHARES)
-        counts = await asyncio.gather(*(self.count(video_id, metric) for metric in metrics for video_id in video_ids), self.count(creator_id, FOLLOWERS))
+        # The creator's reach is their audience's release (migration 0023), read in the same batch: it
+        # counts each viewer once across their videos, where a sum of the videos' viewers would not.
+        counts, audience = await asyncio.gather(
+            asyncio.gather(*(self.count(video_id, metric) for metric in metrics for video_id in video_ids), self.count(creator_id, FOLLOWERS)),
+            self.release(creator_id, AUDIENCE),
+        )
         views, likes, comments, shares = (sum(counts[index * len(video_ids) : (index + 1) * len(video_ids)]) for index in range(len(metrics)))
-        return CreatorTotals(len(video_ids), views, likes, comments, shares, counts[-1])
+        return CreatorTotals(len(video_ids), views, likes, comments, shares, counts[-1], reach=0 if audience is None else audience.people)
 
     # -- breakdowns -------------------------------------------------------------------------
 
@@ -158,6 +167,13 @@ class Disclosure:
             self.suppressed_cells += 1
             return None
         return self._noised(video_id, VIEWS, dimension, [completed])[0].count
+
+    async def retention(self, video_id: str) -> list[tuple[int, float | None]]:
+        """The share of the video's viewers still watching at each tenth of it, as of the principal's
+        release, from its depth cells suppressed as a breakdown (gateway.privacy.retention)."""
+        views = await self.release(video_id, VIEWS)
+        cells = await self.breakdown(video_id, VIEWS, "depth")
+        return retention_points(cells, 0 if views is None else views.people)
 
     async def _stored_cells(self, subject: str, metric: Metric, dimension: Dimension) -> dict[str, Cell]:
         """The dimension's cells as of the principal's release, by key, counting what the dimension serves."""

@@ -11,8 +11,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.ingest.events import AGE_BANDS, Channel
+from gateway.ingest.sentiment import Sentiment
 
-__all__ = ["CHANNELS", "CHANNEL_KEYS", "COMMENTS", "FOLLOWERS", "LIKES", "SHARES", "UNDISCLOSED", "VIEWS", "Dimension", "Metric"]
+__all__ = [
+    "AUDIENCE",
+    "CHANNELS",
+    "CHANNEL_KEYS",
+    "COMMENTS",
+    "DEPTH_KEYS",
+    "FOLLOWERS",
+    "HOUR_OF_WEEK_KEYS",
+    "LIKES",
+    "SENTIMENT_KEYS",
+    "SHARES",
+    "UNDISCLOSED",
+    "VIEWS",
+    "Dimension",
+    "Metric",
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,12 @@ CHANNELS = tuple(channel.value for channel in Channel)
 UNDISCLOSED = "undisclosed"
 CHANNEL_KEYS = (*CHANNELS, UNDISCLOSED)
 AGE_BAND_KEYS = (*AGE_BANDS, "unknown")
+# The furthest tenth of a video a viewer's longest view reached, in percent, three digits so that
+# keys sort as depths do (migration 0023).
+DEPTH_KEYS = tuple(f"{percent:03d}" for percent in range(0, 101, 10))
+SENTIMENT_KEYS = tuple(sentiment.value for sentiment in Sentiment)
+# Hours of the week in UTC: 0 is Monday 00:00–01:00, 167 Sunday 23:00–24:00.
+HOUR_OF_WEEK_KEYS = tuple(str(hour) for hour in range(7 * 24))
 
 VIEWS = Metric(
     "views",
@@ -66,9 +88,14 @@ VIEWS = Metric(
         # Views watched to the end or not, each cell with the viewers who watched such a view: a
         # completion rate is served only when both hold k or more (gateway.privacy.disclosure).
         Dimension("completion", "w", counts="events", domain=("completed", "not_completed"), noise="completed_views"),
+        # Viewers by the furthest tenth their longest view reached: retention (gateway.privacy.retention).
+        Dimension("depth", "d", counts="people", domain=DEPTH_KEYS, noise="viewers"),
     ),
 )
 LIKES = Metric("likes", "l", net=True)
-COMMENTS = Metric("comments", "c")
+# Commenters (people, not comments) by their comments' sentiment class.
+COMMENTS = Metric("comments", "c", dimensions=(Dimension("sentiment", "s", counts="people", domain=SENTIMENT_KEYS, noise="commenters"),))
 SHARES = Metric("shares", "s", dimensions=(Dimension("channel", "c", counts="events", domain=CHANNEL_KEYS, noise="shares"),))
 FOLLOWERS = Metric("followers", "f", net=True)
+# A creator's audience: distinct viewers across their videos (reach), by hour of the week.
+AUDIENCE = Metric("audience", "a", dimensions=(Dimension("hour", "h", counts="people", domain=HOUR_OF_WEEK_KEYS, noise="viewers"),))

@@ -1,7 +1,7 @@
 """Erasing a person, at their request: `gateway erase-user` and `Mutation.eraseUser`, one transaction.
 
 What goes: the person's raw events (stored, or waiting for a replay), their rows in the ledgers of
-people, viewers and followers, the rows of gateway.store.personal_data.PERSONAL_ROWS; their app
+people, viewers, creators' audiences and followers, the rows of gateway.store.personal_data.PERSONAL_ROWS; their app
 grants are revoked (a grant's row stays, emptied, so that the tokens issued under it stay
 refused). What stays: the release history. Every number ever served is a value of a release, and
 releases are kept as they were made: an erasure moves no released number, and no later release
@@ -14,7 +14,9 @@ metric, by whether the person was counted in its last release:
   part of the live totals and cells goes with their events, exactly, as if it had never arrived:
   of a video's views, that is also their watch time up to the cap in the capped sum, and their
   place among the people and views of each completion cell, as their row in the ledger of viewers
-  (migration 0015) says. The next release is then the one a store that never saw them would make;
+  (migration 0015) says, and their depth cell (0023); of comments, their place in each sentiment
+  cell; of a creator's audience (metric 'a', 0023), one viewer and their hours of the week, as the
+  ledger of creators' audiences says. The next release is then the one a store that never saw them would make;
   and it never counts one human twice among its k new people (their old self and, after the
   erasure, their new one).
 * released: the person stays counted as one of the metric's people, anonymously, and so does
@@ -88,13 +90,14 @@ class ErasureReceipt:
 _TAKE_EVENTS = (
     """CREATE TEMP TABLE erased_events (
            event_id text COLLATE "C", metric "char", video_id text COLLATE "C", region text COLLATE "C",
-           age_band text COLLATE "C", channel text, events integer, watch_ms integer, completed boolean, held boolean
+           age_band text COLLATE "C", channel text, sentiment text, events integer, watch_ms integer, completed boolean,
+           held boolean
        ) ON COMMIT DROP""",
     """WITH held AS (
            DELETE FROM arrivals_pending WHERE actor_id = $1 RETURNING event_id
        ), erased AS (
            DELETE FROM events WHERE actor_id = $1
-           RETURNING event_id, type, video_id, region, age_band, channel, watch_ms, completed, anonymous
+           RETURNING event_id, type, video_id, region, age_band, channel, sentiment, watch_ms, completed, anonymous
        )
        INSERT INTO erased_events
        SELECT e.event_id,
@@ -104,6 +107,7 @@ _TAKE_EVENTS = (
               -- An anonymous share (decided when ingest received it, migration 0018) is in the cell
               -- 'undisclosed', never in its event's channel.
               CASE WHEN e.type = 'share' AND coalesce(e.anonymous, false) THEN 'undisclosed' ELSE e.channel::text END,
+              e.sentiment::text,
               CASE e.type WHEN 'unlike' THEN -1 ELSE 1 END, e.watch_ms, e.completed, h.event_id IS NOT NULL
        FROM erased e LEFT JOIN held h USING (event_id)""",
 )
@@ -121,7 +125,13 @@ _COUNTED_IN = (
        UNION ALL
        SELECT f.creator_id, 'f', t.released_seq > 0 AND coalesce(f.arrival, 0) <= t.released_arrival, f.following
        FROM follow_state f JOIN live_totals t ON t.subject_id = f.creator_id AND t.metric = 'f'
-       WHERE f.actor_id = $1""",
+       WHERE f.actor_id = $1
+       UNION ALL
+       -- A creator's audience (migration 0023): counted from their first row in its ledger.
+       SELECT l.creator_id, 'a', t.released_seq > 0 AND min(coalesce(l.arrival, 0)) <= t.released_arrival, NULL
+       FROM creator_viewers l JOIN live_totals t ON t.subject_id = l.creator_id AND t.metric = 'a'
+       WHERE l.actor_id = $1
+       GROUP BY l.creator_id, t.released_seq, t.released_arrival""",
 )
 
 # Where they are not yet released, their part goes, as apply_arrival() (migrations 0011 and 0015)
@@ -133,7 +143,8 @@ _COUNTED_IN = (
 _SETTLE_TOTALS = """
 UPDATE live_totals t
 SET people = t.people - 1,
-    events = t.events - coalesce(mine.events, CASE WHEN c.following THEN 1 ELSE 0 END),
+    -- A creator's followers count them if they follow; a creator's audience counts each viewer once.
+    events = t.events - coalesce(mine.events, CASE WHEN c.following OR c.metric = 'a' THEN 1 ELSE 0 END),
     -- Only views carry watch time (least() ignores a NULL: without the CASE every metric would lose a cap).
     watch_capped_ms = t.watch_capped_ms - CASE WHEN c.metric = 'v' THEN coalesce(least(viewer.watch_ms, watch_cap_ms()), 0) ELSE 0 END
 FROM erased_counts c
@@ -148,7 +159,8 @@ WITH their_part AS (
     SELECT DISTINCT l.video_id AS subject_id, l.metric, d.dimension, d.value, 1 AS people, 0 AS events
     FROM video_people l
     -- The ledger keeps no channel for an anonymous share: its cell is 'undisclosed' (migration 0018).
-    CROSS JOIN LATERAL (VALUES ('c'::"char", coalesce(l.channel::text, 'undisclosed')), ('r', l.region), ('a', l.age_band)) AS d (dimension, value)
+    CROSS JOIN LATERAL (VALUES ('c'::"char", coalesce(l.channel::text, 'undisclosed')), ('r', l.region), ('a', l.age_band),
+                               ('s', l.sentiment::text)) AS d (dimension, value)
     WHERE l.actor_id = $1 AND d.value IS NOT NULL
     UNION ALL
     -- A viewer is one person in each completion cell a view of theirs landed in (migration 0015).
@@ -158,9 +170,20 @@ WITH their_part AS (
                                (CASE WHEN w.not_completed THEN 'not_completed' END)) AS d (value)
     WHERE w.actor_id = $1 AND d.value IS NOT NULL
     UNION ALL
+    -- A viewer is one viewer (people and events alike) in the depth cell the ledger has them in (0023).
+    SELECT w.video_id, 'v', 'd', depth_cell(w.depth), 1, 1
+    FROM video_viewers w
+    WHERE w.actor_id = $1 AND w.depth IS NOT NULL
+    UNION ALL
+    -- And one viewer in each hour of the week their creator's audience has them in.
+    SELECT l.creator_id, 'a', 'h', l.hour_of_week::text, 1, 1
+    FROM creator_viewers l
+    WHERE l.actor_id = $1
+    UNION ALL
     SELECT e.video_id, e.metric, d.dimension, d.value, 0, d.events
     FROM erased_events e
     CROSS JOIN LATERAL (VALUES ('c'::"char", e.channel, e.events), ('r', e.region, e.events), ('a', e.age_band, e.events),
+                               ('s', e.sentiment, e.events),
                                ('w', CASE WHEN e.completed THEN 'completed' ELSE 'not_completed' END, 1)) AS d (dimension, value, events)
     WHERE NOT e.held AND e.metric IS NOT NULL AND d.value IS NOT NULL
 ), unreleased AS (
@@ -185,6 +208,7 @@ _FORGET = (
     "DELETE FROM video_people WHERE actor_id = $1",
     "DELETE FROM video_viewers WHERE actor_id = $1",
     "DELETE FROM follow_state WHERE actor_id = $1",
+    "DELETE FROM creator_viewers WHERE actor_id = $1",
 )
 # As `gateway apps revoke` does (gateway.store.apps): the generation moves on, so tokens issued
 # under the grant, OAuth families included, stay refused even if the person authorizes the app again.

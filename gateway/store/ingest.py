@@ -31,9 +31,10 @@ STORE_BATCH = (Path(__file__).parent / "store_batch.sql").read_text()
 # A backfilled event counts as arriving at the end of the hour it occurred in (never later than
 # now), so the history a backfill builds places its releases where the activity happened.
 HOLD_FOR_REPLAY = """
-INSERT INTO arrivals_pending
+INSERT INTO arrivals_pending (event_id, type, occurred_at, video_id, creator_id, actor_id, channel, region,
+                              age_band, watch_ms, completed, text, anonymous, duration_ms, sentiment, arrival)
 SELECT event_id, type, occurred_at, video_id, creator_id, actor_id, channel, region, age_band,
-       watch_ms, completed, text, anonymous,
+       watch_ms, completed, text, anonymous, duration_ms, sentiment,
        least(date_trunc('hour', occurred_at, 'UTC') + interval '1 hour' - interval '1 microsecond', $1)
 FROM ingest_fresh
 """

@@ -55,7 +55,7 @@ PERSONAL_ROWS: tuple[PersonalRows, ...] = (
 
 _EVENTS = """
 SELECT event_id, type::text AS type, occurred_at, ingested_at, video_id, creator_id, channel::text AS channel,
-       region, age_band, watch_ms, completed, text, anonymous
+       region, age_band, watch_ms, completed, text, anonymous, duration_ms, sentiment::text AS sentiment
 FROM events WHERE actor_id = $1
 ORDER BY occurred_at, event_id
 """
@@ -63,13 +63,18 @@ ORDER BY occurred_at, event_id
 # was watched to the end and whether one was not. It outlives the views it sums, once retention
 # drops them.
 _VIDEOS_WATCHED = """
-SELECT video_id, watch_ms, completed, not_completed FROM video_viewers WHERE actor_id = $1 ORDER BY video_id
+SELECT video_id, watch_ms, completed, not_completed, longest_view_ms, depth FROM video_viewers WHERE actor_id = $1 ORDER BY video_id
+"""
+# The ledger of creators' audiences (migration 0023): the hours of the week (UTC, 0 = Monday 00:00)
+# in which the person viewed each creator's videos.
+_CREATORS_WATCHED = """
+SELECT creator_id, hour_of_week FROM creator_viewers WHERE actor_id = $1 ORDER BY creator_id, hour_of_week
 """
 # The ledgers of people and followers (migration 0011): every video the person was counted on, by
 # metric (v views, l likes, c comments, s shares) and the cell they were counted in, and whom they
 # follow now. They outlive the events once retention drops them.
 _COUNTED_ON = """
-SELECT video_id, metric::text AS metric, region, age_band, channel::text AS channel
+SELECT video_id, metric::text AS metric, region, age_band, channel::text AS channel, sentiment::text AS sentiment
 FROM video_people WHERE actor_id = $1 ORDER BY video_id, metric, region, age_band, channel
 """
 _FOLLOWING = "SELECT creator_id, following, state_at FROM follow_state WHERE actor_id = $1 ORDER BY creator_id"
@@ -110,6 +115,7 @@ async def export_person(conn: asyncpg.Connection, person_id: str, subject_key: b
         watched = [_row(record) for record in await conn.fetch(_VIDEOS_WATCHED, person_id)]
         counted_on = [_row(record) for record in await conn.fetch(_COUNTED_ON, person_id)]
         following = [_row(record) for record in await conn.fetch(_FOLLOWING, person_id)]
+        creators = [_row(record) for record in await conn.fetch(_CREATORS_WATCHED, person_id)]
         grants = [_row(record) for record in await conn.fetch(_APP_GRANTS, person_id)]
         families = [_row(record) for record in await conn.fetch(_TOKEN_FAMILIES, person_id)]
         requests = [_decoded(record) for record in await conn.fetch(_REQUESTS, person_id)]
@@ -127,6 +133,7 @@ async def export_person(conn: asyncpg.Connection, person_id: str, subject_key: b
         "videos_watched": watched,
         "counted_on": counted_on,
         "following": following,
+        "creators_watched": creators,
         "app_grants": grants,
         "oauth_token_families": families,
         "policy_decisions": requests,

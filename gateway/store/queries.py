@@ -31,6 +31,7 @@ class VideoRow:
     video_id: str
     creator_id: str
     published_at: datetime | None
+    duration_ms: int | None = None  # from its video_published event, when it said (retention needs it)
 
 
 # A video exists for the API once its creator published it. (Ingest records a video the first time
@@ -38,7 +39,7 @@ class VideoRow:
 # had watched it, before any release.)
 async def videos_by_id(conn: asyncpg.Connection, video_ids: Sequence[str]) -> dict[str, VideoRow]:
     rows = await conn.fetch(
-        "SELECT video_id, creator_id, published_at FROM videos WHERE video_id = ANY($1::text[]) AND published_at IS NOT NULL",
+        "SELECT video_id, creator_id, published_at, duration_ms FROM videos WHERE video_id = ANY($1::text[]) AND published_at IS NOT NULL",
         list(video_ids),
     )
     return {row["video_id"]: VideoRow(*row) for row in rows}
@@ -53,7 +54,7 @@ async def creator_exists(conn: asyncpg.Connection, creator_id: str) -> bool:
 
 # Keyset pages of a creator's videos; the cursor is the last row's sort key.
 _BY_PUBLISHED = """
-SELECT video_id, creator_id, published_at, extract(epoch FROM published_at)::float8 AS sort_key
+SELECT video_id, creator_id, published_at, extract(epoch FROM published_at)::float8 AS sort_key, duration_ms
 FROM videos
 WHERE creator_id = $1 AND published_at IS NOT NULL
   AND ($2::float8 IS NULL OR (extract(epoch FROM published_at), video_id) < ($2, $3::text))
@@ -75,7 +76,7 @@ async def busiest_creators(conn: asyncpg.Connection, limit: int) -> list[tuple[s
 async def creator_video_rows(conn: asyncpg.Connection, creator_id: str) -> list[VideoRow]:
     """Every video of the creator (ordering by shares ranks them by their released shares)."""
     rows = await conn.fetch(
-        "SELECT video_id, creator_id, published_at FROM videos WHERE creator_id = $1 AND published_at IS NOT NULL", creator_id
+        "SELECT video_id, creator_id, published_at, duration_ms FROM videos WHERE creator_id = $1 AND published_at IS NOT NULL", creator_id
     )
     return [VideoRow(*row) for row in rows]
 
@@ -85,7 +86,7 @@ async def creator_videos(
 ) -> list[tuple[VideoRow, float]]:
     after_key, after_id = after if after else (None, None)
     rows = await conn.fetch(VIDEO_ORDER_STATEMENTS[order], creator_id, after_key, after_id, limit)
-    return [(VideoRow(row[0], row[1], row[2]), row[3]) for row in rows]
+    return [(VideoRow(row[0], row[1], row[2], row[4]), row[3]) for row in rows]
 
 
 # A principal's own rows, through gateway_private: row-level security binds the

@@ -38,6 +38,7 @@ class Release:
 
     seq: int
     events: int  # the metric's count
+    people: int  # the distinct people behind it (a video's viewers: its reach)
     # The sum over viewers of each one's watch time up to `watch_cap_ms` (views; 0 for other
     # metrics). None: made before watch time was capped per viewer (migration 0015).
     watch_capped_ms: int | None
@@ -59,10 +60,10 @@ class StoredCell:
 _CROSSES_STEP = "($4::bigint = 0 OR r.people / $4::bigint > r.prev_people / $4::bigint)"
 
 _VISIBLE = f"""
-SELECT q.subject_id, q.metric, r.seq, r.events, r.watch_capped_ms, r.watch_cap_ms
+SELECT q.subject_id, q.metric, r.seq, r.events, r.people, r.watch_capped_ms, r.watch_cap_ms
 FROM unnest($1::text[], $2::text[]) AS q (subject_id, metric)
 CROSS JOIN LATERAL (
-    SELECT r.seq, r.events, r.watch_capped_ms, r.watch_cap_ms
+    SELECT r.seq, r.events, r.people, r.watch_capped_ms, r.watch_cap_ms
     FROM releases r
     WHERE r.subject_id = q.subject_id AND r.metric = q.metric::"char" AND r.made_at < $3 AND {_CROSSES_STEP}
     ORDER BY r.made_at DESC

@@ -50,9 +50,10 @@ WHERE NOT p.live AND coalesce(p.video_id, p.creator_id) = s.subject_id AND (p.vi
 # now, and the state is cleared.
 _START_AFRESH = (
     """
-INSERT INTO arrivals_pending
+INSERT INTO arrivals_pending (event_id, type, occurred_at, video_id, creator_id, actor_id, channel, region,
+                              age_band, watch_ms, completed, text, anonymous, duration_ms, sentiment, arrival, live)
 SELECT e.event_id, e.type::text, e.occurred_at, e.video_id, e.creator_id, e.actor_id, e.channel::text, e.region,
-       e.age_band, e.watch_ms, e.completed, e.text, e.anonymous, $1, true
+       e.age_band, e.watch_ms, e.completed, e.text, e.anonymous, e.duration_ms, e.sentiment::text, $1, true
 FROM events e
 JOIN replay_subjects s ON coalesce(e.video_id, e.creator_id) = s.subject_id AND (e.video_id IS NULL) = s.followers
 WHERE s.active AND NOT s.released
@@ -72,7 +73,7 @@ _TAKE_ARRIVAL = """
 WITH taken AS (
     DELETE FROM arrivals_pending p WHERE p.arrival = $1 AND p.live = $2
     RETURNING p.event_id, p.type, p.occurred_at, p.video_id, p.creator_id, p.actor_id, p.channel, p.region,
-              p.age_band, p.watch_ms, p.completed, p.text, p.anonymous
+              p.age_band, p.watch_ms, p.completed, p.text, p.anonymous, p.duration_ms, p.sentiment
 )
 INSERT INTO ingest_fresh SELECT * FROM taken
 """

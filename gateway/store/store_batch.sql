@@ -23,12 +23,13 @@ WITH fresh_ids AS (
            s.age_band, s.watch_ms, s.completed, s.text,
            CASE WHEN s.type = 'share'
                 THEN coalesce(s.anonymous, false) OR anonymous_shares_at(s.actor_id, least(s.occurred_at, $1::timestamptz))
-           END
+           END,
+           s.duration_ms, s.sentiment
     FROM ingest_staging s JOIN fresh_ids USING (event_id)
     RETURNING *
 )
 INSERT INTO events (event_id, type, occurred_at, video_id, creator_id, actor_id, channel,
-                    region, age_band, watch_ms, completed, text, anonymous)
+                    region, age_band, watch_ms, completed, text, anonymous, duration_ms, sentiment)
 SELECT event_id, type::event_type, occurred_at, video_id, creator_id, actor_id, channel::share_channel,
-       region, age_band, watch_ms, completed, text, anonymous
+       region, age_band, watch_ms, completed, text, anonymous, duration_ms, sentiment::comment_sentiment
 FROM fresh;

@@ -17,7 +17,10 @@ AT_UTC = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 # One valid event of every type, with every optional field it may carry.
 EVENTS: dict[str, dict[str, Any]] = {
-    "video_published": {"event_id": "e-pub", "type": "video_published", "occurred_at": AT, "video_id": "v1", "creator_id": "u1", "actor_id": "u1"},
+    "video_published": {
+        "event_id": "e-pub", "type": "video_published", "occurred_at": AT, "video_id": "v1", "creator_id": "u1", "actor_id": "u1",
+        "duration_ms": 45_000,
+    },
     "view": {
         "event_id": "e-view", "type": "view", "occurred_at": AT, "video_id": "v1", "creator_id": "u1", "actor_id": "u2",
         "watch_ms": 1500, "completed": True, "region": "DE", "age_band": "18-24",
@@ -46,6 +49,7 @@ REQUIRED = {
 }
 
 OPTIONAL = {
+    "video_published": ("duration_ms",),
     "view": ("completed", "region", "age_band"),
     "share": ("anonymous", "region", "age_band"),
     "unfollow": ("video_id",),
@@ -73,14 +77,14 @@ def refusals(*lines: str | bytes) -> list[EventError]:
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [
-        pytest.param("video_published", ("e-pub", "video_published", AT_UTC, "v1", "u1", "u1", None, None, None, None, None, None, None), id="video_published"),
-        pytest.param("view", ("e-view", "view", AT_UTC, "v1", "u1", "u2", None, "DE", "18-24", 1500, True, None, None), id="view"),
-        pytest.param("like", ("e-like", "like", AT_UTC, "v1", "u1", "u2", None, None, None, None, None, None, None), id="like"),
-        pytest.param("unlike", ("e-unlike", "unlike", AT_UTC, "v1", "u1", "u2", None, None, None, None, None, None, None), id="unlike"),
-        pytest.param("comment", ("e-comment", "comment", AT_UTC, "v1", "u1", "u2", None, None, None, None, None, "so good", None), id="comment"),
-        pytest.param("share", ("e-share", "share", AT_UTC, "v1", "u1", "u2", "whatsapp", "BR", "65+", None, None, None, True), id="share"),
-        pytest.param("follow", ("e-follow", "follow", AT_UTC, None, "u1", "u2", None, None, None, None, None, None, None), id="follow"),
-        pytest.param("unfollow", ("e-unfollow", "unfollow", AT_UTC, None, "u1", "u2", None, None, None, None, None, None, None), id="unfollow"),
+        pytest.param("video_published", ("e-pub", "video_published", AT_UTC, "v1", "u1", "u1", None, None, None, None, None, None, None, 45_000, None), id="video_published"),
+        pytest.param("view", ("e-view", "view", AT_UTC, "v1", "u1", "u2", None, "DE", "18-24", 1500, True, None, None, None, None), id="view"),
+        pytest.param("like", ("e-like", "like", AT_UTC, "v1", "u1", "u2", None, None, None, None, None, None, None, None, None), id="like"),
+        pytest.param("unlike", ("e-unlike", "unlike", AT_UTC, "v1", "u1", "u2", None, None, None, None, None, None, None, None, None), id="unlike"),
+        pytest.param("comment", ("e-comment", "comment", AT_UTC, "v1", "u1", "u2", None, None, None, None, None, "so good", None, None, "positive"), id="comment"),
+        pytest.param("share", ("e-share", "share", AT_UTC, "v1", "u1", "u2", "whatsapp", "BR", "65+", None, None, None, True, None, None), id="share"),
+        pytest.param("follow", ("e-follow", "follow", AT_UTC, None, "u1", "u2", None, None, None, None, None, None, None, None, None), id="follow"),
+        pytest.param("unfollow", ("e-unfollow", "unfollow", AT_UTC, None, "u1", "u2", None, None, None, None, None, None, None, None, None), id="unfollow"),
     ],
 )
 def test_valid_event_becomes_record_in_column_order(kind: str, expected: tuple[Any, ...]) -> None:
@@ -518,3 +522,23 @@ def test_clock_check_holds_for_generated_events_and_for_a_check_only_pass() -> N
 
     assert (generated.errors, [record[0] for record in generated.records]) == (expected, ["e-like"])
     assert (checked.errors, checked.records, checked.bad_lines) == (expected, [], 1)
+
+
+@pytest.mark.parametrize(
+    "duration_ms",
+    [
+        pytest.param(0, id="zero"),
+        pytest.param(-1, id="negative"),
+        pytest.param(24 * 3600 * 1000 + 1, id="longer-than-a-day"),
+        pytest.param("45000", id="string"),
+        pytest.param(45.5, id="fraction"),
+    ],
+)
+def test_a_video_duration_must_be_a_positive_whole_number_of_ms_up_to_a_day(duration_ms: Any) -> None:
+    (error,) = refusals(line(event("video_published", duration_ms=duration_ms)))
+    assert error.field == "duration_ms"
+
+
+def test_a_duration_belongs_to_video_published_only() -> None:
+    (error,) = refusals(line(event("view", duration_ms=45_000)))
+    assert error.field == "duration_ms" and error.reason == "not a field of this event type"

@@ -82,7 +82,8 @@ async def test_post_events_stores_the_batch_and_counts_it(client: httpx.AsyncCli
     totals = await admin.fetch(
         "SELECT metric::text, events, people, watch_capped_ms FROM live_totals WHERE subject_id IN ('v-store', 'c-store') ORDER BY metric"
     )
-    assert [tuple(row) for row in totals] == [("f", 1, 1, 0), ("l", 1, 1, 0), ("s", 1, 1, 0), ("v", 3, 2, 5500)]
+    # 'a': the creator's audience, the video's two viewers (migration 0023).
+    assert [tuple(row) for row in totals] == [("a", 2, 2, 0), ("f", 1, 1, 0), ("l", 1, 1, 0), ("s", 1, 1, 0), ("v", 3, 2, 5500)]
     cells = await admin.fetch(
         "SELECT dimension::text, value, events, people FROM live_cells WHERE subject_id = 'v-store' AND dimension IN ('c', 'r', 'w') ORDER BY 1, 2"
     )

@@ -119,11 +119,23 @@ _CAPPED_WATCH = """
 # event's `anonymous` says: ingest decides it once, when it receives the share (migration 0018;
 # tests/store/test_consent.py tests the decision).
 _ANONYMOUS = "(type = 'share' AND anonymous)"
+# Each viewer's longest view of a video with a known duration, in tenths of it (migration 0023).
+_DEPTHS = """
+    SELECT l.video_id, watched_depth(l.longest, v.duration_ms) AS depth, count(*) AS viewers
+    FROM (SELECT video_id, actor_id, max(watch_ms) AS longest FROM events WHERE type = 'view' GROUP BY 1, 2) l
+    JOIN videos v ON v.video_id = l.video_id AND v.duration_ms IS NOT NULL
+    GROUP BY 1, 2"""
+# A view makes its viewer one of its video's creator's audience, and of the hour of the week it occurred in.
+_AUDIENCE = """
+    SELECT v.creator_id, e.actor_id, hour_of_week(e.occurred_at) AS hour_of_week
+    FROM events e JOIN videos v ON v.video_id = e.video_id
+    WHERE e.type = 'view'"""
 FROM_SCRATCH: dict[str, tuple[str, str]] = {
     "videos": (
-        "SELECT video_id, creator_id, published_at FROM videos",
+        "SELECT video_id, creator_id, published_at, duration_ms FROM videos",
         """SELECT video_id, min(creator_id) AS creator_id,
-                  min(occurred_at) FILTER (WHERE type = 'video_published') AS published_at
+                  min(occurred_at) FILTER (WHERE type = 'video_published') AS published_at,
+                  (array_agg(duration_ms ORDER BY occurred_at, event_id) FILTER (WHERE duration_ms IS NOT NULL))[1] AS duration_ms
            FROM events WHERE video_id IS NOT NULL
            GROUP BY video_id""",
     ),
@@ -138,28 +150,41 @@ FROM_SCRATCH: dict[str, tuple[str, str]] = {
             UNION ALL
             SELECT creator_id, 'f', count(*), count(*) FILTER (WHERE following), 0
             FROM ({_LATEST_FOLLOWS}) latest
+            GROUP BY 1
+            UNION ALL
+            SELECT creator_id, 'a', count(DISTINCT actor_id), count(DISTINCT actor_id), 0
+            FROM ({_AUDIENCE}) audience
             GROUP BY 1""",
     ),
     "live_cells": (
-        "SELECT subject_id, metric, dimension, value, events, people FROM live_cells",
+        # A depth cell every viewer has left (to go further) stays behind, empty (migration 0023).
+        "SELECT subject_id, metric, dimension, value, events, people FROM live_cells WHERE NOT (dimension = 'd' AND people = 0)",
         f"""SELECT video_id AS subject_id, metric, dimension, value, sum(events) AS events, count(DISTINCT actor_id) AS people
             FROM (SELECT video_id, actor_id, {_METRIC} AS metric, d.dimension, d.value, d.events
                   FROM events
                   CROSS JOIN LATERAL (VALUES ('c'::"char", CASE WHEN {_ANONYMOUS} THEN 'undisclosed' ELSE channel::text END, 1),
                                              ('r', coalesce(region::text, 'unknown'), 1),
-                                             ('a', coalesce(age_band, 'unknown'), 1)) AS d (dimension, value, events)
-                  WHERE type IN ('view', 'share')) cells
+                                             ('a', coalesce(age_band, 'unknown'), 1),
+                                             ('s', sentiment::text, 1)) AS d (dimension, value, events)
+                  WHERE type IN ('view', 'share', 'comment')) cells
             WHERE (metric, dimension) IN (SELECT metric, dimension FROM metric_dimensions) AND value IS NOT NULL
             GROUP BY 1, 2, 3, 4
             UNION ALL
             SELECT video_id, 'v', 'w', CASE WHEN completed THEN 'completed' ELSE 'not_completed' END, count(*), count(DISTINCT actor_id)
-            FROM events WHERE type = 'view' GROUP BY 1, 4""",
+            FROM events WHERE type = 'view' GROUP BY 1, 4
+            UNION ALL
+            SELECT video_id, 'v', 'd', depth_cell(depth), viewers, viewers FROM ({_DEPTHS}) depths
+            UNION ALL
+            SELECT creator_id, 'a', 'h', hour_of_week::text, count(DISTINCT actor_id), count(DISTINCT actor_id)
+            FROM ({_AUDIENCE}) audience GROUP BY 1, 4""",
     ),
     "video_viewers": (
-        "SELECT video_id, actor_id, watch_ms, completed, not_completed FROM video_viewers",
-        """SELECT video_id, actor_id, sum(watch_ms), bool_or(completed IS TRUE), bool_or(completed IS NOT TRUE)
-           FROM events WHERE type = 'view' GROUP BY 1, 2""",
+        "SELECT video_id, actor_id, watch_ms, completed, not_completed, longest_view_ms, depth FROM video_viewers",
+        """SELECT e.video_id, e.actor_id, sum(e.watch_ms), bool_or(e.completed IS TRUE), bool_or(e.completed IS NOT TRUE),
+                  max(e.watch_ms), watched_depth(max(e.watch_ms), min(v.duration_ms))
+           FROM events e JOIN videos v ON v.video_id = e.video_id WHERE e.type = 'view' GROUP BY 1, 2""",
     ),
+    "creator_viewers": ("SELECT creator_id, actor_id, hour_of_week FROM creator_viewers", f"SELECT DISTINCT * FROM ({_AUDIENCE}) audience"),
     "follow_state": ("SELECT creator_id, actor_id, following, state_at FROM follow_state", _LATEST_FOLLOWS),
 }
 LIVE_TABLES = tuple(FROM_SCRATCH)

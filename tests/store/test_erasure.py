@@ -223,6 +223,27 @@ async def test_what_only_the_person_brought_and_was_never_released_is_gone(store
     assert await admin.fetchval("SELECT watch_capped_ms FROM live_totals WHERE (subject_id, metric) = ('b', 'v')") == 2_000
 
 
+async def test_an_unreleased_persons_retention_sentiment_and_hours_go_with_them(store: Store, writer: EventWriter, admin: asyncpg.Connection) -> None:
+    """Migration 0023's cells: the person alone watched the timed video `d` to the end, wrote its one
+    critical comment and viewed creator c4's videos at 3 a.m. on a Wednesday; nothing of `d` or of c4's audience is
+    released. After the erasure the live state is the recount of the others' events alone."""
+    await ingest(writer, [event("video_published", "pub-d", NOON, video_id="d", creator_id="c4", actor_id="c4", duration_ms=60_000)])
+    await ingest(writer, [
+        *views("d", [PERSON], at=NOON - timedelta(hours=9), watch_ms=60_000),
+        *views("d", ["o1", "o2"], watch_ms=30_000),
+        event("comment", fresh_id("comment"), NOON, video_id="d", creator_id="c4", actor_id=PERSON, text="This is awful."),
+        event("comment", fresh_id("comment"), NOON, video_id="d", creator_id="c4", actor_id="o1", text="Love it!"),
+    ])
+    cells = {(row[0], row[1]) for row in await admin.fetch("SELECT dimension::text, value FROM live_cells WHERE people > 0")}
+    assert {("d", "100"), ("s", "negative"), ("h", str(2 * 24 + 3))} <= cells
+
+    await erase(store)
+
+    assert await live_state(admin) == await recount(admin)
+    cells = {(row[0], row[1]) for row in await admin.fetch("SELECT dimension::text, value FROM live_cells")}
+    assert not {("d", "100"), ("s", "negative"), ("h", str(2 * 24 + 3))} & cells
+
+
 async def test_erasing_again_changes_nothing_and_answers_with_the_first_receipt(
     store: Store, writer: EventWriter, admin: asyncpg.Connection
 ) -> None:
@@ -333,7 +354,15 @@ async def test_erasure_while_ingest_runs_loses_no_other_persons_event_and_keeps_
     assert not all(erasure.result().repeated for erasure in erasures), "one of the two erasures found the person"
     left = await admin.fetch("SELECT DISTINCT video_id FROM events WHERE actor_id = $1", PERSON)
     assert {row[0] for row in left} <= {"c"}, "only what arrived after an erasure remains"
-    assert await live_state(admin) == plus(await recount(admin), released_part)
+    kept, expected = await live_state(admin), plus(await recount(admin), released_part)
+    # The creator's audience (metric 'a', migration 0023) is released often here (new viewers of `a`
+    # keep arriving): the person's views of `c` between the two erasures may be released in it before
+    # the second, which then leaves that self counted too, anonymously. One more person, at most.
+    for table in kept:
+        for key in [key for key in kept[table] | expected[table] if key[1] == b"a"]:
+            more = kept[table].pop(key, (0, 0))[-1] - expected[table].pop(key, (0, 0))[-1]
+            assert 0 <= more <= 1, (table, key, more)
+    assert kept == expected
     await assert_history_is_sound(admin)
 
 

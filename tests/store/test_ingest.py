@@ -179,7 +179,8 @@ async def test_duplicate_event_ids_within_one_batch_count_once(writer: EventWrit
     assert result == BatchResult(received=5, inserted=2)
     assert await admin.fetchval("SELECT count(*) FROM events") == 2
     totals = await admin.fetch("SELECT metric, events, people, watch_capped_ms FROM live_totals ORDER BY metric")
-    assert [tuple(row) for row in totals] == [(b"s", 1, 1, 0), (b"v", 1, 1, 2_000)]
+    # 'a': the creator's audience (migration 0023).
+    assert [tuple(row) for row in totals] == [(b"a", 1, 1, 0), (b"s", 1, 1, 0), (b"v", 1, 1, 2_000)]
     assert await admin.fetchval("SELECT events FROM live_cells WHERE dimension = 'c'") == 1
     await assert_live_state_matches_events(admin)
     await assert_history_is_sound(admin)
@@ -347,3 +348,31 @@ async def test_a_backfill_over_live_views_with_no_release_counts_each_viewer_onc
     viewer = await admin.fetchrow("SELECT watch_ms, completed FROM video_viewers WHERE actor_id = 'live-viewer'")
     assert dict(viewer) == {"watch_ms": 36_000_000, "completed": True}
     assert await admin.fetchval("SELECT watch_capped_ms FROM live_totals WHERE subject_id = 'v1' AND metric = 'v'") == 180_000 + 5 * 20_000
+
+
+async def test_views_that_arrived_before_the_videos_duration_join_the_depth_cells_when_it_arrives(
+    writer: EventWriter, admin: asyncpg.Connection
+) -> None:
+    """Migration 0023: depth cells need the duration. Views arrive first (no cell), then the video's
+    published event with a 60 s duration places every viewer by their longest view; a later
+    published event with another duration changes nothing, and a viewer who then watches further
+    moves between cells, counted once."""
+    depth_cells = "SELECT value, people FROM live_cells WHERE metric = 'v' AND dimension = 'd' AND people <> 0 ORDER BY value"
+    await ingest(writer, [
+        event("view", "early-1", NOON, actor_id="u1", watch_ms=30_000),
+        event("view", "early-2", NOON, actor_id="u1", watch_ms=50_000),
+        event("view", "early-3", NOON, actor_id="u2", watch_ms=3_000),
+    ])
+    assert await admin.fetch(depth_cells) == []
+
+    await ingest(writer, [event("video_published", "pub-1", NOON - timedelta(hours=1), duration_ms=60_000)])
+    assert [tuple(row) for row in await admin.fetch(depth_cells)] == [("000", 1), ("080", 1)]
+
+    await ingest(writer, [
+        event("video_published", "pub-2", NOON - timedelta(hours=1), duration_ms=10_000),
+        event("view", "late-1", NOON, actor_id="u2", watch_ms=60_000),
+    ])
+    assert await admin.fetchval("SELECT duration_ms FROM videos WHERE video_id = 'v1'") == 60_000
+    assert [tuple(row) for row in await admin.fetch(depth_cells)] == [("080", 1), ("100", 1)]
+    await assert_live_state_matches_events(admin)
+    await assert_history_is_sound(admin)

@@ -62,7 +62,7 @@ async def test_the_export_holds_the_persons_events_activity_grants_and_budget_an
     assert exported["events"][1] == {
         "event_id": "e1", "type": "view", "occurred_at": "2025-05-01T09:00:00+00:00", "ingested_at": exported["events"][1]["ingested_at"],
         "video_id": "v1", "creator_id": "c1", "channel": None, "region": "DE", "age_band": None, "watch_ms": 4200,
-        "completed": True, "text": None, "anonymous": None,
+        "completed": True, "text": None, "anonymous": None, "duration_ms": None, "sentiment": None,
     }
     assert exported["activity"] == {
         "shares": [{"video_id": "v1", "channel": "email", "shared_at": "2025-05-01T10:00:00+00:00"}],
@@ -70,7 +70,11 @@ async def test_the_export_holds_the_persons_events_activity_grants_and_budget_an
         "follows": [{"creator_id": "c9", "followed_at": "2025-05-01T12:00:00+00:00"}],
     }
     # The ledger of viewers: applied views only (the held one has not arrived), and nobody else's.
-    assert exported["videos_watched"] == [{"video_id": "v1", "watch_ms": 4200, "completed": True, "not_completed": False}]
+    assert exported["videos_watched"] == [
+        {"video_id": "v1", "watch_ms": 4200, "completed": True, "not_completed": False, "longest_view_ms": 4200, "depth": None}
+    ]
+    # The ledger of creators' audiences: the hour of the week of each view (Thursday 9:00 UTC).
+    assert exported["creators_watched"] == [{"creator_id": "c1", "hour_of_week": 3 * 24 + 9}]
     grants = {g["app_name"]: (g["scopes"], g["revoked_at"] is None) for g in exported["app_grants"]}
     assert grants == {"Acme": (["activity", "stats"], True), "Other": ([], False)}
     assert exported["app_budget_spend"] == [{"app_id": acme, "day": "2025-05-01", "release": "0102", "epsilon": "0.25"}]
@@ -89,7 +93,9 @@ async def test_the_export_of_an_erased_person_says_when_and_holds_only_what_arri
     exported = await export(admin, "p1")
 
     assert [e["event_id"] for e in exported["events"]] == ["after"]
-    assert exported["videos_watched"] == [{"video_id": "v1", "watch_ms": 1000, "completed": False, "not_completed": True}]
+    assert exported["videos_watched"] == [
+        {"video_id": "v1", "watch_ms": 1000, "completed": False, "not_completed": True, "longest_view_ms": 1000, "depth": None}
+    ]
     assert exported["erasures"] == [{"erasure_id": receipt.erasure_id, "erased_at": receipt.erased_at.isoformat()}]
 
 
@@ -101,6 +107,7 @@ HANDLED = {
     ("video_people", "actor_id"): "the ledger: deleted, once the person is taken out of what was not released",
     ("follow_state", "actor_id"): "the ledger of followers: likewise",
     ("video_viewers", "actor_id"): "the ledger of viewers (watch time, completion): likewise; exported",
+    ("creator_viewers", "actor_id"): "the ledger of creators' audiences (hours of the week): likewise; exported",
     ("app_authorizations", "user_id"): "revoked, not deleted: its generation keeps the tokens issued under it refused; exported",
     ("oauth_token_families", "user_id"): "ended by the grant's revocation (its generation); the OAuth tables are the OAuth endpoints'",
 }

@@ -240,7 +240,7 @@ PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "release_cells": {"SELECT", "INSERT"},
         **{
             table: {"SELECT", "INSERT", "UPDATE", "DELETE"}
-            for table in ("video_people", "video_viewers", "follow_state", "live_totals", "live_cells", "arrivals_pending")
+            for table in ("video_people", "video_viewers", "creator_viewers", "follow_state", "live_totals", "live_cells", "arrivals_pending")
         },
         "decision_bodies": {"SELECT", "INSERT"},
         "decision_log": {"INSERT"},
@@ -257,7 +257,10 @@ PRIVILEGES: dict[str, dict[str, set[str]]] = {
     "gateway_eraser": {
         **{
             table: {"SELECT", "DELETE"}
-            for table in ("events", "arrivals_pending", "video_people", "video_viewers", "follow_state", "privacy_spend", "consent_changes")
+            for table in (
+                "events", "arrivals_pending", "video_people", "video_viewers", "creator_viewers", "follow_state", "privacy_spend",
+                "consent_changes",
+            )
         },
         **{table: {"SELECT", "UPDATE", "DELETE"} for table in ("live_totals", "live_cells")},
         "metric_dimensions": {"SELECT"},
