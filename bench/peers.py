@@ -63,7 +63,7 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _H
 
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
-import psutil  # type: ignore[import-untyped]  # noqa: E402  # comes with pgserver
+import psutil  # noqa: E402  # comes with pgserver
 
 from gateway.auth import PrincipalKind, create_token  # noqa: E402
 
@@ -239,6 +239,7 @@ def write_requests(server: Any, videos: list[tuple[str, str]], secret: str, star
     paths = []
     for n, (video_id, creator_id) in enumerate(videos):
         token = create_token(secret, PrincipalKind.USER, creator_id, ttl_seconds=24 * 3600)
+        payload: dict[str, Any]
         if server.kind == "bare":
             path, payload = "/dashboard", {"id": video_id, "from": start.isoformat(), "to": end.isoformat()}
         elif server.kind == "postgraphile":
@@ -293,7 +294,8 @@ def profile_round(server: Any, args: argparse.Namespace, postgres_pid: int | Non
                             "--format", "raw", "--rate", "200", "--duration", str(int(args.warmup + args.duration)), "--output", str(raw),
                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        return dashboard.run_load(server, args, postgres_pid, args.warmup, args.duration, requests)
+        result: dict[str, Any] = dashboard.run_load(server, args, postgres_pid, args.warmup, args.duration, requests)
+        return result
     finally:
         _, errors = spy.communicate(timeout=60)
         if spy.returncode != 0:
@@ -359,8 +361,8 @@ def orchestrate(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-peers-"))
     dashboard.unthrottled_policies(workdir / "policies")
     server_url, secret, postgres_pid = dashboard.database_server()
-    skipped = install_postgraphile()
-    kinds = [kind for kind in KINDS if kind != "postgraphile" or skipped is None]
+    skipped = install_postgraphile() if "postgraphile" in args.only else None
+    kinds = [kind for kind in KINDS if (kind != "postgraphile" or skipped is None) and kind in args.only]
     gateway_workers = gateway_has_workers()
     worker_counts = sorted({1, args.workers})
     notes = [] if skipped is None else [skipped]
@@ -456,6 +458,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
     parser.add_argument("--idle-percent", type=float, default=25.0, help="the machine counts as idle below this CPU%% (default 25)")
     parser.add_argument("--idle-wait", type=float, default=30.0, help="seconds to wait at most for it before a round (default 30)")
+    parser.add_argument("--only", type=lambda text: text.split(","), default=list(KINDS), metavar="KIND,…",
+                        help=f"the peers to run (default all: {','.join(KINDS)})")
     parser.add_argument("--quick", action="store_true", help="a small store and short rounds: a smoke test")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the 1-worker gateway through round 1; raw stacks in DIR")
     args = parser.parse_args()
