@@ -17,11 +17,12 @@ bench/dashboard.py's):
      privacy work with no auth, GraphQL or policy (N processes on one port);
    - `postgraphile`: PostGraphile 4 (`npm install postgraphile@4` into
      bench/.peers/, once; skipped, with a message, when `node` is missing)
-     reflecting views of the release tables (schema `peers`: each video's
-     latest release per metric, its last release per day, its latest cell per
+     reflecting views of the release tables (schema `peers`: the videos, the
+     releases, each subject's last release per day, its latest cell per
      channel) as a role that can read those views only. Its dashboard query
-     asks the video, its totals, 30 daily share counts and its channel cells:
-     the rows the gateway's answer is made from, with no privacy at all;
+     asks the video, its latest release of each count, 30 daily share counts
+     and its channel cells: the rows the gateway's answer is made from, with
+     no privacy at all;
 3. checks each answers its dashboard, then runs interleaved rounds (every
    server in turn, R times), waiting before each for the machine to be idle
    (at most --idle-wait seconds; a round that started on a busy machine is
@@ -80,31 +81,38 @@ PEERS_ROLE = "gateway_bench_peers"
 PEERS_PASSWORD = "bench-peers-not-for-production"
 KINDS = ("gateway", "gateway-anew", "bare", "postgraphile")
 
-# The rows the gateway's dashboard is made from, as views PostGraphile reflects (no privacy: latest
-# releases, not the ones a principal may see; every cell, suppressed or not).
+# The rows the gateway's dashboard is made from, as views PostGraphile reflects (no privacy: the
+# latest releases, not the ones a principal may see; every cell, suppressed or not). Columns keep
+# their types ("char" is a String to PostGraphile), so its conditions use the tables' primary keys;
+# smart comments make each a relation of the video, so the dashboard is one root field, which
+# PostGraphile 4 answers in one SQL statement.
 PEERS_SCHEMA = """
 CREATE SCHEMA peers;
 CREATE VIEW peers.videos AS
     SELECT video_id, creator_id, published_at FROM public.videos WHERE published_at IS NOT NULL;
-CREATE VIEW peers.latest_releases AS
-    SELECT DISTINCT ON (subject_id, metric::text) subject_id, metric::text AS metric, seq, events, made_at
-    FROM public.releases ORDER BY subject_id, metric::text, made_at DESC;
-CREATE VIEW peers.daily_releases AS
-    SELECT DISTINCT ON (subject_id, metric::text, date_trunc('day', made_at, 'UTC'))
-           subject_id, metric::text AS metric, date_trunc('day', made_at, 'UTC') AS day, events
-    FROM public.releases ORDER BY subject_id, metric::text, date_trunc('day', made_at, 'UTC') DESC, made_at DESC;
-CREATE VIEW peers.latest_cells AS
-    SELECT DISTINCT ON (subject_id, metric::text, dimension::text, value)
-           subject_id, metric::text AS metric, dimension::text AS dimension, value, events, people
-    FROM public.release_cells ORDER BY subject_id, metric::text, dimension::text, value, seq DESC;
 COMMENT ON VIEW peers.videos IS E'@primaryKey video_id';
+CREATE VIEW peers.releases AS
+    SELECT subject_id, metric, made_at, seq, events FROM public.releases;
+CREATE VIEW peers.daily_releases AS
+    SELECT DISTINCT ON (subject_id, metric, date_trunc('day', made_at, 'UTC'))
+           subject_id, metric, date_trunc('day', made_at, 'UTC') AS day, events
+    FROM public.releases ORDER BY subject_id, metric, date_trunc('day', made_at, 'UTC') DESC, made_at DESC;
+CREATE VIEW peers.latest_cells AS
+    SELECT DISTINCT ON (subject_id, metric, dimension, value) subject_id, metric, dimension, value, events, people
+    FROM public.release_cells ORDER BY subject_id, metric, dimension, value, seq DESC;
+COMMENT ON VIEW peers.releases IS E'@foreignKey (subject_id) references peers.videos (video_id)';
+COMMENT ON VIEW peers.daily_releases IS E'@foreignKey (subject_id) references peers.videos (video_id)';
+COMMENT ON VIEW peers.latest_cells IS E'@foreignKey (subject_id) references peers.videos (video_id)';
 """
 
-POSTGRAPHILE_DASHBOARD = (
-    "query Dashboard($id: String!) { video: videoByVideoId(videoId: $id) { videoId creatorId publishedAt } "
-    "totals: allLatestReleases(condition: {subjectId: $id}) { nodes { metric events } } "
-    "shareTimeline: allDailyReleases(condition: {subjectId: $id, metric: \"s\"}, orderBy: DAY_DESC, first: 30) { nodes { day events } } "
-    "shareChannels: allLatestCells(condition: {subjectId: $id, metric: \"s\", dimension: \"c\"}) { nodes { value events people } } }"
+# The video, its latest release of each count, its last release of each of the 30 latest days with
+# one, and its latest channel cells.
+POSTGRAPHILE_DASHBOARD = "query Dashboard($id: String!) { video: videoByVideoId(videoId: $id) { videoId creatorId publishedAt " + " ".join(
+    f'{name}: releasesBySubjectId(condition: {{metric: "{code}"}}, orderBy: MADE_AT_DESC, first: 1) {{ nodes {{ events }} }}'
+    for name, code in (("views", "v"), ("likes", "l"), ("comments", "c"), ("shares", "s"))
+) + (
+    ' shareTimeline: dailyReleasesBySubjectId(condition: {metric: "s"}, orderBy: DAY_DESC, first: 30) { nodes { day events } }'
+    ' shareChannels: latestCellsBySubjectId(condition: {metric: "s", dimension: "c"}) { nodes { value events people } } } }'
 )
 
 
@@ -265,9 +273,10 @@ def write_requests(server: Any, videos: list[tuple[str, str]], secret: str, star
 def describe(server: Any) -> str:
     data = server.sample
     if server.kind == "postgraphile":
-        totals = {node["metric"]: node["events"] for node in data["totals"]["nodes"]}
-        return (f"shares {int(totals.get('s', 0)):,}; {len(data['shareTimeline']['nodes'])} daily rows; "
-                f"{len(data['shareChannels']['nodes'])} channel cells")
+        video = data["video"]
+        shares = video["shares"]["nodes"][0]["events"] if video["shares"]["nodes"] else 0
+        return (f"shares {int(shares):,}; {len(video['shareTimeline']['nodes'])} daily rows; "
+                f"{len(video['shareChannels']['nodes'])} channel cells")
     video = data["video"]
     return (f"shares {video['stats']['shares']:,}; {len(video['shareTimeline']['buckets'])} daily buckets; "
             f"{len(video['shareChannels']['buckets'])} channel cells")
