@@ -318,7 +318,9 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
             for each in [process, *process.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
                     times = each.cpu_times()
-                    found[pid] = found.get(pid, 0.0) + times.user + times.system
+                    # With what its exited children used (a Postgres backend that closed, counted
+                    # by the postmaster once reaped): the figure only grows.
+                    found[pid] = found.get(pid, 0.0) + times.user + times.system + times.children_user + times.children_system
     return found
 
 
