@@ -72,6 +72,7 @@ bench: install
 	$(BIN)/python bench/policy.py
 	$(BIN)/python bench/privacy.py
 	$(BIN)/python bench/coldstart.py
+	$(BIN)/python bench/peers.py
 
 clean:
 	rm -rf $(VENV) .gateway .pytest_cache .hypothesis

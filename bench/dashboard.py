@@ -339,38 +339,44 @@ def percentile(ordered: list[int], q: float) -> float:
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """CPU seconds of each process in `pids` and of each of their children (Postgres backends)."""
+    """CPU seconds of each process in `pids` with all of its descendants (a server's workers, Postgres's
+    backends), by the pid it was asked for."""
     import psutil  # type: ignore[import-untyped]  # comes with pgserver
 
     found: dict[int, float] = {}
     for pid in pids:
         with contextlib.suppress(psutil.Error):
             process = psutil.Process(pid)
-            for each in [process, *process.children()]:
+            for each in [process, *process.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
                     times = each.cpu_times()
-                    found[each.pid] = times.user + times.system
+                    # With what its exited children used (a Postgres backend that closed, counted
+                    # by the postmaster once reaped): the figure only grows.
+                    found[pid] = found.get(pid, 0.0) + times.user + times.system + times.children_user + times.children_system
     return found
 
 
-def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+def cpu_delta(before: dict[int, float], after: dict[int, float], pid: int) -> float:
+    return after.get(pid, 0.0) - before.get(pid, 0.0)
 
 
-async def drive(port: int, request: bytes, concurrency: int, warmup: float, duration: float,
+async def drive(port: int, requests: list[bytes], concurrency: int, warmup: float, duration: float,
                 server_pid: int, postgres_pid: int | None) -> dict[str, Any]:
     WARMUP, MEASURE, STOP = 0, 1, 2
     phase = WARMUP
     latencies: list[int] = []
     errors: list[str] = []
 
-    async def client() -> None:
+    async def client(offset: int) -> None:
+        # Each client goes through the requests in turn, starting at its own.
         reader, writer = await asyncio.open_connection(HOST, port)
+        sent = offset
         try:
             while phase != STOP:
                 counted = phase == MEASURE
                 started = time.perf_counter_ns()
-                writer.write(request)
+                writer.write(requests[sent % len(requests)])
+                sent += 1
                 head = await reader.readuntil(b"\r\n\r\n")
                 lowered = head.lower()
                 at = lowered.index(b"\r\ncontent-length:") + 17
@@ -386,7 +392,7 @@ async def drive(port: int, request: bytes, concurrency: int, warmup: float, dura
         finally:
             writer.close()
 
-    tasks = [asyncio.create_task(client()) for _ in range(concurrency)]
+    tasks = [asyncio.create_task(client(offset)) for offset in range(concurrency)]
     watched = [server_pid] + ([postgres_pid] if postgres_pid else [])
     try:
         await asyncio.sleep(warmup)
@@ -404,8 +410,8 @@ async def drive(port: int, request: bytes, concurrency: int, warmup: float, dura
     finally:
         for task in tasks:
             task.cancel()
-    server_cpu = cpu_delta({p: s for p, s in cpu_before.items() if p == server_pid}, {p: s for p, s in cpu_after.items() if p == server_pid})
-    postgres_cpu = cpu_delta({p: s for p, s in cpu_before.items() if p != server_pid}, {p: s for p, s in cpu_after.items() if p != server_pid})
+    server_cpu = cpu_delta(cpu_before, cpu_after, server_pid)
+    postgres_cpu = cpu_delta(cpu_before, cpu_after, postgres_pid) if postgres_pid else 0.0
     latencies.sort()
     return {
         "requests": len(latencies),
@@ -426,14 +432,14 @@ def load_main(argv: list[str]) -> None:
 
     parser = argparse.ArgumentParser(prog="dashboard.py _load")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--request-file", type=Path, required=True)
+    parser.add_argument("--request-file", type=Path, required=True, action="append", help="raw HTTP requests, sent in turn")
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--warmup", type=float, required=True)
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--postgres-pid", type=int)
     args = parser.parse_args(argv)
-    result = uvloop.run(drive(args.port, args.request_file.read_bytes(), args.concurrency, args.warmup, args.duration,
+    result = uvloop.run(drive(args.port, [path.read_bytes() for path in args.request_file], args.concurrency, args.warmup, args.duration,
                               args.server_pid, args.postgres_pid))
     print(json.dumps(result), flush=True)
 
@@ -456,13 +462,14 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    label: str | None = None  # what it is called in figures (default: its kind)
     request: Path = field(default=Path())
     query: str = "dashboard"  # one of QUERIES (the bare endpoint: the dashboard's work)
 
     @property
     def name(self) -> str:
         query = "" if self.query == "dashboard" else f"/{self.query}"
-        return f"{self.kind}{query} {self.dataset.label}"
+        return f"{self.label or self.kind}{query} {self.dataset.label}"
 
     @property
     def base(self) -> str:
@@ -485,30 +492,41 @@ def start_server(kind: str, dataset: Dataset, secret: str, workdir: Path, *, com
                  script: Path = Path(__file__).resolve(), env: dict[str, str] | None = None, query: str = "dashboard") -> Server:
     """Runs `script _<command> --port P` (this file's `_graphql` or `_bare` by default; `command`
     defaults to `kind`) with `env` added to ours, to be asked `query`."""
-    command = command or kind
     port = free_port()
-    log = workdir / f"{kind}-{query}-{dataset.label}.log"
-    env = {**os.environ, "GATEWAY_DATABASE_URL": dataset.url, "GATEWAY_SECRET": secret,
-           "GATEWAY_DATA_DIR": str(workdir / "data"), "GATEWAY_POLICY_DIR": str(workdir / "policies"), **(env or {})}
+    argv = [sys.executable, str(script), f"_{command or kind}", "--port", str(port)]
+    server = launch(kind, dataset, argv, port, workdir, {"GATEWAY_DATABASE_URL": dataset.url, "GATEWAY_SECRET": secret,
+                                                        "GATEWAY_DATA_DIR": str(workdir / "data"),
+                                                        "GATEWAY_POLICY_DIR": str(workdir / "policies"), **(env or {})},
+                    log_as=f"{kind}-{query}")
+    server.query = query
+    return server
+
+
+def launch(kind: str, dataset: Dataset, argv: list[str], port: int, workdir: Path, env: dict[str, str], name: str | None = None,
+           log_as: str | None = None) -> Server:
+    """Runs `argv` (a server that will listen on `port`) in a session of its own, with `env` added to
+    ours and its output in a log of the work directory (named `log_as`, default its name)."""
+    log = workdir / f"{log_as or name or kind}-{dataset.label}.log".replace(" ", "-")
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, str(script), f"_{command}", "--port", str(port)],
-                                   cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return Server(kind, dataset, port, process, log, query=query)
+        process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return Server(kind, dataset, port, process, log, label=name)
 
 
-def wait_ready(server: Server, timeout: float = 90.0) -> None:
+def wait_ready(server: Server, timeout: float = 90.0, probe: Callable[[Server], bool] | None = None) -> None:
+    """Until `probe(server)` (default: its /healthz answers 200) is true; fails when the server exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"{server.name} server exited with {server.process.returncode}:\n{server.log.read_text()[-3000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.base}/healthz", timeout=1.0).status_code == 200:
+            if probe(server) if probe else httpx.get(f"{server.base}/healthz", timeout=1.0).status_code == 200:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"{server.name} server did not answer /healthz within {timeout:.0f} s:\n{server.log.read_text()[-3000:]}")
+    raise RuntimeError(f"{server.name} server did not answer within {timeout:.0f} s:\n{server.log.read_text()[-3000:]}")
 
 
 def stop_server(server: Server) -> None:
+    """Stops the server, then whatever of its session (its workers) outlived it."""
     if server.process.poll() is None:
         server.process.terminate()
         try:
@@ -516,6 +534,8 @@ def stop_server(server: Server) -> None:
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait(timeout=5)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(server.process.pid, signal.SIGKILL)  # its own session (start_new_session): its group id is its pid
 
 
 def raw_request(path: str, port: int, token: str, body: bytes) -> bytes:
@@ -550,10 +570,14 @@ def prepare(server: Server, secret: str, start: datetime, end: datetime, workdir
     return {"data": answer["data"], "privacy": answer.get("extensions", {}).get("privacy")}
 
 
-def run_load(server: Server, args: argparse.Namespace, postgres_pid: int | None, warmup: float, duration: float) -> dict[str, Any]:
+def run_load(server: Server, args: argparse.Namespace, postgres_pid: int | None, warmup: float, duration: float,
+             requests: list[Path] | None = None) -> dict[str, Any]:
+    """Drives `server` from another process with `requests` (default: the server's one request), in turn."""
     command = [sys.executable, str(Path(__file__).resolve()), "_load", "--port", str(server.port),
-               "--request-file", str(server.request), "--concurrency", str(args.concurrency),
-               "--warmup", str(warmup), "--duration", str(duration), "--server-pid", str(server.process.pid)]
+               "--concurrency", str(args.concurrency), "--warmup", str(warmup), "--duration", str(duration),
+               "--server-pid", str(server.process.pid)]
+    for request in requests or [server.request]:
+        command += ["--request-file", str(request)]
     if postgres_pid:
         command += ["--postgres-pid", str(postgres_pid)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=warmup + duration + 120, check=False)

@@ -1,9 +1,11 @@
 """Rate limits: how many requests a key (a principal, or an address) may make in any minute.
 
 The limit is the policy's (`rate_limit.requests_per_minute` among a decision's obligations); the
-counting is `limits`' moving window: a request is refused when the key made as many in the 60 s
-before it. The windows live in the storage GATEWAY_RATE_LIMIT_STORAGE names: in each process
-with memory://, so N replicas allow N times the limit unless they share one.
+counting is a moving window: a request is refused when the key made as many in the 60 s before
+it. The windows live where GATEWAY_RATE_LIMIT_STORAGE says: with memory:// in each process (so N
+replicas allow N times the limit), in the process's own deques of request times (`limits`'
+memory storage would hand each key to a thread every time it expires entries, over and over
+under load); with a shared one (redis://…) in `limits`' moving window over that storage.
 
 A route asks `await limiter.hit(key, per_minute)` for each request it counts, and answers by the
 `Verdict`: refused (RATE_LIMITED) or not, and with its headers either way.
@@ -14,9 +16,10 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from limits import RateLimitItemPerMinute
@@ -67,38 +70,88 @@ class _PerMinute(RateLimitItemPerMinute):
         return f"{self.namespace}/{orjson.dumps(identifiers).decode()}"
 
 
-class RateLimiter:
-    """Moving windows of one minute over a `limits` storage."""
+class _Windows(Protocol):
+    async def hit(self, key: tuple[str, ...], per_minute: int) -> tuple[bool, int, float]:
+        """Counts one request against `key` if it is within `per_minute`: whether it was, how
+        many more the key may make now, and when (epoch seconds) the oldest in its window leaves it."""
+        ...
 
-    def __init__(self, storage: Storage, namespace: str = "gateway") -> None:
+
+class _ProcessWindows:
+    """Each key's request times within the last minute, oldest first, in this process."""
+
+    def __init__(self) -> None:
+        self._times: dict[tuple[str, ...], deque[float]] = {}
+        self._swept = time.time()
+
+    async def hit(self, key: tuple[str, ...], per_minute: int) -> tuple[bool, int, float]:
+        now = time.time()
+        horizon = now - WINDOW_SECONDS
+        times = self._times.get(key)
+        if times is None:
+            times = self._times[key] = deque()
+        while times and times[0] < horizon:
+            times.popleft()
+        allowed = len(times) < per_minute
+        if allowed:
+            times.append(now)
+        if now - self._swept >= WINDOW_SECONDS:
+            self._sweep(horizon)
+        return allowed, per_minute - len(times), times[0] + WINDOW_SECONDS if times else now
+
+    def _sweep(self, horizon: float) -> None:
+        """Forgets the keys that made no request within the window (once a window: each costs a look)."""
+        self._swept = horizon + WINDOW_SECONDS
+        for key in [key for key, times in self._times.items() if not times or times[-1] < horizon]:
+            del self._times[key]
+
+
+class _SharedWindows:
+    """`limits`' moving windows over a storage several processes may share."""
+
+    def __init__(self, storage: Storage, namespace: str) -> None:
         self._windows = MovingWindowRateLimiter(storage)
         self._namespace = namespace
         # What the storage raises when it cannot be reached: its client's errors, which `limits`
         # wraps in StorageError for some calls only.
         base = storage.base_exceptions
         self._unreachable: tuple[type[Exception], ...] = (StorageError, *(base if isinstance(base, tuple) else (base,)))
-        self.refused = 0  # requests refused since start (for /metrics)
 
-    @classmethod
-    def open(cls, uri: str) -> RateLimiter:
-        """Over the asyncio storage `uri` names (`async+memory://`, `async+redis://host:6379`, …)."""
-        storage = storage_from_string(uri, wrap_exceptions=True)
-        assert isinstance(storage, Storage), f"{uri} is not an asyncio storage"
-        return cls(storage)
-
-    async def hit(self, key: tuple[str, ...], per_minute: int) -> Verdict:
-        """Counts one request against `key` if it is within `per_minute`. StoreUnavailable when
-        the storage cannot be reached (a shared one): nothing is let through uncounted."""
+    async def hit(self, key: tuple[str, ...], per_minute: int) -> tuple[bool, int, float]:
         item = _PerMinute(per_minute, namespace=self._namespace)
         try:
             allowed = await self._windows.hit(item, *key)
             stats = await self._windows.get_window_stats(item, *key)
         except self._unreachable as exc:
             raise StoreUnavailable("the rate limits cannot be counted just now; try again shortly") from exc
+        return allowed, stats.remaining, stats.reset_time
+
+
+class RateLimiter:
+    """Moving windows of one minute, in this process or in a shared `limits` storage."""
+
+    def __init__(self, storage: Storage | None = None, namespace: str = "gateway") -> None:
+        self._windows: _Windows = _ProcessWindows() if storage is None else _SharedWindows(storage, namespace)
+        self.refused = 0  # requests refused since start (for /metrics)
+
+    @classmethod
+    def open(cls, uri: str) -> RateLimiter:
+        """In this process for `async+memory://`; else over the asyncio storage `uri` names
+        (`async+redis://host:6379`, …)."""
+        if uri == "async+memory://":
+            return cls()
+        storage = storage_from_string(uri, wrap_exceptions=True)
+        assert isinstance(storage, Storage), f"{uri} is not an asyncio storage"
+        return cls(storage)
+
+    async def hit(self, key: tuple[str, ...], per_minute: int) -> Verdict:
+        """Counts one request against `key` if it is within `per_minute`. StoreUnavailable when
+        a shared storage cannot be reached: nothing is let through uncounted."""
+        allowed, remaining, reset_at = await self._windows.hit(key, per_minute)
         if not allowed:
             self.refused += 1
-        reset_seconds = max(0, math.ceil(stats.reset_time - time.time()))
-        return Verdict(allowed, per_minute, max(0, stats.remaining), reset_seconds)
+        reset_seconds = max(0, math.ceil(reset_at - time.time()))
+        return Verdict(allowed, per_minute, max(0, remaining), reset_seconds)
 
 
 # One IPv6 client is handed a /64 or more: counted by its address, it would have 2^64 windows.

@@ -50,6 +50,9 @@ class RequestContext:
     # Set by the policy guard before any resolver runs: that the policy decided the operation, the
     # coordinates it allows on the principal's own data only, and the privacy service under its obligations.
     decided: bool = field(default=False, init=False)
+    # The revision of the policy that decided, and every `Type.field` the operation asks for.
+    policy_revision: str = field(default="", init=False)
+    coordinates: frozenset[str] = field(default=frozenset(), init=False)
     owner_only: frozenset[str] = frozenset()
     disclosure: Disclosure | None = None
     # Whether the answer depends only on what a kept answer is checked against

@@ -102,9 +102,20 @@ def _question(
     return question
 
 
+# A cached decision answers a cached question many times over: its owner-only coordinates are
+# worked out once (each entry holds both, so that neither id is reused while it is kept).
+_owner_only: LRUCache[tuple[int, int], tuple[Decision, PolicyQuestion, frozenset[str]]] = LRUCache(1024)
+
+
 def owner_only(decision: Decision, question: PolicyQuestion) -> frozenset[str]:
     """The coordinates the decision allows on the principal's own data only."""
-    return frozenset(field.coordinate for field in question.fields if decision.fields[field.path].owner_only)
+    key = (id(decision), id(question))
+    kept = _owner_only.get(key)
+    if kept is not None and kept[0] is decision and kept[1] is question:
+        return kept[2]
+    coordinates = frozenset(field.coordinate for field in question.fields if decision.fields[field.path].owner_only)
+    _owner_only[key] = (decision, question, coordinates)
+    return coordinates
 
 
 def _denial(decision: Decision, field: RequestedField) -> GraphQLError:
@@ -161,6 +172,9 @@ async def decide(
     coerced to what the operation declares."""
     if context.decider is None:
         raise PolicyUnavailable("no policy engine is configured")  # never serve without a policy
+    # Read before deciding: a reload in between keys an answer made under the new policy by the
+    # old revision, under which no later request asks.
+    revision = context.decider.engine.revision
     try:
         question = _question(schema, query, document, operation, variables)
         decision = await context.decider.decide(context.principal, question)
@@ -169,6 +183,8 @@ async def decide(
     except PolicyUnavailable as exc:
         return [GraphQLError(exc.message, original_error=exc)]
     context.decided = True
+    context.policy_revision = revision
+    context.coordinates = question.coordinates
     context.owner_only = owner_only(decision, question)
     context.disclosure = Disclosure(terms, context.reader, context.noise_key, context.now)
     if confined:

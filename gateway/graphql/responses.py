@@ -1,8 +1,8 @@
 """Whole answers, kept for as long as nothing they were made from can have changed.
 
 An answer to a query is a function of the document, operation and variables;
-who asks; what the policy decided on them (the privacy terms and the
-owner-only coordinates; a denial is never kept); the request's minute (every
+who asks; what the policy decided on them (the policy's revision, the privacy
+terms and the owner-only coordinates; a denial is never kept); the request's minute (every
 cutoff and default range is taken from it: gateway.graphql.context); the
 catalogue of published videos; and the releases it read. A release never
 changes once made, and one made before a settled cutoff is final
@@ -12,8 +12,12 @@ minute, with the store's answer version (one indexed read a request: the
 catalogue's version and the history's epoch, migration 0012) standing for the
 catalogue and for backfills. It is kept only when every release it read was
 final, the terms draw no noise (an app's answer is made anew, so every draw is
-charged), no resolver read the store outside the catalogue
-(`RequestContext.catalogue_only`), and it has no error.
+charged), every field it asked for is one whose resolver is known to read
+nothing else (`KEPT_COORDINATES`: opt-in, so a new field is answered anew until
+someone has checked what it reads and listed it), no resolver read the store
+outside the catalogue all the same (`RequestContext.catalogue_only`), and it
+has no error. The policy still decides every request before a kept answer is
+looked up, and the rate limit and an app's grant are checked before that.
 
 The cache holds one minute: the first answer kept in a new minute drops the
 last minute's, which no request can hit again. Each principal has its own
@@ -42,7 +46,7 @@ import orjson
 from gateway.auth import Principal
 from gateway.privacy.terms import PrivacyTerms
 
-__all__ = ["ResponseCache", "answer_digest"]
+__all__ = ["KEPT_COORDINATES", "ResponseCache", "answer_digest", "keepable"]
 
 # Documents and variables longer than this together are answered, not kept.
 MAX_KEY_BYTES = 16 * 1024
@@ -51,6 +55,33 @@ ENTRY_OVERHEAD = 200
 # The share of the cache one principal may hold.
 PRINCIPAL_SHARE = 4
 
+# The fields whose resolvers read only the catalogue of published videos (RequestContext's
+# catalogue methods) and releases through the privacy service, so that an answer made of them is
+# what gateway.store.catalog_version and the settled cutoffs say it is. Not here, and so never
+# kept: Query.me (a principal's own rows), Query.decisionLog (private, growing), Video.
+# consentedSharers (consent rows, withdrawn at any time), Mutation.* and introspection.
+_KEPT_FIELDS = {
+    "Query": ("video", "creator"),
+    "Video": ("id", "creatorId", "publishedAt", "stats", "shareTimeline", "viewTimeline", "shareChannels", "audience"),
+    "VideoStats": ("views", "likes", "comments", "shares", "averageWatchSeconds", "likeRatio", "engagementRate", "completionRate"),
+    "Timeline": ("granularity", "from", "to", "buckets"),
+    "TimeBucket": ("start", "count", "suppressed"),
+    "Breakdown": ("buckets",),
+    "BreakdownBucket": ("key", "count", "suppressed"),
+    "Creator": ("id", "totals", "videos", "followerGrowth"),
+    "CreatorTotals": ("videos", "views", "likes", "comments", "shares", "followers"),
+    "VideoConnection": ("edges", "pageInfo"),
+    "VideoEdge": ("cursor", "node"),
+    "PageInfo": ("hasNextPage", "endCursor"),
+}
+# (`__typename` only names the type it is asked on.)
+KEPT_COORDINATES = frozenset(f"{type_name}.{name}" for type_name, names in _KEPT_FIELDS.items() for name in (*names, "__typename"))
+
+
+def keepable(coordinates: frozenset[str]) -> bool:
+    """Whether an answer to an operation asking for `coordinates` (every `Type.field` in it) may be kept."""
+    return coordinates <= KEPT_COORDINATES
+
 
 def answer_digest(
     query: str,
@@ -58,6 +89,7 @@ def answer_digest(
     variables: dict[str, object] | None,
     terms: PrivacyTerms,
     owner_only: frozenset[str],
+    revision: str,
     version: tuple[int, int],
 ) -> bytes | None:
     """What a principal's answer is kept under within a minute; None: not kept (noised terms, or a
@@ -71,7 +103,7 @@ def answer_digest(
     document = query.encode()
     if len(document) + len(variables_key) > MAX_KEY_BYTES:
         return None
-    decided = orjson.dumps([operation_name, terms.k, terms.floor.value, terms.delay.total_seconds(), sorted(owner_only), version])
+    decided = orjson.dumps([operation_name, revision, terms.k, terms.floor.value, terms.delay.total_seconds(), sorted(owner_only), version])
     return hashlib.sha256(b"\0".join((document, variables_key, decided))).digest()
 
 
@@ -88,14 +120,18 @@ class ResponseCache:
         self._kept: dict[Principal, OrderedDict[bytes, bytes]] = {}
         self._principal_bytes: dict[Principal, int] = {}
         self.bytes = 0
+        # Since start: answers served kept, and looked for but made anew.
+        self.hits = 0
+        self.misses = 0
 
     def get(self, principal: Principal, minute: datetime, digest: bytes) -> bytes | None:
-        if minute != self._minute:
-            return None
-        answers = self._kept.get(principal)
+        answers = self._kept.get(principal) if minute == self._minute else None
         body = None if answers is None else answers.get(digest)
-        if body is not None:
-            answers.move_to_end(digest)  # type: ignore[union-attr]
+        if body is None:
+            self.misses += 1
+            return None
+        answers.move_to_end(digest)  # type: ignore[union-attr]
+        self.hits += 1
         return body
 
     def put(self, principal: Principal, minute: datetime, digest: bytes, body: bytes | memoryview) -> None:
@@ -129,6 +165,7 @@ class ResponseCache:
             del self._kept[principal], self._principal_bytes[principal]
 
     def clear(self) -> None:
+        self._minute = None
         self._kept.clear()
         self._principal_bytes.clear()
         self.bytes = 0

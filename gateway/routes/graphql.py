@@ -24,7 +24,7 @@ from gateway.graphql.context import RequestContext
 from gateway.graphql.documents import parse_document, validate_query
 from gateway.graphql.errors import format_error, gateway_error_of
 from gateway.graphql.policy_guard import InvalidVariables, decide
-from gateway.graphql.responses import ResponseCache, answer_digest
+from gateway.graphql.responses import ResponseCache, answer_digest, keepable
 from gateway.policy.fields import select_operation
 from gateway.routes.bodies import read_body
 from gateway.routes.clients import count_request
@@ -147,13 +147,13 @@ async def _answer(request: Request, principal: Principal, media_type: str) -> Re
 
     digest = None
     terms = context.privacy().terms
-    if responses.enabled and operation.operation is OperationType.QUERY and not terms.noised:
+    if responses.enabled and operation.operation is OperationType.QUERY and not terms.noised and keepable(context.coordinates):
         try:
             version = await _answer_version(context)
         except StoreUnavailable as exc:
             return _errors([_coded(exc)], exc.status_code, media_type, exc.headers())
         context.reader.at_epoch(version[1])
-        digest = answer_digest(query, operation_name, variables, terms, context.owner_only, version)
+        digest = answer_digest(query, operation_name, variables, terms, context.owner_only, context.policy_revision, version)
     if digest is not None:
         kept = responses.get(principal, context.now, digest)
         if kept is not None:
@@ -264,6 +264,12 @@ def _finite(text: str) -> float:
 
 def _json(text: str | bytes, what: str) -> Any:
     try:
+        # orjson refuses all that the json module is told to refuse below (and is several times
+        # faster): NaN, Infinity, 1e400, a lone surrogate, nesting beyond its depth limit.
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass  # the json module says what is wrong with it
+    try:
         # NaN, Infinity and 1e400: not numbers the schema takes (nor JSON, for the first two).
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -293,7 +299,11 @@ def _check_variables(variables: dict[str, Any]) -> None:
             break
     else:
         raise BadUserInput(f"`variables` are nested more than {MAX_VARIABLES_DEPTH} levels deep")
-    if len(json.dumps(variables, separators=(",", ":"))) > MAX_VARIABLES_BYTES:
+    try:
+        size = len(orjson.dumps(variables))
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, as the json module reads one
+        size = len(json.dumps(variables, separators=(",", ":")))
+    if size > MAX_VARIABLES_BYTES:
         raise BadUserInput(f"`variables` take more than {MAX_VARIABLES_BYTES // 1024} KB")
 
 

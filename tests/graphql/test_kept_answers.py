@@ -5,22 +5,27 @@ nothing, and no answer is kept that must be made anew (a principal's own rows, a
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from graphql import GraphQLObjectType
 
-from gateway.auth import ANONYMOUS, Principal, PrincipalKind
+from gateway.auth import ANONYMOUS, Principal, PrincipalKind, create_app_token
 from gateway.clock import to_minute
 from gateway.graphql.policy_guard import BASELINE_TERMS
-from gateway.graphql.responses import MAX_KEY_BYTES, ResponseCache, answer_digest
+from gateway.graphql.responses import KEPT_COORDINATES, MAX_KEY_BYTES, ResponseCache, answer_digest
+from gateway.graphql.schema import build_schema
 from gateway.ingest.events import Window
 from gateway.ingest.ndjson import parse_objects
 from gateway.privacy.terms import PrivacyTerms
+from gateway.store.apps import authorize_app, register_app, revoke_app
 
-from harness import Gateway, running_gateway, statements_on
+from harness import APP_SECRET, Gateway, policies_with, running_gateway, statements_on
 
 CREATOR = "creator-kept"
 VIDEO = "video-kept-1"
@@ -182,7 +187,7 @@ async def test_a_backfill_still_replaying_reaches_answers_kept_before_it_ends(ga
 def test_kept_answers_stay_within_their_bytes() -> None:
     cache = ResponseCache(max_bytes=40_000)
     for number in range(100):
-        digest = answer_digest("{ a }", None, {"n": number}, BASELINE_TERMS, frozenset(), (0, 0))
+        digest = answer_digest("{ a }", None, {"n": number}, BASELINE_TERMS, frozenset(), "r", (0, 0))
         assert digest is not None
         cache.put(ANONYMOUS, NOW, digest, b"x" * 500)
     assert cache.bytes <= cache.max_principal_bytes == 10_000  # one principal: a quarter of the cache
@@ -195,7 +200,7 @@ def test_no_principal_evicts_anothers_answers() -> None:
     last answers are the ones not kept, and the owner's next answer is not kept either rather than
     evicting anyone's (an eviction would be an observable trace of another's request)."""
     cache = ResponseCache(max_bytes=40_000)
-    owners = answer_digest("{ dashboard }", None, None, BASELINE_TERMS, frozenset({"Video.shareChannels"}), (0, 0))
+    owners = answer_digest("{ dashboard }", None, None, BASELINE_TERMS, frozenset({"Video.shareChannels"}), "r", (0, 0))
     assert owners is not None
     cache.put(OWNER, NOW, owners, b"o" * 1_000)
     flooders = [ANONYMOUS, STRANGER, SHARER, APP]
@@ -222,9 +227,9 @@ def test_a_new_minute_drops_the_last_ones_answers() -> None:
 
 def test_what_is_not_kept() -> None:
     noised = PrivacyTerms.parse({"k_threshold": 50, "granularity_floor": "DAY", "bucket_delay_seconds": 0, "epsilon": {"shares": 0.5}})
-    assert answer_digest("{ a }", None, None, noised, frozenset(), (0, 0)) is None
-    assert answer_digest("{ a }", None, {"pad": "x" * MAX_KEY_BYTES}, BASELINE_TERMS, frozenset(), (0, 0)) is None
-    assert answer_digest("{ a }", None, {"pad": "😀" * (MAX_KEY_BYTES // 3)}, BASELINE_TERMS, frozenset(), (0, 0)) is None  # bytes, not characters
+    assert answer_digest("{ a }", None, None, noised, frozenset(), "r", (0, 0)) is None
+    assert answer_digest("{ a }", None, {"pad": "x" * MAX_KEY_BYTES}, BASELINE_TERMS, frozenset(), "r", (0, 0)) is None
+    assert answer_digest("{ a }", None, {"pad": "😀" * (MAX_KEY_BYTES // 3)}, BASELINE_TERMS, frozenset(), "r", (0, 0)) is None  # bytes, not characters
     assert ResponseCache(max_bytes=0).enabled is False
 
 
@@ -266,3 +271,146 @@ async def test_concurrent_questions_about_different_ids_each_get_their_own_answe
             assert "errors" not in body and body["data"]["video"]["id"] == VIDEO, body
         else:
             assert body["data"] == {"video": None} and [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"], (video, body)
+
+
+# -- what is kept, and what still decides a request that has a kept answer ------------------------
+
+
+def counts(gateway: Gateway) -> tuple[int, int]:
+    """Answers served kept, and looked for but made anew, so far."""
+    responses: ResponseCache = gateway.state["responses"]
+    return responses.hits, responses.misses
+
+
+async def test_a_repeated_dashboard_is_served_kept_within_its_minute(gateway: Gateway) -> None:
+    moment = NOW + timedelta(hours=1, minutes=2)
+    gateway.forget_kept_answers()
+    with gateway.clock.at(moment):
+        first, _ = await ask(gateway, DASHBOARD, {"id": VIDEO}, OWNER)
+        before = counts(gateway)
+        again, sent = await ask(gateway, DASHBOARD, {"id": VIDEO}, OWNER)
+        after = counts(gateway)
+    with gateway.clock.at(moment + timedelta(minutes=1)):
+        next_minute, _ = await ask(gateway, DASHBOARD, {"id": VIDEO}, OWNER)
+
+    assert again == first and after == (before[0] + 1, before[1])
+    assert sent == ["SELECT version, history_epoch FROM catalog_version"]
+    assert next_minute == first and counts(gateway) == (after[0], after[1] + 1)  # the cutoffs may have moved: made anew
+
+
+async def test_principals_never_share_a_kept_answer(gateway: Gateway) -> None:
+    """The same document and variables asked by the public, the owner, another owner and a
+    stranger: each is made for who asks (the first of each a miss), then kept for that one only."""
+    other_owner = Principal(PrincipalKind.USER, "creator-other")
+    gateway.forget_kept_answers()
+    with gateway.clock.at(NOW + timedelta(hours=1, minutes=10)):
+        for principal in (ANONYMOUS, OWNER, other_owner, STRANGER):
+            hits, misses = counts(gateway)
+            await ask(gateway, PUBLIC, {"id": VIDEO}, principal)
+            assert counts(gateway) == (hits, misses + 1), principal
+        for principal in (ANONYMOUS, OWNER, other_owner, STRANGER):
+            hits, misses = counts(gateway)
+            await ask(gateway, PUBLIC, {"id": VIDEO}, principal)
+            assert counts(gateway) == (hits + 1, misses), principal
+
+
+async def test_a_mutation_is_never_kept(gateway: Gateway) -> None:
+    mutation = "mutation($on: Boolean!) { setShareSettings(anonymous: $on) { anonymousShares } }"
+    responses: ResponseCache = gateway.state["responses"]
+    with gateway.clock.at(NOW + timedelta(hours=1, minutes=20)):
+        kept, looked_up = len(responses), counts(gateway)
+        answers = [(await ask(gateway, mutation, {"on": on}, SHARER))[0] for on in (True, False, True)]
+
+    assert [answer["data"]["setShareSettings"]["anonymousShares"] for answer in answers] == [True, False, True]
+    assert len(responses) == kept and counts(gateway) == looked_up
+
+
+async def test_fields_not_listed_as_kept_are_made_anew(gateway: Gateway) -> None:
+    """`consentedSharers` reads consent rows a sharer may withdraw at any moment: not listed, so
+    the dashboard that asks for it is not even looked for among kept answers."""
+    query = "query($id: ID!) { video(id: $id) { stats { shares } consentedSharers } }"
+    with gateway.clock.at(NOW + timedelta(hours=1, minutes=25)):
+        looked_up = counts(gateway)
+        for _ in range(2):
+            await ask(gateway, query, {"id": VIDEO}, OWNER)
+
+    assert counts(gateway) == looked_up
+
+
+def test_every_kept_coordinate_is_the_schemas_and_none_is_private() -> None:
+    schema = build_schema()._schema
+    coordinates = {
+        f"{name}.{field}"
+        for name, type_ in schema.type_map.items()
+        if isinstance(type_, GraphQLObjectType) and not name.startswith("__")
+        for field in (*type_.fields, "__typename")
+    }
+    assert KEPT_COORDINATES <= coordinates, KEPT_COORDINATES - coordinates
+    assert not {"Query.me", "Query.decisionLog", "Video.consentedSharers"} & KEPT_COORDINATES
+    assert not {coordinate for coordinate in KEPT_COORDINATES if coordinate.startswith(("Mutation.", "Me.", "PolicyDecision"))}
+
+
+async def test_a_policy_reload_drops_kept_answers_within_the_minute(database_url: str, tmp_path: Path) -> None:
+    """Kept under one revision, asked again in the same minute after a reload: made anew, under the
+    new policy's terms (a k larger than anyone who shared: no release crossed a multiple of it)."""
+    policies = policies_with(tmp_path / "policies", {})
+    async with running_gateway(database_url, policy_dir=policies) as reloading:
+        with reloading.clock.at(NOW + timedelta(hours=2)):
+            first, _ = await ask(reloading, PUBLIC, {"id": VIDEO}, OWNER)
+            await ask(reloading, PUBLIC, {"id": VIDEO}, OWNER)
+            kept = counts(reloading)
+            policies_with(policies, {"k_threshold": 1000})
+            await reloading.policy_in_force()
+            reloaded, _ = await ask(reloading, PUBLIC, {"id": VIDEO}, OWNER)
+
+            (policies / "gateway" / "reload_marker.rego").write_text("package gateway.reload_marker\n\nmarker := true\n")
+            await reloading.policy_in_force()  # a revision that decides alike: still not served from before it
+            hits, misses = counts(reloading)
+            await ask(reloading, PUBLIC, {"id": VIDEO}, OWNER)
+
+    assert kept[0] == 1
+    assert first["data"]["video"]["stats"]["shares"] >= 12
+    assert reloaded["data"]["video"]["stats"]["shares"] == 0
+    assert counts(reloading) == (hits, misses + 1)
+
+
+async def test_the_rate_limit_counts_requests_answered_kept(database_url: str, tmp_path: Path) -> None:
+    policies = policies_with(tmp_path / "policies", {"rate_limit": {"requests_per_minute": 3}})
+    async with running_gateway(database_url, policy_dir=policies) as limited:
+        with limited.clock.at(NOW + timedelta(hours=2, minutes=5)):
+            responses = [await limited.graphql(PUBLIC, {"id": VIDEO}, principal=OWNER) for _ in range(4)]
+            hits = counts(limited)[0]
+
+    assert [response.status_code for response in responses] == [200, 200, 200, 429]
+    assert hits == 2
+    assert responses[3].json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+async def test_a_revoked_grant_is_refused_although_its_answer_is_kept(database_url: str, admin: asyncpg.Connection, tmp_path: Path) -> None:
+    """An app the policy gives no noise (so its answers are kept): once the user revokes it, the
+    token is refused before any kept answer is looked for."""
+    policies = policies_with(tmp_path / "policies", {"epsilon": {}, "epsilon_budget_per_day": None})
+    app_id = await register_app(admin, "Kept Answers")
+    generation = await authorize_app(admin, app_id, CREATOR, ["insights"])
+    token = create_app_token(APP_SECRET, app_id, CREATOR, ["insights"], ttl_seconds=300, generation=generation)
+    body = {"query": PUBLIC, "variables": {"id": VIDEO}}
+    async with running_gateway(database_url, policy_dir=policies, app_grant_ttl=0) as granted:
+        with granted.clock.at(NOW + timedelta(hours=2, minutes=10)):
+            answers = [await granted.http.post("/graphql", json=body, headers={"Authorization": f"Bearer {token}"}) for _ in range(2)]
+            kept = counts(granted)
+            await revoke_app(admin, app_id, CREATOR)
+            refused = await granted.http.post("/graphql", json=body, headers={"Authorization": f"Bearer {token}"})
+
+    assert [answer.status_code for answer in answers] == [200, 200] and answers[0].json() == answers[1].json()
+    assert kept == (1, 1)
+    assert refused.status_code == 401 and refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert counts(granted) == kept
+
+
+async def test_a_noised_answer_is_never_looked_for_nor_kept(gateway: Gateway) -> None:
+    with gateway.clock.at(NOW + timedelta(hours=2, minutes=15)):
+        looked_up = counts(gateway)
+        answers = [(await ask(gateway, PUBLIC, {"id": VIDEO}, APP))[0] for _ in range(2)]
+
+    assert all("errors" not in answer for answer in answers), answers
+    assert counts(gateway) == looked_up
