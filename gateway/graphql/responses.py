@@ -62,14 +62,23 @@ PRINCIPAL_SHARE = 4
 # consentedSharers (consent rows, withdrawn at any time), Mutation.* and introspection.
 _KEPT_FIELDS = {
     "Query": ("video", "creator"),
-    "Video": ("id", "creatorId", "publishedAt", "stats", "shareTimeline", "viewTimeline", "shareChannels", "audience"),
-    "VideoStats": ("views", "likes", "comments", "shares", "averageWatchSeconds", "likeRatio", "engagementRate", "completionRate"),
+    "Video": ("id", "creatorId", "publishedAt", "stats", "shareTimeline", "viewTimeline", "shareChannels", "audience",
+              "retention", "commentSentiment", "shareSurges"),
+    "VideoStats": ("views", "likes", "comments", "shares", "reach", "averageWatchSeconds", "likeRatio", "engagementRate", "completionRate"),
+    # Issue 15's insights: releases through the privacy service, the video's duration from the
+    # catalogue (a duration that arrives later updates the video's row, and so the catalogue's
+    # version), a time zone's offset at the request's minute.
+    "Retention": ("points",),
+    "RetentionPoint": ("percent", "share", "suppressed"),
+    "ShareSurge": ("releasedAt", "factor", "sharesPerHour"),
+    "AudienceActivity": ("timeZone", "cells"),
+    "ActivityCell": ("dayOfWeek", "hour", "viewers", "suppressed"),
     "Timeline": ("granularity", "from", "to", "buckets"),
     "TimeBucket": ("start", "count", "suppressed"),
     "Breakdown": ("buckets",),
     "BreakdownBucket": ("key", "count", "suppressed"),
-    "Creator": ("id", "totals", "videos", "followerGrowth"),
-    "CreatorTotals": ("videos", "views", "likes", "comments", "shares", "followers"),
+    "Creator": ("id", "totals", "videos", "followerGrowth", "audienceActivity"),
+    "CreatorTotals": ("videos", "views", "likes", "comments", "shares", "followers", "reach"),
     "VideoConnection": ("edges", "pageInfo"),
     "VideoEdge": ("cursor", "node"),
     "PageInfo": ("hasNextPage", "endCursor"),

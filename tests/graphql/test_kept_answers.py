@@ -414,3 +414,25 @@ async def test_a_noised_answer_is_never_looked_for_nor_kept(gateway: Gateway) ->
 
     assert all("errors" not in answer for answer in answers), answers
     assert counts(gateway) == looked_up
+
+
+INSIGHTS = """query($id: ID!, $creator: ID!) {
+  video(id: $id) { stats { reach } commentSentiment { buckets { key count suppressed } } shareSurges { releasedAt factor sharesPerHour } }
+  creator(id: $creator) { totals { reach } audienceActivity(timeZone: "Asia/Kolkata") { timeZone cells { dayOfWeek hour viewers suppressed } } }
+}"""
+
+
+async def test_the_insights_are_kept_like_the_dashboard(gateway: Gateway) -> None:
+    """Issue 15's fields read releases through the privacy service (and the catalogue's durations),
+    so the insights panel's repeated query is answered kept, with only the version read. (The video
+    here has no duration: its retention is an error, and an answer with one is never kept.)"""
+    moment = NOW + timedelta(hours=1, minutes=3)
+    gateway.forget_kept_answers()
+    with gateway.clock.at(moment):
+        first, _ = await ask(gateway, INSIGHTS, {"id": VIDEO, "creator": CREATOR}, OWNER)
+        before = counts(gateway)
+        again, sent = await ask(gateway, INSIGHTS, {"id": VIDEO, "creator": CREATOR}, OWNER)
+
+    assert "creator" in first["data"], first
+    assert again == first and counts(gateway) == (before[0] + 1, before[1])
+    assert sent == ["SELECT version, history_epoch FROM catalog_version"]
