@@ -1,0 +1,66 @@
+"""`gateway serve --workers N`: N serving processes on one port, under uvicorn's supervisor.
+
+uvicorn's own (uvicorn.supervisors.Multiprocess) does what is needed, so it is used as it is: it
+binds the socket once and hands it to each worker, a process spawned afresh (not forked: no event
+loop, pool or thread crosses); it starts a worker again when one dies, or stops answering its
+pings for `timeout_worker_healthcheck` seconds; on SIGTERM or SIGINT it asks every worker to stop
+(each lets its requests in flight finish within GATEWAY_SHUTDOWN_SECONDS, as one process does) and
+waits for them all before it exits; a worker that fails to start (its lifespan raised) stops them
+all, since the next would fail the same way; SIGHUP replaces the workers one at a time.
+
+What happens once per deployment happens in the supervisor, before any worker starts, never raced
+by N of them: the development secret and the apps' signing keys are made in the data dir, the
+embedded Postgres is started (the workers are handed its URL; it stops when the supervisor lets it
+go), the store is migrated, and the demo is announced. Each worker then opens its own pools, policy
+engine (with its own policy worker processes) and caches; what each keeps, and why that stays
+correct across processes, is in the README ("Serving on every core").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.oauth.keys import KeyRing
+from gateway.routes.pages import announce_demo
+from gateway.store.migrate import migrate
+from gateway.store.pools import Store
+from gateway.store.server import database_url
+
+__all__ = ["STARTUP_FAILURE", "prepare_deployment", "serve_workers"]
+
+
+async def prepare_deployment(settings: Settings) -> Settings:
+    """Does what happens once however many workers serve; returns the settings each worker
+    starts with: those given, naming the store's URL (the embedded server's, now running)."""
+    secret = settings.signing_secret()
+    url = await database_url(settings)
+    await migrate(url, secret)
+    await asyncio.to_thread(KeyRing, settings.data_dir)
+    if settings.demo:
+        store = await Store.open(url, secret)
+        try:
+            await announce_demo(store.reader, secret, settings)
+        finally:
+            await store.close()
+    return settings.model_copy(update={"database_url": url})
+
+
+def serve_workers(settings: Settings, workers: int, **options: Any) -> int:
+    """Serves on `workers` processes until SIGTERM or SIGINT, each building its app from
+    `settings` (as prepare_deployment returned them); `options` are uvicorn's. The exit status:
+    0, or uvicorn's STARTUP_FAILURE when a worker could not start."""
+    # Each worker pickles its way across: the app is a factory of module-level functions and
+    # settings, as is the protocol (gateway.serving.protocol).
+    app = functools.partial(create_app, settings, supervised=True)
+    config = uvicorn.Config(app, factory=True, workers=workers, **options)
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    return STARTUP_FAILURE if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes) else 0
