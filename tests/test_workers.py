@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import os
 import shutil
 import signal
@@ -16,11 +18,14 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import psutil
 import pytest
 
 from gateway.policy.worker import PolicyFiles
+from gateway.serving.workers import CONNECTIONS_PER_WORKER, warn_of_too_few_connections
+from gateway.store.pools import Store
 
 from harness import policies_with
 from processes import GATEWAY, Served, serving
@@ -173,3 +178,26 @@ async def test_workers_it_cannot_run_are_said_in_one_line(
     assert process.returncode == status, said
     assert expected in said
     assert "Traceback" not in said
+
+
+async def test_connections_per_worker_is_what_a_worker_s_pools_may_hold(store: Store) -> None:
+    pools = [getattr(store, field.name) for field in dataclasses.fields(store)]
+    assert sum(pool.get_max_size() for pool in pools) == CONNECTIONS_PER_WORKER
+
+
+async def test_more_workers_than_the_store_has_connections_for_is_said_at_start(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        accepted = await conn.fetchval("SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int")
+    finally:
+        await conn.close()
+    fitting = accepted // CONNECTIONS_PER_WORKER
+
+    with caplog.at_level(logging.WARNING, logger="gateway.serving.workers"):
+        await warn_of_too_few_connections(database_url, fitting)
+        assert caplog.messages == []
+        await warn_of_too_few_connections(database_url, fitting + 1)
+
+    (warning,) = caplog.messages
+    wanted = (fitting + 1) * CONNECTIONS_PER_WORKER
+    assert warning.startswith(f"{fitting + 1} workers may hold up to {wanted} connections to the store, which accepts {accepted}")

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from typing import Any
 
+import asyncpg
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
@@ -34,7 +36,13 @@ from gateway.store.migrate import migrate
 from gateway.store.pools import Store
 from gateway.store.server import database_url
 
-__all__ = ["STARTUP_FAILURE", "prepare_deployment", "serve_workers"]
+__all__ = ["CONNECTIONS_PER_WORKER", "STARTUP_FAILURE", "prepare_deployment", "serve_workers"]
+
+log = logging.getLogger(__name__)
+
+# The most connections one worker's pools hold at once (gateway.store.pools.Store.open: ingest 4,
+# reader 10, private 4, oauth 2, eraser 2); tests/test_workers.py holds it to the pools.
+CONNECTIONS_PER_WORKER = 22
 
 
 async def prepare_deployment(settings: Settings) -> Settings:
@@ -43,6 +51,7 @@ async def prepare_deployment(settings: Settings) -> Settings:
     secret = settings.signing_secret()
     url = await database_url(settings)
     await migrate(url, secret)
+    await warn_of_too_few_connections(url, settings.workers)
     await asyncio.to_thread(KeyRing, settings.data_dir)
     if settings.demo:
         store = await Store.open(url, secret)
@@ -51,6 +60,24 @@ async def prepare_deployment(settings: Settings) -> Settings:
         finally:
             await store.close()
     return settings.model_copy(update={"database_url": url})
+
+
+async def warn_of_too_few_connections(url: str, workers: int) -> None:
+    """Says so at start when `workers` may want more connections than the server accepts: under
+    load, requests past its limit would get 503 STORE_UNAVAILABLE (Postgres refuses the connection)."""
+    conn = await asyncpg.connect(url)
+    try:
+        accepted = await conn.fetchval(
+            "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+        )
+    finally:
+        await conn.close()
+    if workers * CONNECTIONS_PER_WORKER > accepted:
+        log.warning(
+            "%d workers may hold up to %d connections to the store, which accepts %d: under load, requests past "
+            "that get 503 STORE_UNAVAILABLE. Run fewer (GATEWAY_WORKERS) or raise the server's max_connections",
+            workers, workers * CONNECTIONS_PER_WORKER, accepted,
+        )
 
 
 def serve_workers(settings: Settings, workers: int, **options: Any) -> int:
