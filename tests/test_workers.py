@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,11 +25,12 @@ import psutil
 import pytest
 
 from gateway.policy.worker import PolicyFiles
-from gateway.serving.workers import CONNECTIONS_PER_WORKER, warn_of_too_few_connections
+from gateway.serving.workers import CONNECTIONS_PER_WORKER, STARTUP_FAILURE, warn_of_too_few_connections
 from gateway.store.pools import Store
 
 from harness import policies_with
-from processes import GATEWAY, Served, serving
+from conftest import SECRET
+from processes import GATEWAY, Served, free_port, serving
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -150,6 +152,43 @@ async def test_a_policy_change_reaches_every_worker(database_url: str, tmp_path:
             answer = await answer_of(served, worker, workers, "/readyz")
             assert answer.json()["policy"]["revision"] == after
         await stopped_cleanly(served)
+
+
+# The supervisor over a store its workers cannot reach (its preparation skipped): no worker starts.
+UNSTARTABLE = """
+import sys
+from gateway.config import Settings
+from gateway.serving.workers import serve_workers
+from gateway.telemetry.logs import logging_config
+settings = Settings(database_url="postgresql://gateway@127.0.0.1:1/gateway", workers=2, pool_timeout=5)
+sys.exit(serve_workers(settings, 2, host="127.0.0.1", port=int(sys.argv[1]), log_config=logging_config("text"), log_level="info"))
+"""
+
+
+async def test_a_worker_that_cannot_start_stops_them_all(tmp_path: Path) -> None:
+    env = {**os.environ, "GATEWAY_SECRET": SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", UNSTARTABLE, str(free_port()), env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    reading = asyncio.create_task(process.stderr.read())
+    children: set[psutil.Process] = set()
+    async with asyncio.timeout(EXIT_SECONDS):
+        while process.returncode is None:
+            # The workers it starts, as they come: none may outlive it.
+            with contextlib.suppress(psutil.NoSuchProcess):
+                children |= set(psutil.Process(process.pid).children(recursive=True))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await process.wait()
+        said = (await reading).decode()
+
+    assert process.returncode == STARTUP_FAILURE, said
+    assert "Application startup failed" in said
+    assert "failed to start, stopping the parent process" in said
+    _, alive = psutil.wait_procs(children, timeout=EXIT_SECONDS)
+    assert alive == []
 
 
 @pytest.mark.parametrize(
