@@ -137,6 +137,18 @@ async def test_a_killed_worker_is_replaced_and_leaves_nothing_behind(database_ur
         await stopped_cleanly(served)
 
 
+async def test_workers_end_with_a_supervisor_killed_outright(database_url: str, tmp_path: Path) -> None:
+    async with supervised(database_url, tmp_path, workers=2) as served:
+        descendants = psutil.Process(served.pid).children(recursive=True)
+        assert len(serving_workers(served)) == 2
+
+        served.process.kill()
+        await served.process.wait()
+
+        _, alive = psutil.wait_procs(descendants, timeout=EXIT_SECONDS)
+        assert alive == [], f"orphans: {[process.pid for process in alive]}"
+
+
 async def test_a_policy_change_reaches_every_worker(database_url: str, tmp_path: Path) -> None:
     policies = policies_with(tmp_path / "policies", {})
     async with supervised(database_url, tmp_path, workers=2, policy_dir=policies) as served:

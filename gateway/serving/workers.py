@@ -19,14 +19,20 @@ correct across processes, is in the README ("Serving on every core").
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import logging
+import os
+import signal
+import sys
 from typing import Any
 
 import asyncpg
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
+
+from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.config import Settings
@@ -36,9 +42,12 @@ from gateway.store.migrate import migrate
 from gateway.store.pools import Store
 from gateway.store.server import database_url
 
-__all__ = ["CONNECTIONS_PER_WORKER", "STARTUP_FAILURE", "prepare_deployment", "serve_workers"]
+__all__ = ["CONNECTIONS_PER_WORKER", "STARTUP_FAILURE", "prepare_deployment", "serve_workers", "worker_app"]
 
 log = logging.getLogger(__name__)
+
+# prctl(2): the signal a process gets when its parent ends.
+PR_SET_PDEATHSIG = 1
 
 # The most connections one worker's pools hold at once (gateway.store.pools.Store.open: ingest 4,
 # reader 10, private 4, oauth 2, eraser 2); tests/test_workers.py holds it to the pools.
@@ -86,8 +95,19 @@ def serve_workers(settings: Settings, workers: int, **options: Any) -> int:
     0, or uvicorn's STARTUP_FAILURE when a worker could not start."""
     # Each worker pickles its way across: the app is a factory of module-level functions and
     # settings, as is the protocol (gateway.serving.protocol).
-    app = functools.partial(create_app, settings, supervised=True)
+    app = functools.partial(worker_app, settings, os.getpid())
     config = uvicorn.Config(app, factory=True, workers=workers, **options)
     supervisor = Multiprocess(config, sockets=[config.bind_socket()])
     supervisor.run()
     return STARTUP_FAILURE if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes) else 0
+
+
+def worker_app(settings: Settings, supervisor: int) -> Starlette:
+    """One worker's app (built in the worker). The worker is asked to stop (SIGTERM, the graceful
+    way) when its supervisor ends however it ends: a supervisor killed outright (kill -9, the
+    OOM killer) leaves no worker serving on, nor the policy processes each worker runs."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor:  # it ended before the line above could take effect
+        os.kill(os.getpid(), signal.SIGTERM)
+    return create_app(settings, supervised=True)
