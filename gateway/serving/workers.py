@@ -29,10 +29,9 @@ from typing import Any
 
 import asyncpg
 import uvicorn
+from starlette.applications import Starlette
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
-
-from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.config import Settings
