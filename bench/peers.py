@@ -55,7 +55,7 @@ import tempfile
 import time
 import urllib.parse
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

@@ -56,9 +56,11 @@ GC_THRESHOLD = 20_000
 EPOCH_SECONDS = 5.0
 
 
-def create_app(settings: Settings | None = None, *, policy_guard: bool = True, clock: Clock = utc_now) -> Starlette:
+def create_app(settings: Settings | None = None, *, policy_guard: bool = True, clock: Clock = utc_now, supervised: bool = False) -> Starlette:
     """The gateway. `policy_guard=False` serves without asking the policy: the benchmark's baseline
-    only. `clock` is the time arrivals are stamped with and answers are given at."""
+    only. `clock` is the time arrivals are stamped with and answers are given at. `supervised`: one
+    of `gateway serve --workers N`'s processes, whose supervisor (gateway.serving.workers) migrated
+    the store and announced the demo once for all of them."""
     settings = settings or Settings()
     schema = build_schema(policy_guard=policy_guard)
     latency = request_latency()
@@ -68,7 +70,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         secret = settings.signing_secret()
         erasure_key = derive_erasure_key(secret)
         url = await database_url(settings)
-        await migrate(url, secret)
+        if not supervised:
+            await migrate(url, secret)
         store = await Store.open(url, secret, statement_timeout=settings.statement_timeout, acquire_timeout=settings.pool_timeout)
         engine = await open_engine(settings)
         decision_log = DecisionLogWriter(store.ingest, erasure_key=erasure_key)
@@ -99,7 +102,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         revocations = asyncio.create_task(listen_for_revocations(url, secret, grants.forget, listening))
         retaining = asyncio.create_task(retention.run_forever()) if retention is not None else None
         try:
-            if settings.demo:
+            if settings.demo and not supervised:
                 await announce_demo(store.reader, secret, settings)
             async with keeping_history_k(engine, store.ingest):
                 yield {

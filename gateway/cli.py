@@ -53,7 +53,7 @@ from gateway.store.history import subjects_with_history
 from gateway.store.ingest import BatchResult, EventWriter
 from gateway.store.migrate import migrate as apply_migrations
 from gateway.store.pools import Store
-from gateway.store.server import database_url
+from gateway.store.server import database_url, release_embedded
 
 # Exit status: 1 for failed policy tests or checks (`gateway policy`), and these.
 EXIT_BAD_INPUT = 2  # bad input or arguments (invalid events, an unknown app): nothing was stored
@@ -140,6 +140,9 @@ def _options(
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default GATEWAY_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default GATEWAY_PORT or 8000).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Serving processes on the one port (default GATEWAY_WORKERS or one for each core).")
+    ] = None,
 ) -> None:
     """Migrate the store, then serve the gateway."""
     import signal
@@ -154,25 +157,54 @@ def serve(
         raise SystemExit(0)
 
     settings = Settings()
-    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port, "workers": workers or settings.workers})
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop" if sys.platform != "win32" else "asyncio",
+        # A partial making GuardedHttpToolsProtocol, not a class: uvicorn only calls it.
+        "http": guarded_protocol(settings.header_timeout, connection_ceiling(settings.max_connections)),
+        "log_config": logging_config(settings.log_format),
+        "log_level": "info",
+        # gateway.telemetry writes each request's line itself, with its id and how long it took.
+        "access_log": False,
+        # The client's address is the peer's: GATEWAY_TRUSTED_PROXIES alone says whose X-Forwarded-For
+        # is believed (gateway.routes.clients), not uvicorn's own rule (which trusts 127.0.0.1).
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": settings.shutdown_seconds,
+    }
+    if settings.workers > 1:
+        serve_on_workers(settings, options)
+        return
     # uvicorn raises the signal it shut down on again once its own handler is gone. After SIGTERM
     # the shutdown was the graceful one asked for: exit 0, as `docker stop` and systemd expect.
     signal.signal(signal.SIGTERM, stopped)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http=guarded_protocol(settings.header_timeout, connection_ceiling(settings.max_connections)),
-        log_config=logging_config(settings.log_format),
-        log_level="info",
-        # gateway.telemetry writes each request's line itself, with its id and how long it took.
-        access_log=False,
-        # The client's address is the peer's: GATEWAY_TRUSTED_PROXIES alone says whose X-Forwarded-For
-        # is believed (gateway.routes.clients), not uvicorn's own rule (which trusts 127.0.0.1).
-        proxy_headers=False,
-        timeout_graceful_shutdown=settings.shutdown_seconds,
-    )
+    uvicorn.run(create_app(settings), **options)
+
+
+def serve_on_workers(settings: Settings, options: dict[str, Any]) -> None:
+    """`serve` on GATEWAY_WORKERS processes (gateway.serving.workers), once the supervisor has done
+    what happens once per deployment; its failures to reach the store are told as any command's."""
+    import logging.config
+
+    from gateway.oauth.keys import KeyRingError
+    from gateway.serving.workers import prepare_deployment, serve_workers
+
+    logging.config.dictConfig(options["log_config"])  # the supervisor's lines take the workers' shape
+
+    async def prepared() -> Settings:
+        async with reaching_the_store(settings):
+            return await prepare_deployment(settings)
+
+    try:
+        try:
+            ready = asyncio.run(prepared())
+        except KeyRingError as exc:
+            raise BadConfiguration(f"the signing keys in {settings.data_dir}: {exc}") from exc
+        status = serve_workers(ready, settings.workers, **options)
+    finally:
+        release_embedded(settings)
+    raise typer.Exit(status)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network
@@ -32,6 +33,9 @@ class Settings(BaseSettings):
     secret: str | None = Field(default=None, min_length=32)
     host: str = "127.0.0.1"
     port: int = 8000
+    # Serving processes `gateway serve` runs on that one port, each with its own pools, policy
+    # engine and caches (gateway.serving.workers); one for each core the gateway may use by default.
+    workers: int = Field(default_factory=lambda: usable_cores(), ge=1)
     # Log lines as text, or one JSON object a line; either way each carries its request's id.
     log_format: Literal["text", "json"] = "text"
     # Seconds `gateway serve` lets requests in flight finish after SIGTERM before it cancels them.
@@ -185,6 +189,14 @@ class Settings(BaseSettings):
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container's cpuset sets it)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity on this platform (macOS)
+        return os.cpu_count() or 1
 
 
 def async_storage_uri(uri: str) -> str:

@@ -31,19 +31,23 @@ def free_port() -> int:
 
 
 async def start_serve(
-    database_url: str, directory: Path, *, policy_dir: Path | None = None, **settings: str
+    database_url: str | None, directory: Path, *, policy_dir: Path | None = None, **settings: str
 ) -> tuple[asyncio.subprocess.Process, int]:
-    """`gateway serve` over `database_url` with its data under `directory`, on a free port, deciding
-    over `policy_dir` (harness.roomy_policies() unless given); its log lines on the process's
-    stderr (a pipe the caller must read). `settings` are further GATEWAY_* variables by field name."""
+    """`gateway serve` over `database_url` (None: the embedded Postgres it starts under `directory`)
+    with its data under `directory`, on a free port, deciding over `policy_dir`
+    (harness.roomy_policies() unless given); its log lines on the process's stderr (a pipe the
+    caller must read). `settings` are further GATEWAY_* variables by field name."""
     port = free_port()
+    inherited = {name: value for name, value in os.environ.items() if name != "GATEWAY_DATABASE_URL"}
     env = {
-        **os.environ,
-        "GATEWAY_DATABASE_URL": database_url,
+        **inherited,
+        **({"GATEWAY_DATABASE_URL": database_url} if database_url is not None else {}),
         "GATEWAY_SECRET": SECRET,
         "GATEWAY_DATA_DIR": str(directory / "data"),
         "GATEWAY_POLICY_DIR": str(policy_dir or roomy_policies()),
         "GATEWAY_PORT": str(port),
+        # One serving process unless a test asks for more (tests/test_workers.py): quicker to start.
+        "GATEWAY_WORKERS": "1",
         **{f"GATEWAY_{name.upper()}": value for name, value in settings.items()},
     }
     process = await asyncio.create_subprocess_exec(
@@ -60,6 +64,8 @@ class Served:
     url: str
     lines: list[str] = field(default_factory=list)
     _listening: asyncio.Event = field(default_factory=asyncio.Event)
+    _read: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _ended: bool = False
 
     async def drain(self) -> None:
         assert self.process.stderr is not None
@@ -68,7 +74,23 @@ class Served:
             self.lines.append(line)
             if "Uvicorn running on" in line:
                 self._listening.set()
+            async with self._read:
+                self._read.notify_all()
         self._listening.set()  # ended: whoever waits finds out
+        async with self._read:
+            self._ended = True
+            self._read.notify_all()
+
+    async def said(self, text: str, times: int = 1, seconds: float = START_SECONDS) -> list[str]:
+        """The lines containing `text`, once there are `times` of them (read so far or to come)."""
+
+        def saying() -> list[str]:
+            return [line for line in self.lines if text in line]
+
+        async with asyncio.timeout(seconds), self._read:
+            await self._read.wait_for(lambda: len(saying()) >= times or self._ended)
+        assert len(saying()) >= times, f"the server ended before saying {text!r} {times} times:\n" + "\n".join(self.lines[-20:])
+        return saying()
 
     async def listening(self) -> None:
         async with asyncio.timeout(START_SECONDS):
@@ -88,7 +110,7 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serving(database_url: str, directory: Path, *, policy_dir: Path | None = None, **settings: str) -> AsyncIterator[Served]:
+async def serving(database_url: str | None, directory: Path, *, policy_dir: Path | None = None, **settings: str) -> AsyncIterator[Served]:
     """`gateway serve` over `database_url`, once it accepts connections (a cold start: nothing
     decided, nothing kept). `settings` are further GATEWAY_* variables by field name."""
     process, port = await start_serve(database_url, directory, policy_dir=policy_dir, **settings)

@@ -12,12 +12,14 @@ its previous response) is closed, and one opened beyond `max_connections` is clo
 from __future__ import annotations
 
 import asyncio
+import functools
 import resource
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["connection_ceiling", "guarded_protocol"]
+__all__ = ["GuardedHttpToolsProtocol", "connection_ceiling", "guarded_protocol"]
 
 # Descriptors kept for what is not a client: store connections, policy workers' pipes, files.
 RESERVED_DESCRIPTORS = 512
@@ -37,47 +39,52 @@ def connection_ceiling(wanted: int) -> int:
     return max(1, min(wanted, soft - RESERVED_DESCRIPTORS))
 
 
-def guarded_protocol(header_timeout: float, max_connections: int) -> type[HttpToolsProtocol]:
-    """An HttpToolsProtocol class holding connections to these limits (uvicorn's `http=`)."""
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """An HttpToolsProtocol connection held to a header timeout, under a ceiling on connections."""
 
-    class GuardedHttpToolsProtocol(HttpToolsProtocol):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._waiting_for_headers: asyncio.TimerHandle | None = None
+    def __init__(self, *args: Any, header_timeout: float, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timeout = header_timeout
+        self._max_connections = max_connections
+        self._waiting_for_headers: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            if len(self.connections) > max_connections:
-                transport.close()  # the client sees its connection closed, and may try again
-                return
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self._max_connections:
+            transport.close()  # the client sees its connection closed, and may try again
+            return
+        self._await_headers()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # A kept-alive connection that stays silent after a response is uvicorn's to close (its
+        # keep-alive timer); once its next request begins, the headers are on our clock again.
+        if self._waiting_for_headers is None:
             self._await_headers()
 
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            # A kept-alive connection that stays silent after a response is uvicorn's to close (its
-            # keep-alive timer); once its next request begins, the headers are on our clock again.
-            if self._waiting_for_headers is None:
-                self._await_headers()
+    def on_headers_complete(self) -> None:
+        self._stop_waiting()
+        super().on_headers_complete()
 
-        def on_headers_complete(self) -> None:
-            self._stop_waiting()
-            super().on_headers_complete()
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_waiting()
+        super().connection_lost(exc)
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_waiting()
-            super().connection_lost(exc)
+    def _await_headers(self) -> None:
+        self._waiting_for_headers = self.loop.call_later(self._header_timeout, self._headers_overdue)
 
-        def _await_headers(self) -> None:
-            self._waiting_for_headers = self.loop.call_later(header_timeout, self._headers_overdue)
-
-        def _stop_waiting(self) -> None:
-            if self._waiting_for_headers is not None:
-                self._waiting_for_headers.cancel()
-                self._waiting_for_headers = None
-
-        def _headers_overdue(self) -> None:
+    def _stop_waiting(self) -> None:
+        if self._waiting_for_headers is not None:
+            self._waiting_for_headers.cancel()
             self._waiting_for_headers = None
-            if not self.transport.is_closing():
-                self.transport.close()
 
-    return GuardedHttpToolsProtocol
+    def _headers_overdue(self) -> None:
+        self._waiting_for_headers = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def guarded_protocol(header_timeout: float, max_connections: int) -> Callable[..., HttpToolsProtocol]:
+    """What uvicorn's `http=` makes each connection's protocol with, under these limits. A partial of
+    a module-level class, not a class made here: it is pickled to each worker `--workers` spawns."""
+    return functools.partial(GuardedHttpToolsProtocol, header_timeout=header_timeout, max_connections=max_connections)

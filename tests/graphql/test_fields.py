@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
-from gateway.ingest.events import AGE_BANDS, Channel
+from gateway.ingest.events import AGE_BANDS
 from gateway.privacy.metrics import CHANNEL_KEYS
 
 from answers import answer, refusals

@@ -5,7 +5,6 @@ nothing, and no answer is kept that must be made anew (a principal's own rows, a
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path

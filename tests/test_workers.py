@@ -1,0 +1,254 @@
+"""`gateway serve --workers N` as an operator runs it: N serving processes on one port under one
+supervisor, every one of them answering, a dead one replaced, all of them (and what they started)
+gone after SIGTERM.
+
+Which worker answers a connection is the kernel's choice (they share one listening socket). To
+ask a given worker, the others are stopped (SIGSTOP) for the one request: only it can accept."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psutil
+import pytest
+
+from gateway.policy.worker import PolicyFiles
+from gateway.serving.workers import CONNECTIONS_PER_WORKER, POOLED_PER_WORKER, STARTUP_FAILURE, warn_of_too_few_connections
+from gateway.store.pools import Store
+
+from harness import policies_with
+from conftest import SECRET
+from processes import GATEWAY, Served, free_port, serving
+
+pytestmark = pytest.mark.timeout(600)
+
+EXIT_SECONDS = 60
+STARTED = "Application startup complete."
+
+
+def serving_workers(served: Served) -> list[psutil.Process]:
+    """The supervisor's serving processes (uvicorn spawns them through multiprocessing)."""
+    children = psutil.Process(served.pid).children()
+    return [child for child in children if "multiprocessing.spawn" in " ".join(child.cmdline())]
+
+
+def lines_saying(served: Served, text: str) -> list[str]:
+    return [line for line in served.lines if text in line]
+
+
+@contextlib.contextmanager
+def only(worker: psutil.Process, workers: list[psutil.Process]) -> Iterator[None]:
+    """While the block runs, `worker` is the only one of `workers` that can accept a connection."""
+    others = [other for other in workers if other.pid != worker.pid]
+    for other in others:
+        other.suspend()
+    try:
+        yield
+    finally:
+        for other in others:
+            other.resume()
+
+
+async def answer_of(served: Served, worker: psutil.Process, workers: list[psutil.Process], path: str) -> httpx.Response:
+    """`GET path`, on a connection of its own, answered by `worker`."""
+    with only(worker, workers):
+        async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
+            return await http.get(path)
+
+
+@contextlib.asynccontextmanager
+async def supervised(database_url: str | None, directory: Path, workers: int, **settings: str) -> AsyncIterator[Served]:
+    """`gateway serve` on `workers` processes, once every one has started. Whatever it started is
+    killed afterwards if it is still there (a test that failed half-way leaves no process behind)."""
+    started: list[psutil.Process] = []
+    async with serving(database_url, directory, workers=str(workers), **settings) as served:
+        try:
+            await served.said(STARTED, times=workers)
+            started = psutil.Process(served.pid).children(recursive=True)
+            yield served
+        finally:
+            for process in started:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.kill()
+
+
+async def stopped_cleanly(served: Served) -> None:
+    """SIGTERM to the supervisor: it exits 0, and every process under it is gone."""
+    descendants = psutil.Process(served.pid).children(recursive=True)
+    assert descendants
+    served.process.send_signal(signal.SIGTERM)
+    assert await served.process.wait() == 0, "\n".join(served.lines[-20:])
+    _, alive = psutil.wait_procs(descendants, timeout=EXIT_SECONDS)
+    assert alive == [], f"orphans: {[process.pid for process in alive]}"
+
+
+async def test_every_worker_answers_on_the_one_port_and_sigterm_stops_them_all(tmp_path: Path) -> None:
+    """Over the embedded Postgres, which the supervisor starts once for all workers and stops
+    when it exits."""
+    directory = Path(tempfile.mkdtemp(prefix="gateway-workers-"))
+    directory.chmod(0o755)  # the embedded server runs as its own system user when we are root
+    try:
+        async with supervised(None, directory, workers=2) as served:
+            postmaster = psutil.Process(int((directory / "data" / "pgdata" / "postmaster.pid").read_text().split()[0]))
+            workers = serving_workers(served)
+            assert len(workers) == 2
+            answers = {worker.pid: await answer_of(served, worker, workers, "/readyz") for worker in workers}
+            assert {pid: answer.status_code for pid, answer in answers.items()} == {worker.pid: 200 for worker in workers}
+            assert len(lines_saying(served, "embedded postgres running in")) == 1, "started once, by the supervisor"
+            assert len(lines_saying(served, "applied migration 0001_events")) == 1, "migrated once, by the supervisor"
+
+            await stopped_cleanly(served)
+            _, alive = psutil.wait_procs([postmaster], timeout=EXIT_SECONDS)
+            assert alive == [], "the embedded Postgres stops with the supervisor"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_a_killed_worker_is_replaced_and_leaves_nothing_behind(database_url: str, tmp_path: Path) -> None:
+    async with supervised(database_url, tmp_path, workers=2) as served:
+        victim, survivor = serving_workers(served)
+        its_policy_workers = victim.children(recursive=True)
+        assert its_policy_workers, "each worker runs its own policy workers"
+
+        victim.kill()
+        await served.said(STARTED, times=3)
+
+        workers = serving_workers(served)
+        assert len(workers) == 2
+        assert survivor in workers and victim not in workers
+        (replacement,) = [worker for worker in workers if worker != survivor]
+        answer = await answer_of(served, replacement, workers, "/readyz")
+        assert answer.status_code == 200, answer.text
+        _, alive = psutil.wait_procs(its_policy_workers, timeout=EXIT_SECONDS)
+        assert alive == [], "a dead worker's policy workers end with it"
+
+        await stopped_cleanly(served)
+
+
+async def test_workers_end_with_a_supervisor_killed_outright(database_url: str, tmp_path: Path) -> None:
+    async with supervised(database_url, tmp_path, workers=2) as served:
+        descendants = psutil.Process(served.pid).children(recursive=True)
+        assert len(serving_workers(served)) == 2
+
+        served.process.kill()
+        await served.process.wait()
+
+        _, alive = psutil.wait_procs(descendants, timeout=EXIT_SECONDS)
+        assert alive == [], f"orphans: {[process.pid for process in alive]}"
+
+
+async def test_a_policy_change_reaches_every_worker(database_url: str, tmp_path: Path) -> None:
+    policies = policies_with(tmp_path / "policies", {})
+    async with supervised(database_url, tmp_path, workers=2, policy_dir=policies) as served:
+        workers = serving_workers(served)
+        before = PolicyFiles.read(policies).revision
+        policies_with(policies, {"rate_limit": {"requests_per_minute": 999_999}})
+        after = PolicyFiles.read(policies).revision
+        assert after != before
+
+        await served.said(f"policy {after[:12]} in force", times=2)
+
+        for worker in workers:
+            answer = await answer_of(served, worker, workers, "/readyz")
+            assert answer.json()["policy"]["revision"] == after
+        await stopped_cleanly(served)
+
+
+# The supervisor over a store its workers cannot reach (its preparation skipped): no worker starts.
+UNSTARTABLE = """
+import sys
+from gateway.config import Settings
+from gateway.serving.workers import serve_workers
+from gateway.telemetry.logs import logging_config
+settings = Settings(database_url="postgresql://gateway@127.0.0.1:1/gateway", workers=2, pool_timeout=5)
+sys.exit(serve_workers(settings, 2, host="127.0.0.1", port=int(sys.argv[1]), log_config=logging_config("text"), log_level="info"))
+"""
+
+
+async def test_a_worker_that_cannot_start_stops_them_all(tmp_path: Path) -> None:
+    env = {**os.environ, "GATEWAY_SECRET": SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", UNSTARTABLE, str(free_port()), env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    reading = asyncio.create_task(process.stderr.read())
+    children: set[psutil.Process] = set()
+    async with asyncio.timeout(EXIT_SECONDS):
+        while process.returncode is None:
+            # The workers it starts, as they come: none may outlive it.
+            with contextlib.suppress(psutil.NoSuchProcess):
+                children |= set(psutil.Process(process.pid).children(recursive=True))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await process.wait()
+        said = (await reading).decode()
+
+    assert process.returncode == STARTUP_FAILURE, said
+    assert "Application startup failed" in said
+    assert "failed to start, stopping the parent process" in said
+    _, alive = psutil.wait_procs(children, timeout=EXIT_SECONDS)
+    assert alive == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "variables", "status", "expected"),
+    [
+        pytest.param(["--workers", "0"], {}, 2, "Invalid value for '--workers': Input should be greater than or equal to 1", id="flag-zero"),
+        pytest.param([], {"GATEWAY_WORKERS": "0"}, 3, "bad configuration: GATEWAY_WORKERS: Input should be greater than or equal to 1", id="variable-zero"),
+        pytest.param([], {"GATEWAY_WORKERS": "all"}, 3, "bad configuration: GATEWAY_WORKERS: Input should be a valid integer", id="variable-not-a-number"),
+        pytest.param([], {"GATEWAY_WORKERS": "2", "GATEWAY_DATABASE_URL": "postgresql://gateway@127.0.0.1:1/gateway"}, 4,
+                     "cannot reach the store (GATEWAY_DATABASE_URL)", id="store-unreachable"),
+    ],
+)
+async def test_workers_it_cannot_run_are_said_in_one_line(
+    arguments: list[str], variables: dict[str, str], status: int, expected: str, tmp_path: Path
+) -> None:
+    """Before any worker starts: nothing is left running."""
+    env = {**os.environ, "GATEWAY_DATA_DIR": str(tmp_path / "data"), **variables}
+    if "GATEWAY_DATABASE_URL" not in variables:
+        env.pop("GATEWAY_DATABASE_URL", None)
+    process = await asyncio.create_subprocess_exec(
+        str(GATEWAY), "serve", *arguments, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(EXIT_SECONDS):
+        stdout, stderr = await process.communicate()
+    said = " ".join(stderr.decode().split())
+    assert process.returncode == status, said
+    assert expected in said
+    assert "Traceback" not in said
+
+
+async def test_connections_per_worker_is_what_a_worker_s_pools_may_hold(store: Store) -> None:
+    pools = [getattr(store, field.name) for field in dataclasses.fields(store)]
+    assert sum(pool.get_max_size() for pool in pools) == POOLED_PER_WORKER == CONNECTIONS_PER_WORKER - 1  # and the revocations' one
+
+
+async def test_more_workers_than_the_store_has_connections_for_is_said_at_start(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        accepted = await conn.fetchval("SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int")
+    finally:
+        await conn.close()
+    fitting = accepted // CONNECTIONS_PER_WORKER
+
+    with caplog.at_level(logging.WARNING, logger="gateway.serving.workers"):
+        await warn_of_too_few_connections(database_url, fitting)
+        assert caplog.messages == []
+        await warn_of_too_few_connections(database_url, fitting + 1)
+
+    (warning,) = caplog.messages
+    wanted = (fitting + 1) * CONNECTIONS_PER_WORKER
+    assert warning.startswith(f"{fitting + 1} workers may hold up to {wanted} connections to the store, which accepts {accepted}")
