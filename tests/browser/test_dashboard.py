@@ -681,7 +681,6 @@ async def assert_heat_map(watched: Watched, activity: dict[str, Any]) -> None:
     assert hatched == sum(1 for cell in activity["cells"] if cell["suppressed"]), "suppressed cells are drawn hatched, and only they"
 
 
-@pytest.mark.skipif(not offers("Creator", "audienceActivity"), reason="the schema has no Creator.audienceActivity yet (it comes with the metrics-store branch)")
 async def test_audience_activity_is_a_heat_map_in_the_browsers_time_zone(open_page: Any, served: DemoServer, artifacts: Any) -> None:
     creators = await demo_creators(served)
     creator = creators[0]["id"]
@@ -702,18 +701,4 @@ async def test_audience_activity_is_a_heat_map_in_the_browsers_time_zone(open_pa
     answer = await api(served, token, ACTIVITY, id=creator, timeZone="UTC")
     await assert_heat_map(watched, answer["data"]["creator"]["audienceActivity"])
     await assert_no_horizontal_scroll(watched)
-    watched.assert_clean()
-
-
-@pytest.mark.skipif(offers("Creator", "audienceActivity"), reason="the schema has Creator.audienceActivity: the heat map is tested above")
-async def test_audience_activity_says_it_is_not_offered_by_a_server_without_it(open_page: Any, served: DemoServer) -> None:
-    creators = await demo_creators(served)
-    watched = await open_page()
-    await sign_in_as_demo(watched, creators[0]["id"])
-
-    await watched.page.wait_for_selector('[data-testid="activity-panel"][data-state="unavailable"]')
-    note = await one(watched, "activity-unavailable")
-    assert "audienceActivity" in note["text"], note
-    top = await watched.page.eval_on_selector('[data-testid="video-item"]', "e => e.dataset.videoId")
-    await video_ready(watched, top)  # the rest of the page is whole
     watched.assert_clean()
