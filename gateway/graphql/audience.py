@@ -8,8 +8,9 @@ cells, suppressed alike.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import strawberry
 
@@ -63,14 +64,24 @@ def retention(points: list[tuple[int, float | None]]) -> Retention:
     return Retention(points=[RetentionPoint(percent=percent, share=share, suppressed=share is None) for percent, share in points])
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones()) | {"UTC"}
+
+
 def week_hour_shift(time_zone: str, now: datetime) -> tuple[str, int]:
     """The zone's IANA name and its offset from UTC at `now` in whole hours: a UTC hour is labelled
     with the local hour its middle falls in (India's +5:30 moves cells by 6 hours, a cell 00:00–01:00
     UTC being 05:30–06:30 there). A refused name is BAD_USER_INPUT."""
+    # Only a name the tz database lists is opened: zoneinfo raises OSError for a directory of it
+    # ("Europe") or an over-long name, which the GraphQL boundary would take for the store failing.
+    if time_zone not in _zone_names():
+        shown = time_zone if len(time_zone) <= 40 else time_zone[:40] + "…"
+        raise BadUserInput(f"`timeZone` must be an IANA time zone name, e.g. Europe/Berlin; {shown!r} is not one")
     try:
         zone = ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise BadUserInput(f"`timeZone` must be an IANA time zone name, e.g. Europe/Berlin; {time_zone!r} is not one") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise BadUserInput(f"`timeZone` {time_zone!r} cannot be read from the tz database") from exc
     offset = now.astimezone(zone).utcoffset() or timedelta(0)
     return time_zone, (int(offset.total_seconds()) + 1800) // 3600
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import graphql
 import httpx
-import pytest
 
 from gateway.graphql.schema import build_schema
 
