@@ -144,10 +144,20 @@ class Disclosure:
         suppressed (with their complement against the release's total), noised where the
         principal's terms carry ε for it."""
         dimension = metric.dimension(dimension_name)
-        stored = await self._stored_cells(subject, metric, dimension)
-        # A domain is listed whole, empty cells included: which keys are listed says nothing about anyone.
-        keys = dimension.domain if dimension.domain is not None else tuple(sorted(stored))
-        cells = suppress([stored.get(key, Cell(key, 0, 0)) for key in keys], self.terms.k, pool_key=dimension.pool)
+        epoch = self._reader.epoch
+        release = await self.release(subject, metric)
+        # One release's cells and k decide the suppressed cells: derived once, then kept (168 hours
+        # of a creator's audience cost more to suppress than to serve).
+        known = None if release is None else (subject, metric.code, dimension.code, release.seq, self.terms.k)
+        kept: tuple[Cell, ...] | None = None if known is None else self._reader.derived(epoch, known)
+        cells = None if kept is None else list(kept)
+        if cells is None:
+            stored = await self._stored_cells(subject, metric, dimension)
+            # A domain is listed whole, empty cells included: which keys are listed says nothing about anyone.
+            keys = dimension.domain if dimension.domain is not None else tuple(sorted(stored))
+            cells = suppress([stored.get(key, Cell(key, 0, 0)) for key in keys], self.terms.k, pool_key=dimension.pool)
+            if known is not None:
+                self._reader.remember(epoch, known, tuple(cells))
         self.suppressed_cells += sum(1 for cell in cells if cell.count is None)
         return self._noised(subject, metric, dimension, cells)
 
@@ -234,10 +244,17 @@ class Disclosure:
     async def share_surges(self, video_id: str) -> list[Surge]:
         """The video's share surges among the releases this principal sees (gateway.privacy.surges),
         at its granularity floor. Exact, as timelines are: values of the history the public reads."""
-        found = await self._reader.points(
-            video_id, SHARES.code, self.terms.floor.value, self.cutoff, self.terms.k, settled=settled(self.cutoff, self.now)
-        )
-        return share_surges([Point(*row) for row in found], self.terms.surge_factor, self.terms.k)
+        final = settled(self.cutoff, self.now)
+        epoch = self._reader.epoch
+        known = ("surges", video_id, self.terms.floor.value, self.cutoff, self.terms.k, self.terms.surge_factor)
+        kept: tuple[Surge, ...] | None = self._reader.derived(epoch, known) if final else None
+        if kept is not None:
+            return list(kept)
+        found = await self._reader.points(video_id, SHARES.code, self.terms.floor.value, self.cutoff, self.terms.k, settled=final)
+        surges = share_surges([Point(*row) for row in found], self.terms.surge_factor, self.terms.k)
+        if final:
+            self._reader.remember(epoch, known, tuple(surges))
+        return surges
 
     # -- report -----------------------------------------------------------------------------
 

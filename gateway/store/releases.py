@@ -119,6 +119,21 @@ class ReleaseReader:
         self._kept.clear()
         self._absent.clear()
 
+    @property
+    def epoch(self) -> int:
+        """The history's epoch as last read: take it before reading what a derivation is made of."""
+        return self._epoch
+
+    def derived(self, epoch: int, key: tuple[Hashable, ...]) -> Any | None:
+        """What `remember` kept under `key` for releases read under `epoch` (None: nothing). For
+        values derived from releases alone, which never change once made (a breakdown's cells as
+        suppressed at one release and k): a request then does not derive them again."""
+        return self._kept.get(("derived", epoch, *key)) if epoch == self._epoch else None
+
+    def remember(self, epoch: int, key: tuple[Hashable, ...], value: Any) -> None:
+        if epoch == self._epoch:
+            self._kept[("derived", epoch, *key)] = value
+
     def at_epoch(self, epoch: int) -> None:
         """The history's epoch as just read: a backfill moved it, so what was kept may lack releases.
         (Only forward: a request that read it before another saw it move must not move it back.)"""
