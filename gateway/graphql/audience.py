@@ -69,8 +69,8 @@ def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones()) | {"UTC"}
 
 
-def week_hour_shift(time_zone: str, now: datetime) -> tuple[str, int]:
-    """The zone's IANA name and its offset from UTC at `now` in whole hours: a UTC hour is labelled
+def week_hour_shift(time_zone: str, now: datetime) -> int:
+    """The zone's offset from UTC at `now` in whole hours: a UTC hour is labelled
     with the local hour its middle falls in (India's +5:30 moves cells by 6 hours, a cell 00:00–01:00
     UTC being 05:30–06:30 there). A refused name is BAD_USER_INPUT."""
     # Only a name the tz database lists is opened: zoneinfo raises OSError for a directory of it
@@ -83,7 +83,7 @@ def week_hour_shift(time_zone: str, now: datetime) -> tuple[str, int]:
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise BadUserInput(f"`timeZone` {time_zone!r} cannot be read from the tz database") from exc
     offset = now.astimezone(zone).utcoffset() or timedelta(0)
-    return time_zone, (int(offset.total_seconds()) + 1800) // 3600
+    return (int(offset.total_seconds()) + 1800) // 3600
 
 
 def activity(time_zone: str, cells: list[Cell], shift: int) -> AudienceActivity:

@@ -118,8 +118,8 @@ class Creator:
         "time of the request. The creator's only."
     )
     async def audience_activity(self, info: Context, time_zone: str = "UTC") -> AudienceActivity | None:
-        zone, shift = week_hour_shift(time_zone, info.context.now)
-        return activity(zone, await info.context.privacy().breakdown(self.owner_id, AUDIENCE, "hour"), shift)
+        shift = week_hour_shift(time_zone, info.context.now)
+        return activity(time_zone, await info.context.privacy().breakdown(self.owner_id, AUDIENCE, "hour"), shift)
 
     async def _videos(self, info: Context) -> list[VideoRow]:
         return await info.context.creator_video_rows(self.owner_id)

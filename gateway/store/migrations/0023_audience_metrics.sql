@@ -439,10 +439,19 @@ BEGIN
     FROM arrival_releases r
     WHERE t.subject_id = r.subject_id AND t.metric = r.metric;
 
+    -- A cell changed since the last release but back where that release had it (an erasure took
+    -- out the part of someone not yet released) gets no row: a store that never saw them has none.
     INSERT INTO release_cells (subject_id, metric, dimension, value, seq, events, people)
     SELECT c.subject_id, c.metric, c.dimension, c.value, r.seq, c.events, c.people
     FROM arrival_releases r
     JOIN live_cells c ON c.subject_id = r.subject_id AND c.metric = r.metric AND c.changed_arrival > r.prev_arrival
+    LEFT JOIN LATERAL (
+        SELECT p.events, p.people FROM release_cells p
+        WHERE p.subject_id = c.subject_id AND p.metric = c.metric AND p.dimension = c.dimension AND p.value = c.value
+        ORDER BY p.seq DESC
+        LIMIT 1
+    ) released ON true
+    WHERE released IS NULL OR (released.events, released.people) IS DISTINCT FROM (c.events, c.people)
     ORDER BY 1, 2, 3, 4;
 
     RETURN made;
