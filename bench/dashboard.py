@@ -570,9 +570,83 @@ def prepare(server: Server, secret: str, start: datetime, end: datetime, workdir
     return {"data": answer["data"], "privacy": answer.get("extensions", {}).get("privacy")}
 
 
+# wrk's script: each connection's thread sends the raw requests in turn (from its own offset), counts
+# answers that are not a 200 without "errors", and `done` prints the figures as one JSON line.
+WRK_SCRIPT = r"""
+local threads, made = {}, 0
+function setup(thread) made = made + 1; thread:set("offset", made * 7); table.insert(threads, thread) end
+function init(args)
+  requests, bad, sample = {}, 0, ""
+  for i, path in ipairs(args) do local f = assert(io.open(path, "rb")); requests[i] = f:read("*a"); f:close() end
+  sent = offset
+end
+function request() sent = sent + 1; return requests[sent % #requests + 1] end
+function response(status, headers, body)
+  if status ~= 200 or string.find(body, '"errors"', 1, true) then
+    bad = bad + 1
+    if sample == "" then sample = status .. " " .. string.sub(body, 1, 300) end
+  end
+end
+function done(summary, latency, requests)
+  local bad, sample = 0, ""
+  for _, thread in ipairs(threads) do bad = bad + thread:get("bad"); if sample == "" then sample = thread:get("sample") end end
+  local e = summary.errors
+  io.write(string.format('{"requests":%d,"micros":%d,"p50":%d,"p99":%d,"bad":%d,"socket_errors":%d,"sample":%q}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), bad,
+    e.connect + e.read + e.write + e.timeout, sample))
+end
+"""
+
+
+def run_wrk(server: Server, args: argparse.Namespace, postgres_pid: int | None, warmup: float, duration: float,
+            requests: list[Path]) -> dict[str, Any]:
+    """Drives `server` with wrk (C, one thread, `args.concurrency` keep-alive connections): a warm-up run,
+    then the measured one, with the servers' and wrk's CPU counted over the measured run only."""
+    import resource
+
+    script = server.log.parent / "wrk-requests.lua"
+    script.write_text(WRK_SCRIPT)
+
+    def wrk(seconds: float) -> tuple[dict[str, Any], float]:
+        command = ["wrk", "-t1", f"-c{args.concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s", str(script),
+                   server.base, "--", *map(str, requests)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(command, capture_output=True, timeout=seconds + 120, check=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0 or not done.stdout.strip().endswith(b"}"):
+            raise RuntimeError(f"wrk against {server.name} failed:\n{done.stdout.decode()[-2000:]}{done.stderr.decode()[-2000:]}")
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return json.loads(done.stdout.decode().strip().splitlines()[-1]), cpu
+
+    wrk(warmup)
+    watched = [server.process.pid] + ([postgres_pid] if postgres_pid else [])
+    cpu_before = cpu_seconds(watched)
+    figures, own = wrk(duration)
+    cpu_after = cpu_seconds(watched)
+    elapsed = figures["micros"] / 1e6
+    if figures["bad"] or figures["socket_errors"]:
+        raise RuntimeError(f"{server.name}: {figures['bad']} failed answers and {figures['socket_errors']} socket errors, "
+                           f"e.g. {figures['sample']!r}")
+    return {
+        "requests": figures["requests"],
+        "seconds": elapsed,
+        "rps": figures["requests"] / elapsed,
+        "p50": figures["p50"] / 1e3,
+        "p99": figures["p99"] / 1e3,
+        "errors": 0,
+        "error_samples": [],
+        "cpu_loadgen": own / elapsed,
+        "cpu_server": cpu_delta(cpu_before, cpu_after, server.process.pid) / elapsed,
+        "cpu_postgres": cpu_delta(cpu_before, cpu_after, postgres_pid) / elapsed if postgres_pid else None,
+    }
+
+
 def run_load(server: Server, args: argparse.Namespace, postgres_pid: int | None, warmup: float, duration: float,
              requests: list[Path] | None = None) -> dict[str, Any]:
-    """Drives `server` from another process with `requests` (default: the server's one request), in turn."""
+    """Drives `server` from another process with `requests` (default: the server's one request), in turn:
+    with wrk when `args.loadgen` says so, else with this file's asyncio clients."""
+    if getattr(args, "loadgen", "python") == "wrk":
+        return run_wrk(server, args, postgres_pid, warmup, duration, requests or [server.request])
     command = [sys.executable, str(Path(__file__).resolve()), "_load", "--port", str(server.port),
                "--concurrency", str(args.concurrency), "--warmup", str(warmup), "--duration", str(duration),
                "--server-pid", str(server.process.pid)]

@@ -26,7 +26,11 @@ bench/dashboard.py's):
 3. checks each answers its dashboard, then runs interleaved rounds (every
    server in turn, R times), waiting before each for the machine to be idle
    (at most --idle-wait seconds; a round that started on a busy machine is
-   marked `*`), 32 keep-alive clients each going through the V requests in turn;
+   marked `*`), 32 keep-alive clients each going through the V requests in turn,
+   sent by wrk (`apt-get install wrk`; one C thread, a few percent of a core) or,
+   with --loadgen python or without wrk, by bench/dashboard.py's asyncio clients
+   (a Python process that takes most of a core of this 2-core machine and adds
+   its own scheduling to the latencies it measures);
 4. prints, per peer and worker count, the best round's req/s, p50 and p99, and
    gateway / PostGraphile at equal workers.
 
@@ -405,7 +409,7 @@ def orchestrate(args: argparse.Namespace) -> None:
                 for server in group:
                     print(f"  {server.kind:<13} answers: {describe(server)}", flush=True)
             print(f"\nx{workers}: {len(group)} servers, {len(videos)} dashboards (each by its creator), {args.rounds} interleaved "
-                  f"round(s), {args.concurrency} clients, warm-up {args.warmup:g} s, measured {args.duration:g} s", flush=True)
+                  f"round(s), {args.concurrency} clients ({args.loadgen}), warm-up {args.warmup:g} s, measured {args.duration:g} s", flush=True)
             for round_no in range(1, args.rounds + 1):
                 for server in group:
                     busy = wait_idle(args.idle_percent, args.idle_wait)
@@ -469,6 +473,8 @@ def main() -> None:
     parser.add_argument("--idle-wait", type=float, default=30.0, help="seconds to wait at most for it before a round (default 30)")
     parser.add_argument("--only", type=lambda text: text.split(","), default=list(KINDS), metavar="KIND,…",
                         help=f"the peers to run (default all: {','.join(KINDS)})")
+    parser.add_argument("--loadgen", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python",
+                        help="who sends the load: wrk (C, default when installed) or bench/dashboard.py's asyncio clients")
     parser.add_argument("--quick", action="store_true", help="a small store and short rounds: a smoke test")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the 1-worker gateway through round 1; raw stacks in DIR")
     args = parser.parse_args()

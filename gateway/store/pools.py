@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +22,46 @@ INGEST_COMMAND_TIMEOUT = 10.0
 ERASURE_STATEMENT_TIMEOUT = 60.0
 
 
+class HandingQueue(asyncpg.pool._PoolConnectionHolderQueue):  # type: ignore[misc]
+    """asyncpg's queue of connections, but a connection given back goes straight to the longest
+    waiter, and nobody takes one while others wait.
+
+    asyncio's queue wakes a waiter and leaves the connection in the queue for it; a request that
+    asks in the meantime takes it, and the waiter, finding none, goes to the back of the line.
+    Under load (32 clients, 10 connections) some requests lost that race again and again: the
+    gateway's p99 was over 4x its p50, with about a quarter of its answers taking a whole turn of
+    the event loop longer.
+    """
+
+    def put_nowait(self, item: Any) -> None:
+        while self._getters:
+            waiter = self._getters.popleft()
+            if not waiter.done():
+                waiter.set_result(item)
+                return
+        super().put_nowait(item)
+
+    async def get(self) -> Any:
+        if not self.empty() and not any(not waiter.done() for waiter in self._getters):
+            return self.get_nowait()
+        waiter = asyncio.get_running_loop().create_future()
+        self._getters.append(waiter)
+        try:
+            return await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.put_nowait(waiter.result())  # handed one, but cancelled before taking it: the next waiter's
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(waiter)
+            raise
+
+
 class WaitingPool(asyncpg.Pool):  # type: ignore[misc]
     """A pool whose `acquire` waits at most `acquire_timeout` seconds unless told otherwise:
-    TimeoutError (a STORE_FAILURES member) rather than a request queued behind a stuck store."""
+    TimeoutError (a STORE_FAILURES member) rather than a request queued behind a stuck store;
+    and whose waiters get connections in the order they asked (HandingQueue)."""
 
     def __init__(self, *args: Any, acquire_timeout: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -30,6 +69,15 @@ class WaitingPool(asyncpg.Pool):  # type: ignore[misc]
 
     def acquire(self, *, timeout: float | None = None) -> Any:
         return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+    async def _initialize(self) -> None:
+        await super()._initialize()
+        holders = []
+        while not self._queue.empty():
+            holders.append(self._queue.get_nowait())  # the live ones first
+        self._queue = HandingQueue(maxsize=self._maxsize)
+        for holder in reversed(holders):
+            self._queue.put_nowait(holder)  # a LIFO: the first taken back comes out first
 
 
 async def keep_session(conn: asyncpg.Connection) -> None:
@@ -41,6 +89,30 @@ async def keep_session(conn: asyncpg.Connection) -> None:
     LISTEN and no cursor outside a transaction. The ingest staging tables are
     meant to outlive a checkout.
     """
+
+
+async def open_pool(url: str, secret: str, role: str, settings: dict[str, str] | None = None, *,
+                    acquire_timeout: float | None = None, **options: Any) -> WaitingPool:
+    """A pool that logs in as `role`, with `settings` for its sessions and asyncpg's `options`."""
+    opened = WaitingPool(
+        url,
+        user=role,
+        password=role_password(secret, role),
+        server_settings={"timezone": "UTC", "application_name": f"gateway:{role}", **(settings or {})},
+        reset=keep_session,
+        acquire_timeout=acquire_timeout,
+        # A server that accepts the TCP connection but never answers (stopped, or swamped):
+        # connecting gives up as soon as a request would have.
+        timeout=acquire_timeout or 60.0,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        **options,
+    )
+    await opened
+    return opened
 
 
 @dataclass
@@ -71,25 +143,7 @@ class Store:
         connecting included (None: as long as it takes, for the CLI's batch work)."""
 
         async def pool(role: str, settings: dict[str, str] | None = None, **options: Any) -> asyncpg.Pool:
-            opened = WaitingPool(
-                url,
-                user=role,
-                password=role_password(secret, role),
-                server_settings={"timezone": "UTC", "application_name": f"gateway:{role}", **(settings or {})},
-                reset=keep_session,
-                acquire_timeout=acquire_timeout,
-                # A server that accepts the TCP connection but never answers (stopped, or swamped):
-                # connecting gives up as soon as a request would have.
-                timeout=acquire_timeout or 60.0,
-                connection_class=asyncpg.Connection,
-                record_class=asyncpg.Record,
-                max_queries=50_000,
-                max_inactive_connection_lifetime=300.0,
-                loop=None,
-                **options,
-            )
-            await opened
-            return opened
+            return await open_pool(url, secret, role, settings, acquire_timeout=acquire_timeout, **options)
 
         reads = {"statement_timeout": str(max(1, round(statement_timeout * 1000)))}
         # Postgres cancels a slow read itself; a server that is stopped or swamped cannot, so the

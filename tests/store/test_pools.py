@@ -1,0 +1,168 @@
+"""The pools hand a connection given back to the request that has waited longest.
+
+asyncio's queue (which asyncpg's pool hands connections out through) wakes a waiter and leaves the
+connection in the queue; whoever asks before the waiter runs takes it, and the waiter goes to the
+back of the line. Under 32 clients on 10 connections that put a quarter of the gateway's answers a
+whole turn of the event loop behind the rest (p99 over 4x p50, bench/peers.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import asyncpg
+import pytest
+
+from gateway.store.pools import HandingQueue, Store, WaitingPool, open_pool
+
+from conftest import SECRET
+
+# Generous: the machine may be busy; nothing here waits on purpose except the timeout test.
+PATIENCE = 30.0
+
+
+class Holder(str):
+    """What the queue holds (asyncpg's connection holder), as far as the queue looks at it."""
+
+    def is_connected(self) -> bool:
+        return True
+
+
+def step(coroutine: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
+    """Runs `coroutine` as far as it goes without waiting: (True, its result) when it finished,
+    (False, None) when it had to wait (it is then closed)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        return True, finished.value
+    coroutine.close()
+    return False, None
+
+
+async def test_a_connection_given_back_goes_to_the_waiter_and_not_to_whoever_asks_next() -> None:
+    queue = HandingQueue(maxsize=2)
+    waiter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)  # its first step: the queue is empty, so it waits
+    assert not waiter.done()
+
+    queue.put_nowait(Holder("connection"))
+    # Someone asks before the waiter has run again (a new request in the same turn of the loop).
+    took, _ = step(queue.get())
+    assert not took, "the newcomer took the connection the waiter was woken for"
+    assert await asyncio.wait_for(waiter, PATIENCE) == "connection"
+
+
+async def test_asyncios_own_queue_lets_a_newcomer_cut_in() -> None:
+    """What HandingQueue is for: with asyncio's LifoQueue, the same sequence serves the newcomer."""
+    queue: asyncio.LifoQueue[str] = asyncio.LifoQueue(maxsize=2)
+    waiter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait(Holder("connection"))
+    took, value = step(queue.get())
+    assert took and value == "connection"
+    waiter.cancel()
+
+
+async def test_nobody_cuts_in_while_others_wait_even_when_a_connection_is_free() -> None:
+    queue = HandingQueue(maxsize=2)
+    first = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait(Holder("one"))  # handed to `first`
+    second = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait(Holder("two"))  # handed to `second`, which asked before the newcomer below
+    took, _ = step(queue.get())
+    assert not took
+    assert [await first, await second] == ["one", "two"]
+
+
+async def test_a_waiter_cancelled_after_it_was_handed_a_connection_passes_it_on() -> None:
+    queue = HandingQueue(maxsize=2)
+    first = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    second = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait(Holder("connection"))  # handed to `first` ...
+    first.cancel()  # ... which is cancelled (its request timed out) before it could take it
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await asyncio.wait_for(second, PATIENCE) == "connection"
+    assert queue.empty()
+
+
+async def test_a_waiter_cancelled_with_nobody_behind_it_leaves_the_connection_in_the_queue() -> None:
+    queue = HandingQueue(maxsize=2)
+    first = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait(Holder("connection"))
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert queue.get_nowait() == "connection"
+
+
+@pytest.fixture
+async def one_connection(database_url: str) -> AsyncIterator[WaitingPool]:
+    """A reader pool of the gateway's kind with a single connection."""
+    pool = await open_pool(database_url, SECRET, "gateway_reader", min_size=1, max_size=1, acquire_timeout=PATIENCE)
+    yield pool
+    await pool.close()
+
+
+async def test_the_store_pools_hand_connections_over_in_turn(store: Store) -> None:
+    for pool in (store.ingest, store.reader, store.private, store.oauth, store.eraser):
+        assert isinstance(pool._queue, HandingQueue)
+
+
+async def test_requests_get_the_connection_in_the_order_they_asked(one_connection: WaitingPool) -> None:
+    order: list[int] = []
+    held = await one_connection.acquire()
+    asked = asyncio.Event()
+
+    async def ask(n: int) -> None:
+        async with one_connection.acquire() as conn:
+            order.append(n)
+            assert await conn.fetchval("SELECT 1") == 1  # holds it across a round trip
+            if n == 0:
+                asked.set()
+
+    waiters = []
+    for n in range(6):
+        waiters.append(asyncio.create_task(ask(n)))
+        await asyncio.sleep(0)  # each asks in turn
+    await one_connection.release(held)
+    await asyncio.wait_for(asyncio.gather(*waiters), PATIENCE)
+    assert asked.is_set()
+    assert order == list(range(6))
+
+
+async def test_a_request_that_gave_up_waiting_does_not_take_the_connection_with_it(one_connection: WaitingPool) -> None:
+    held = await one_connection.acquire()
+    with pytest.raises(TimeoutError):
+        await one_connection.acquire(timeout=0.05)
+    await one_connection.release(held)
+    conn = await one_connection.acquire()
+    try:
+        assert await conn.fetchval("SELECT current_user") == "gateway_reader"
+    finally:
+        await one_connection.release(conn)
+
+
+async def test_the_pool_still_prefers_a_live_connection(database_url: str) -> None:
+    """asyncpg's own queue hands out connected holders before unconnected ones; ours keeps that."""
+    pool = await open_pool(database_url, SECRET, "gateway_reader", min_size=1, max_size=3)
+    try:
+        async with pool.acquire() as conn:
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_backend_pid()") == pid
+    finally:
+        await pool.close()
+
+
+def test_asyncpg_is_the_version_the_queue_was_written_against() -> None:
+    """HandingQueue subclasses asyncpg's private queue of connections (and WaitingPool replaces it
+    after asyncpg's _initialize): a new asyncpg must pass this module before pyproject's bound moves."""
+    assert asyncpg.__version__.startswith("0.32.")
