@@ -7,6 +7,7 @@ import contextlib
 import functools
 import gc
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -49,6 +50,7 @@ from gateway.store.revocations import listen_for_revocations
 from gateway.store.server import database_url, release_embedded
 from gateway.telemetry.middleware import RequestTelemetry
 from gateway.telemetry.timings import request_latency
+from gateway.telemetry.workers import WorkerSlot, all_workers_registry
 
 __all__ = ["create_app"]
 
@@ -56,11 +58,13 @@ GC_THRESHOLD = 20_000
 EPOCH_SECONDS = 5.0
 
 
-def create_app(settings: Settings | None = None, *, policy_guard: bool = True, clock: Clock = utc_now, supervised: bool = False) -> Starlette:
+def create_app(settings: Settings | None = None, *, policy_guard: bool = True, clock: Clock = utc_now, supervised: bool = False,
+               worker_dir: Path | None = None) -> Starlette:
     """The gateway. `policy_guard=False` serves without asking the policy: the benchmark's baseline
     only. `clock` is the time arrivals are stamped with and answers are given at. `supervised`: one
     of `gateway serve --workers N`'s processes, whose supervisor (gateway.serving.workers) migrated
-    the store and announced the demo once for all of them."""
+    the store and announced the demo once for all of them, and shares `worker_dir` with them (each
+    publishes its metrics there, so that /metrics answers for all: gateway.telemetry.workers)."""
     settings = settings or Settings()
     schema = build_schema(policy_guard=policy_guard)
     latency = request_latency()
@@ -83,6 +87,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         retention = DailyRetention(store.eraser, settings.retention_days, settings.lateness_days, clock) if settings.retention_days else None
         limiter = RateLimiter.open(settings.rate_limit_storage_uri)
         registry = metrics_registry(GatewayCollector(decider, decision_log, budget, writer, limiter, retention), latency)
+        slot = WorkerSlot(worker_dir) if worker_dir is not None else None
+        publishing = asyncio.create_task(slot.keep_publishing(registry)) if slot is not None else None
         # What exists now lives as long as the process: keep the collector from rescanning it, and let
         # it run less often (a GraphQL request allocates thousands of short-lived objects).
         gc.collect()
@@ -132,14 +138,16 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "decider": decider,
                     "limiter": limiter,
                     "decision_log": decision_log,
-                    "metrics": registry,
+                    "metrics": registry if slot is None else all_workers_registry(registry, slot),
                 }
         finally:
-            for task in (following, retaining, revocations):
+            for task in (following, retaining, revocations, publishing):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            if slot is not None:
+                slot.close()
             await decision_log.close()
             await engine.close()
             await store.close()

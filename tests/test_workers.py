@@ -16,16 +16,25 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.auth import PrincipalKind, create_token
 from gateway.policy.worker import PolicyFiles
-from gateway.serving.workers import CONNECTIONS_PER_WORKER, POOLED_PER_WORKER, STARTUP_FAILURE, warn_of_too_few_connections
+from gateway.serving.workers import (
+    CONNECTIONS_PER_WORKER,
+    POOLED_PER_WORKER,
+    SHARED_PREFIX,
+    STARTUP_FAILURE,
+    sweep_abandoned,
+    warn_of_too_few_connections,
+)
 from gateway.store.pools import Store
 
 from harness import policies_with
@@ -36,6 +45,7 @@ pytestmark = pytest.mark.timeout(600)
 
 EXIT_SECONDS = 60
 STARTED = "Application startup complete."
+PATIENCE = 60.0
 
 
 def serving_workers(served: Served) -> list[psutil.Process]:
@@ -92,6 +102,7 @@ async def stopped_cleanly(served: Served) -> None:
     assert await served.process.wait() == 0, "\n".join(served.lines[-20:])
     _, alive = psutil.wait_procs(descendants, timeout=EXIT_SECONDS)
     assert alive == [], f"orphans: {[process.pid for process in alive]}"
+    assert not list(Path(tempfile.gettempdir()).glob(f"{SHARED_PREFIX}{served.pid}-*")), "its workers' directory is removed"
 
 
 async def test_every_worker_answers_on_the_one_port_and_sigterm_stops_them_all(tmp_path: Path) -> None:
@@ -141,12 +152,19 @@ async def test_workers_end_with_a_supervisor_killed_outright(database_url: str, 
     async with supervised(database_url, tmp_path, workers=2) as served:
         descendants = psutil.Process(served.pid).children(recursive=True)
         assert len(serving_workers(served)) == 2
+        (shared,) = Path(tempfile.gettempdir()).glob(f"{SHARED_PREFIX}{served.pid}-*")
+        sweep_abandoned()
+        assert shared.is_dir(), "a running supervisor's directory is left alone"
 
         served.process.kill()
         await served.process.wait()
 
         _, alive = psutil.wait_procs(descendants, timeout=EXIT_SECONDS)
         assert alive == [], f"orphans: {[process.pid for process in alive]}"
+        # Its directory is left behind; the next supervisor to start removes it.
+        assert shared.is_dir()
+        sweep_abandoned()
+        assert not shared.exists()
 
 
 async def test_a_policy_change_reaches_every_worker(database_url: str, tmp_path: Path) -> None:
@@ -163,6 +181,68 @@ async def test_a_policy_change_reaches_every_worker(database_url: str, tmp_path:
         for worker in workers:
             answer = await answer_of(served, worker, workers, "/readyz")
             assert answer.json()["policy"]["revision"] == after
+        await stopped_cleanly(served)
+
+
+async def scrape(served: Served) -> dict[tuple[str, str], float]:
+    """GET /metrics as an operator, on a connection of its own: /readyz requests counted, by the
+    `worker` label of the figures, and the same for every other family's first sample."""
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
+        operator = create_token(SECRET, PrincipalKind.SERVICE, "prometheus", ttl_seconds=300)
+        answer = await http.get("/metrics", headers={"Authorization": f"Bearer {operator}"})
+    assert answer.status_code == 200, answer.text
+    counted: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if sample.name == "gateway_request_duration_seconds_count" and sample.labels["route"] == "/readyz":
+                counted[("readyz", sample.labels["worker"])] = sample.value
+            elif sample.name == "process_start_time_seconds":
+                counted[("started", sample.labels["worker"])] = sample.value
+    return counted
+
+
+async def scraped_until(served: Served, wanted: Callable[[dict[tuple[str, str], float]], bool]) -> dict[tuple[str, str], float]:
+    """Scrapes until `wanted` holds of what a scrape says (another worker's figures are at most
+    gateway.telemetry.workers.PUBLISH_SECONDS old), for at most PATIENCE seconds."""
+    deadline = asyncio.get_running_loop().time() + PATIENCE
+    while True:
+        counted = await scrape(served)
+        if wanted(counted):
+            return counted
+        assert asyncio.get_running_loop().time() < deadline, f"never: {counted}"
+        await asyncio.sleep(0.2)
+
+
+def readyz_by_worker(counted: dict[tuple[str, str], float]) -> dict[str, float]:
+    return {worker: value for (what, worker), value in counted.items() if what == "readyz"}
+
+
+async def test_a_scrape_answers_for_every_worker_and_forgets_one_that_died(database_url: str, tmp_path: Path) -> None:
+    async with supervised(database_url, tmp_path, workers=2) as served:
+        first, second = workers = serving_workers(served)
+        for worker, times in ((first, 3), (second, 5)):
+            for _ in range(times):
+                assert (await answer_of(served, worker, workers, "/readyz")).status_code == 200
+
+        counted = await scraped_until(served, lambda counted: sorted(readyz_by_worker(counted).values()) == [3, 5])
+        # Whichever worker answers, both workers' figures are in it, each under its own label. (Once
+        # published: a worker stopped for longer than the supervisor's ping allows is replaced.)
+        for answering in workers:
+            with only(answering, workers):
+                assert readyz_by_worker(await scrape(served)) == readyz_by_worker(counted)
+        labels = readyz_by_worker(counted)
+        assert sorted(labels) == ["0", "1"]
+        first_label = next(label for label, value in labels.items() if value == 3)
+        assert len({worker for (_, worker) in counted}) == 2
+
+        first.kill()
+        await served.said(STARTED, times=3)
+        workers = serving_workers(served)
+        # The replacement takes the dead worker's number; the dead worker's figures are gone.
+        counted = await scraped_until(served, lambda counted: readyz_by_worker(counted).get(first_label) != 3
+                                      and ("started", first_label) in counted)
+        assert readyz_by_worker(counted).get(first_label, 0) == 0
+        assert sorted({worker for (_, worker) in counted}) == ["0", "1"]
         await stopped_cleanly(served)
 
 

@@ -13,7 +13,9 @@ by N of them: the development secret and the apps' signing keys are made in the 
 embedded Postgres is started (the workers are handed its URL; it stops when the supervisor lets it
 go), the store is migrated, and the demo is announced. Each worker then opens its own pools, policy
 engine (with its own policy worker processes) and caches; what each keeps, and why that stays
-correct across processes, is in the README ("Serving on every core").
+correct across processes, is in the README ("Serving on every core"). The supervisor also makes a
+directory the workers share while it runs, where each publishes its metrics, so that /metrics
+answers for all of them (gateway.telemetry.workers).
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ import ctypes
 import functools
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -53,6 +58,9 @@ PR_SET_PDEATHSIG = 1
 # one it hears revocations on (gateway.store.revocations).
 POOLED_PER_WORKER = 22
 CONNECTIONS_PER_WORKER = POOLED_PER_WORKER + 1
+# The directory a supervisor shares with its workers (their metrics), in the system's temporary
+# directory, is named this, its pid and a random part.
+SHARED_PREFIX = "gateway-workers-"
 
 
 async def prepare_deployment(settings: Settings) -> Settings:
@@ -96,19 +104,41 @@ def serve_workers(settings: Settings, workers: int, **options: Any) -> int:
     0, or uvicorn's STARTUP_FAILURE when a worker could not start."""
     # Each worker pickles its way across: the app is a factory of module-level functions and
     # settings, as is the protocol (gateway.serving.protocol).
-    app = functools.partial(worker_app, settings, os.getpid())
-    config = uvicorn.Config(app, factory=True, workers=workers, **options)
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
-    supervisor.run()
+    sweep_abandoned()
+    with tempfile.TemporaryDirectory(prefix=f"{SHARED_PREFIX}{os.getpid()}-") as shared:
+        app = functools.partial(worker_app, settings, os.getpid(), Path(shared))
+        config = uvicorn.Config(app, factory=True, workers=workers, **options)
+        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        supervisor.run()
     return STARTUP_FAILURE if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes) else 0
 
 
-def worker_app(settings: Settings, supervisor: int) -> Starlette:
-    """One worker's app (built in the worker). The worker is asked to stop (SIGTERM, the graceful
-    way) when its supervisor ends however it ends: a supervisor killed outright (kill -9, the
-    OOM killer) leaves no worker serving on, nor the policy processes each worker runs."""
+def sweep_abandoned() -> None:
+    """Removes the shared directories of supervisors that ended without removing theirs (killed
+    outright): each is named after its supervisor's pid."""
+    for path in Path(tempfile.gettempdir()).glob(f"{SHARED_PREFIX}*-*"):
+        pid = path.name.removeprefix(SHARED_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not running(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
+def worker_app(settings: Settings, supervisor: int, shared: Path) -> Starlette:
+    """One worker's app (built in the worker), publishing its metrics in `shared` for whichever
+    worker answers a scrape. The worker is asked to stop (SIGTERM, the graceful way) when its
+    supervisor ends however it ends: a supervisor killed outright (kill -9, the OOM killer) leaves
+    no worker serving on, nor the policy processes each worker runs."""
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != supervisor:  # it ended before the line above could take effect
         os.kill(os.getpid(), signal.SIGTERM)
-    return create_app(settings, supervised=True)
+    return create_app(settings, supervised=True, worker_dir=shared)

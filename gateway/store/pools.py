@@ -72,12 +72,14 @@ class WaitingPool(asyncpg.Pool):  # type: ignore[misc]
 
     async def _initialize(self) -> None:
         await super()._initialize()
+        given: asyncio.Queue[Any] = self._queue  # type: ignore[has-type]  # asyncpg is untyped
         holders = []
-        while not self._queue.empty():
-            holders.append(self._queue.get_nowait())  # the live ones first
-        self._queue = HandingQueue(maxsize=self._maxsize)
+        while not given.empty():
+            holders.append(given.get_nowait())  # the live ones first
+        handing = HandingQueue(maxsize=self._maxsize)
         for holder in reversed(holders):
-            self._queue.put_nowait(holder)  # a LIFO: the first taken back comes out first
+            handing.put_nowait(holder)  # a LIFO: the first put back comes out first
+        self._queue = handing
 
 
 async def keep_session(conn: asyncpg.Connection) -> None:
