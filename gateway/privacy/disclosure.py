@@ -87,8 +87,12 @@ class Disclosure:
         self.final = settled(self.cutoff, now)
         self._reader = reader
         self._noise_key = noise_key
-        self._releases: DataLoader[tuple[str, str], Release | None] = DataLoader(self._load_releases)
-        self._cells: DataLoader[tuple[str, str, int], tuple[StoredCell, ...]] = DataLoader(self._load_cells)
+        # Loaders of functions, not bound methods: a loader holding the service that holds it is a
+        # cycle only the garbage collector frees (gateway.graphql.execution).
+        self._releases: DataLoader[tuple[str, str], Release | None] = DataLoader(
+            functools.partial(_load_releases, reader, self.cutoff, terms.k, now)
+        )
+        self._cells: DataLoader[tuple[str, str, int], tuple[StoredCell, ...]] = DataLoader(functools.partial(_load_cells, reader))
         self.suppressed_cells = 0
         self.noised = False
         # What this request releases of noise, for the budget: a digest of each set of draws → its ε.
@@ -276,13 +280,15 @@ class Disclosure:
             "budgetLeft": None if self.budget_left is None else float(self.budget_left),
         }
 
-    async def _load_releases(self, keys: list[tuple[str, str]]) -> list[Release | None]:
-        found = await self._reader.visible(keys, self.cutoff, self.terms.k, settled=settled(self.cutoff, self.now))
-        return [found.get(key) for key in keys]
 
-    async def _load_cells(self, keys: list[tuple[str, str, int]]) -> list[tuple[StoredCell, ...]]:
-        found = await self._reader.cells(keys)
-        return [found[key] for key in keys]
+async def _load_releases(reader: ReleaseReader, cutoff: datetime, k: int, now: datetime, keys: list[tuple[str, str]]) -> list[Release | None]:
+    found = await reader.visible(keys, cutoff, k, settled=settled(cutoff, now))
+    return [found.get(key) for key in keys]
+
+
+async def _load_cells(reader: ReleaseReader, keys: list[tuple[str, str, int]]) -> list[tuple[StoredCell, ...]]:
+    found = await reader.cells(keys)
+    return [found[key] for key in keys]
 
 
 def _events(release: Release | None) -> int:
