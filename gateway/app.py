@@ -48,6 +48,7 @@ from gateway.store.releases import ReleaseReader
 from gateway.store.retention import DailyRetention
 from gateway.store.revocations import listen_for_revocations
 from gateway.store.server import database_url, release_embedded
+from gateway.serving.balance import ConnectionShares, install
 from gateway.telemetry.middleware import RequestTelemetry
 from gateway.telemetry.timings import request_latency
 from gateway.telemetry.workers import WorkerSlot, all_workers_registry
@@ -89,6 +90,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         registry = metrics_registry(GatewayCollector(decider, decision_log, budget, writer, limiter, retention), latency)
         slot = WorkerSlot(worker_dir) if worker_dir is not None else None
         publishing = asyncio.create_task(slot.keep_publishing(registry)) if slot is not None else None
+        connection_shares = ConnectionShares(slot.directory, slot.number, settings.workers) if slot is not None else None
+        install(connection_shares)
         # What exists now lives as long as the process: keep the collector from rescanning it, and let
         # it run less often (a GraphQL request allocates thousands of short-lived objects).
         gc.collect()
@@ -146,6 +149,9 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            install(None)
+            if connection_shares is not None:
+                connection_shares.close()
             if slot is not None:
                 slot.close()
             await decision_log.close()

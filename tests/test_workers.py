@@ -246,6 +246,43 @@ async def test_a_scrape_answers_for_every_worker_and_forgets_one_that_died(datab
         await stopped_cleanly(served)
 
 
+def held_by(worker: psutil.Process, port: int) -> int:
+    """Client connections `worker` holds open on the gateway's port."""
+    return sum(1 for conn in worker.net_connections() if conn.status == psutil.CONN_ESTABLISHED and conn.laddr.port == port)
+
+
+async def test_connections_spread_over_the_workers(database_url: str, tmp_path: Path) -> None:
+    """A worker holding more keep-alive connections than its share and one more answers with
+    `Connection: close`, and the client's next connection goes to whichever worker accepts it."""
+    async with supervised(database_url, tmp_path, workers=2) as served:
+        first, second = workers = serving_workers(served)
+        port = int(served.url.rsplit(":", 1)[1])
+        clients = [httpx.AsyncClient(base_url=served.url, timeout=30, limits=httpx.Limits(max_connections=1)) for _ in range(12)]
+        try:
+            # 12 clients while only the first worker can accept: it keeps 3 (with the second's 0,
+            # its share is 2, and one more) and closes each later one after its answer.
+            with only(first, workers):
+                told = [(await client.get("/readyz")).headers.get("connection") for client in clients]
+            assert told == [None] * 3 + ["close"] * 9
+            assert (held_by(first, port), held_by(second, port)) == (3, 0)
+
+            for _ in range(40):  # each client asks in turn; a new connection lands on either worker
+                for client in clients:
+                    assert (await client.get("/readyz")).status_code == 200
+                held = sorted((held_by(first, port), held_by(second, port)))
+                if sum(held) == 12 and held[1] - held[0] <= 2:
+                    break
+            assert sum(held) == 12 and held[1] - held[0] <= 2, held
+
+            # Balanced, nobody is told to close any more.
+            for client in clients:
+                assert (await client.get("/readyz")).headers.get("connection") != "close"
+        finally:
+            for client in clients:
+                await client.aclose()
+        await stopped_cleanly(served)
+
+
 # The supervisor over a store its workers cannot reach (its preparation skipped): no worker starts.
 UNSTARTABLE = """
 import sys

@@ -1,5 +1,6 @@
 """uvicorn's httptools protocol with two limits it lacks: a time within which a request's headers
-must arrive, and a ceiling on open connections.
+must arrive, and a ceiling on open connections; and, among several workers, a connection closed
+after its answer when its worker holds more than its share (gateway.serving.balance).
 
 uvicorn closes a kept-alive connection that stays idle after a response, but not one that never
 sends a request, nor one that trickles its header lines: a client holding thousands of those
@@ -18,6 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from gateway.serving.balance import shares
 
 __all__ = ["GuardedHttpToolsProtocol", "connection_ceiling", "guarded_protocol"]
 
@@ -47,12 +50,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_timeout = header_timeout
         self._max_connections = max_connections
         self._waiting_for_headers: asyncio.TimerHandle | None = None
+        self._leaving = False  # told to close after its answer, for the balance of workers
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self._max_connections:
             transport.close()  # the client sees its connection closed, and may try again
             return
+        shared = shares()
+        if shared is not None:
+            shared.holds(len(self.connections))
         self._await_headers()
 
     def on_message_begin(self) -> None:
@@ -65,10 +72,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._stop_waiting()
         super().on_headers_complete()
+        shared = shares()
+        if shared is not None and self.cycle is not None and not self._leaving and shared.one_should_leave():
+            # This worker holds more than its share: the answer says `Connection: close`, and the
+            # client's next connection goes to whichever worker accepts it (gateway.serving.balance).
+            self._leaving = True
+            self.cycle.keep_alive = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
         super().connection_lost(exc)
+        shared = shares()
+        if shared is not None:
+            if self._leaving:
+                self._leaving = False
+                shared.left()
+            shared.holds(len(self.connections))
 
     def _await_headers(self) -> None:
         self._waiting_for_headers = self.loop.call_later(self._header_timeout, self._headers_overdue)
