@@ -37,6 +37,7 @@ from gateway.routes.metrics import GatewayCollector, metrics, metrics_registry
 from gateway.routes.oauth import oauth_routes
 from gateway.routes.pages import announce_demo, page_routes
 from gateway.store.apps import current_grant
+from gateway.store.answer_version import AnswerVersion
 from gateway.store.decision_log import DecisionLogWriter
 from gateway.store.erasure import derive_erasure_key
 from gateway.store.documents import registered_document
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                         registered_ttl=settings.app_documents_ttl,
                     ),
                     "releases": releases,
+                    "answer_version": AnswerVersion(store.reader),
                     "store": store,
                     "writer": writer,
                     "retention": retention,

@@ -8,8 +8,9 @@ catalogue of published videos; and the releases it read. A release never
 changes once made, and one made before a settled cutoff is final
 (gateway.store.releases) unless a backfill is giving its subject a past. So
 an answer is kept under a digest of all of these but the releases and the
-minute, with the store's answer version (one indexed read a request: the
-catalogue's version and the history's epoch, migration 0012) standing for the
+minute, with the store's answer version (the catalogue's version and the
+history's epoch, migration 0012, read once for all the requests that asked while
+the previous read was under way: gateway.store.answer_version) standing for the
 catalogue and for backfills. It is kept only when every release it read was
 final, the terms draw no noise (an app's answer is made anew, so every draw is
 charged), every field it asked for is one whose resolver is known to read

@@ -28,7 +28,7 @@ from gateway.graphql.responses import ResponseCache, answer_digest, keepable
 from gateway.policy.fields import select_operation
 from gateway.routes.bodies import read_body
 from gateway.routes.clients import count_request
-from gateway.store import queries
+from gateway.store.answer_version import AnswerVersion
 from gateway.store.failures import STORE_FAILURES, store_unavailable
 from gateway.telemetry.request_ids import current_request_id
 
@@ -149,7 +149,7 @@ async def _answer(request: Request, principal: Principal, media_type: str) -> Re
     terms = context.privacy().terms
     if responses.enabled and operation.operation is OperationType.QUERY and not terms.noised and keepable(context.coordinates):
         try:
-            version = await _answer_version(context)
+            version = await _answer_version(request.state.answer_version)
         except StoreUnavailable as exc:
             return _errors([_coded(exc)], exc.status_code, media_type, exc.headers())
         context.reader.at_epoch(version[1])
@@ -165,12 +165,11 @@ async def _answer(request: Request, principal: Principal, media_type: str) -> Re
     return response
 
 
-async def _answer_version(context: RequestContext) -> tuple[int, int]:
+async def _answer_version(versions: AnswerVersion) -> tuple[int, int]:
     """What kept answers are checked against; StoreUnavailable when the store cannot be read (then
     nothing can be answered: the request is refused as a whole, 503)."""
     try:
-        async with context.pools.reader.acquire() as conn:
-            return await queries.answer_version(conn)
+        return await versions.current()
     except STORE_FAILURES as exc:
         raise store_unavailable() from exc
 
