@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ from gateway.telemetry.workers import WorkerSlot, all_workers_registry
 
 __all__ = ["create_app"]
 
+log = logging.getLogger(__name__)
+
 GC_THRESHOLD = 20_000
 EPOCH_SECONDS = 5.0
 
@@ -91,7 +94,8 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
         registry = metrics_registry(GatewayCollector(decider, decision_log, budget, writer, limiter, retention), latency)
         slot = WorkerSlot(worker_dir) if worker_dir is not None else None
         publishing = asyncio.create_task(slot.keep_publishing(registry)) if slot is not None else None
-        connection_shares = ConnectionShares(slot.directory, slot.number, settings.workers) if slot is not None else None
+        connection_shares = ConnectionShares(slot.directory, slot.number) if slot is not None else None
+        balancing = asyncio.create_task(connection_shares.keep_refreshing()) if connection_shares is not None else None
         install(connection_shares)
         # What exists now lives as long as the process: keep the collector from rescanning it, and let
         # it run less often (a GraphQL request allocates thousands of short-lived objects).
@@ -146,11 +150,15 @@ def create_app(settings: Settings | None = None, *, policy_guard: bool = True, c
                     "metrics": registry if slot is None else all_workers_registry(registry, slot),
                 }
         finally:
-            for task in (following, retaining, revocations, publishing):
+            for task in (following, retaining, revocations, publishing, balancing):
                 if task is not None:
                     task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
+                    try:
                         await task
+                    except asyncio.CancelledError:
+                        pass
+                    except Exception:  # it ended before: said, and the rest still shuts down
+                        log.exception("a background task had failed")
             install(None)
             if connection_shares is not None:
                 connection_shares.close()

@@ -213,6 +213,15 @@ async def scraped_until(served: Served, wanted: Callable[[dict[tuple[str, str], 
         await asyncio.sleep(0.2)
 
 
+def published_readyz(figures: Path) -> float:
+    """/readyz requests counted in a worker's published figures."""
+    for family in text_string_to_metric_families(figures.read_text()):
+        for sample in family.samples:
+            if sample.name == "gateway_request_duration_seconds_count" and sample.labels["route"] == "/readyz":
+                return sample.value
+    return 0
+
+
 def readyz_by_worker(counted: dict[tuple[str, str], float]) -> dict[str, float]:
     return {worker: value for (what, worker), value in counted.items() if what == "readyz"}
 
@@ -225,8 +234,13 @@ async def test_a_scrape_answers_for_every_worker_and_forgets_one_that_died(datab
                 assert (await answer_of(served, worker, workers, "/readyz")).status_code == 200
 
         counted = await scraped_until(served, lambda counted: sorted(readyz_by_worker(counted).values()) == [3, 5])
-        # Whichever worker answers, both workers' figures are in it, each under its own label. (Once
-        # published: a worker stopped for longer than the supervisor's ping allows is replaced.)
+        # Whichever worker answers, both workers' figures are in it, each under its own label, once
+        # each has published them (a stopped worker publishes nothing: wait for both first).
+        (shared,) = Path(tempfile.gettempdir()).glob(f"{SHARED_PREFIX}{served.pid}-*")
+        deadline = asyncio.get_running_loop().time() + PATIENCE
+        while sorted(published_readyz(shared / f"slot-{label}.prom") for label in ("0", "1")) != [3, 5]:
+            assert asyncio.get_running_loop().time() < deadline, "the workers never published"
+            await asyncio.sleep(0.2)
         for answering in workers:
             with only(answering, workers):
                 assert readyz_by_worker(await scrape(served)) == readyz_by_worker(counted)

@@ -73,7 +73,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._stop_waiting()
         super().on_headers_complete()
         shared = shares()
-        if shared is not None and self.cycle is not None and not self._leaving and shared.one_should_leave():
+        # Not when the client has sent its next request already (pipelined): that one would go unanswered.
+        if shared is not None and self.cycle is not None and not self._leaving and not self.pipeline and shared.one_should_leave():
             # This worker holds more than its share: the answer says `Connection: close`, and the
             # client's next connection goes to whichever worker accepts it (gateway.serving.balance).
             self._leaving = True

@@ -16,7 +16,9 @@ import asyncio
 import contextlib
 import fcntl
 import itertools
+import logging
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 __all__ = ["PUBLISH_SECONDS", "WorkerSlot", "all_workers_registry"]
+
+log = logging.getLogger(__name__)
 
 # How stale another worker's figures in a scrape may be.
 PUBLISH_SECONDS = 1.0
@@ -39,13 +43,10 @@ class WorkerSlot:
         self.directory = directory
         for number in itertools.count():
             descriptor = os.open(self._lock_path(number), os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(descriptor)  # a live worker's
-                continue
-            self.number, self._lock = number, descriptor
-            return
+            if _lock_soon(descriptor):
+                self.number, self._lock = number, descriptor
+                return
+            os.close(descriptor)  # a running worker's
 
     def _lock_path(self, number: int) -> Path:
         return self.directory / f"slot-{number}.lock"
@@ -58,10 +59,19 @@ class WorkerSlot:
         written = path.with_suffix(".tmp")
         written.write_bytes(generate_latest(registry))
         os.replace(written, path)  # a reader sees the last figures whole, or these whole
+        os.utime(self._lock)  # a file cleaner that goes by age (systemd-tmpfiles) leaves it be
 
     async def keep_publishing(self, registry: CollectorRegistry, every: float = PUBLISH_SECONDS) -> None:
+        failing = False
         while True:
-            self.publish(registry)
+            try:
+                self.publish(registry)
+            except OSError as exc:  # a full disk, the directory gone: the others see older figures
+                if not failing:
+                    log.warning("worker %d cannot publish its metrics to %s: %s", self.number, self.directory, exc)
+                failing = True
+            else:
+                failing = False
             await asyncio.sleep(every)
 
     def others(self) -> Iterator[tuple[int, str]]:
@@ -70,13 +80,13 @@ class WorkerSlot:
             number = int(path.stem.removeprefix("slot-"))
             if number == self.number or not self._taken(number):
                 continue
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone as it was read, or unreadable: left out, not a failed scrape
                 yield number, path.read_text()
 
     def _taken(self, number: int) -> bool:
         try:
             descriptor = os.open(self._lock_path(number), os.O_RDONLY)
-        except FileNotFoundError:
+        except OSError:
             return False
         try:
             fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -90,6 +100,19 @@ class WorkerSlot:
         with contextlib.suppress(FileNotFoundError):
             self._figures_path(self.number).unlink()
         os.close(self._lock)
+
+
+def _lock_soon(descriptor: int, tries: int = 5, pause: float = 0.01) -> bool:
+    """Whether the slot could be had. A scrape holds a running worker's lock shared for a moment
+    (`_taken`): a free slot it is looking at is tried again rather than passed over."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt < tries - 1:
+                time.sleep(pause)
+    return False
 
 
 class AllWorkers(Collector):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import pytest
@@ -81,22 +82,29 @@ async def test_a_failed_read_fails_those_sharing_it_and_the_next_is_made_afresh(
 
 async def test_a_request_that_gives_up_does_not_cancel_the_read_others_wait_for(store: Store) -> None:
     started, let_go = asyncio.Event(), asyncio.Event()
+    begun: list[asyncio.Task[Any]] = []
 
     async def gated(pool: asyncpg.Pool) -> Version:
+        current = asyncio.current_task()
+        assert current is not None
+        begun.append(current)
         started.set()
         await let_go.wait()
         return await read_now(pool)
 
     versions = AnswerVersion(store.reader, gated)
+    first = asyncio.create_task(versions.current())
+    await asyncio.wait_for(started.wait(), PATIENCE)
+    # Both ask while the first read is under way: they share the next one.
     leaving = asyncio.create_task(versions.current())
     staying = asyncio.create_task(versions.current())
-    await asyncio.wait_for(started.wait(), PATIENCE)
-    third = asyncio.create_task(versions.current())  # waits for the next read
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # both are waiting now
     leaving.cancel()
-    let_go.set()
     with pytest.raises(asyncio.CancelledError):
         await leaving
+    let_go.set()
     expected = await read_now(store.reader)
+    assert await asyncio.wait_for(first, PATIENCE) == expected
     assert await asyncio.wait_for(staying, PATIENCE) == expected
-    assert await asyncio.wait_for(third, PATIENCE) == expected
+    assert versions.reads == 2
+    assert not any(read.cancelled() for read in begun)

@@ -116,28 +116,6 @@ async def test_the_store_pools_hand_connections_over_in_turn(store: Store) -> No
         assert isinstance(pool._queue, HandingQueue)
 
 
-async def test_requests_get_the_connection_in_the_order_they_asked(one_connection: WaitingPool) -> None:
-    order: list[int] = []
-    held = await one_connection.acquire()
-    asked = asyncio.Event()
-
-    async def ask(n: int) -> None:
-        async with one_connection.acquire() as conn:
-            order.append(n)
-            assert await conn.fetchval("SELECT 1") == 1  # holds it across a round trip
-            if n == 0:
-                asked.set()
-
-    waiters = []
-    for n in range(6):
-        waiters.append(asyncio.create_task(ask(n)))
-        await asyncio.sleep(0)  # each asks in turn
-    await one_connection.release(held)
-    await asyncio.wait_for(asyncio.gather(*waiters), PATIENCE)
-    assert asked.is_set()
-    assert order == list(range(6))
-
-
 async def test_a_request_that_gave_up_waiting_does_not_take_the_connection_with_it(one_connection: WaitingPool) -> None:
     held = await one_connection.acquire()
     with pytest.raises(TimeoutError):
