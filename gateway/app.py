@@ -37,6 +37,7 @@ from gateway.routes.health import healthz, readyz
 from gateway.routes.metrics import GatewayCollector, metrics, metrics_registry
 from gateway.routes.oauth import oauth_routes
 from gateway.routes.pages import announce_demo, page_routes
+from gateway.serving.balance import ConnectionShares, install
 from gateway.store.apps import current_grant
 from gateway.store.answer_version import AnswerVersion
 from gateway.store.decision_log import DecisionLogWriter
@@ -50,7 +51,6 @@ from gateway.store.releases import ReleaseReader
 from gateway.store.retention import DailyRetention
 from gateway.store.revocations import listen_for_revocations
 from gateway.store.server import database_url, release_embedded
-from gateway.serving.balance import ConnectionShares, install
 from gateway.telemetry.middleware import RequestTelemetry
 from gateway.telemetry.timings import request_latency
 from gateway.telemetry.workers import WorkerSlot, all_workers_registry

@@ -101,7 +101,6 @@ class RequestContext:
             return await queries.creator_videos(conn, creator_id, order, after, limit)
 
 
-
 async def _load_videos(pools: Store, video_ids: list[str]) -> list[VideoRow | None]:
     async with pools.reader.acquire() as conn:
         found = await queries.videos_by_id(conn, video_ids)

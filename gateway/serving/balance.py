@@ -20,6 +20,7 @@ already sent its next request on it (pipelined).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import mmap
 import os
@@ -90,10 +91,13 @@ class ConnectionShares:
             return
         now = self._clock()
         self._view[FIELDS * self.number + 1] = now
-        os.utime(self.path)  # a file cleaner that goes by age (systemd-tmpfiles) leaves it be
+        with contextlib.suppress(OSError):  # the file is mapped: it serves on if its name is gone
+            os.utime(self.path)  # a file cleaner that goes by age (systemd-tmpfiles) leaves it be
         view = self._view
         self._running = tuple(
-            number for number in range(MOST_WORKERS) if number == self.number or (beat := view[FIELDS * number + 1]) > 0 and beat >= now - STALE_SECONDS
+            number
+            for number in range(MOST_WORKERS)
+            if number == self.number or (beat := view[FIELDS * number + 1]) > 0 and beat >= now - STALE_SECONDS
         )
 
     async def keep_refreshing(self) -> None:
