@@ -14,8 +14,10 @@ import logging
 import os
 import shutil
 import signal
+import struct
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.auth import PrincipalKind, create_token
 from gateway.policy.worker import PolicyFiles
+from gateway.serving import balance
 from gateway.serving.workers import (
     CONNECTIONS_PER_WORKER,
     POOLED_PER_WORKER,
@@ -260,6 +263,20 @@ async def test_a_scrape_answers_for_every_worker_and_forgets_one_that_died(datab
         await stopped_cleanly(served)
 
 
+async def each_knows_the_other(served: Served) -> None:
+    """Until every worker has looked for the others since all of them started (each does every
+    gateway.serving.balance.REFRESH_SECONDS): before that, one may think itself alone and shed nothing."""
+    (shared,) = Path(tempfile.gettempdir()).glob(f"{SHARED_PREFIX}{served.pid}-*")
+    started = time.monotonic()  # both have said they run (in their start-up, before serving)
+    deadline = started + PATIENCE
+    while True:
+        beats = struct.unpack_from(f"{2 * balance.FIELDS}d", (shared / balance.FILE_NAME).read_bytes())[1::balance.FIELDS]
+        if all(beat > started for beat in beats):
+            return
+        assert time.monotonic() < deadline, f"the workers never looked again: {beats}"
+        await asyncio.sleep(0.05)
+
+
 def held_by(worker: psutil.Process, port: int) -> int:
     """Client connections `worker` holds open on the gateway's port."""
     return sum(1 for conn in worker.net_connections() if conn.status == psutil.CONN_ESTABLISHED and conn.laddr.port == port)
@@ -270,6 +287,7 @@ async def test_connections_spread_over_the_workers(database_url: str, tmp_path: 
     `Connection: close`, and the client's next connection goes to whichever worker accepts it."""
     async with supervised(database_url, tmp_path, workers=2) as served:
         first, second = workers = serving_workers(served)
+        await each_knows_the_other(served)
         port = int(served.url.rsplit(":", 1)[1])
         clients = [httpx.AsyncClient(base_url=served.url, timeout=30, limits=httpx.Limits(max_connections=1)) for _ in range(12)]
         try:
@@ -280,9 +298,11 @@ async def test_connections_spread_over_the_workers(database_url: str, tmp_path: 
             assert told == [None] * 3 + ["close"] * 9
             assert (held_by(first, port), held_by(second, port)) == (3, 0)
 
-            for _ in range(40):  # each client asks in turn; a new connection lands on either worker
-                for client in clients:
-                    assert (await client.get("/readyz")).status_code == 200
+            # All ask at once, round after round; a new connection lands on whichever worker accepts
+            # first (asked one by one, the worker that just closed one is idle, and takes it again).
+            for _ in range(40):
+                answers = await asyncio.gather(*(client.get("/readyz") for client in clients))
+                assert [answer.status_code for answer in answers] == [200] * len(clients)
                 held = sorted((held_by(first, port), held_by(second, port)))
                 if sum(held) == 12 and held[1] - held[0] <= 2:
                     break
@@ -294,6 +314,42 @@ async def test_connections_spread_over_the_workers(database_url: str, tmp_path: 
         finally:
             for client in clients:
                 await client.aclose()
+        await stopped_cleanly(served)
+
+
+async def test_a_request_pipelined_behind_a_closing_answer_is_answered(database_url: str, tmp_path: Path) -> None:
+    """The close moves to the last request the client sent: an answer that says close ends the
+    connection, and a request queued behind it would go unanswered."""
+    async with supervised(database_url, tmp_path, workers=2) as served:
+        first, _ = workers = serving_workers(served)
+        await each_knows_the_other(served)
+        host, port = served.url.removeprefix("http://").rsplit(":", 1)
+        readyz = f"GET /readyz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        streams = []
+        try:
+            with only(first, workers):
+                # Connections to the first worker, one request each, until it is over its share
+                # and one (beside the other's connections) and says so: the next connection is too.
+                for _ in range(16):
+                    reader, writer = await asyncio.open_connection(host, int(port))
+                    streams.append(writer)
+                    writer.write(readyz)
+                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), PATIENCE)
+                    await asyncio.wait_for(reader.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])), PATIENCE)
+                    if b"connection: close" in head.lower():
+                        break
+                else:
+                    raise AssertionError("the first worker never shed a connection")
+                reader, writer = await asyncio.open_connection(host, int(port))
+                streams.append(writer)
+                writer.write(readyz + readyz)  # two requests in one write: the second pipelined
+                answers = await asyncio.wait_for(reader.read(), PATIENCE)  # to the end: the server closes
+        finally:
+            for writer in streams:
+                writer.close()
+        heads = [part.split(b"\r\n\r\n", 1)[0].lower() for part in answers.split(b"HTTP/1.1 ")[1:]]
+        assert [head.split(b" ", 1)[0] for head in heads] == [b"200", b"200"], answers
+        assert [b"connection: close" in head for head in heads] == [False, True]
         await stopped_cleanly(served)
 
 

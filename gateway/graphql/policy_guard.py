@@ -102,22 +102,6 @@ def _question(
     return question
 
 
-# A cached decision answers a cached question many times over: its owner-only coordinates are
-# worked out once (each entry holds both, so that neither id is reused while it is kept).
-_owner_only: LRUCache[tuple[int, int], tuple[Decision, PolicyQuestion, frozenset[str]]] = LRUCache(1024)
-
-
-def owner_only(decision: Decision, question: PolicyQuestion) -> frozenset[str]:
-    """The coordinates the decision allows on the principal's own data only."""
-    key = (id(decision), id(question))
-    kept = _owner_only.get(key)
-    if kept is not None and kept[0] is decision and kept[1] is question:
-        return kept[2]
-    coordinates = frozenset(field.coordinate for field in question.fields if decision.fields[field.path].owner_only)
-    _owner_only[key] = (decision, question, coordinates)
-    return coordinates
-
-
 def _denial(decision: Decision, field: RequestedField) -> GraphQLError:
     """The FORBIDDEN a denied field is refused with, at its path, with the policy's reason."""
     reason = decision.fields[field.path].reason or f"{field.coordinate} is not allowed"
@@ -185,7 +169,7 @@ async def decide(
     context.decided = True
     context.policy_revision = revision
     context.coordinates = question.coordinates
-    context.owner_only = owner_only(decision, question)
+    context.owner_only = decision.owner_only
     context.disclosure = Disclosure(terms, context.reader, context.noise_key, context.now)
     if confined:
         try:

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -218,6 +218,9 @@ class PolicyDecider:
         finally:
             self.evaluation_seconds.observe(time.perf_counter() - started)
         decision = parse_decision(answer, question.paths)
+        decision = replace(
+            decision, owner_only=frozenset(asked.coordinate for asked in question.fields if decision.fields[asked.path].owner_only)
+        )
         result = orjson.dumps(
             {
                 "fields": {path: verdict.model_dump() for path, verdict in decision.fields.items()},

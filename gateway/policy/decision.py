@@ -65,6 +65,9 @@ class _DecisionDocument(BaseModel):
 class Decision:
     fields: dict[str, FieldVerdict]
     obligations: dict[str, Any] = field(default_factory=dict)
+    # The coordinates allowed on the principal's own data only (gateway.policy.decider sets them
+    # from its question, once per decision: a cached decision serves many requests).
+    owner_only: frozenset[str] = frozenset()
     # Whether any field is denied, worked out once (a cached decision serves many requests).
     any_denied: bool = field(init=False)
 

@@ -50,7 +50,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_timeout = header_timeout
         self._max_connections = max_connections
         self._waiting_for_headers: asyncio.TimerHandle | None = None
-        self._leaving = False  # told to close after its answer, for the balance of workers
+        # The request whose answer closes the connection, for the balance of workers (None: none).
+        self._leaving: Any = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -72,21 +73,29 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._stop_waiting()
         super().on_headers_complete()
-        shared = shares()
-        # Not when the client has sent its next request already (pipelined): that one would go unanswered.
-        if shared is not None and self.cycle is not None and not self._leaving and not self.pipeline and shared.one_should_leave():
+        shared, cycle, leaving = shares(), self.cycle, self._leaving
+        if shared is None or cycle is None:
+            return
+        if leaving is not None:
+            # A request pipelined behind the one told to close: the close moves to this, the last
+            # one (an answer that says close ends the connection, and what is queued behind it).
+            if leaving is not cycle and not leaving.response_started:
+                leaving.keep_alive = True
+                cycle.keep_alive = False
+                self._leaving = cycle
+        elif cycle.keep_alive and shared.one_should_leave():
             # This worker holds more than its share: the answer says `Connection: close`, and the
             # client's next connection goes to whichever worker accepts it (gateway.serving.balance).
-            self._leaving = True
-            self.cycle.keep_alive = False
+            cycle.keep_alive = False
+            self._leaving = cycle
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
         super().connection_lost(exc)
         shared = shares()
         if shared is not None:
-            if self._leaving:
-                self._leaving = False
+            if self._leaving is not None:
+                self._leaving = None
                 shared.left()
             shared.holds(len(self.connections))
 
