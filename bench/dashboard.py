@@ -115,8 +115,8 @@ QUERIES = {"dashboard": DASHBOARD, "insights": INSIGHTS}
 
 
 def check_against_schema(query: str) -> None:
-    """Stops the run, naming what is missing, if the gateway's schema cannot answer `query` (the
-    insights variant needs fields that another branch adds)."""
+    """Stops the run before anything is loaded, naming what is missing, if the gateway's schema
+    cannot answer `query` (a variant edited out of step with the schema)."""
     import graphql
 
     from gateway.graphql.schema import build_schema
@@ -150,12 +150,19 @@ def label_of(events: int) -> str:
     return f"{events:,}"
 
 
-async def drop_database(server_url: str, name: str) -> None:
-    conn = await asyncpg.connect(server_url)
+async def execute_naming(url: str, template: str, *names: str) -> None:
+    """Runs `template` (a statement with a `%I` for each of `names`) with the names quoted by
+    Postgres's own format(): DDL takes no parameters."""
+    conn = await asyncpg.connect(url)
     try:
-        await conn.execute(await conn.fetchval("SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text)", name))
+        placeholders = "".join(f", ${n}::text" for n in range(1, len(names) + 1))
+        await conn.execute(await conn.fetchval(f"SELECT format(${len(names) + 1}::text{placeholders})", *names, template))
     finally:
         await conn.close()
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    await execute_naming(server_url, "DROP DATABASE IF EXISTS %I WITH (FORCE)", name)
 
 
 async def build_dataset(server_url: str, events: int, secret: str, end: datetime) -> Dataset:
@@ -570,15 +577,16 @@ def prepare(server: Server, secret: str, start: datetime, end: datetime, workdir
     return {"data": answer["data"], "privacy": answer.get("extensions", {}).get("privacy")}
 
 
-# wrk's script: each connection's thread sends the raw requests in turn (from its own offset), counts
-# answers that are not a 200 without "errors", and `done` prints the figures as one JSON line.
+# wrk's script: its thread's connections send the raw requests in turn (one counter for all of
+# them), count answers that are not a 200 without "errors", and `done` prints the figures as one
+# JSON line.
 WRK_SCRIPT = r"""
-local threads, made = {}, 0
-function setup(thread) made = made + 1; thread:set("offset", made * 7); table.insert(threads, thread) end
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
 function init(args)
   requests, bad, sample = {}, 0, ""
   for i, path in ipairs(args) do local f = assert(io.open(path, "rb")); requests[i] = f:read("*a"); f:close() end
-  sent = offset
+  sent = 0
 end
 function request() sent = sent + 1; return requests[sent % #requests + 1] end
 function response(status, headers, body)

@@ -222,11 +222,7 @@ async def expose_release_rows(dataset_url: str, role: str) -> str:
 
 
 async def drop_role(server_url: str, role: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(await conn.fetchval("SELECT format('DROP ROLE IF EXISTS %I', $1::text)", role))
-    finally:
-        await conn.close()
+    await dashboard.execute_naming(server_url, "DROP ROLE IF EXISTS %I", role)
 
 
 async def most_shared_videos(dataset_url: str, count: int) -> list[tuple[str, str]]:

@@ -63,13 +63,14 @@ GC_THRESHOLD = 20_000
 EPOCH_SECONDS = 5.0
 
 
-def create_app(settings: Settings | None = None, *, policy_guard: bool = True, clock: Clock = utc_now, supervised: bool = False,
+def create_app(settings: Settings | None = None, *, policy_guard: bool = True, clock: Clock = utc_now,
                worker_dir: Path | None = None) -> Starlette:
     """The gateway. `policy_guard=False` serves without asking the policy: the benchmark's baseline
-    only. `clock` is the time arrivals are stamped with and answers are given at. `supervised`: one
+    only. `clock` is the time arrivals are stamped with and answers are given at. `worker_dir`: one
     of `gateway serve --workers N`'s processes, whose supervisor (gateway.serving.workers) migrated
-    the store and announced the demo once for all of them, and shares `worker_dir` with them (each
-    publishes its metrics there, so that /metrics answers for all: gateway.telemetry.workers)."""
+    the store and announced the demo once for all of them, and shares this directory with them
+    (their metrics and connection counts: gateway.telemetry.workers, gateway.serving.balance)."""
+    supervised = worker_dir is not None
     settings = settings or Settings()
     schema = build_schema(policy_guard=policy_guard)
     latency = request_latency()

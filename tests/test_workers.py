@@ -108,10 +108,10 @@ async def stopped_cleanly(served: Served) -> None:
     assert not list(Path(tempfile.gettempdir()).glob(f"{SHARED_PREFIX}{served.pid}-*")), "its workers' directory is removed"
 
 
-async def test_every_worker_answers_on_the_one_port_and_sigterm_stops_them_all(tmp_path: Path) -> None:
+async def test_every_worker_answers_on_the_one_port_and_sigterm_stops_them_all() -> None:
     """Over the embedded Postgres, which the supervisor starts once for all workers and stops
     when it exits."""
-    directory = Path(tempfile.mkdtemp(prefix="gateway-workers-"))
+    directory = Path(tempfile.mkdtemp(prefix="gateway-serve-embedded-"))
     directory.chmod(0o755)  # the embedded server runs as its own system user when we are root
     try:
         async with supervised(None, directory, workers=2) as served:
@@ -250,7 +250,6 @@ async def test_a_scrape_answers_for_every_worker_and_forgets_one_that_died(datab
         labels = readyz_by_worker(counted)
         assert sorted(labels) == ["0", "1"]
         first_label = next(label for label, value in labels.items() if value == 3)
-        assert len({worker for (_, worker) in counted}) == 2
 
         first.kill()
         await served.said(STARTED, times=3)

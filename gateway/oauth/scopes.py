@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gateway.policy.worker import PolicyFiles, PolicyFilesError
 
-__all__ = ["NEVER", "describe", "policy_scopes"]
+__all__ = ["NEVER", "describe", "policy_scopes", "scopes_of"]
 
 WORDS = {
     "stats": "The public counts of your videos and channel: views, likes, comments, shares and followers.",
@@ -33,12 +33,18 @@ def describe(scope: str) -> str:
 
 
 def policy_scopes(policy_dir: Path) -> frozenset[str]:
-    """The scopes the policy defines: the keys of `access.principals.app.scopes` in its data. With
-    no readable policy here (an OPA server holds it), the scopes this module describes."""
+    """The scopes the policy in `policy_dir` defines. With no readable policy here (an OPA server
+    holds it), the scopes this module describes."""
     try:
-        node: object = PolicyFiles.read(policy_dir).data_document()
+        files = PolicyFiles.read(policy_dir)
+        return scopes_of(files)
     except (PolicyFilesError, OSError, UnicodeDecodeError):
         return frozenset(WORDS)
+
+
+def scopes_of(files: PolicyFiles) -> frozenset[str]:
+    """The scopes `files` define: the keys of `access.principals.app.scopes` in their data."""
+    node: object = files.data_document()
     for key in ("access", "principals", "app", "scopes"):
         node = node.get(key) if isinstance(node, dict) else None
     return frozenset(node) if isinstance(node, dict) else frozenset()

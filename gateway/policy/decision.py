@@ -29,11 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.errors import PolicyUnavailable
+
+if TYPE_CHECKING:
+    from gateway.policy.worker import PolicyFiles
 
 __all__ = ["ENTRYPOINT", "PRINCIPAL_KEYS", "Decision", "FieldVerdict", "PolicyEngine", "Warmer", "parse_decision"]
 
@@ -111,6 +114,11 @@ class PolicyEngine(Protocol):
     @property
     def ready(self) -> bool:
         """A policy is in force (for /readyz)."""
+        ...
+
+    @property
+    def files(self) -> PolicyFiles | None:
+        """The policy files in force, when this process holds them (the embedded engine)."""
         ...
 
     @property

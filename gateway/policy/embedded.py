@@ -241,6 +241,12 @@ class EmbeddedEngine:
         return self._served.files.revision if self._served is not None else ""
 
     @property
+    def files(self) -> PolicyFiles | None:
+        """The policy files in force (None when none is), as read when they were vetted: what is on
+        disk may be an edit that was refused."""
+        return self._served.files if self._served is not None else None
+
+    @property
     def ready(self) -> bool:
         """A policy is in force and a worker serves it (or the last one died and the next has not
         failed to start)."""

@@ -29,6 +29,10 @@ class OpaServerEngine:
     def principal_keys_read(self) -> frozenset[str]:
         return PRINCIPAL_KEYS  # the server's policy is not ours to inspect
 
+    @property
+    def files(self) -> None:
+        return None  # the server holds them
+
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:

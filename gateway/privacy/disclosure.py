@@ -83,14 +83,15 @@ class Disclosure:
         # Releases made at or after this instant are not seen.
         self.cutoff = cutoff(now, terms.floor, terms.delay)
         # Whether every release this request reads is final: made before a moment no commit can
-        # still reach. (Then the answer can be kept: gateway.graphql.responses.)
-        self.final = settled(self.cutoff, now)
+        # still reach. (Then the answer can be kept: gateway.graphql.responses.) A timeline may
+        # make `final` false later; `_settled` says only whether the cutoff itself has settled.
+        self.final = self._settled = settled(self.cutoff, now)
         self._reader = reader
         self._noise_key = noise_key
         # Loaders of functions, not bound methods: a loader holding the service that holds it is a
         # cycle only the garbage collector frees (gateway.graphql.execution).
         self._releases: DataLoader[tuple[str, str], Release | None] = DataLoader(
-            functools.partial(_load_releases, reader, self.cutoff, terms.k, now)
+            functools.partial(_load_releases, reader, self.cutoff, terms.k, self._settled)
         )
         self._cells: DataLoader[tuple[str, str, int], tuple[StoredCell, ...]] = DataLoader(functools.partial(_load_cells, reader))
         self.suppressed_cells = 0
@@ -248,15 +249,14 @@ class Disclosure:
     async def share_surges(self, video_id: str) -> list[Surge]:
         """The video's share surges among the releases this principal sees (gateway.privacy.surges),
         at its granularity floor. Exact, as timelines are: values of the history the public reads."""
-        final = settled(self.cutoff, self.now)
         epoch = self._reader.epoch
         known = ("surges", video_id, self.terms.floor.value, self.cutoff, self.terms.k, self.terms.surge_factor)
-        kept: tuple[Surge, ...] | None = self._reader.derived(epoch, known) if final else None
+        kept: tuple[Surge, ...] | None = self._reader.derived(epoch, known) if self._settled else None
         if kept is not None:
             return list(kept)
-        found = await self._reader.points(video_id, SHARES.code, self.terms.floor.value, self.cutoff, self.terms.k, settled=final)
+        found = await self._reader.points(video_id, SHARES.code, self.terms.floor.value, self.cutoff, self.terms.k)
         surges = share_surges([Point(*row) for row in found], self.terms.surge_factor, self.terms.k)
-        if final:
+        if self._settled:
             self._reader.remember(epoch, known, tuple(surges))
         return surges
 
@@ -281,8 +281,8 @@ class Disclosure:
         }
 
 
-async def _load_releases(reader: ReleaseReader, cutoff: datetime, k: int, now: datetime, keys: list[tuple[str, str]]) -> list[Release | None]:
-    found = await reader.visible(keys, cutoff, k, settled=settled(cutoff, now))
+async def _load_releases(reader: ReleaseReader, cutoff: datetime, k: int, final: bool, keys: list[tuple[str, str]]) -> list[Release | None]:
+    found = await reader.visible(keys, cutoff, k, settled=final)
     return [found.get(key) for key in keys]
 
 

@@ -43,7 +43,7 @@ class PrivacyTerms:
     delay: timedelta
     epsilon: dict[str, Fraction]
     budget_per_day: Fraction | None
-    surge_factor: Fraction = Fraction(3)
+    surge_factor: Fraction
 
     @property
     def noised(self) -> bool:
@@ -61,9 +61,7 @@ class PrivacyTerms:
         for metric, value in parsed.epsilon.items():
             if not value > 0:
                 raise PolicyUnavailable(f"the policy's obligations are malformed (epsilon.{metric} must be positive)")
-            # ε as the decimal the policy wrote (0.1 is 1/10, not the nearest binary fraction):
-            # the sampler needs it as an exact ratio of integers.
-            epsilon[metric] = Fraction(repr(value)).limit_denominator(10**6)
+            epsilon[metric] = _exact(value)
         budget = None if parsed.epsilon_budget_per_day is None else Fraction(repr(parsed.epsilon_budget_per_day))
         return cls(
             k=parsed.k_threshold,
@@ -71,9 +69,14 @@ class PrivacyTerms:
             delay=timedelta(seconds=parsed.bucket_delay_seconds),
             epsilon=epsilon,
             budget_per_day=budget,
-            # Exact, as ε is: a rate is compared with the factor times a median of exact ratios.
-            surge_factor=Fraction(repr(parsed.share_surge_factor)).limit_denominator(10**6),
+            surge_factor=_exact(parsed.share_surge_factor),
         )
+
+
+def _exact(value: float) -> Fraction:
+    """The decimal the policy wrote as an exact ratio (0.1 is 1/10, not the nearest binary
+    fraction): the sampler draws with ε so, and a surge's rate is compared with a ratio of medians."""
+    return Fraction(repr(value)).limit_denominator(10**6)
 
 
 # A cached decision serves many requests with the same obligations object: parse it once.

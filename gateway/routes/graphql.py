@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -254,6 +255,10 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# 19 digits or more in a row: perhaps an integer beyond 64 bits.
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
 def _finite(text: str) -> float:
     number = float(text)
     if not math.isfinite(number):
@@ -262,12 +267,15 @@ def _finite(text: str) -> float:
 
 
 def _json(text: str | bytes, what: str) -> Any:
-    try:
-        # orjson refuses all that the json module is told to refuse below (and is several times
-        # faster): NaN, Infinity, 1e400, a lone surrogate, nesting beyond its depth limit.
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass  # the json module says what is wrong with it
+    # orjson refuses all that the json module is told to refuse below (and is several times
+    # faster): NaN, Infinity, 1e400, a lone surrogate, nesting beyond its depth limit. But it reads
+    # an integer beyond 64 bits as a float (an ID sent as 30 digits would change): those bodies,
+    # and what it refuses, go to the json module, which keeps the integer or says what is wrong.
+    if _LONG_NUMBER.search(text if isinstance(text, bytes) else text.encode()) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
     try:
         # NaN, Infinity and 1e400: not numbers the schema takes (nor JSON, for the first two).
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)

@@ -44,7 +44,7 @@ from gateway.errors import BadUserInput, Forbidden, GatewayError, PayloadTooLarg
 from gateway.oauth.authorization import AuthorizationRequest, UntrustedRequest, check_request, redirect_with
 from gateway.oauth.clients import client_credentials, is_client_id, verify_client
 from gateway.oauth.keys import ALGORITHM
-from gateway.oauth.scopes import NEVER, describe, policy_scopes
+from gateway.oauth.scopes import NEVER, describe, policy_scopes, scopes_of
 from gateway.routes.bodies import read_body
 from gateway.routes.clients import count_request
 from gateway.routes.pages import PAGE_HEADERS, STATIC, PageFiles
@@ -93,12 +93,17 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _offered_scopes(request: Request) -> frozenset[str]:
-    """The scopes the policy in force defines, read from its files once per revision, not per request."""
-    return _scopes_of_revision(request.state.settings.policy_dir, request.state.engine.revision)
+    """The scopes the policy in force defines: from the files the engine serves (what is on disk
+    may be an edit it refused), or from the policy directory when a server holds the policy."""
+    engine = request.state.engine
+    files = engine.files
+    if files is None:
+        return _scopes_on_disk(request.state.settings.policy_dir, engine.revision)
+    return scopes_of(files)
 
 
 @functools.lru_cache(maxsize=4)
-def _scopes_of_revision(policy_dir: Path, revision: str) -> frozenset[str]:
+def _scopes_on_disk(policy_dir: Path, revision: str) -> frozenset[str]:
     return policy_scopes(policy_dir)
 
 

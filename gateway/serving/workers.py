@@ -141,4 +141,4 @@ def worker_app(settings: Settings, supervisor: int, shared: Path) -> Starlette:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != supervisor:  # it ended before the line above could take effect
         os.kill(os.getpid(), signal.SIGTERM)
-    return create_app(settings, supervised=True, worker_dir=shared)
+    return create_app(settings, worker_dir=shared)

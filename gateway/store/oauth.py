@@ -8,6 +8,7 @@ store never holds a value that could be presented."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ __all__ = [
     "rotate_refresh_token",
     "secret_digest",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def secret_digest(value: str) -> bytes:
@@ -115,21 +118,26 @@ async def approve(
     URI and the PKCE challenge. Returns the code."""
     code = new_secret()
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            generation = await authorize_app(conn, client.app_id, user_id, scopes)
-            family_id = uuid.uuid4()
-            await conn.execute(
-                """INSERT INTO oauth_token_families (family_id, app_id, user_id, scopes, generation, created_at)
-                   VALUES ($1, $2, $3, $4, $5, $6)""",
-                family_id, client.app_id, user_id, scopes, generation, now,
-            )
-            await conn.execute(
-                "INSERT INTO oauth_codes (code_sha256, family_id, redirect_uri, code_challenge, expires_at) VALUES ($1, $2, $3, $4, $5)",
-                secret_digest(code), family_id, redirect_uri, code_challenge, now + code_ttl,
-            )
-        # Codes live a minute; what is a day past its expiry is of no use even to detect a replay.
-        # Outside the approval's transaction: its locks are held no longer than the approval needs.
-        await pool.execute("DELETE FROM oauth_codes WHERE expires_at < $1", now - timedelta(days=1))
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                generation = await authorize_app(conn, client.app_id, user_id, scopes)
+                family_id = uuid.uuid4()
+                await conn.execute(
+                    """INSERT INTO oauth_token_families (family_id, app_id, user_id, scopes, generation, created_at)
+                       VALUES ($1, $2, $3, $4, $5, $6)""",
+                    family_id, client.app_id, user_id, scopes, generation, now,
+                )
+                await conn.execute(
+                    "INSERT INTO oauth_codes (code_sha256, family_id, redirect_uri, code_challenge, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                    secret_digest(code), family_id, redirect_uri, code_challenge, now + code_ttl,
+                )
+            # Codes live a minute; what is a day past its expiry is of no use even to detect a
+            # replay. After the approval's commit (its locks held no longer than it needs), and
+            # only a tidy-up: its failing does not make the approval, committed, look failed.
+            try:
+                await conn.execute("DELETE FROM oauth_codes WHERE expires_at < $1", now - timedelta(days=1))
+            except STORE_FAILURES:
+                log.warning("expired authorization codes were not swept; the next approval sweeps them", exc_info=True)
     except STORE_FAILURES as exc:
         raise store_unavailable() from exc
     return code

@@ -75,7 +75,7 @@ SELECT creator_id, hour_of_week FROM creator_viewers WHERE actor_id = $1 ORDER B
 # follow now. They outlive the events once retention drops them.
 _COUNTED_ON = """
 SELECT video_id, metric::text AS metric, region, age_band, channel::text AS channel, sentiment::text AS sentiment
-FROM video_people WHERE actor_id = $1 ORDER BY video_id, metric, region, age_band, channel
+FROM video_people WHERE actor_id = $1 ORDER BY video_id, metric, region, age_band, channel, sentiment
 """
 _FOLLOWING = "SELECT creator_id, following, state_at FROM follow_state WHERE actor_id = $1 ORDER BY creator_id"
 # Their own requests in the policy decision log (as a user, or through an app acting for them), as

@@ -31,7 +31,7 @@ class VideoRow:
     video_id: str
     creator_id: str
     published_at: datetime | None
-    duration_ms: int | None = None  # from its video_published event, when it said (retention needs it)
+    duration_ms: int | None  # from its video_published event, when it said (retention needs it)
 
 
 # A video exists for the API once its creator published it. (Ingest records a video the first time

@@ -206,21 +206,13 @@ class ReleaseReader:
             self._absent[key] = True
         return answer
 
-    async def points(
-        self, subject: str, metric: str, granularity: str, before: datetime, step: int, *, settled: bool
-    ) -> tuple[tuple[datetime, int, int], ...]:
+    async def points(self, subject: str, metric: str, granularity: str, before: datetime, step: int) -> tuple[tuple[datetime, int, int], ...]:
         """For each `granularity` bucket in which a visible release was made before `before`,
-        oldest first: its start, and the count and the people at the last such release in it."""
-        key = ("points", subject, metric, granularity, before, step, self._epoch)
-        kept = self._kept.get(key) if settled else None
-        if kept is not None:
-            return kept  # type: ignore[no-any-return]
+        oldest first: its start, and the count and the people at the last such release in it. Not
+        kept here: what is derived from them is (gateway.privacy.disclosure.share_surges)."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(_POINTS, subject, metric, before, step, granularity)
-        answer = tuple((row[0], row[1], row[2]) for row in rows)
-        if settled:
-            self._kept[key] = answer
-        return answer
+        return tuple((row[0], row[1], row[2]) for row in rows)
 
     async def cells(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], tuple[StoredCell, ...]]:
         """For each (subject, metric code, release seq), every breakdown cell as of that release (a

@@ -53,7 +53,7 @@ async def test_a_request_whose_body_arrives_after_the_erasure_is_refused(gateway
     assert (await gateway.graphql(ME, principal=app)).status_code == 200
 
     body = json.dumps({"query": ME}).encode()
-    headers_read = asyncio.Event()  # the gateway asked for the rest of the body: the grant was checked
+    headers_read = asyncio.Event()  # the gateway began reading the body
     erasure_done = asyncio.Event()
 
     async def slow_body() -> AsyncIterator[bytes]:

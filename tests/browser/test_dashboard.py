@@ -3,9 +3,7 @@ every number it shows is the API's answer to the same token, hidden cells read a
 fields as refused, and nothing is fetched from anywhere but the server.
 
 The insights of issue 15 (reach, retention, comment sentiment, share surges, audience activity) are
-each asked on their own: where the gateway's schema lacks one, the page says it is not available
-from this server, and the tests check that instead of its numbers (`OFFERED`, read from the schema
-the code builds)."""
+each asked on their own, and each slot shows its own answer or its own refusal."""
 
 from __future__ import annotations
 
@@ -13,10 +11,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import graphql
 import httpx
 
-from gateway.graphql.schema import build_schema
 
 from .conftest import DESKTOP, PHONE, DemoServer, Watched
 
@@ -56,22 +52,6 @@ INSIGHTS = {
 ACTIVITY = """query ($id: ID!, $timeZone: String!) {
   creator(id: $id) { id audienceActivity(timeZone: $timeZone) { timeZone cells { dayOfWeek hour viewers suppressed } } }
 }"""
-_SCHEMA = graphql.build_schema(build_schema().as_str())
-
-
-def offers(type_name: str, field: str) -> bool:
-    """Whether the gateway's schema has `type_name.field`."""
-    found = _SCHEMA.get_type(type_name)
-    return isinstance(found, graphql.GraphQLObjectType) and field in found.fields
-
-
-# Which insight slots the schema can answer (the others' fields come with another branch).
-OFFERED = {
-    "reach": offers("VideoStats", "reach"),
-    "retention": offers("Video", "retention"),
-    "sentiment": offers("Video", "commentSentiment"),
-    "surges": offers("Video", "shareSurges"),
-}
 SLOT_FIELD = {"reach": ("stats", "reach"), "retention": ("retention",), "sentiment": ("commentSentiment",), "surges": ("shareSurges",)}
 SLOT_TESTID = {"retention": "retention-point", "sentiment": "sentiment-bucket", "surges": "surge"}
 
@@ -284,8 +264,8 @@ async def assert_video_matches_api(watched: Watched, served: DemoServer, token: 
 
 
 async def insight_answers(served: DemoServer, token: str, video_id: str) -> dict[str, dict[str, Any]]:
-    """The API's answers to the page's insight documents, for the slots the schema offers."""
-    return {slot: await api(served, token, query, id=video_id) for slot, query in INSIGHTS.items() if OFFERED[slot]}
+    """The API's answers to the page's insight documents."""
+    return {slot: await api(served, token, query, id=video_id) for slot, query in INSIGHTS.items()}
 
 
 def reports_of(insights: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -300,17 +280,10 @@ def insight_of(answer: dict[str, Any], slot: str) -> Any:
 
 
 async def assert_insights(watched: Watched, insights: dict[str, dict[str, Any]], *, owner: bool) -> None:
-    """Each insight slot shows the API's answer: its numbers, its refusal, or (where the schema lacks
-    the field) that this server does not offer it."""
+    """Each insight slot shows the API's answer: its numbers, or its refusal (for retention, a video
+    whose length is not known: NOT_FOUND, said as such)."""
     for slot in INSIGHTS:
         state = await watched.page.get_attribute(f'[data-testid="insight-{slot}"]', "data-state") if slot != "reach" else None
-        if not OFFERED[slot]:
-            if slot == "reach":
-                assert (await one(watched, "metric-reach"))["data"]["state"] == "unavailable"
-            else:
-                assert state == "unavailable", (slot, state)
-                await one(watched, f"{SLOT_TESTID[slot]}-unavailable")
-            continue
         answer = insights[slot]
         value = insight_of(answer, slot)
         refused = errors_by_path(answer).get("video." + ".".join(SLOT_FIELD[slot]))
@@ -321,22 +294,21 @@ async def assert_insights(watched: Watched, insights: dict[str, dict[str, Any]],
             if refused is not None:
                 assert card["data"]["state"] in ("forbidden", "error") and card["data"]["value"] == "", card
                 assert owner or (card["data"]["state"] == "forbidden" and card["text"] == OWNER_ONLY), card
-            elif value is None:
-                assert card["data"]["state"] == "null", card
             else:
                 assert card["data"]["state"] == "ok" and card["data"]["value"] == str(value) and card["text"] == integer(value), (card, value)
             continue
         testid = SLOT_TESTID[slot]
+        if slot == "retention" and refused is not None and refused["extensions"]["code"] == "NOT_FOUND":
+            assert owner and state == "null", (owner, state)
+            await one(watched, "retention-none")
+            continue
         if refused is not None:
             assert state == "refused", (slot, state)
             refusal = await one(watched, f"{testid}-refused")
             assert refusal["data"]["code"] == refused["extensions"]["code"], (refusal, refused)
             assert owner or refusal["text"].startswith(OWNER_ONLY), refusal
             continue
-        if slot == "retention" and value is None:
-            assert state == "null", state
-            await one(watched, "retention-none")
-        elif slot == "retention":
+        if slot == "retention":
             assert state == "ready", state
             await assert_retention(watched, value)
         elif slot == "sentiment":

@@ -25,6 +25,7 @@ import pytest
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 
 from answers import answer, refusals
+from fixture_platform import at
 from harness import Gateway
 
 CREATOR = "creator-cy"
@@ -32,10 +33,6 @@ TIMED = "video-cy-timed"
 UNTIMED = "video-cy-untimed"
 OWNER = Principal(PrincipalKind.USER, CREATOR)
 VIEWER_A = "viewer-a-51c2"
-
-
-def at(day: int, hour: int, minute: int = 0) -> str:
-    return f"2025-03-{day:02d}T{hour:02d}:{minute:02d}:00Z"
 
 
 _numbers = iter(range(1, 1000))

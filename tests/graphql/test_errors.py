@@ -452,6 +452,15 @@ async def test_undeclared_variables_are_ignored_whatever_they_hold(gateway: Gate
     assert response.json()["data"] == {"__typename": "Query"}
 
 
+async def test_an_integer_beyond_64_bits_is_read_as_sent(gateway: Gateway) -> None:
+    """orjson would read it as a float (1.2345678901234568e+29); the json module keeps every digit."""
+    body = b'{"query": "query ($s: String!) { creator(id: \\"c1\\") { audienceActivity(timeZone: $s) { timeZone } } }", "variables": {"s": 123456789012345678901234567890}}'
+    response = await gateway.http.post("/graphql", content=body, headers={"Content-Type": "application/json"})
+
+    assert codes(response) == ["BAD_USER_INPUT"]
+    assert "123456789012345678901234567890" in response.json()["errors"][0]["message"], response.text
+
+
 @pytest.mark.parametrize(
     ("content", "content_type"),
     [
@@ -469,9 +478,6 @@ async def test_undeclared_variables_are_ignored_whatever_they_hold(gateway: Gate
         pytest.param(b'{"query": "{ __typename }", "variables": {"to": NaN}}', "application/json", id="variables-with-nan"),
         pytest.param(b'{"query": "{ __typename }", "variables": {"n": -Infinity}}', "application/json", id="variables-with-infinity"),
         pytest.param(b'{"query": "{ __typename }", "variables": {"n": 1e400}}', "application/json", id="variables-with-1e400"),
-        pytest.param(b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "application/json", id="variables-nested-100000-deep"),
-        pytest.param(b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 9 + b"]" * 9 + b"}}", "application/json", id="variables-nested-9-deep"),
-        pytest.param(b'{"query": "{ __typename }", "variables": {"a": "' + b"x" * 17_000 + b'"}}', "application/json", id="variables-over-16-kb"),
         pytest.param(b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "application/json", id="variables-nested-100000-deep"),
         pytest.param(b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 9 + b"]" * 9 + b"}}", "application/json", id="variables-nested-9-deep"),
         pytest.param(b'{"query": "{ __typename }", "variables": {"a": "' + b"x" * 17_000 + b'"}}', "application/json", id="variables-over-16-kb"),

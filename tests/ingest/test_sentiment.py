@@ -35,7 +35,7 @@ def test_a_comment_record_carries_its_class_and_no_other_event_one() -> None:
     assert [record[sentiment] for record in batch.records] == ["negative", None]
 
 
-def test_a_long_comment_is_classified_by_its_opening_and_costs_no_more_than_it() -> None:
+def test_a_long_comment_is_classified_by_its_opening() -> None:
     """VADER's cost grows with the square of the text: only the opening is read (a red team's batch of
     5,000-character comments took 80 s)."""
     from gateway.ingest.sentiment import READ_CHARACTERS

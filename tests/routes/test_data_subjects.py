@@ -271,7 +271,7 @@ async def wait_until_blocked(admin: asyncpg.Connection, application: str) -> Non
         while not await admin.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", application
         ):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.01)
 
 
 async def test_an_access_request_exports_the_persons_own_requests_and_nobody_elses(gateway: Gateway, admin: asyncpg.Connection) -> None:

@@ -181,6 +181,26 @@ async def test_metadata_is_valid_rfc8414(gateway: Gateway) -> None:
     assert set(document["scopes_supported"]) == {"stats", "insights", "activity"}
 
 
+async def test_the_scopes_offered_are_the_policy_in_force_s_not_a_refused_edit_s(database_url: str, tmp_path: Path) -> None:
+    """An edit that the engine refused (a module of it does not parse) stays on disk; the
+    scopes a process offers are still those of the revision it decides with, even when it first
+    looks them up after that edit."""
+    policies = policies_with(tmp_path / "policies", {})
+    async with running_gateway(database_url, policy_dir=policies) as started:
+        data_file = policies / "data.json"
+        data = json.loads(data_file.read_text())
+        data["access"]["principals"]["app"]["scopes"]["everything"] = data["access"]["principals"]["app"]["scopes"]["stats"]
+        data_file.write_text(json.dumps(data))
+        authz = policies / "gateway" / "authz.rego"
+        authz.write_text(authz.read_text() + "\nbroken := {\n")
+        revision = started.state["engine"].revision
+        assert not await started.state["engine"].reload()
+        assert started.state["engine"].revision == revision
+
+        document = (await started.http.get("/.well-known/oauth-authorization-server")).json()
+        assert set(document["scopes_supported"]) == {"stats", "insights", "activity"}
+
+
 async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_family(gateway: Gateway, app: App) -> None:
     first = await tokens(gateway, app)
     second = (await refresh(gateway, app, first["refresh_token"])).json()

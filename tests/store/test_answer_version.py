@@ -58,26 +58,32 @@ async def test_a_request_that_asks_after_a_commit_sees_it_even_while_an_older_re
 
 
 async def test_a_failed_read_fails_those_sharing_it_and_the_next_is_made_afresh(store: Store) -> None:
-    failures = [ConnectionResetError("the store went away")]
-    started = asyncio.Event()
-    let_go = asyncio.Event()
+    started, let_go = asyncio.Event(), asyncio.Event()
+    reads = 0
 
-    async def failing_once(pool: asyncpg.Pool) -> Version:
-        started.set()
-        await let_go.wait()
-        if failures:
-            raise failures.pop()
+    async def second_read_fails(pool: asyncpg.Pool) -> Version:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            started.set()
+            await let_go.wait()
+        elif reads == 2:
+            raise ConnectionResetError("the store went away")
         return await read_now(pool)
 
-    versions = AnswerVersion(store.reader, failing_once)
+    versions = AnswerVersion(store.reader, second_read_fails)
     first = asyncio.create_task(versions.current())
     await asyncio.wait_for(started.wait(), PATIENCE)
-    second = asyncio.create_task(versions.current())  # shares the next read, which succeeds
+    # Both ask while the first read is under way: they share the next one, which fails.
+    sharing = [asyncio.create_task(versions.current()) for _ in range(2)]
     let_go.set()
-    with pytest.raises(ConnectionResetError):
-        await asyncio.wait_for(first, PATIENCE)
-    assert await asyncio.wait_for(second, PATIENCE) == await read_now(store.reader)
-    assert await asyncio.wait_for(versions.current(), PATIENCE) == await read_now(store.reader)
+    expected = await read_now(store.reader)
+    assert await asyncio.wait_for(first, PATIENCE) == expected
+    for each in sharing:
+        with pytest.raises(ConnectionResetError):
+            await asyncio.wait_for(each, PATIENCE)
+    assert await asyncio.wait_for(versions.current(), PATIENCE) == expected
+    assert reads == 3
 
 
 async def test_a_request_that_gives_up_does_not_cancel_the_read_others_wait_for(store: Store) -> None:

@@ -9,13 +9,13 @@ whole turn of the event loop behind the rest (p99 over 4x p50, bench/peers.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import asyncpg
 import pytest
 
-from gateway.store.pools import HandingQueue, Store, WaitingPool, open_pool
+from gateway.store.pools import HandingQueue, Store, open_pool
 
 from conftest import SECRET
 
@@ -103,39 +103,44 @@ async def test_a_waiter_cancelled_with_nobody_behind_it_leaves_the_connection_in
     assert queue.get_nowait() == "connection"
 
 
-@pytest.fixture
-async def one_connection(database_url: str) -> AsyncIterator[WaitingPool]:
-    """A reader pool of the gateway's kind with a single connection."""
-    pool = await open_pool(database_url, SECRET, "gateway_reader", min_size=1, max_size=1, acquire_timeout=PATIENCE)
-    yield pool
-    await pool.close()
-
-
 async def test_the_store_pools_hand_connections_over_in_turn(store: Store) -> None:
     for pool in (store.ingest, store.reader, store.private, store.oauth, store.eraser):
         assert isinstance(pool._queue, HandingQueue)
 
 
-async def test_a_request_that_gave_up_waiting_does_not_take_the_connection_with_it(one_connection: WaitingPool) -> None:
-    held = await one_connection.acquire()
-    with pytest.raises(TimeoutError):
-        await one_connection.acquire(timeout=0.05)
-    await one_connection.release(held)
-    conn = await one_connection.acquire()
+async def test_a_request_that_gave_up_waiting_does_not_take_the_connection_with_it(database_url: str) -> None:
+    """The pool's own acquire timeout (a serving process's) ends the wait; the connection given back
+    afterwards goes to the next request, not to the one that left the line."""
+    pool = await open_pool(database_url, SECRET, "gateway_reader", min_size=1, max_size=1, acquire_timeout=0.05)
     try:
-        assert await conn.fetchval("SELECT current_user") == "gateway_reader"
+        held = await pool.acquire()
+        with pytest.raises(TimeoutError):
+            await pool.acquire()
+        await pool.release(held)
+        conn = await pool.acquire(timeout=PATIENCE)
+        try:
+            assert await conn.fetchval("SELECT current_user") == "gateway_reader"
+        finally:
+            await pool.release(conn)
     finally:
-        await one_connection.release(conn)
+        await pool.close()
 
 
-async def test_the_pool_still_prefers_a_live_connection(database_url: str) -> None:
-    """asyncpg's own queue hands out connected holders before unconnected ones; ours keeps that."""
-    pool = await open_pool(database_url, SECRET, "gateway_reader", min_size=1, max_size=3)
+async def test_the_pool_still_prefers_a_live_connection(database_url: str, admin: asyncpg.Connection) -> None:
+    """asyncpg's own queue hands out the connected holder (min_size) before the unconnected ones;
+    ours keeps that: the first request is served without a new connection being made."""
+    name = "gateway-pools-test-live"
+
+    async def connections() -> int:
+        count: int = await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", name)
+        return count
+
+    pool = await open_pool(database_url, SECRET, "gateway_reader", {"application_name": name}, min_size=1, max_size=3)
     try:
+        assert await connections() == 1
         async with pool.acquire() as conn:
-            pid = await conn.fetchval("SELECT pg_backend_pid()")
-        async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT pg_backend_pid()") == pid
+            assert await conn.fetchval("SELECT 1") == 1
+            assert await connections() == 1
     finally:
         await pool.close()
 

@@ -65,7 +65,7 @@ function showReach(answer) {
     Object.assign(shown.dataset, { state: error ? (isOwnerOnly(error) ? 'forbidden' : 'error') : 'null', value: '' });
     shown.textContent = error && isOwnerOnly(error) ? OWNER_ONLY_TEXT : '—';
     shown.classList.toggle('refused', Boolean(error));
-    note.textContent = error ? (isOwnerOnly(error) ? '' : reason(error)) : 'No views released yet.';
+    note.textContent = error && !isOwnerOnly(error) ? reason(error) : '';
   }
 }
 
@@ -87,12 +87,12 @@ function showRetention(answer) {
     return;
   }
   const error = errorAt(answer, ['video', 'retention']);
-  if (error) {
-    fill('retention', 'refused', titled(title, 'retention-point', refusal('retention-point', error)));
+  if (error?.extensions?.code === 'NOT_FOUND') {  // the video's length is not known
+    fill('retention', 'null', titled(title, 'retention-point',
+      h('p', { class: 'hint', 'data-testid': 'retention-none' }, "No retention for this video: its length is not known (videos published before durations were recorded).")));
     return;
   }
-  fill('retention', 'null', titled(title, 'retention-point',
-    h('p', { class: 'hint', 'data-testid': 'retention-none' }, "No retention for this video: its length is not known (videos published before durations were recorded).")));
+  fill('retention', 'refused', titled(title, 'retention-point', refusal('retention-point', error)));
 }
 
 function showSentiment(answer) {
