@@ -902,7 +902,7 @@ def policy_preview(
                 current = await engines.enter_async_context(vetted_engine(current_dir, workers=settings.policy_workers))
             except PolicyRejected as exc:
                 fail(f"the current policy in {current_dir} cannot be compared with: {exc}", EXIT_BAD_INPUT)
-            keys_read = current.principal_keys_read | proposed.principal_keys_read
+            keys_read = current.reads.principal | proposed.reads.principal
             # One snapshot of the log: the window's counts are those of the inputs read.
             async with open_owner(settings) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 try:

@@ -45,8 +45,9 @@ QUESTION_CACHE_BYTES = 32 * 1024 * 1024
 
 def _weigh(query: str, question: PolicyQuestion) -> int:
     """Roughly the bytes an entry holds: the document's text in its key, and the question (its
-    parsed fields hold about as many times their JSON as a parsed decision does)."""
-    return ENTRY_OVERHEAD + len(query) + PARSED_PER_JSON_BYTE * len(question.serialized)
+    parsed fields hold about as many times their JSON as a parsed decision does) twice over: as
+    asked, and as the policy is given it (PolicyQuestion.seen_by)."""
+    return ENTRY_OVERHEAD + len(query) + 2 * PARSED_PER_JSON_BYTE * len(question.serialized)
 
 
 # Each entry is (question, its weight).

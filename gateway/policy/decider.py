@@ -21,6 +21,7 @@ from gateway.errors import PolicyUnavailable
 from gateway.policy.cache import DecisionCache
 from gateway.policy.decision import ENTRYPOINT, Decision, PolicyEngine, parse_decision
 from gateway.policy.fields import RequestedField
+from gateway.policy.reads import PolicyReads, withhold_arguments
 from gateway.telemetry.timings import policy_evaluation_latency
 
 __all__ = ["ENTRY_OVERHEAD", "PARSED_PER_JSON_BYTE", "DecisionRecord", "PolicyDecider", "PolicyQuestion", "weigh_decision"]
@@ -34,20 +35,23 @@ class PolicyQuestion:
 
     operation: dict[str, Any]
     fields: list[RequestedField]
-    field_inputs: list[dict[str, Any]] = field(init=False)
-    # operation + fields as JSON: part of the cache key and of the logged input.
+    # The fields as the policy reads them (by default, `fields` with every argument's value).
+    field_inputs: list[dict[str, Any]] = None  # type: ignore[assignment]
+    # operation + field_inputs as JSON: part of the cache key and of the logged input.
     serialized: bytes = field(init=False)
 
     digest: bytes = field(init=False)
     # Every `Type.field` asked for, anywhere in the operation.
     coordinates: frozenset[str] = field(init=False)
+    # seen_by's answers, by the argument names given.
+    _seen: dict[frozenset[str], PolicyQuestion] = field(init=False, default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coordinates", frozenset(requested.coordinate for requested in self.fields))
-        inputs = [requested.as_input() for requested in self.fields]
-        object.__setattr__(self, "field_inputs", inputs)
+        if self.field_inputs is None:
+            object.__setattr__(self, "field_inputs", [requested.as_input() for requested in self.fields])
         try:
-            serialized = orjson.dumps({"operation": self.operation, "fields": inputs}, option=orjson.OPT_SORT_KEYS)
+            serialized = orjson.dumps({"operation": self.operation, "fields": self.field_inputs}, option=orjson.OPT_SORT_KEYS)
         except TypeError as exc:
             raise PolicyUnavailable(f"a requested field's arguments cannot be sent to the policy: {exc}") from exc
         object.__setattr__(self, "serialized", serialized)
@@ -56,6 +60,18 @@ class PolicyQuestion:
     @property
     def paths(self) -> list[str]:
         return [requested.path for requested in self.fields]
+
+    def seen_by(self, arguments_read: frozenset[str] | None) -> PolicyQuestion:
+        """The question as a policy given only the values of `arguments_read` sees it (None: every
+        value): what that policy is asked, and what its decision is cached by."""
+        if arguments_read is None:
+            return self
+        seen = self._seen.get(arguments_read)
+        if seen is None:
+            inputs = withhold_arguments(self.field_inputs, arguments_read)
+            seen = self if inputs == self.field_inputs else PolicyQuestion(self.operation, self.fields, inputs)
+            self._seen[arguments_read] = seen
+        return seen
 
 
 # A question of no fields: the policy answers it with the principal's obligations alone.
@@ -68,7 +84,9 @@ class DecisionRecord:
 
     The input is kept as the principal plus the question (operation and fields),
     and the question and the result by digest as well: many requests ask the
-    same question and get the same answer, which the log stores once.
+    same question and get the same answer, which the log stores once. The
+    question is kept as asked, with every argument's value, though the policy
+    was given only those it names (a preview gives each policy what it names).
     """
 
     decision_id: str
@@ -176,7 +194,9 @@ class PolicyDecider:
         principal_input: dict[str, Any] = {"kind": principal.kind.value, "id": principal.id, "scopes": scopes}
         if principal.app_id is not None:
             principal_input["app"] = principal.app_id  # which app acts for the user: policy may tell apps apart
-        key = _key(principal_input, question, self.engine.principal_keys_read)
+        reads = self.engine.reads
+        seen = question.seen_by(reads.arguments)  # what the policy is given, and its decision cached by
+        key = _key(principal_input, seen, reads.principal)
         self._recent[key] = _Asked(principal_input, question)
         self._recent.move_to_end(key)
         if len(self._recent) > RECENT_QUESTIONS:
@@ -186,14 +206,14 @@ class PolicyDecider:
         if cached is None:
             flight = self._in_flight.get((revision, key))
             if flight is None:
-                flight = asyncio.ensure_future(self._evaluate(revision, key, principal_input, question, self.engine.evaluate))
+                flight = asyncio.ensure_future(self._evaluate(revision, key, principal_input, seen, self.engine.evaluate))
                 self._in_flight[(revision, key)] = flight
                 flight.add_done_callback(functools.partial(self._landed, (revision, key)))
             # Shared: one waiter giving up (its client left) must not cancel the others' answer.
             cached = await asyncio.shield(flight)
         return revision, principal_input, cached, cache_hit
 
-    async def warm(self, revision: str, principal_keys_read: frozenset[str], evaluate: Evaluate) -> int:
+    async def warm(self, revision: str, reads: PolicyReads, evaluate: Evaluate) -> int:
         """Decides the questions asked most recently under `revision`, which is about to go in
         force, with `evaluate` (its engine); returns how many were decided. Bounded in time: what is
         not warmed is decided when asked."""
@@ -201,8 +221,9 @@ class PolicyDecider:
         try:
             async with asyncio.timeout(WARMING_SECONDS):
                 for asked in reversed(list(self._recent.values())):
-                    key = _key(asked.principal_input, asked.question, principal_keys_read)
-                    self.cache.stage(revision, key, await self._evaluate(revision, key, asked.principal_input, asked.question, evaluate, keep=False))
+                    seen = asked.question.seen_by(reads.arguments)
+                    key = _key(asked.principal_input, seen, reads.principal)
+                    self.cache.stage(revision, key, await self._evaluate(revision, key, asked.principal_input, seen, evaluate, keep=False))
                     warmed += 1
         except (TimeoutError, PolicyUnavailable) as exc:
             logger.warning("policy %s: warmed %d of %d recent decisions (%s)", revision[:12], warmed, len(self._recent), exc or "out of time")
@@ -238,7 +259,8 @@ class PolicyDecider:
             flight.exception()  # retrieved here: every waiter may have gone
 
 
-def _key(principal_input: dict[str, Any], question: PolicyQuestion, principal_keys_read: frozenset[str]) -> Hashable:
-    # Who the principal is (its id, its app) is part of the key only as far as the policy can read it.
+def _key(principal_input: dict[str, Any], seen: PolicyQuestion, principal_keys_read: frozenset[str]) -> Hashable:
+    # Who the principal is (its id, its app) is part of the key only as far as the policy can read
+    # it, and the question as the policy is given it (`seen`: argument values it names only).
     who = tuple(principal_input.get(name) if name in principal_keys_read else None for name in ("id", "app"))
-    return (principal_input["kind"], tuple(principal_input["scopes"]), who, question.serialized)
+    return (principal_input["kind"], tuple(principal_input["scopes"]), who, seen.serialized)

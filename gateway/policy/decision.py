@@ -12,7 +12,8 @@ Input (one per request, built by the policy guard):
       ]
     }
 
-`principal.app` is present for an app only: the app acting for user `id`.
+`principal.app` is present for an app only: the app acting for user `id`. An
+argument's value is "(withheld)" unless the policy names it (gateway.policy.reads).
 `path` is the response path (aliases, not field names, and no list indexes),
 unique within a request. The entrypoint `data.gateway.authz.decision` answers:
 
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.errors import PolicyUnavailable
+from gateway.policy.reads import PRINCIPAL_KEYS, PolicyReads
 
 if TYPE_CHECKING:
     from gateway.policy.worker import PolicyFiles
@@ -43,9 +45,6 @@ __all__ = ["ENTRYPOINT", "PRINCIPAL_KEYS", "Decision", "FieldVerdict", "PolicyEn
 # The rule every engine evaluates, as an OPA Data API path.
 ENTRYPOINT = "gateway/authz/decision"
 
-# What in input.principal, beside its kind and scopes, says who the principal is: the user's id and
-# the app's. A decision depends on the ones the policy reads, and is cached per value of those.
-PRINCIPAL_KEYS = frozenset({"id", "app"})
 
 
 class FieldVerdict(BaseModel):
@@ -90,9 +89,9 @@ def parse_decision(document: Any, paths: list[str]) -> Decision:
     return Decision(fields=dict(parsed.fields), obligations=dict(parsed.obligations))
 
 
-# Called with a revision about to go in force, which of PRINCIPAL_KEYS it reads, and a way to
-# evaluate under it; returns how many decisions it made (gateway.policy.decider warms its cache).
-Warmer = Callable[[str, frozenset[str], Callable[[dict[str, Any]], Awaitable[Any]]], Awaitable[int]]
+# Called with a revision about to go in force, what of the input it reads, and a way to evaluate
+# under it; returns how many decisions it made (gateway.policy.decider warms its cache).
+Warmer = Callable[[str, PolicyReads, Callable[[dict[str, Any]], Awaitable[Any]]], Awaitable[int]]
 
 
 class PolicyEngine(Protocol):
@@ -122,10 +121,11 @@ class PolicyEngine(Protocol):
         ...
 
     @property
-    def principal_keys_read(self) -> frozenset[str]:
-        """Which of PRINCIPAL_KEYS (`input.principal.id`, an app's `.app`) the policy may read; the
-        decision cache keys on those. A policy that reads only `app` is decided once per app, not
-        once per user of it."""
+    def reads(self) -> PolicyReads:
+        """What of the input the policy in force may read (gateway.policy.reads): the decision cache
+        keys on no more, and the policy is given the values of the arguments it names only. A
+        policy that reads only `app` and names no argument identifying a video is decided once per
+        app and question, not once per user of it and video."""
         ...
 
     async def start(self) -> None: ...

@@ -16,14 +16,14 @@ import asyncio
 import contextlib
 import functools
 import logging
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gateway.auth import PrincipalKind
 from gateway.errors import PolicyUnavailable
-from gateway.policy.decision import ENTRYPOINT, PRINCIPAL_KEYS, Warmer, parse_decision
+from gateway.policy.decision import ENTRYPOINT, Warmer, parse_decision
+from gateway.policy.reads import READS_EVERYTHING, PolicyReads, policy_reads, withhold_arguments
 from gateway.policy.testing import run_tests
 from gateway.policy.worker import (
     DATA_FILE,
@@ -36,7 +36,7 @@ from gateway.policy.worker import (
     WorkerTimeout,
 )
 
-__all__ = ["EmbeddedEngine", "principal_keys_read"]
+__all__ = ["EmbeddedEngine"]
 
 logger = logging.getLogger("gateway.policy")
 
@@ -233,7 +233,7 @@ class EmbeddedEngine:
         self._rejected_revision: str | None = None
         self._reload_lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
-        self._keys_read: tuple[str, frozenset[str]] | None = None  # (revision, answer), read on every decision
+        self._reads: tuple[str, PolicyReads] | None = None  # (revision, answer), read on every decision
 
     @property
     def revision(self) -> str:
@@ -253,14 +253,14 @@ class EmbeddedEngine:
         return self._served is not None and self._served.failure is None
 
     @property
-    def principal_keys_read(self) -> frozenset[str]:
-        """Which of the principal's `id` and `app` the policy in force may read (the decision cache keys on those)."""
+    def reads(self) -> PolicyReads:
+        """What of the input the policy in force may read, from its modules (gateway.policy.reads)."""
         if self._served is None:
-            return PRINCIPAL_KEYS
+            return READS_EVERYTHING
         files = self._served.files
-        if self._keys_read is None or self._keys_read[0] != files.revision:
-            self._keys_read = (files.revision, principal_keys_read(files.modules.values()))
-        return self._keys_read[1]
+        if self._reads is None or self._reads[0] != files.revision:
+            self._reads = (files.revision, policy_reads(files.modules.values()))
+        return self._reads[1]
 
     async def check(self) -> None:
         """Replaces a worker found dead (rather than at the next decision), so that readiness says
@@ -334,10 +334,20 @@ class EmbeddedEngine:
             worker = await RegoWorker.start(files.modules, files.data, entrypoints=[ENTRYPOINT], timeout=self.start_timeout)
         except WorkerError as exc:
             return f"it does not load: {exc}"
+        named = policy_reads(files.modules.values()).arguments
         try:
             for kind in PrincipalKind:
-                decision = await self._evaluate_on(worker, _probe_input(kind), self.start_timeout)
-                parse_decision(decision, [probe["path"] for probe in PROBE_FIELDS])
+                probe = _probe_input(kind)
+                decision = await self._evaluate_on(worker, probe, self.start_timeout)
+                parse_decision(decision, [field["path"] for field in PROBE_FIELDS])
+                # Withholding what it does not name must not change a decision (gateway.policy.reads).
+                withheld = withhold_arguments(probe["fields"], named)
+                if withheld != probe["fields"] and await self._evaluate_on(worker, {**probe, "fields": withheld}, self.start_timeout) != decision:
+                    await worker.close()
+                    return (
+                        "it decides a probe request otherwise when the arguments it does not name are withheld: a module "
+                        "reaches an argument's value in a way the gateway cannot see (name it: `.arguments.<name>`)"
+                    )
         except (PolicyUnavailable, WorkerError) as exc:
             await worker.close()
             return f"it fails a probe request: {exc}"
@@ -356,10 +366,10 @@ class EmbeddedEngine:
     async def _warm(self, files: PolicyFiles, worker: RegoWorker) -> None:
         """Lets each warmer decide under the new revision, on its worker, before it serves. A
         warmer that fails costs only its warmth: the revision goes live all the same."""
-        keys_read = principal_keys_read(files.modules.values())
+        reads = policy_reads(files.modules.values())
         for warm in self.before_serving:
             try:
-                await warm(files.revision, keys_read, functools.partial(self._evaluate_on, worker, timeout=self.timeout))
+                await warm(files.revision, reads, functools.partial(self._evaluate_on, worker, timeout=self.timeout))
             except Exception:
                 logger.exception("warming policy %s failed; its decisions are made when asked", files.revision[:12])
 
@@ -441,32 +451,6 @@ class EmbeddedEngine:
                 stat = path.stat()
                 entries.append((path.as_posix(), stat.st_mtime_ns, stat.st_size))
         return tuple(sorted(entries))
-
-
-_COMMENT = re.compile(r"#.*$", re.MULTILINE)
-# input.principal, and the key read from it if any: `.key`, or object.get(input.principal, "key", …).
-_PRINCIPAL = re.compile(r"input\s*\.\s*principal\b(?:\s*\.\s*(\w+)\b|\s*,\s*\"(\w+)\")?")
-# What every decision may depend on: the cache keys on them whatever the policy reads.
-_ALWAYS_KEYED = frozenset({"kind", "scopes"})
-
-
-def principal_keys_read(sources: Iterable[str]) -> frozenset[str]:
-    """Conservatively, which of `input.principal.id` and `.app` Rego `sources` can read. `.app`
-    (or `object.get(input.principal, "app", …)`) reads the app only; any other use of
-    input.principal beyond its `.kind` and `.scopes` (`.id`, `["app"]`, the whole object passed
-    on) counts as reading both, and so does any use of `input` as a whole."""
-    read: set[str] = set()
-    for source in sources:
-        code = _COMMENT.sub("", source)
-        if re.search(r"\binput\b(?!\s*\.)", code):
-            return PRINCIPAL_KEYS
-        for match in _PRINCIPAL.finditer(code):
-            key = match.group(1) or match.group(2)
-            if key == "app":
-                read.add("app")
-            elif key not in _ALWAYS_KEYED:
-                return PRINCIPAL_KEYS
-    return frozenset(read)
 
 
 def _probe_input(kind: PrincipalKind) -> dict[str, Any]:

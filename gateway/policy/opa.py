@@ -12,7 +12,8 @@ import aiohttp
 from opa_client.opa_async import AsyncOpaClient
 
 from gateway.errors import PolicyUnavailable
-from gateway.policy.decision import ENTRYPOINT, PRINCIPAL_KEYS, Warmer
+from gateway.policy.decision import ENTRYPOINT, Warmer
+from gateway.policy.reads import READS_EVERYTHING, PolicyReads
 
 __all__ = ["OpaServerEngine"]
 
@@ -26,8 +27,8 @@ REVISION_SECONDS = 5.0
 
 class OpaServerEngine:
     @property
-    def principal_keys_read(self) -> frozenset[str]:
-        return PRINCIPAL_KEYS  # the server's policy is not ours to inspect
+    def reads(self) -> PolicyReads:
+        return READS_EVERYTHING  # the server's policy is not ours to inspect
 
     @property
     def files(self) -> None:

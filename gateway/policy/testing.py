@@ -18,6 +18,7 @@ from graphql import GraphQLInterfaceType, GraphQLObjectType, GraphQLSchema, buil
 from gateway.auth import PrincipalKind
 from gateway.errors import PolicyUnavailable
 from gateway.policy.decision import ENTRYPOINT, parse_decision
+from gateway.policy.reads import policy_reads
 from gateway.policy.worker import PolicyFiles, RegoWorker, WorkerError, WorkerLoadError
 
 __all__ = [
@@ -262,6 +263,7 @@ async def check_policy(files: PolicyFiles, schema_sdl: str, *, timeout: float = 
         if not _in_schema(schema, coordinate)
     )
     check.notes.append(f"{len(named)} field coordinates named in data.json")
+    check.notes.append(_arguments_note(policy_reads(files.modules.values()).arguments))
 
     try:
         worker = await RegoWorker.start({**files.modules, **files.tests}, files.data, entrypoints=[], timeout=LOAD_TIMEOUT)
@@ -286,6 +288,16 @@ async def check_policy(files: PolicyFiles, schema_sdl: str, *, timeout: float = 
     if unlisted:
         check.warnings.append(f"{len(unlisted)} schema field(s) no policy allows: {', '.join(unlisted)}")
     return check
+
+
+def _arguments_note(named: frozenset[str] | None) -> str:
+    if named is None:
+        return (
+            "a module reaches arguments by a computed key or as a whole: the policy is given every argument's value, "
+            "and each video, window or page asked for is decided (and cached) on its own"
+        )
+    listed = ", ".join(sorted(named)) or "none"
+    return f'arguments the policy names, the only ones whose values it is given (the others are "(withheld)"): {listed}'
 
 
 def _listed_coordinates(document: dict[str, Any]) -> set[str]:

@@ -12,12 +12,16 @@
 #     operation:  {name: string|null, type: "query"|"mutation"|"subscription", hash: string}
 #     fields:     [{path, coordinate, type, field, alias, arguments}]
 #                 `path` is the response path, unique within a request; `arguments`
-#                 holds every argument's value, defaults and variables filled in.
+#                 holds every argument, defaults and variables filled in, with its value
+#                 if a module here names it (`.arguments.granularity`, `.arguments["x"]`,
+#                 `object.get(….arguments, "x", …)`) and "(withheld)" if none does. A module
+#                 that reaches arguments by a computed key, or as a whole, gets every value.
 #
-#   Nothing here reads input.principal.id, input.principal.app or input.operation: a
-#   field's verdict depends on the principal's kind and scopes and on the fields asked
-#   for, which is what the gateway's decision cache keys on (gateway.obligations reads
-#   input.principal.app as well, so the cache keys on the app too; never on the user).
+#   Nothing here reads input.principal.id, input.principal.app or input.operation, and
+#   the only argument named is granularity: a field's verdict depends on the principal's
+#   kind and scopes and on the fields asked for, which is what the gateway's decision
+#   cache keys on (gateway.obligations reads input.principal.app as well, so the cache
+#   keys on the app too; never on the user, nor on which video is asked about).
 package gateway.authz
 
 import rego.v1

@@ -17,7 +17,7 @@ import pytest
 
 from gateway.auth import Principal, PrincipalKind
 
-from fixture_platform import ADA, ADA_FIRST, EVENTS, VIEWER
+from fixture_platform import ADA, ADA_FIRST, BO, BO_ONLY, EVENTS, VIEWER
 from harness import FIELD_TEST_TERMS, Gateway, policies_with, running_gateway
 
 VIEWS = "query($id: ID!) { video(id: $id) { id stats { views } } }"
@@ -63,3 +63,24 @@ async def test_ownership_an_owner_only_field_of_an_object_that_names_no_owner_is
 
     assert response.json()["data"] == {"creator": None}
     assert [error["extensions"] for error in response.json()["errors"]] == [{"code": "FORBIDDEN", "field": "Query.creator"}]
+
+
+async def test_ownership_one_decision_serves_every_creator_and_video_and_each_is_served_only_their_own(gateway: Gateway) -> None:
+    """The policy names no video argument, so it is asked once for the class (users, no scopes) and
+    this question, whichever video and creator: the decision says owner-only, and the resolver
+    checks whose video each one is."""
+    query = "query OneDecision($id: ID!) { video(id: $id) { id stats { views } } }"
+    cache = gateway.state["decider"].cache
+    misses = cache.misses
+
+    asked = [
+        (ADA, ADA_FIRST),
+        (BO, BO_ONLY),
+        (BO, ADA_FIRST),
+        (ADA, BO_ONLY),
+    ]
+    answers = [(await gateway.graphql(query, {"id": video}, principal=Principal(PrincipalKind.USER, creator))).json() for creator, video in asked]
+
+    assert cache.misses - misses == 1
+    assert [answer["data"]["video"] and answer["data"]["video"]["id"] for answer in answers] == [ADA_FIRST, BO_ONLY, None, None]
+    assert [[error["extensions"]["code"] for error in answer.get("errors", [])] for answer in answers] == [[], [], ["FORBIDDEN"], ["FORBIDDEN"]]

@@ -14,7 +14,8 @@ from gateway.errors import PolicyUnavailable
 from gateway.policy.cache import DecisionCache
 from gateway.policy.decider import DecisionRecord, PolicyDecider, PolicyQuestion, weigh_decision
 from gateway.policy.decision import ENTRYPOINT, PRINCIPAL_KEYS, Decision, FieldVerdict
-from gateway.policy.fields import RequestedField
+from gateway.policy.fields import WITHHELD, RequestedField
+from gateway.policy.reads import PolicyReads
 
 OPERATION = {"name": "Dashboard", "type": "query", "hash": "0" * 64}
 VIDEO = RequestedField(path="video", type="Query", field="video", alias=None, arguments={"id": "v1"})
@@ -24,8 +25,10 @@ TIMELINE = RequestedField(path="video.shareTimeline", type="Video", field="share
 class CountingEngine:
     """Allows every field but Video.shareTimeline; reads the principal's keys the test says."""
 
-    def __init__(self, principal_keys_read: frozenset[str] = frozenset(), answer_paths: bool = True) -> None:
-        self.principal_keys_read = principal_keys_read
+    def __init__(
+        self, principal_keys_read: frozenset[str] = frozenset(), answer_paths: bool = True, arguments_read: frozenset[str] | None = None
+    ) -> None:
+        self.reads = PolicyReads(principal_keys_read, arguments_read)
         self.answer_paths = answer_paths
         self.revision = "r1"
         self.before_serving: list[Any] = []
@@ -105,6 +108,64 @@ async def test_fields_and_arguments_are_in_the_key(fields: list[RequestedField])
     await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, fields))
 
     assert len(engine.inputs) == 2
+
+
+def video(video_id: str, granularity: str = "DAY") -> list[RequestedField]:
+    return [
+        RequestedField(path="video", type="Query", field="video", alias=None, arguments={"id": video_id}),
+        RequestedField(path="video.shareTimeline", type="Video", field="shareTimeline", alias=None, arguments={"granularity": granularity}),
+    ]
+
+
+async def test_an_argument_the_policy_does_not_name_is_withheld_and_out_of_the_key() -> None:
+    """The creators of two videos asking the same dashboard are one class: decided once, and the
+    policy never learns which video either asked about; the log still says what each asked."""
+    engine = CountingEngine(arguments_read=frozenset({"granularity"}))
+    records: list[DecisionRecord] = []
+    decider = PolicyDecider(engine, record=records.append)
+
+    await decider.decide(user("u1"), PolicyQuestion(OPERATION, video("v1")))
+    await decider.decide(user("u2"), PolicyQuestion(OPERATION, video("v2")))
+
+    assert len(engine.inputs) == 1
+    assert [field["arguments"] for field in engine.inputs[0]["fields"]] == [{"id": WITHHELD}, {"granularity": "DAY"}]
+    assert [json.loads(record.input)["fields"][0]["arguments"]["id"] for record in records] == ["v1", "v2"]
+    assert [record.cache_hit for record in records] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("arguments_read", "second"),
+    [
+        pytest.param(frozenset({"granularity"}), video("v1", "HOUR"), id="a-named-argument"),
+        pytest.param(frozenset({"id", "granularity"}), video("v2"), id="every-argument-named"),
+        pytest.param(None, video("v2"), id="a-policy-given-every-value"),
+    ],
+)
+async def test_the_value_of_an_argument_the_policy_is_given_is_in_the_key(
+    arguments_read: frozenset[str] | None, second: list[RequestedField]
+) -> None:
+    engine = CountingEngine(arguments_read=arguments_read)
+    decider = PolicyDecider(engine)
+
+    await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, video("v1")))
+    await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, second))
+
+    assert [[field["arguments"] for field in input_["fields"]] for input_ in engine.inputs] == [
+        [{name: value if arguments_read is None or name in arguments_read else WITHHELD for name, value in field.arguments.items()} for field in asked]
+        for asked in (video("v1"), second)
+    ]
+
+
+async def test_a_revision_that_names_another_argument_is_given_its_values() -> None:
+    engine = CountingEngine(arguments_read=frozenset({"granularity"}))
+    decider = PolicyDecider(engine)
+    await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, video("v1")))
+
+    engine.revision, engine.reads = "r2", PolicyReads(frozenset(), frozenset({"id", "granularity"}))
+    await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, video("v1")))
+    await decider.decide(ANONYMOUS, PolicyQuestion(OPERATION, video("v2")))
+
+    assert [input_["fields"][0]["arguments"]["id"] for input_ in engine.inputs] == [WITHHELD, "v1", "v2"]
 
 
 async def test_revision_change_invalidates_the_cache() -> None:
@@ -341,7 +402,7 @@ async def test_warming_decides_recent_questions_under_the_coming_revision() -> N
         await decider.decide(user("u1"), question)
     assert len(engine.inputs) == 3
 
-    warmed = await decider.warm("r2", frozenset(), engine.evaluate)
+    warmed = await decider.warm("r2", PolicyReads(frozenset(), None), engine.evaluate)
     engine.revision = "r2"
     for question in questions:
         await decider.decide(user("u1"), question)

@@ -20,8 +20,7 @@ import uvloop
 
 from gateway.errors import PolicyUnavailable
 from gateway.policy.decision import Decision, parse_decision
-from gateway.policy.embedded import EmbeddedEngine, principal_keys_read
-from gateway.policy.worker import PolicyFiles
+from gateway.policy.embedded import EmbeddedEngine
 
 POLICIES = Path(__file__).parents[2] / "policies"
 
@@ -257,6 +256,35 @@ async def test_runtime_error_keeps_last_good_policy(engine: EmbeddedEngine, poli
     assert engine.last_error is not None
     assert "it fails a probe request" in engine.last_error
     assert (await decide(engine, CREATOR, *DASHBOARD)).fields["video.id"].allow
+
+
+# A refusal of the probe's video, by its id: reached through the field object (`value` is its
+# arguments), or by name.
+BY_TRAVERSAL = '{"the probe video" |\n\tsome value in requested\n\tis_object(value)\n\tvalue.id == "probe"\n}'
+BY_NAME = '{"the probe video" |\n\trequested.arguments.id == "probe"\n}'
+
+
+@pytest.mark.parametrize(("refusal", "goes_live"), [pytest.param(BY_TRAVERSAL, False, id="traversal"), pytest.param(BY_NAME, True, id="named")])
+async def test_a_policy_that_reaches_an_argument_it_does_not_name_is_refused(
+    engine: EmbeddedEngine, policy_dir: Path, refusal: str, goes_live: bool
+) -> None:
+    """The policy is given only the values of the arguments it names (gateway.policy.reads): one
+    that decides on another is refused on reload, since its decisions would be made on "(withheld)"."""
+    good = engine.revision
+    authz = policy_dir / "gateway" / "authz.rego"
+    source = authz.read_text()
+    denials = "\treason := granularity_refusal(requested.coordinate, granularity)\n}"
+    assert denials in source
+    authz.write_text(source.replace(denials, f"{denials} | {refusal}"))
+
+    assert await engine.reload() is goes_live
+
+    if goes_live:
+        assert engine.reads.arguments == {"granularity", "id"}
+    else:
+        assert engine.revision == good
+        assert engine.last_error is not None
+        assert "a module reaches an argument's value in a way the gateway cannot see" in engine.last_error
 
 
 async def test_reverting_a_rejected_edit_clears_last_error(engine: EmbeddedEngine, policy_dir: Path) -> None:
@@ -520,32 +548,3 @@ async def test_watcher_reloads_a_changed_policy(policy_dir: Path) -> None:
         await engine.close()
 
 
-BOTH = {"id", "app"}
-
-
-@pytest.mark.parametrize(
-    ("source", "reads"),
-    [
-        pytest.param('allow if input.principal.kind == "user"', set(), id="kind"),
-        pytest.param('allow if "stats" in input.principal.scopes', set(), id="scopes"),
-        pytest.param('allow if object.get(input.principal, "kind", "") == "app"', set(), id="get-kind"),
-        pytest.param('allow if input.principal.id == "u1"', BOTH, id="id"),
-        pytest.param('allow if input.principal.app == "app_x"', {"app"}, id="app"),
-        pytest.param('allow if object.get(input.principal, "app", "") == "app_x"', {"app"}, id="get-app"),
-        pytest.param('allow if input.principal.app == "app_x"\ndeny if input.principal.id == "u1"', BOTH, id="app-and-id"),
-        pytest.param('allow if input.principal["app"] == "app_x"', BOTH, id="indexed-app"),
-        pytest.param('allow if input.principal["id"] == "u1"', BOTH, id="indexed"),
-        pytest.param('allow if input.principal.application == "x"', BOTH, id="another-key"),
-        pytest.param("p := input.principal", BOTH, id="whole-principal"),
-        pytest.param("i := input", BOTH, id="whole-input"),
-        pytest.param('# input.principal.id in a comment\nallow if input.principal.kind == "user"', set(), id="comment"),
-    ],
-)
-def test_what_counts_as_reading_who_the_principal_is(source: str, reads: set[str]) -> None:
-    assert principal_keys_read([source]) == reads
-
-
-def test_the_shipped_policy_reads_the_app_but_never_the_users_id() -> None:
-    """obligations.registered_documents_only is set per app: decisions are cached per app, and one
-    decision still serves every user of it (and every user and anonymous client alike)."""
-    assert principal_keys_read(PolicyFiles.read(POLICIES).modules.values()) == {"app"}
