@@ -8,12 +8,12 @@ question, not once per creator and video.
 
 - The principal's keys are read only through `input.principal`: what the text names is what the
   policy can read, and anything it cannot tell counts as reading both.
-- Arguments are reached through field objects bound to any variable, so the text cannot show that
-  a value is never read. Instead the policy is given only the values of the arguments its modules
-  name (`.arguments.x`, `.arguments["x"]`, `object.get(….arguments, "x", …)`); every other
-  argument is there with the value "(withheld)". A decision then depends on the named values
-  alone, by construction. A module that reaches arguments any other way (a computed key, the
-  arguments object passed on whole, `input` as a whole) is given them all.
+- Arguments are reached through field objects. When the modules use field objects only in ways
+  that show which arguments they read (by key, or passed whole to their own functions: see
+  `arguments_read`), the policy is given the values of those it names, and every other argument
+  is there as "(withheld)": its decisions then depend on the named values alone, by construction.
+  Otherwise it is given every value. A reload also decides its probe both ways and refuses a
+  revision that decides otherwise (gateway.policy.embedded), in case this reading misses a way.
 """
 
 from __future__ import annotations
@@ -52,12 +52,20 @@ _PRINCIPAL = re.compile(r"input\s*\.\s*principal\b(?:\s*\.\s*(\w+)\b|\s*,\s*\"(\
 # What every decision may depend on: the cache keys on them whatever the policy reads.
 _ALWAYS_KEYED = frozenset({"kind", "scopes"})
 _WHOLE_INPUT = re.compile(r"\binput\b(?!\s*\.)")
-_ARGUMENTS = re.compile(r"\barguments\b")
-# After `arguments`: `.name` or `["name"]`.
-_NAMED = re.compile(r'\s*(?:\.\s*(\w+)\b|\[\s*"(\w+)"\s*\])')
-# `object.get(<ref>.arguments, "name", …)`: before `arguments`, then after it.
-_GET_BEFORE = re.compile(r"object\s*\.\s*get\s*\(\s*[\w.]*$")
-_GET_AFTER = re.compile(r'\s*,\s*"(\w+)"')
+_STRING = re.compile(r'"(?:\\.|[^"\\\n])*"|`[^`]*`')
+# A template string (`$"…{expr}…"`): code inside a string, which the scan masks.
+_TEMPLATE = re.compile(r'\$["`]')
+# Where a policy takes up field objects: `some f in input.fields`, `every i, f in input.fields`.
+_BINDING = re.compile(r"\b(?:some|every)\s+(?:\w+\s*,\s*)?(\w+)\s+in\s+input\s*\.\s*fields\b")
+_FIELDS = re.compile(r"\binput\s*\.\s*fields\b")
+# A function's head: its name and parameters.
+_HEAD = re.compile(r"^[ \t]*(?:default\s+)?(\w+)\s*\(([^()\n]*)\)\s*(?::=|=|if\b|\{|contains\b)", re.MULTILINE)
+# After a field object's name: a key that holds no argument's value, or a named argument.
+_PLAIN_KEY = re.compile(r"\s*\.\s*(?:path|coordinate|type|field|alias)\b")
+_NAMED_ARGUMENT = re.compile(r'\s*\.\s*arguments\s*(?:\.\s*(\w+)\b|\[\s*"(\w+)"\s*\])')
+# `object.get(f.arguments, "name", …)`: before the field object's name, then after it.
+_GET_BEFORE = re.compile(r"object\s*\.\s*get\s*\(\s*$")
+_GOT_ARGUMENT = re.compile(r'\s*\.\s*arguments\s*,\s*"(\w+)"()')
 
 
 def policy_reads(sources: Iterable[str]) -> PolicyReads:
@@ -85,25 +93,80 @@ def principal_keys_read(sources: Iterable[str]) -> frozenset[str]:
 
 
 def arguments_read(sources: Iterable[str]) -> frozenset[str] | None:
-    """The argument names Rego `sources` name, or None when they may reach arguments otherwise: a
-    computed key (`arguments[k]`), the arguments object passed on or iterated, the word in a
-    string (`object.get(field, "arguments", …)`), or `input` as a whole."""
+    """The argument names Rego `sources` name, or None unless they provably read no other.
+
+    Field objects enter a policy only as `some f in input.fields` (or `every`), and flow on only as
+    a whole argument of a function the modules define (whose parameter is then a field object too).
+    Every use of a field object must be one of: a key other than the arguments (`f.path`,
+    `f.coordinate`, …), a named argument (`f.arguments.x`, `f.arguments["x"]`,
+    `object.get(f.arguments, "x", …)`), or such a function argument. Anything else (`input.fields`
+    used otherwise, `input` as a whole, a field object iterated, compared, aliased, indexed or
+    given to a builtin such as `walk`, or in a template string) may reach any argument's value: None."""
+    code = "\n".join(_code(source) for source in sources)
+    masked = _STRING.sub(lambda match: '"' + " " * (len(match.group(0)) - 2) + '"', code)  # offsets kept
+    if _WHOLE_INPUT.search(masked) or _TEMPLATE.search(code):
+        return None
+    bindings = list(_BINDING.finditer(masked))
+    if {match.end() for match in _FIELDS.finditer(masked)} != {binding.end() for binding in bindings}:
+        return None  # input.fields used other than to take up its fields one by one
+    bound_at = {binding.start(1) for binding in bindings}
+    heads: dict[str, list[list[str]]] = {}
+    for head in _HEAD.finditer(masked):
+        heads.setdefault(head.group(1), []).append([param.strip() for param in head.group(2).split(",")])
     named: set[str] = set()
-    for source in sources:
-        code = _code(source)
-        if _WHOLE_INPUT.search(code):
-            return None
-        for match in _ARGUMENTS.finditer(code):
-            after = _NAMED.match(code, match.end())
-            if after is not None:
-                named.add(after.group(1) or after.group(2))
+    field_objects = {binding.group(1) for binding in bindings}
+    pending = list(field_objects)
+    while pending:
+        name = pending.pop()
+        for use in re.finditer(rf"(?<![\w.]){re.escape(name)}\b", masked):
+            if use.start() in bound_at or _PLAIN_KEY.match(masked, use.end()):
                 continue
-            got = _GET_AFTER.match(code, match.end())
-            if got is not None and _GET_BEFORE.search(code[max(0, match.start() - 200) : match.start()]):
-                named.add(got.group(1))
+            argument = _NAMED_ARGUMENT.match(code, use.end())
+            if argument is None and _GET_BEFORE.search(masked[max(0, use.start() - 200) : use.start()]):
+                argument = _GOT_ARGUMENT.match(code, use.end())
+            if argument is not None:
+                named.add(argument.group(1) or argument.group(2))
                 continue
-            return None
+            params = _parameters_given(masked, use.start(), use.end(), heads)
+            if params is None:
+                return None
+            for param in params:
+                if param not in field_objects:
+                    field_objects.add(param)
+                    pending.append(param)
     return frozenset(named)
+
+
+def _parameters_given(code: str, start: int, end: int, heads: dict[str, list[list[str]]]) -> list[str] | None:
+    """When code[start:end] is a whole argument of a call to a function the modules define (or
+    a parameter of its head), that parameter in each of its definitions; otherwise None."""
+    if not re.match(r"\s*[,)]", code[end:]) or not re.search(r"[(,]\s*$", code[:start]):
+        return None
+    depth, commas, at = 0, 0, start - 1
+    while at >= 0:
+        char = code[at]
+        if char in ")]}":
+            depth += 1
+        elif char in "([{":
+            if depth == 0:
+                break
+            depth -= 1
+        elif char == "," and depth == 0:
+            commas += 1
+        at -= 1
+    if at < 0 or code[at] != "(":
+        return None  # inside an array, set, object or index: not a call
+    callee = re.search(r"([\w.]+)\s*$", code[:at])
+    definitions = heads.get(callee.group(1).rsplit(".", 1)[-1]) if callee else None
+    if not definitions:
+        return None  # a builtin (walk, json.marshal, …), or nothing the modules define
+    params: list[str] = []
+    for definition in definitions:
+        if commas >= len(definition) or not re.fullmatch(r"\w+", definition[commas]):
+            return None  # another arity, or a pattern that takes the field object apart
+        if definition[commas] != "_":
+            params.append(definition[commas])
+    return params
 
 
 def withhold_arguments(fields: Sequence[dict[str, Any]], named: frozenset[str] | None) -> list[dict[str, Any]]:

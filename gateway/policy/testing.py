@@ -293,8 +293,9 @@ async def check_policy(files: PolicyFiles, schema_sdl: str, *, timeout: float = 
 def _arguments_note(named: frozenset[str] | None) -> str:
     if named is None:
         return (
-            "a module reaches arguments by a computed key or as a whole: the policy is given every argument's value, "
-            "and each video, window or page asked for is decided (and cached) on its own"
+            "a module uses a field object otherwise than by key or as a whole argument of its own functions (policies/README.md, "
+            '"Arguments"): the policy is given every argument\'s value, and each video, window or page asked for is decided '
+            "(and cached) on its own"
         )
     listed = ", ".join(sorted(named)) or "none"
     return f'arguments the policy names, the only ones whose values it is given (the others are "(withheld)"): {listed}'

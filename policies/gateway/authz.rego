@@ -14,8 +14,9 @@
 #                 `path` is the response path, unique within a request; `arguments`
 #                 holds every argument, defaults and variables filled in, with its value
 #                 if a module here names it (`.arguments.granularity`, `.arguments["x"]`,
-#                 `object.get(….arguments, "x", …)`) and "(withheld)" if none does. A module
-#                 that reaches arguments by a computed key, or as a whole, gets every value.
+#                 `object.get(….arguments, "x", …)`) and "(withheld)" if none does; a policy
+#                 that uses a field object otherwise than by key or as a whole argument of
+#                 its own functions gets every value (policies/README.md, "Arguments").
 #
 #   Nothing here reads input.principal.id, input.principal.app or input.operation, and
 #   the only argument named is granularity: a field's verdict depends on the principal's

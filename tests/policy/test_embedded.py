@@ -21,6 +21,8 @@ import uvloop
 from gateway.errors import PolicyUnavailable
 from gateway.policy.decision import Decision, parse_decision
 from gateway.policy.embedded import EmbeddedEngine
+from gateway.policy.reads import policy_reads
+from gateway.policy.worker import PolicyFiles
 
 POLICIES = Path(__file__).parents[2] / "policies"
 
@@ -264,27 +266,43 @@ BY_TRAVERSAL = '{"the probe video" |\n\tsome value in requested\n\tis_object(val
 BY_NAME = '{"the probe video" |\n\trequested.arguments.id == "probe"\n}'
 
 
-@pytest.mark.parametrize(("refusal", "goes_live"), [pytest.param(BY_TRAVERSAL, False, id="traversal"), pytest.param(BY_NAME, True, id="named")])
-async def test_a_policy_that_reaches_an_argument_it_does_not_name_is_refused(
-    engine: EmbeddedEngine, policy_dir: Path, refusal: str, goes_live: bool
-) -> None:
-    """The policy is given only the values of the arguments it names (gateway.policy.reads): one
-    that decides on another is refused on reload, since its decisions would be made on "(withheld)"."""
-    good = engine.revision
+def refusing_the_probe_video(policy_dir: Path, refusal: str) -> None:
     authz = policy_dir / "gateway" / "authz.rego"
     source = authz.read_text()
     denials = "\treason := granularity_refusal(requested.coordinate, granularity)\n}"
     assert denials in source
     authz.write_text(source.replace(denials, f"{denials} | {refusal}"))
 
-    assert await engine.reload() is goes_live
 
-    if goes_live:
-        assert engine.reads.arguments == {"granularity", "id"}
-    else:
-        assert engine.revision == good
-        assert engine.last_error is not None
-        assert "a module reaches an argument's value in a way the gateway cannot see" in engine.last_error
+@pytest.mark.parametrize(
+    ("refusal", "given"), [pytest.param(BY_TRAVERSAL, None, id="traversal"), pytest.param(BY_NAME, {"granularity", "id"}, id="named")]
+)
+async def test_a_policy_is_given_the_arguments_it_names_or_else_every_one(
+    engine: EmbeddedEngine, policy_dir: Path, refusal: str, given: set[str] | None
+) -> None:
+    refusing_the_probe_video(policy_dir, refusal)
+
+    assert await engine.reload(), engine.last_error
+
+    assert engine.reads.arguments == given
+
+
+async def test_a_policy_that_decides_on_an_argument_it_is_not_given_is_refused(
+    engine: EmbeddedEngine, policy_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reload's second line, behind the reading of the Rego (gateway.policy.reads): were that
+    reading to miss how a rule reaches an argument (simulated here: it says the shipped names), the
+    rule would decide on "(withheld)"; the probe, decided both ways, refuses the revision."""
+    good = engine.revision
+    refusing_the_probe_video(policy_dir, BY_TRAVERSAL)
+    shipped = policy_reads(PolicyFiles.read(POLICIES).modules.values())
+    monkeypatch.setattr("gateway.policy.embedded.policy_reads", lambda sources: shipped)
+
+    assert not await engine.reload()
+
+    assert engine.revision == good
+    assert engine.last_error is not None
+    assert "a module reaches an argument's value in a way the gateway cannot see" in engine.last_error
 
 
 async def test_reverting_a_rejected_edit_clears_last_error(engine: EmbeddedEngine, policy_dir: Path) -> None:

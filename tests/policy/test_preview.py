@@ -16,7 +16,6 @@ from typer.testing import CliRunner, Result
 
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
 from gateway.cli import app
-from gateway.policy.preview import DECIDES_ON_WITHHELD
 
 from conftest import SECRET
 from harness import SHIPPED_POLICIES, Gateway, running_gateway
@@ -363,23 +362,23 @@ async def test_preview_of_a_policy_that_gives_no_decision_for_a_logged_input_exi
     assert document["access_changes"] == []
 
 
-async def test_preview_of_a_policy_that_decides_on_an_argument_it_does_not_name_exits_1_and_says_so(env: dict[str, str], tmp_path: Path) -> None:
-    """A reload's probe asks about one made-up video; the log holds the videos really asked about.
-    This edit refuses v-preview through the field object, without naming `arguments.id`: serving,
-    it is given "(withheld)" and refuses nothing, which the preview says instead of "nothing flips"."""
-    unnamed = proposal(tmp_path / "unnamed")
-    authz = unnamed / "gateway" / "authz.rego"
+async def test_preview_of_a_policy_that_reads_a_video_id_through_the_field_object_shows_what_it_refuses(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A rule that reaches v-preview's id without naming `arguments.id` (through the field object):
+    the policy is given every argument's value, the logged ids among them, as it is when serving."""
+    held = proposal(tmp_path / "held")
+    authz = held / "gateway" / "authz.rego"
     denials = "\treason := granularity_refusal(requested.coordinate, granularity)\n}"
     source = authz.read_text()
     assert denials in source
-    authz.write_text(source.replace(denials, denials + ' | {"v-preview" |\n\tsome value in requested\n\tis_object(value)\n\tvalue.id == "v-preview"\n}'))
+    authz.write_text(source.replace(denials, denials + ' | {"v-preview is held" |\n\tsome value in requested\n\tis_object(value)\n\tvalue.id == "v-preview"\n}'))
 
-    document = impact(await preview("--policy-dir", str(unnamed), "--json", env=env), 1)
+    document = impact(await preview("--policy-dir", str(held), "--json", env=env), 1)
 
-    assert {(failure["policy"], failure["principal_kind"], failure["decisions"]) for failure in document["failures"]} == {
-        ("proposed", "user", INSIGHTS_DECISIONS),
-        ("proposed", "app", 2),
-        ("proposed", "anonymous", 1),
+    assert {(change["principal_kind"], change["coordinate"], change["after"]) for change in document["access_changes"]} == {
+        ("user", "Query.video", "denied"),
+        ("app", "Query.video", "denied"),
+        ("anonymous", "Query.video", "denied"),
     }
-    assert {failure["error"] for failure in document["failures"]} == {DECIDES_ON_WITHHELD}
-    assert document["access_changes"] == []
+    assert document["failures"] == []

@@ -43,24 +43,43 @@ def test_the_shipped_policy_reads_the_app_but_never_the_users_id() -> None:
     assert principal_keys_read(PolicyFiles.read(POLICIES).modules.values()) == {"app"}
 
 
+def rule(*body: str) -> str:
+    """A rule deciding on the fields it takes up as `requested`, with `body`."""
+    return "deny contains requested.path if {\n\tsome requested in input.fields\n" + "".join(f"\t{line}\n" for line in body) + "}\n"
+
+
+HELD = 'held(field) if field.arguments.id == "v1"\n'
+
+
 @pytest.mark.parametrize(
     ("source", "named"),
     [
-        pytest.param('deny if requested.arguments.granularity == "MINUTE"', {"granularity"}, id="dotted"),
-        pytest.param('deny if requested.arguments["from"] < "2020"', {"from"}, id="indexed-by-a-literal"),
-        pytest.param('deny if object.get(requested.arguments, "to", null) == null', {"to"}, id="object-get"),
-        pytest.param("deny if input.fields[_].arguments.first > 100", {"first"}, id="through-input"),
-        pytest.param("a := r.arguments.granularity\nb := r.arguments . first", {"granularity", "first"}, id="several"),
-        pytest.param('allow if input.principal.kind == "user"', set(), id="none"),
-        pytest.param('# requested.arguments[k] in a comment\nx := r.arguments.id', {"id"}, id="comment"),
-        pytest.param('x := "# not a comment"; y := r.arguments[k]', None, id="hash-in-a-string"),
-        pytest.param("deny if requested.arguments[k] == 1", None, id="computed-key"),
-        pytest.param("args := requested.arguments", None, id="passed-on"),
-        pytest.param("some name, value in requested.arguments", None, id="iterated"),
-        pytest.param('deny if object.get(requested, "arguments", {}).id == "v1"', None, id="the-word-in-a-string"),
-        pytest.param('x := f(requested.arguments, "id")', None, id="a-function-given-the-object"),
+        pytest.param(rule('requested.arguments.granularity == "MINUTE"'), {"granularity"}, id="dotted"),
+        pytest.param(rule('requested.arguments["from"] < "2020"'), {"from"}, id="indexed-by-a-literal"),
+        pytest.param(rule("object.get(requested.arguments, \"to\", null) == null"), {"to"}, id="object-get"),
+        pytest.param(rule("requested.arguments.first > requested.arguments . after"), {"first", "after"}, id="several"),
+        pytest.param(rule('requested.coordinate == "Video.id"', 'startswith(requested.field, "__")'), set(), id="keys-only"),
+        pytest.param('allow if input.principal.kind == "user"', set(), id="no-fields"),
+        pytest.param(rule("held(requested)") + HELD, {"id"}, id="through-a-function"),
+        pytest.param(rule("held(requested.coordinate, requested)") + 'held(c, field) if field.arguments.id == c\n', {"id"}, id="second-parameter"),
+        pytest.param("# requested.arguments[k] in a comment\n" + rule("requested.arguments.id"), {"id"}, id="comment"),
+        pytest.param(rule('x := "# not a comment"', "requested.arguments[k] == 1"), None, id="hash-in-a-string"),
+        pytest.param(rule("requested.arguments[k] == 1"), None, id="computed-key"),
+        pytest.param(rule("args := requested.arguments"), None, id="arguments-passed-on"),
+        pytest.param(rule("some name, value in requested.arguments"), None, id="arguments-iterated"),
+        pytest.param(rule("some value in requested", "is_object(value)", 'value.id == "v1"'), None, id="field-iterated"),
+        pytest.param(rule("value := requested[_]", 'value.id == "v1"'), None, id="field-indexed"),
+        pytest.param(rule("r := requested", 'r.arguments.id == "v1"'), None, id="field-aliased"),
+        pytest.param(rule("x := [requested]"), None, id="field-in-an-array"),
+        pytest.param(rule('requested == {"path": "video"}'), None, id="field-compared"),
+        pytest.param(rule('object.get(requested, "arguments", {}).id == "v1"'), None, id="builtin-given-the-field"),
+        pytest.param(rule('contains(json.marshal(requested), "v1")'), None, id="marshalled"),
+        pytest.param(rule("held(requested)") + 'held(field) if {\n\twalk(field, [_, value])\n\tvalue == "v1"\n}\n', None, id="walked-in-a-function"),
+        pytest.param(rule("held(requested)") + 'held({"arguments": a}) if a.id == "v1"\n', None, id="taken-apart-by-a-parameter"),
+        pytest.param(rule("undefined_here(requested)"), None, id="a-function-not-defined-here"),
+        pytest.param('deny if input.fields[0].arguments.id == "v1"', None, id="fields-indexed"),
+        pytest.param("deny if count(input.fields) > 3", None, id="fields-counted"),
         pytest.param("deny if walk(input, [p, v])", None, id="whole-input"),
-        pytest.param('deny if requested["arguments"]["id"] == "v1"', None, id="indexed-arguments"),
     ],
 )
 def test_which_arguments_a_policy_names(source: str, named: set[str] | None) -> None:
