@@ -46,7 +46,6 @@ __all__ = ["ENTRYPOINT", "PRINCIPAL_KEYS", "Decision", "FieldVerdict", "PolicyEn
 ENTRYPOINT = "gateway/authz/decision"
 
 
-
 class FieldVerdict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 

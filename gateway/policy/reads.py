@@ -55,11 +55,18 @@ _WHOLE_INPUT = re.compile(r"\binput\b(?!\s*\.)")
 _STRING = re.compile(r'"(?:\\.|[^"\\\n])*"|`[^`]*`')
 # A template string (`$"…{expr}…"`): code inside a string, which the scan masks.
 _TEMPLATE = re.compile(r'\$["`]')
+_WITH = re.compile(r"\bwith\b")
 # Where a policy takes up field objects: `some f in input.fields`, `every i, f in input.fields`.
-_BINDING = re.compile(r"\b(?:some|every)\s+(?:\w+\s*,\s*)?(\w+)\s+in\s+input\s*\.\s*fields\b")
+_BINDING = re.compile(r"\b(?:some|every)\s+(?:\w+\s*,\s*)?(\w+)\s+in\s+input\s*\.\s*fields\b(?!\s*[\[.])")
 _FIELDS = re.compile(r"\binput\s*\.\s*fields\b")
-# A function's head: its name and parameters.
-_HEAD = re.compile(r"^[ \t]*(?:default\s+)?(\w+)\s*\(([^()\n]*)\)\s*(?::=|=|if\b|\{|contains\b)", re.MULTILINE)
+_COUNTED_FIELDS = re.compile(r"\bcount\s*\(\s*(input\s*\.\s*fields)\s*\)")
+# A rule or function named like the builtins this reading relies on (object.get, count), which
+# may make them mean something else.
+_SHADOWING = re.compile(r"^(?:default\s+)?(?:count|object)\b", re.MULTILINE)
+# A line that starts a function's head (its name, to the opening parenthesis), and one after
+# which the next line goes on with the same statement.
+_HEAD_START = re.compile(r"(?:default\s+)?([\w.]+)\s*\(")
+_GOES_ON = re.compile(r"(?:\b(?:if|else|in|contains|not|some|every|with|as|default)|:=|[=!<>+\-*/%&|,(\[{:])\s*$")
 # After a field object's name: a key that holds no argument's value, or a named argument.
 _PLAIN_KEY = re.compile(r"\s*\.\s*(?:path|coordinate|type|field|alias)\b")
 _NAMED_ARGUMENT = re.compile(r'\s*\.\s*arguments\s*(?:\.\s*(\w+)\b|\[\s*"(\w+)"\s*\])')
@@ -99,20 +106,24 @@ def arguments_read(sources: Iterable[str]) -> frozenset[str] | None:
     a whole argument of a function the modules define (whose parameter is then a field object too).
     Every use of a field object must be one of: a key other than the arguments (`f.path`,
     `f.coordinate`, …), a named argument (`f.arguments.x`, `f.arguments["x"]`,
-    `object.get(f.arguments, "x", …)`), or such a function argument. Anything else (`input.fields`
-    used otherwise, `input` as a whole, a field object iterated, compared, aliased, indexed or
-    given to a builtin such as `walk`, or in a template string) may reach any argument's value: None."""
+    `object.get(f.arguments, "x", …)`), or such a function argument. Anything else may reach any
+    argument's value, and gives None: `input.fields` used otherwise (but for `count`), `input` as a
+    whole, a field object iterated, compared, aliased, indexed or given to a builtin (`walk`,
+    `json.marshal`, any dotted name), a function whose head cannot be read (one at column 0, outside
+    brackets, not continuing the line before) or whose parameter is a pattern, `with`, a template
+    string, or a module defining a function named like the builtins this reading trusts."""
     code = "\n".join(_code(source) for source in sources)
     masked = _STRING.sub(lambda match: '"' + " " * (len(match.group(0)) - 2) + '"', code)  # offsets kept
-    if _WHOLE_INPUT.search(masked) or _TEMPLATE.search(code):
+    if _WHOLE_INPUT.search(masked) or _TEMPLATE.search(masked) or _WITH.search(masked):
         return None
     bindings = list(_BINDING.finditer(masked))
-    if {match.end() for match in _FIELDS.finditer(masked)} != {binding.end() for binding in bindings}:
+    allowed = {binding.end() for binding in bindings} | {counted.end(1) for counted in _COUNTED_FIELDS.finditer(masked)}
+    if not {match.end() for match in _FIELDS.finditer(masked)} <= allowed:
         return None  # input.fields used other than to take up its fields one by one
+    heads = _heads(masked)
+    if heads is None or _SHADOWING.search(masked):
+        return None
     bound_at = {binding.start(1) for binding in bindings}
-    heads: dict[str, list[list[str]]] = {}
-    for head in _HEAD.finditer(masked):
-        heads.setdefault(head.group(1), []).append([param.strip() for param in head.group(2).split(",")])
     named: set[str] = set()
     field_objects = {binding.group(1) for binding in bindings}
     pending = list(field_objects)
@@ -137,6 +148,45 @@ def arguments_read(sources: Iterable[str]) -> frozenset[str] | None:
     return frozenset(named)
 
 
+def _heads(masked: str) -> dict[str, list[list[str]]] | None:
+    """Every function head, by name: its parameters as written. A head starts a line at column 0,
+    outside brackets, after a line that does not go on; None when one cannot be read whole."""
+    heads: dict[str, list[list[str]]] = {}
+    depth, offset, previous = 0, 0, ""
+    for line in masked.split("\n"):
+        head = _HEAD_START.match(line) if depth == 0 and not _GOES_ON.search(previous) else None
+        if head is not None and head.group(1) not in ("package", "import"):
+            params = _arguments_at(masked, offset + head.end())
+            if params is None:
+                return None
+            heads.setdefault(head.group(1), []).append(params)
+        depth += sum(line.count(opening) for opening in "([{") - sum(line.count(closing) for closing in ")]}")
+        if line.strip():
+            previous = line
+        offset += len(line) + 1
+    return heads
+
+
+def _arguments_at(code: str, start: int) -> list[str] | None:
+    """What is written between code[start - 1] (an opening parenthesis) and its closing one, split
+    at its own commas; None when it does not close."""
+    depth, at, items, item_start = 0, start, [], start
+    while at < len(code):
+        char = code[at]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            if depth == 0:
+                items.append(code[item_start:at].strip())
+                return [item for item in items if item] if items[-1] == "" else items
+            depth -= 1
+        elif char == "," and depth == 0:
+            items.append(code[item_start:at].strip())
+            item_start = at + 1
+        at += 1
+    return None
+
+
 def _parameters_given(code: str, start: int, end: int, heads: dict[str, list[list[str]]]) -> list[str] | None:
     """When code[start:end] is a whole argument of a call to a function the modules define (or
     a parameter of its head), that parameter in each of its definitions; otherwise None."""
@@ -156,10 +206,10 @@ def _parameters_given(code: str, start: int, end: int, heads: dict[str, list[lis
         at -= 1
     if at < 0 or code[at] != "(":
         return None  # inside an array, set, object or index: not a call
-    callee = re.search(r"([\w.]+)\s*$", code[:at])
-    definitions = heads.get(callee.group(1).rsplit(".", 1)[-1]) if callee else None
+    callee = re.search(r"(?<![\w.])([\w.]+)$", code[:at])  # `f(`: a name right before the parenthesis
+    definitions = heads.get(callee.group(1)) if callee else None
     if not definitions:
-        return None  # a builtin (walk, json.marshal, …), or nothing the modules define
+        return None  # a builtin (walk, json.marshal, …), another package's function, or nothing defined here
     params: list[str] = []
     for definition in definitions:
         if commas >= len(definition) or not re.fullmatch(r"\w+", definition[commas]):

@@ -78,7 +78,21 @@ HELD = 'held(field) if field.arguments.id == "v1"\n'
         pytest.param(rule("held(requested)") + 'held({"arguments": a}) if a.id == "v1"\n', None, id="taken-apart-by-a-parameter"),
         pytest.param(rule("undefined_here(requested)"), None, id="a-function-not-defined-here"),
         pytest.param('deny if input.fields[0].arguments.id == "v1"', None, id="fields-indexed"),
-        pytest.param("deny if count(input.fields) > 3", None, id="fields-counted"),
+        pytest.param("deny if count(input.fields) > 3", set(), id="fields-counted"),
+        pytest.param(rule('regex.match("^Video\\\\.[a-z]+$", requested.coordinate)'), set(), id="a-dollar-in-a-string"),
+        # What a red team wrote to reach an argument unseen (the first reading of the Rego missed each).
+        pytest.param(rule("refused(requested)") + "refused(\n\theld_field,\n) if held_field.arguments.id == \"v1\"\n", {"id"}, id="a-head-over-lines"),
+        pytest.param(
+            rule("held(requested)") + 'held({\n\t"path": _,\n\t"arguments": {"id": "v1"},\n}) := true\n', None, id="a-pattern-head-over-lines"
+        ),
+        pytest.param(rule('object.get(requested, ["arguments", "id"], "") == "v1"') + "get(f, name) := f.coordinate\n", None, id="a-builtin-named-like-a-function"),
+        pytest.param(rule("walk(requested, [path, value])") + "debug if {\n\tsome requested in input.fields\n\twalk(requested) = [path, value]\n}\n", None, id="a-body-line-like-a-head"),
+        pytest.param(rule("refused(requested) with refused as held") + "refused(f) if f.coordinate == \"x\"\nheld(f) if f.arguments.id == \"v1\"\n", None, id="a-function-replaced-with-with"),
+        pytest.param(rule("checks.held(requested)") + 'checks.held(f) if f.arguments.id == "v1"\n', {"id"}, id="a-ref-head-function"),
+        pytest.param(rule('outside([1, 2], "x", requested)') + 'outside([lo, hi], _, f) if f.arguments.id == "v1"\n', {"id"}, id="commas-inside-a-parameter"),
+        pytest.param(rule("some value in input.fields[_].arguments", "held(value)") + "held(true)\n", None, id="input-fields-indexed-in-a-binding"),
+        pytest.param(rule("ok := held", '(requested).arguments.id == "v1"') + "held(f) if f.coordinate == \"x\"\n", None, id="parenthesised-after-a-name"),
+        pytest.param(rule("count(requested) > 1") + "count(x) := 0\n", None, id="count-redefined"),
         pytest.param("deny if walk(input, [p, v])", None, id="whole-input"),
     ],
 )
