@@ -86,7 +86,7 @@ class DecisionRecord:
     and the question and the result by digest as well: many requests ask the
     same question and get the same answer, which the log stores once. The
     question is kept as asked, with every argument's value, though the policy
-    was given only those it names (a preview gives each policy what it names).
+    was given only those its data lists (a preview gives each policy what it lists).
     """
 
     decision_id: str
@@ -261,6 +261,6 @@ class PolicyDecider:
 
 def _key(principal_input: dict[str, Any], seen: PolicyQuestion, principal_keys_read: frozenset[str]) -> Hashable:
     # Who the principal is (its id, its app) is part of the key only as far as the policy can read
-    # it, and the question as the policy is given it (`seen`: argument values it names only).
+    # it, and the question as the policy is given it (`seen`: the argument values it lists only).
     who = tuple(principal_input.get(name) if name in principal_keys_read else None for name in ("id", "app"))
     return (principal_input["kind"], tuple(principal_input["scopes"]), who, seen.serialized)

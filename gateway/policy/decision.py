@@ -13,7 +13,7 @@ Input (one per request, built by the policy guard):
     }
 
 `principal.app` is present for an app only: the app acting for user `id`. An
-argument's value is "(withheld)" unless the policy names it (gateway.policy.reads).
+argument's value is "(withheld)" unless the policy's data lists it (gateway.policy.reads).
 `path` is the response path (aliases, not field names, and no list indexes),
 unique within a request. The entrypoint `data.gateway.authz.decision` answers:
 
@@ -122,7 +122,7 @@ class PolicyEngine(Protocol):
     @property
     def reads(self) -> PolicyReads:
         """What of the input the policy in force may read (gateway.policy.reads): the decision cache
-        keys on no more, and the policy is given the values of the arguments it names only. A
+        keys on no more, and the policy is given the values of the arguments it lists only. A
         policy that reads only `app` and names no argument identifying a video is decided once per
         app and question, not once per user of it and video."""
         ...

@@ -23,7 +23,7 @@ from typing import Any
 from gateway.auth import PrincipalKind
 from gateway.errors import PolicyUnavailable
 from gateway.policy.decision import ENTRYPOINT, Warmer, parse_decision
-from gateway.policy.reads import READS_EVERYTHING, PolicyReads, policy_reads, withhold_arguments
+from gateway.policy.reads import READS_EVERYTHING, PolicyReads, arguments_refusal, policy_reads, withhold_arguments
 from gateway.policy.testing import run_tests
 from gateway.policy.worker import (
     DATA_FILE,
@@ -259,7 +259,7 @@ class EmbeddedEngine:
             return READS_EVERYTHING
         files = self._served.files
         if self._reads is None or self._reads[0] != files.revision:
-            self._reads = (files.revision, policy_reads(files.modules.values()))
+            self._reads = (files.revision, policy_reads(files))
         return self._reads[1]
 
     async def check(self) -> None:
@@ -324,6 +324,9 @@ class EmbeddedEngine:
 
     async def _vet(self, files: PolicyFiles) -> list[RegoWorker] | str:
         """The workers that will serve the new revision, or why the revision may not go live."""
+        refusal = arguments_refusal(files)
+        if refusal is not None:
+            return refusal
         run = await run_tests(files, timeout=self.test_timeout)
         if run.load_error is not None:
             return f"it does not parse: {run.load_error}"
@@ -334,19 +337,20 @@ class EmbeddedEngine:
             worker = await RegoWorker.start(files.modules, files.data, entrypoints=[ENTRYPOINT], timeout=self.start_timeout)
         except WorkerError as exc:
             return f"it does not load: {exc}"
-        named = policy_reads(files.modules.values()).arguments
+        given = policy_reads(files).arguments
         try:
             for kind in PrincipalKind:
                 probe = _probe_input(kind)
                 decision = await self._evaluate_on(worker, probe, self.start_timeout)
                 parse_decision(decision, [field["path"] for field in PROBE_FIELDS])
-                # Withholding what it does not name must not change a decision (gateway.policy.reads).
-                withheld = withhold_arguments(probe["fields"], named)
+                # Withholding what it does not list must not change a decision (gateway.policy.reads).
+                withheld = withhold_arguments(probe["fields"], given)
                 if withheld != probe["fields"] and await self._evaluate_on(worker, {**probe, "fields": withheld}, self.start_timeout) != decision:
                     await worker.close()
                     return (
-                        "it decides a probe request otherwise when the arguments it does not name are withheld: a module "
-                        "reaches an argument's value in a way the gateway cannot see (name it: `.arguments.<name>`)"
+                        "it decides a probe request otherwise when the arguments data.json access.arguments does not list are "
+                        "withheld: a module reaches an argument's value in a way the gateway cannot see (read it as "
+                        "`requested.arguments.<name>` and list it)"
                     )
         except (PolicyUnavailable, WorkerError) as exc:
             await worker.close()
@@ -366,7 +370,7 @@ class EmbeddedEngine:
     async def _warm(self, files: PolicyFiles, worker: RegoWorker) -> None:
         """Lets each warmer decide under the new revision, on its worker, before it serves. A
         warmer that fails costs only its warmth: the revision goes live all the same."""
-        reads = policy_reads(files.modules.values())
+        reads = policy_reads(files)
         for warm in self.before_serving:
             try:
                 await warm(files.revision, reads, functools.partial(self._evaluate_on, worker, timeout=self.timeout))

@@ -303,7 +303,7 @@ async def replay(
     taking = asyncio.Lock()  # one reader of the log at a time
 
     async def decide(engine: EmbeddedEngine, logged: LoggedInput) -> Decision | PolicyUnavailable:
-        # Each policy is given what it is when serving: the values of the arguments it names (the
+        # Each policy is given what it is when serving: the values of the arguments it lists (the
         # log keeps them all).
         policy_input = logged.policy_input
         policy_input["fields"] = withhold_arguments(policy_input["fields"], engine.reads.arguments)

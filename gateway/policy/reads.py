@@ -8,12 +8,13 @@ question, not once per creator and video.
 
 - The principal's keys are read only through `input.principal`: what the text names is what the
   policy can read, and anything it cannot tell counts as reading both.
-- Arguments are reached through field objects. When the modules use field objects only in ways
-  that show which arguments they read (by key, or passed whole to their own functions: see
-  `arguments_read`), the policy is given the values of those it names, and every other argument
-  is there as "(withheld)": its decisions then depend on the named values alone, by construction.
-  Otherwise it is given every value. A reload also decides its probe both ways and refuses a
+- The arguments whose values the policy is given are those its data lists (`access.arguments`);
+  every other one is there as "(withheld)", so its decisions depend on the listed values alone,
+  by construction. The list is the policy's word that it reads no other, which a reload holds it
+  to (`arguments_refusal`): its modules must name no other, and must use field objects only in
+  ways `arguments_read` can follow. A reload also decides its probe both ways and refuses a
   revision that decides otherwise (gateway.policy.embedded), in case this reading misses a way.
+  A policy that lists nothing is given every value.
 """
 
 from __future__ import annotations
@@ -24,8 +25,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.policy.fields import WITHHELD
+from gateway.policy.worker import PolicyFiles
 
-__all__ = ["PRINCIPAL_KEYS", "READS_EVERYTHING", "PolicyReads", "arguments_read", "policy_reads", "principal_keys_read", "withhold_arguments"]
+__all__ = [
+    "PRINCIPAL_KEYS",
+    "READS_EVERYTHING",
+    "PolicyReads",
+    "arguments_given",
+    "arguments_read",
+    "arguments_refusal",
+    "policy_reads",
+    "principal_keys_read",
+    "withhold_arguments",
+]
 
 
 # What in input.principal, beside its kind and scopes, says who the principal is: the user's id and
@@ -59,10 +71,14 @@ _WITH = re.compile(r"\bwith\b")
 # Where a policy takes up field objects: `some f in input.fields`, `every i, f in input.fields`.
 _BINDING = re.compile(r"\b(?:some|every)\s+(?:\w+\s*,\s*)?(\w+)\s+in\s+input\s*\.\s*fields\b(?!\s*[\[.])")
 _FIELDS = re.compile(r"\binput\s*\.\s*fields\b")
-_COUNTED_FIELDS = re.compile(r"\bcount\s*\(\s*(input\s*\.\s*fields)\s*\)")
+_COUNTED_FIELDS = re.compile(r"(?<![\w.])count\s*\(\s*(input\s*\.\s*fields)\s*\)")
 # A rule or function named like the builtins this reading relies on (object.get, count), which
 # may make them mean something else.
-_SHADOWING = re.compile(r"^(?:default\s+)?(?:count|object)\b", re.MULTILINE)
+_SHADOWING = re.compile(r"\s*(?:default\s+)?(?:count|object)\b")
+# `import data.a.b` (the name `b` in the module) or `import data.a.b as c` (`c`).
+_IMPORT = re.compile(r"^\s*import\s+data\.([\w.]+)(?:\s+as\s+(\w+))?", re.MULTILINE)
+# A package or import line: it never goes on, whatever word it ends with (`import future.keywords.if`).
+_DECLARATION = re.compile(r"\s*(?:package|import)\b")
 # A line that starts a function's head (its name, to the opening parenthesis), and one after
 # which the next line goes on with the same statement.
 _HEAD_START = re.compile(r"(?:default\s+)?([\w.]+)\s*\(")
@@ -71,13 +87,51 @@ _GOES_ON = re.compile(r"(?:\b(?:if|else|in|contains|not|some|every|with|as|defau
 _PLAIN_KEY = re.compile(r"\s*\.\s*(?:path|coordinate|type|field|alias)\b")
 _NAMED_ARGUMENT = re.compile(r'\s*\.\s*arguments\s*(?:\.\s*(\w+)\b|\[\s*"(\w+)"\s*\])')
 # `object.get(f.arguments, "name", …)`: before the field object's name, then after it.
-_GET_BEFORE = re.compile(r"object\s*\.\s*get\s*\(\s*$")
+_GET_BEFORE = re.compile(r"(?<![\w.])object\s*\.\s*get\s*\(\s*$")
 _GOT_ARGUMENT = re.compile(r'\s*\.\s*arguments\s*,\s*"(\w+)"()')
 
 
-def policy_reads(sources: Iterable[str]) -> PolicyReads:
-    sources = list(sources)
-    return PolicyReads(principal_keys_read(sources), arguments_read(sources))
+def policy_reads(files: PolicyFiles) -> PolicyReads:
+    """What the policy in `files` reads: the principal's keys its modules name, and the arguments
+    its data lists in `access.arguments` (every one when it lists none)."""
+    return PolicyReads(principal_keys_read(files.modules.values()), arguments_given(files.data_document()))
+
+
+def arguments_given(data: dict[str, Any]) -> frozenset[str] | None:
+    """`access.arguments` of a policy's data: the arguments whose values it is given. None (every
+    value) when it is absent or not a list of names (arguments_refusal refuses such a policy)."""
+    access = data.get("access")
+    listed = access.get("arguments") if isinstance(access, dict) else None
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        return None
+    return frozenset(listed)
+
+
+def arguments_refusal(files: PolicyFiles) -> str | None:
+    """Why the policy in `files` may not go live as its `access.arguments` stands, or None. Listing
+    arguments is the policy's word that it reads no other; its modules must bear that out, as far
+    as arguments_read can follow them."""
+    access = files.data_document().get("access")
+    if not isinstance(access, dict) or "arguments" not in access:
+        return None  # given every value
+    if arguments_given(files.data_document()) is None:
+        return "data.json access.arguments must be a list of argument names"
+    listed = arguments_given(files.data_document()) or frozenset()
+    read = arguments_read(files.modules.values())
+    if read is None:
+        return (
+            "data.json access.arguments lists the only arguments whose values the policy is given, but a module uses a "
+            "field object in a way the gateway cannot follow (other than by key, by a named argument, or whole as an "
+            "argument of a function defined here; policies/README.md, \"Arguments\"): rewrite it, or remove "
+            "access.arguments to give the policy every argument's value"
+        )
+    unlisted = sorted(read - listed)
+    if unlisted:
+        return (
+            f"a module reads the argument(s) {', '.join(unlisted)}, which data.json access.arguments does not list: "
+            'the policy would be given "(withheld)" for them; list them'
+        )
+    return None
 
 
 def principal_keys_read(sources: Iterable[str]) -> frozenset[str]:
@@ -121,7 +175,8 @@ def arguments_read(sources: Iterable[str]) -> frozenset[str] | None:
     if not {match.end() for match in _FIELDS.finditer(masked)} <= allowed:
         return None  # input.fields used other than to take up its fields one by one
     heads = _heads(masked)
-    if heads is None or _SHADOWING.search(masked):
+    imported = {match.group(2) or match.group(1).rsplit(".", 1)[-1] for match in _IMPORT.finditer(masked)}
+    if heads is None or imported & {"object", "count"}:
         return None
     bound_at = {binding.start(1) for binding in bindings}
     named: set[str] = set()
@@ -138,7 +193,7 @@ def arguments_read(sources: Iterable[str]) -> frozenset[str] | None:
             if argument is not None:
                 named.add(argument.group(1) or argument.group(2))
                 continue
-            params = _parameters_given(masked, use.start(), use.end(), heads)
+            params = _parameters_given(masked, use.start(), use.end(), heads, imported)
             if params is None:
                 return None
             for param in params:
@@ -150,19 +205,25 @@ def arguments_read(sources: Iterable[str]) -> frozenset[str] | None:
 
 def _heads(masked: str) -> dict[str, list[list[str]]] | None:
     """Every function head, by name: its parameters as written. A head starts a line at column 0,
-    outside brackets, after a line that does not go on; None when one cannot be read whole."""
+    outside brackets, after a line that does not go on; None when one cannot be read whole, when
+    one is indented, or when a rule is named like a builtin this reading relies on."""
     heads: dict[str, list[list[str]]] = {}
     depth, offset, previous = 0, 0, ""
     for line in masked.split("\n"):
-        head = _HEAD_START.match(line) if depth == 0 and not _GOES_ON.search(previous) else None
-        if head is not None and head.group(1) not in ("package", "import"):
+        starts = depth == 0 and not _GOES_ON.search(previous)
+        head = _HEAD_START.match(line) if starts else None
+        if head is not None:
             params = _arguments_at(masked, offset + head.end())
             if params is None:
                 return None
             heads.setdefault(head.group(1), []).append(params)
+        elif starts and _HEAD_START.match(line.lstrip()):
+            return None  # an indented head: a definition this reading would miss
+        if starts and _SHADOWING.match(line):
+            return None
         depth += sum(line.count(opening) for opening in "([{") - sum(line.count(closing) for closing in ")]}")
         if line.strip():
-            previous = line
+            previous = "" if _DECLARATION.match(line) else line
         offset += len(line) + 1
     return heads
 
@@ -187,9 +248,10 @@ def _arguments_at(code: str, start: int) -> list[str] | None:
     return None
 
 
-def _parameters_given(code: str, start: int, end: int, heads: dict[str, list[list[str]]]) -> list[str] | None:
+def _parameters_given(code: str, start: int, end: int, heads: dict[str, list[list[str]]], imported: set[str]) -> list[str] | None:
     """When code[start:end] is a whole argument of a call to a function the modules define (or
-    a parameter of its head), that parameter in each of its definitions; otherwise None."""
+    a parameter of its head), that parameter in each of its definitions; otherwise None (a call
+    through an imported name too: it may mean another package's function)."""
     if not re.match(r"\s*[,)]", code[end:]) or not re.search(r"[(,]\s*$", code[:start]):
         return None
     depth, commas, at = 0, 0, start - 1
@@ -207,7 +269,7 @@ def _parameters_given(code: str, start: int, end: int, heads: dict[str, list[lis
     if at < 0 or code[at] != "(":
         return None  # inside an array, set, object or index: not a call
     callee = re.search(r"(?<![\w.])([\w.]+)$", code[:at])  # `f(`: a name right before the parenthesis
-    definitions = heads.get(callee.group(1)) if callee else None
+    definitions = heads.get(callee.group(1)) if callee and callee.group(1).split(".", 1)[0] not in imported else None
     if not definitions:
         return None  # a builtin (walk, json.marshal, …), another package's function, or nothing defined here
     params: list[str] = []
@@ -219,13 +281,13 @@ def _parameters_given(code: str, start: int, end: int, heads: dict[str, list[lis
     return params
 
 
-def withhold_arguments(fields: Sequence[dict[str, Any]], named: frozenset[str] | None) -> list[dict[str, Any]]:
-    """Field inputs as a policy that names only `named` is given them: every other argument's value
-    "(withheld)". The same list when nothing is withheld."""
-    if named is None or all(name in named or value == WITHHELD for each in fields for name, value in each["arguments"].items()):
+def withhold_arguments(fields: Sequence[dict[str, Any]], given: frozenset[str] | None) -> list[dict[str, Any]]:
+    """Field inputs as a policy given the values of `given` only sees them: every other argument's
+    value "(withheld)" (None: every value). The same list when nothing is withheld."""
+    if given is None or all(name in given or value == WITHHELD for each in fields for name, value in each["arguments"].items()):
         return list(fields)
     return [
-        {**each, "arguments": {name: value if name in named else WITHHELD for name, value in each["arguments"].items()}}
+        {**each, "arguments": {name: value if name in given else WITHHELD for name, value in each["arguments"].items()}}
         for each in fields
     ]
 

@@ -18,7 +18,7 @@ from graphql import GraphQLInterfaceType, GraphQLObjectType, GraphQLSchema, buil
 from gateway.auth import PrincipalKind
 from gateway.errors import PolicyUnavailable
 from gateway.policy.decision import ENTRYPOINT, parse_decision
-from gateway.policy.reads import policy_reads
+from gateway.policy.reads import arguments_refusal, policy_reads
 from gateway.policy.worker import PolicyFiles, RegoWorker, WorkerError, WorkerLoadError
 
 __all__ = [
@@ -263,7 +263,19 @@ async def check_policy(files: PolicyFiles, schema_sdl: str, *, timeout: float = 
         if not _in_schema(schema, coordinate)
     )
     check.notes.append(f"{len(named)} field coordinates named in data.json")
-    check.notes.append(_arguments_note(policy_reads(files.modules.values()).arguments))
+    refusal = arguments_refusal(files)
+    if refusal is not None:
+        check.errors.append(refusal)
+    given = policy_reads(files).arguments
+    check.notes.append(_arguments_note(given))
+    known = {
+        name
+        for graphql_type in schema.type_map.values()
+        if isinstance(graphql_type, GraphQLObjectType | GraphQLInterfaceType)
+        for field in graphql_type.fields.values()
+        for name in field.args
+    }
+    check.warnings.extend(f"data.json access.arguments lists {name}, which no field of the schema takes" for name in sorted((given or frozenset()) - known))
 
     try:
         worker = await RegoWorker.start({**files.modules, **files.tests}, files.data, entrypoints=[], timeout=LOAD_TIMEOUT)
@@ -290,15 +302,14 @@ async def check_policy(files: PolicyFiles, schema_sdl: str, *, timeout: float = 
     return check
 
 
-def _arguments_note(named: frozenset[str] | None) -> str:
-    if named is None:
+def _arguments_note(given: frozenset[str] | None) -> str:
+    if given is None:
         return (
-            "a module uses a field object otherwise than by key or as a whole argument of its own functions (policies/README.md, "
-            '"Arguments"): the policy is given every argument\'s value, and each video, window or page asked for is decided '
-            "(and cached) on its own"
+            "data.json lists no access.arguments: the policy is given every argument's value, and each video, window or page "
+            "asked for is decided (and cached) on its own"
         )
-    listed = ", ".join(sorted(named)) or "none"
-    return f'arguments the policy names, the only ones whose values it is given (the others are "(withheld)"): {listed}'
+    listed = ", ".join(sorted(given)) or "none"
+    return f'the arguments whose values the policy is given (data.json access.arguments; the others are "(withheld)"): {listed}'
 
 
 def _listed_coordinates(document: dict[str, Any]) -> set[str]:

@@ -13,13 +13,11 @@
 #     fields:     [{path, coordinate, type, field, alias, arguments}]
 #                 `path` is the response path, unique within a request; `arguments`
 #                 holds every argument, defaults and variables filled in, with its value
-#                 if a module here names it (`.arguments.granularity`, `.arguments["x"]`,
-#                 `object.get(….arguments, "x", …)`) and "(withheld)" if none does; a policy
-#                 that uses a field object otherwise than by key or as a whole argument of
-#                 its own functions gets every value (policies/README.md, "Arguments").
+#                 if data.access.arguments lists it and "(withheld)" if not (every value
+#                 when it lists none; policies/README.md, "Arguments").
 #
 #   Nothing here reads input.principal.id, input.principal.app or input.operation, and
-#   the only argument named is granularity: a field's verdict depends on the principal's
+#   the only argument read is granularity: a field's verdict depends on the principal's
 #   kind and scopes and on the fields asked for, which is what the gateway's decision
 #   cache keys on (gateway.obligations reads input.principal.app as well, so the cache
 #   keys on the app too; never on the user, nor on which video is asked about).

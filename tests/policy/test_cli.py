@@ -125,17 +125,34 @@ def test_policy_check_passes_on_the_shipped_policy() -> None:
     assert "0 error(s), 0 warning(s)" in result.output
     # Listed, and off on purpose until compliance grants its group: a note, not a warning.
     assert "note: 1 field(s) listed in groups no principal is granted (off): Video.consentedSharers" in result.output
-    assert 'whose values it is given (the others are "(withheld)"): granularity\n' in result.output
+    assert 'the arguments whose values the policy is given (data.json access.arguments; the others are "(withheld)"): granularity\n' in result.output
+
+
+ITERATING_ARGUMENTS = "\nasked_arguments contains name if {\n\tsome requested in input.fields\n\tsome name, _ in requested.arguments\n}\n"
 
 
 def test_policy_check_says_when_a_policy_is_given_every_arguments_value(policy_dir: Path) -> None:
+    edit_json(policy_dir / "data.json", lambda data: data["access"].pop("arguments"))
     authz = policy_dir / "gateway" / "authz.rego"
-    authz.write_text(authz.read_text() + "\nasked_arguments contains name if {\n\tsome requested in input.fields\n\tsome name, _ in requested.arguments\n}\n")
+    authz.write_text(authz.read_text() + ITERATING_ARGUMENTS)
 
     result = gateway("policy", "check", "--policy-dir", str(policy_dir), "--schema", str(SCHEMA))
 
     assert result.exit_code == 0, result.output
-    assert "the policy is given every argument's value" in " ".join(result.output.split())
+    assert "data.json lists no access.arguments: the policy is given every argument's value" in " ".join(result.output.split())
+
+
+def test_policy_check_exits_1_when_the_listed_arguments_are_not_all_a_policy_reads(policy_dir: Path) -> None:
+    authz = policy_dir / "gateway" / "authz.rego"
+    authz.write_text(authz.read_text() + ITERATING_ARGUMENTS)
+    edit_json(policy_dir / "data.json", lambda data: data["access"]["arguments"].append("granularty"))
+
+    result = gateway("policy", "check", "--policy-dir", str(policy_dir), "--schema", str(SCHEMA))
+
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "error: data.json access.arguments lists the only arguments whose values the policy is given, but a module uses a field object" in said
+    assert "warning: data.json access.arguments lists granularty, which no field of the schema takes" in said
 
 
 def test_policy_check_exits_1_on_a_coordinate_missing_from_the_schema(policy_dir: Path) -> None:

@@ -21,8 +21,6 @@ import uvloop
 from gateway.errors import PolicyUnavailable
 from gateway.policy.decision import Decision, parse_decision
 from gateway.policy.embedded import EmbeddedEngine
-from gateway.policy.reads import policy_reads
-from gateway.policy.worker import PolicyFiles
 
 POLICIES = Path(__file__).parents[2] / "policies"
 
@@ -274,29 +272,58 @@ def refusing_the_probe_video(policy_dir: Path, refusal: str) -> None:
     authz.write_text(source.replace(denials, f"{denials} | {refusal}"))
 
 
+def listing(*names: str | None) -> Callable[[dict[str, Any]], None]:
+    """A data.json edit: access.arguments lists `names` (removed when given None)."""
+
+    def edit(data: dict[str, Any]) -> None:
+        if names == (None,):
+            del data["access"]["arguments"]
+        else:
+            data["access"]["arguments"] = list(names)
+
+    return edit
+
+
 @pytest.mark.parametrize(
-    ("refusal", "given"), [pytest.param(BY_TRAVERSAL, None, id="traversal"), pytest.param(BY_NAME, {"granularity", "id"}, id="named")]
+    ("refusal", "listed", "given", "rejected"),
+    [
+        pytest.param(BY_NAME, listing("granularity", "id"), {"granularity", "id"}, None, id="named-and-listed"),
+        pytest.param(BY_TRAVERSAL, listing(None), None, None, id="traversal-nothing-listed"),
+        pytest.param(BY_NAME, listing("granularity"), None, "reads the argument(s) id, which data.json access.arguments does not list", id="named-not-listed"),
+        pytest.param(BY_TRAVERSAL, listing("granularity", "id"), None, "uses a field object in a way the gateway cannot follow", id="traversal-listed"),
+    ],
 )
-async def test_a_policy_is_given_the_arguments_it_names_or_else_every_one(
-    engine: EmbeddedEngine, policy_dir: Path, refusal: str, given: set[str] | None
+async def test_a_policy_is_given_the_arguments_it_lists_which_must_be_all_it_reads(
+    engine: EmbeddedEngine,
+    policy_dir: Path,
+    refusal: str,
+    listed: Callable[[dict[str, Any]], None],
+    given: set[str] | None,
+    rejected: str | None,
 ) -> None:
+    good = engine.revision
     refusing_the_probe_video(policy_dir, refusal)
+    edit_json(policy_dir / "data.json", listed)
 
-    assert await engine.reload(), engine.last_error
+    assert await engine.reload() is (rejected is None), engine.last_error
 
-    assert engine.reads.arguments == given
+    if rejected is None:
+        assert engine.reads.arguments == given
+        assert not (await decide(engine, ANONYMOUS, field("Query.video", "video", id="probe"))).fields["video"].allow
+    else:
+        assert engine.revision == good
+        assert engine.last_error is not None and rejected in engine.last_error
 
 
 async def test_a_policy_that_decides_on_an_argument_it_is_not_given_is_refused(
     engine: EmbeddedEngine, policy_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reload's second line, behind the reading of the Rego (gateway.policy.reads): were that
-    reading to miss how a rule reaches an argument (simulated here: it says the shipped names), the
+    reading to miss how a rule reaches an argument (simulated here: it finds nothing amiss), the
     rule would decide on "(withheld)"; the probe, decided both ways, refuses the revision."""
     good = engine.revision
     refusing_the_probe_video(policy_dir, BY_TRAVERSAL)
-    shipped = policy_reads(PolicyFiles.read(POLICIES).modules.values())
-    monkeypatch.setattr("gateway.policy.embedded.policy_reads", lambda sources: shipped)
+    monkeypatch.setattr("gateway.policy.embedded.arguments_refusal", lambda files: None)
 
     assert not await engine.reload()
 

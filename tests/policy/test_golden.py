@@ -116,7 +116,7 @@ async def test_engine_decides_alike_when_the_arguments_the_policy_does_not_name_
     """What the embedded engine serves (gateway.policy.reads): the shipped policy given the values of
     the arguments it names only decides every golden case as it does given them all."""
     case = CASES[name]
-    named = policy_reads(PolicyFiles.read(POLICIES).modules.values()).arguments
+    named = policy_reads(PolicyFiles.read(POLICIES)).arguments
     withheld = withhold_arguments(case["input"]["fields"], named)
 
     assert await engine.evaluate({**case["input"], "fields": withheld}) == case["output"]

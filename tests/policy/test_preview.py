@@ -365,9 +365,10 @@ async def test_preview_of_a_policy_that_gives_no_decision_for_a_logged_input_exi
 async def test_preview_of_a_policy_that_reads_a_video_id_through_the_field_object_shows_what_it_refuses(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    """A rule that reaches v-preview's id without naming `arguments.id` (through the field object):
-    the policy is given every argument's value, the logged ids among them, as it is when serving."""
-    held = proposal(tmp_path / "held")
+    """A rule that reaches v-preview's id without naming `arguments.id` (through the field object),
+    in a policy that lists no access.arguments: it is given every argument's value, the logged ids
+    among them, as it is when serving."""
+    held = proposal(tmp_path / "held", lambda data: data["access"].pop("arguments"))
     authz = held / "gateway" / "authz.rego"
     denials = "\treason := granularity_refusal(requested.coordinate, granularity)\n}"
     source = authz.read_text()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from gateway.policy.fields import WITHHELD
-from gateway.policy.reads import arguments_read, policy_reads, principal_keys_read, withhold_arguments
+from gateway.policy.reads import PolicyReads, arguments_read, arguments_refusal, policy_reads, principal_keys_read, withhold_arguments
 from gateway.policy.worker import PolicyFiles
 
 POLICIES = Path(__file__).parents[2] / "policies"
@@ -93,6 +94,21 @@ HELD = 'held(field) if field.arguments.id == "v1"\n'
         pytest.param(rule("some value in input.fields[_].arguments", "held(value)") + "held(true)\n", None, id="input-fields-indexed-in-a-binding"),
         pytest.param(rule("ok := held", '(requested).arguments.id == "v1"') + "held(f) if f.coordinate == \"x\"\n", None, id="parenthesised-after-a-name"),
         pytest.param(rule("count(requested) > 1") + "count(x) := 0\n", None, id="count-redefined"),
+        # What a third red team wrote, once those were closed.
+        pytest.param(
+            "import future.keywords.if\n\nheld(f) if f.arguments.id == \"v1\"\n\ndefault held(_) := false\n" + rule("held(requested)"),
+            {"id"},
+            id="a-head-after-an-import-ending-in-if",
+        ),
+        pytest.param("default held(_) := false\n\n  held(f) if f.arguments.id == \"v1\"\n" + rule("held(requested)"), None, id="an-indented-head"),
+        pytest.param(
+            "import data.lib.object\n" + rule('object.get(requested.arguments, "granularity", null) == "v1"'), None, id="object-imported"
+        ),
+        pytest.param(rule('data.lib.object.get(requested.arguments, "granularity", null) == "v1"'), None, id="object-get-as-a-suffix"),
+        pytest.param("import data.lib.leak as count\ndeny if count(input.fields) > 0\n", None, id="count-imported"),
+        pytest.param(rule('object.get(requested.arguments, "granularity", null) == "v1"') + "  object.get(a, k, d) := a.id\n", None, id="object-get-indented"),
+        pytest.param("import data.lib.is_held as held\n" + rule("held(requested)") + "held(f) if f.coordinate == \"x\"\n", None, id="an-import-alias"),
+        pytest.param("import data.lib\n" + rule("lib.held(requested)") + "lib.held(f) if f.coordinate == \"x\"\n", None, id="an-imported-package"),
         pytest.param("deny if walk(input, [p, v])", None, id="whole-input"),
     ],
 )
@@ -103,10 +119,39 @@ def test_which_arguments_a_policy_names(source: str, named: set[str] | None) -> 
 def test_the_shipped_policy_is_given_the_granularity_only() -> None:
     """No rule of the shipped policy reads which video, creator or window is asked for: its
     decisions are made per class of principal and question, not per creator and video."""
-    reads = policy_reads(PolicyFiles.read(POLICIES).modules.values())
+    files = PolicyFiles.read(POLICIES)
 
-    assert reads.arguments == {"granularity"}
-    assert reads.principal == {"app"}
+    assert policy_reads(files) == PolicyReads(principal=frozenset({"app"}), arguments=frozenset({"granularity"}))
+    assert arguments_read(files.modules.values()) == {"granularity"}
+    assert arguments_refusal(files) is None
+
+
+def policy(tmp_path: Path, listed: object, *rules: str) -> PolicyFiles:
+    """A policy of `rules`, whose data lists `listed` as access.arguments (nothing when None)."""
+    (tmp_path / "x.rego").write_text("package x\n\n" + "".join(rules))
+    (tmp_path / "data.json").write_text(json.dumps({"access": {} if listed is None else {"arguments": listed}}))
+    return PolicyFiles.read(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("listed", "rules", "given", "refused"),
+    [
+        pytest.param(None, [rule("requested.arguments[k] == 1")], None, None, id="nothing-listed-every-value"),
+        pytest.param(["granularity"], [rule("requested.arguments.granularity == 1")], {"granularity"}, None, id="listed-and-read"),
+        pytest.param(["granularity", "first"], [rule("requested.arguments.granularity == 1")], {"granularity", "first"}, None, id="listed-more"),
+        pytest.param(["granularity"], [rule("requested.arguments.id == 1")], {"granularity"}, "reads the argument(s) id, which", id="reads-one-unlisted"),
+        pytest.param(["granularity"], [rule("some v in requested")], {"granularity"}, "uses a field object in a way", id="cannot-be-followed"),
+        pytest.param("granularity", [rule("requested.arguments.granularity == 1")], None, "must be a list of argument names", id="not-a-list"),
+    ],
+)
+def test_the_arguments_a_policy_lists_are_those_it_is_given_and_must_be_all_it_reads(
+    tmp_path: Path, listed: object, rules: list[str], given: set[str] | None, refused: str | None
+) -> None:
+    files = policy(tmp_path, listed, *rules)
+
+    assert policy_reads(files).arguments == (None if given is None else frozenset(given))
+    refusal = arguments_refusal(files)
+    assert (refusal is None) if refused is None else (refusal is not None and refused in refusal)
 
 
 def test_withholding_keeps_every_argument_but_only_named_values() -> None:
