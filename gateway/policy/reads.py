@@ -82,7 +82,15 @@ _DECLARATION = re.compile(r"\s*(?:package|import)\b")
 # A line that starts a function's head (its name, to the opening parenthesis), and one after
 # which the next line goes on with the same statement.
 _HEAD_START = re.compile(r"(?:default\s+)?([\w.]+)\s*\(")
-_GOES_ON = re.compile(r"(?:\b(?:if|else|in|contains|not|some|every|with|as|default)|:=|[=!<>+\-*/%&|,(\[{:])\s*$")
+_GOES_ON = re.compile(r"(?:(?<!\.)\b(?:if|else|in|contains|not|some|every|with|as|default)|:=|[=!<>+\-*/%&|,(\[{:])\s*$")
+# A head of another shape: `lib["held"](f)`.
+_ODD_HEAD = re.compile(r"[\w.]*\[[^\n]*?\]\s*\(")
+# What may follow a body's closing brace on its line: nothing, else, or more of the same expression.
+_AFTER_CLOSING = re.compile(r"\s*(?:$|else\b|if\b|[|&+\-*/,=<>!)\]}])")
+# Whitespace around a dot in a ref (`data.lib. object.get`), which the engine reads as one ref.
+_SPACED_DOT = re.compile(r"\.\s|\s\.(?=\s*[A-Za-z_])")
+# The imports this reading understands: rego.v1, future keywords, and plain `data.a.b [as c]`.
+_PLAIN_IMPORT = re.compile(r"import\s+(?:rego\.v1|future\.keywords(?:\.\w+)?|data(?:\.\w+)+(?:\s+as\s+\w+)?)")
 # After a field object's name: a key that holds no argument's value, or a named argument.
 _PLAIN_KEY = re.compile(r"\s*\.\s*(?:path|coordinate|type|field|alias)\b")
 _NAMED_ARGUMENT = re.compile(r'\s*\.\s*arguments\s*(?:\.\s*(\w+)\b|\[\s*"(\w+)"\s*\])')
@@ -154,53 +162,81 @@ def principal_keys_read(sources: Iterable[str]) -> frozenset[str]:
 
 
 def arguments_read(sources: Iterable[str]) -> frozenset[str] | None:
-    """The argument names Rego `sources` name, or None unless they provably read no other.
+    """The argument names Rego `sources` (its modules) name, or None unless they provably read no
+    other. A lint behind the list a policy's data gives (arguments_refusal), not a proof: it reads
+    text, not the engine's parse, and leans to None wherever it is unsure.
 
     Field objects enter a policy only as `some f in input.fields` (or `every`), and flow on only as
-    a whole argument of a function the modules define (whose parameter is then a field object too).
-    Every use of a field object must be one of: a key other than the arguments (`f.path`,
-    `f.coordinate`, …), a named argument (`f.arguments.x`, `f.arguments["x"]`,
+    a whole argument of a function the calling module defines (whose parameter is then a field
+    object too). Every use of a field object must be one of: a key other than the arguments
+    (`f.path`, `f.coordinate`, …), a named argument (`f.arguments.x`, `f.arguments["x"]`,
     `object.get(f.arguments, "x", …)`), or such a function argument. Anything else may reach any
     argument's value, and gives None: `input.fields` used otherwise (but for `count`), `input` as a
-    whole, a field object iterated, compared, aliased, indexed or given to a builtin (`walk`,
-    `json.marshal`, any dotted name), a function whose head cannot be read (one at column 0, outside
-    brackets, not continuing the line before) or whose parameter is a pattern, `with`, a template
-    string, or a module defining a function named like the builtins this reading trusts."""
-    code = "\n".join(_code(source) for source in sources)
-    masked = _STRING.sub(lambda match: '"' + " " * (len(match.group(0)) - 2) + '"', code)  # offsets kept
-    if _WHOLE_INPUT.search(masked) or _TEMPLATE.search(masked) or _WITH.search(masked):
+    whole, a field object iterated, compared, aliased, indexed or given to a builtin or to another
+    module's function (any dotted name); a definition this reading cannot place (a head not at
+    column 0 after a finished line, a ref head, two rules on a line) or whose parameter is a
+    pattern; `with`; a template string; whitespace around a dot; an import other than a plain
+    `data.a.b`; or a rule named like a builtin this reading relies on."""
+    modules = [_Module.read(source) for source in sources]
+    read = [module for module in modules if module is not None]
+    if len(read) < len(modules):
         return None
-    bindings = list(_BINDING.finditer(masked))
-    allowed = {binding.end() for binding in bindings} | {counted.end(1) for counted in _COUNTED_FIELDS.finditer(masked)}
-    if not {match.end() for match in _FIELDS.finditer(masked)} <= allowed:
-        return None  # input.fields used other than to take up its fields one by one
-    heads = _heads(masked)
-    imported = {match.group(2) or match.group(1).rsplit(".", 1)[-1] for match in _IMPORT.finditer(masked)}
-    if heads is None or imported & {"object", "count"}:
-        return None
-    bound_at = {binding.start(1) for binding in bindings}
+    bindings = {module: list(_BINDING.finditer(module.masked)) for module in read}
     named: set[str] = set()
-    field_objects = {binding.group(1) for binding in bindings}
+    field_objects = {binding.group(1) for found in bindings.values() for binding in found}
     pending = list(field_objects)
     while pending:
         name = pending.pop()
-        for use in re.finditer(rf"(?<![\w.]){re.escape(name)}\b", masked):
-            if use.start() in bound_at or _PLAIN_KEY.match(masked, use.end()):
-                continue
-            argument = _NAMED_ARGUMENT.match(code, use.end())
-            if argument is None and _GET_BEFORE.search(masked[max(0, use.start() - 200) : use.start()]):
-                argument = _GOT_ARGUMENT.match(code, use.end())
-            if argument is not None:
-                named.add(argument.group(1) or argument.group(2))
-                continue
-            params = _parameters_given(masked, use.start(), use.end(), heads, imported)
-            if params is None:
-                return None
-            for param in params:
-                if param not in field_objects:
-                    field_objects.add(param)
-                    pending.append(param)
+        for module, found in bindings.items():
+            bound_at = {binding.start(1) for binding in found}
+            for use in re.finditer(rf"(?<![\w.]){re.escape(name)}\b", module.masked):
+                if use.start() in bound_at or _PLAIN_KEY.match(module.masked, use.end()):
+                    continue
+                argument = _NAMED_ARGUMENT.match(module.code, use.end())
+                if argument is None and _GET_BEFORE.search(module.masked[max(0, use.start() - 200) : use.start()]):
+                    argument = _GOT_ARGUMENT.match(module.code, use.end())
+                if argument is not None:
+                    named.add(argument.group(1) or argument.group(2))
+                    continue
+                params = _parameters_given(module.masked, use.start(), use.end(), module.heads)
+                if params is None:
+                    return None
+                for param in params:
+                    if param not in field_objects:
+                        field_objects.add(param)
+                        pending.append(param)
     return frozenset(named)
+
+
+@dataclass(frozen=True, eq=False)
+class _Module:
+    """One Rego module as this reading sees it: its text without comments (`code`), the same with
+    every string's content blanked (`masked`, same offsets), and its functions' heads."""
+
+    code: str
+    masked: str
+    heads: dict[str, list[list[str]]]
+    imported: frozenset[str]  # the names its imports bind
+
+    @classmethod
+    def read(cls, source: str) -> _Module | None:
+        """The module, or None when it may use field objects or arguments in ways not followed."""
+        code = _code(source)
+        masked = _STRING.sub(lambda match: '"' + " " * (len(match.group(0)) - 2) + '"', code)  # offsets kept
+        if _WHOLE_INPUT.search(masked) or _TEMPLATE.search(masked) or _WITH.search(masked) or _SPACED_DOT.search(masked):
+            return None
+        imports = [line.strip() for line in masked.split("\n") if re.match(r"\s*import\b", line)]
+        if not all(_PLAIN_IMPORT.fullmatch(line) for line in imports):
+            return None
+        imported = frozenset(match.group(2) or match.group(1).rsplit(".", 1)[-1] for match in _IMPORT.finditer(masked))
+        if imported & {"object", "count"}:
+            return None
+        allowed = {binding.end() for binding in _BINDING.finditer(masked)} | {counted.end(1) for counted in _COUNTED_FIELDS.finditer(masked)}
+        if not {match.end() for match in _FIELDS.finditer(masked)} <= allowed:
+            return None  # input.fields used other than to take up its fields one by one
+        heads = _heads(masked)
+        # A function named like an import: which one a call means is not this reading's to say.
+        return None if heads is None or heads.keys() & imported else cls(code, masked, heads, imported)
 
 
 def _heads(masked: str) -> dict[str, list[list[str]]] | None:
@@ -214,14 +250,20 @@ def _heads(masked: str) -> dict[str, list[list[str]]] | None:
         head = _HEAD_START.match(line) if starts else None
         if head is not None:
             params = _arguments_at(masked, offset + head.end())
-            if params is None:
-                return None
+            if params is None or "." in head.group(1):
+                return None  # unclosed, or a ref head (`lib.held(f)`), which another package's call may reach
             heads.setdefault(head.group(1), []).append(params)
-        elif starts and _HEAD_START.match(line.lstrip()):
-            return None  # an indented head: a definition this reading would miss
+        elif starts and (_HEAD_START.match(line.lstrip()) or _ODD_HEAD.match(line.lstrip())):
+            return None  # an indented head, or a head of a shape not read: a definition this reading would miss
         if starts and _SHADOWING.match(line):
             return None
-        depth += sum(line.count(opening) for opening in "([{") - sum(line.count(closing) for closing in ")]}")
+        for char in line:
+            depth += 1 if char in "([{" else -1 if char in ")]}" else 0
+            if char == ";" and depth == 0:
+                return None  # two rules on a line
+        closing = line.rfind("}")
+        if depth == 0 and closing >= 0 and not starts and not _AFTER_CLOSING.match(line[closing + 1 :]):
+            return None  # something after a body's closing brace: another rule on its line
         if line.strip():
             previous = "" if _DECLARATION.match(line) else line
         offset += len(line) + 1
@@ -248,10 +290,10 @@ def _arguments_at(code: str, start: int) -> list[str] | None:
     return None
 
 
-def _parameters_given(code: str, start: int, end: int, heads: dict[str, list[list[str]]], imported: set[str]) -> list[str] | None:
-    """When code[start:end] is a whole argument of a call to a function the modules define (or
-    a parameter of its head), that parameter in each of its definitions; otherwise None (a call
-    through an imported name too: it may mean another package's function)."""
+def _parameters_given(code: str, start: int, end: int, heads: dict[str, list[list[str]]]) -> list[str] | None:
+    """When code[start:end] is a whole argument of a call to a function its module defines by a
+    plain name (or a parameter of its head), that parameter in each of its definitions; otherwise
+    None."""
     if not re.match(r"\s*[,)]", code[end:]) or not re.search(r"[(,]\s*$", code[:start]):
         return None
     depth, commas, at = 0, 0, start - 1
@@ -269,9 +311,9 @@ def _parameters_given(code: str, start: int, end: int, heads: dict[str, list[lis
     if at < 0 or code[at] != "(":
         return None  # inside an array, set, object or index: not a call
     callee = re.search(r"(?<![\w.])([\w.]+)$", code[:at])  # `f(`: a name right before the parenthesis
-    definitions = heads.get(callee.group(1)) if callee and callee.group(1).split(".", 1)[0] not in imported else None
+    definitions = heads.get(callee.group(1)) if callee else None
     if not definitions:
-        return None  # a builtin (walk, json.marshal, …), another package's function, or nothing defined here
+        return None  # a builtin (walk, json.marshal, …), another module's function, or nothing this module defines
     params: list[str] = []
     for definition in definitions:
         if commas >= len(definition) or not re.fullmatch(r"\w+", definition[commas]):

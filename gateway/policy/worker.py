@@ -88,6 +88,8 @@ class PolicyFiles:
             parsed = json.loads(data)
         except json.JSONDecodeError as exc:
             raise PolicyFilesError(f"{DATA_FILE}:{exc.lineno}:{exc.colno}: {exc.msg}") from exc
+        except (ValueError, RecursionError) as exc:  # an integer of thousands of digits; nesting past the recursion limit
+            raise PolicyFilesError(f"{DATA_FILE} cannot be read: {exc}") from exc
         if not isinstance(parsed, dict):
             raise PolicyFilesError(f"{DATA_FILE} must hold a JSON object")
         digest.update(f"{DATA_FILE}\0{len(data)}\0".encode() + data.encode())

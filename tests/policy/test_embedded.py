@@ -332,6 +332,19 @@ async def test_a_policy_that_decides_on_an_argument_it_is_not_given_is_refused(
     assert "a module reaches an argument's value in a way the gateway cannot see" in engine.last_error
 
 
+@pytest.mark.parametrize(
+    "data", [pytest.param('{"n": ' + "7" * 5000 + "}", id="an-integer-of-5000-digits"), pytest.param("[" * 100_000 + "]" * 100_000, id="nested-100k-deep")]
+)
+async def test_data_json_python_cannot_read_is_refused_not_raised(engine: EmbeddedEngine, policy_dir: Path, data: str) -> None:
+    good = engine.revision
+    (policy_dir / "data.json").write_text(data)
+
+    assert not await engine.reload()
+
+    assert engine.revision == good
+    assert engine.last_error is not None and "data.json cannot be read" in engine.last_error
+
+
 async def test_reverting_a_rejected_edit_clears_last_error(engine: EmbeddedEngine, policy_dir: Path) -> None:
     good = engine.revision
     authz = policy_dir / "gateway" / "authz.rego"

@@ -58,7 +58,7 @@ HELD = 'held(field) if field.arguments.id == "v1"\n'
         pytest.param(rule('requested.arguments.granularity == "MINUTE"'), {"granularity"}, id="dotted"),
         pytest.param(rule('requested.arguments["from"] < "2020"'), {"from"}, id="indexed-by-a-literal"),
         pytest.param(rule("object.get(requested.arguments, \"to\", null) == null"), {"to"}, id="object-get"),
-        pytest.param(rule("requested.arguments.first > requested.arguments . after"), {"first", "after"}, id="several"),
+        pytest.param(rule("requested.arguments.first > requested.arguments.after"), {"first", "after"}, id="several"),
         pytest.param(rule('requested.coordinate == "Video.id"', 'startswith(requested.field, "__")'), set(), id="keys-only"),
         pytest.param('allow if input.principal.kind == "user"', set(), id="no-fields"),
         pytest.param(rule("held(requested)") + HELD, {"id"}, id="through-a-function"),
@@ -89,7 +89,7 @@ HELD = 'held(field) if field.arguments.id == "v1"\n'
         pytest.param(rule('object.get(requested, ["arguments", "id"], "") == "v1"') + "get(f, name) := f.coordinate\n", None, id="a-builtin-named-like-a-function"),
         pytest.param(rule("walk(requested, [path, value])") + "debug if {\n\tsome requested in input.fields\n\twalk(requested) = [path, value]\n}\n", None, id="a-body-line-like-a-head"),
         pytest.param(rule("refused(requested) with refused as held") + "refused(f) if f.coordinate == \"x\"\nheld(f) if f.arguments.id == \"v1\"\n", None, id="a-function-replaced-with-with"),
-        pytest.param(rule("checks.held(requested)") + 'checks.held(f) if f.arguments.id == "v1"\n', {"id"}, id="a-ref-head-function"),
+        pytest.param(rule("checks.held(requested)") + 'checks.held(f) if f.arguments.id == "v1"\n', None, id="a-ref-head-function"),
         pytest.param(rule('outside([1, 2], "x", requested)') + 'outside([lo, hi], _, f) if f.arguments.id == "v1"\n', {"id"}, id="commas-inside-a-parameter"),
         pytest.param(rule("some value in input.fields[_].arguments", "held(value)") + "held(true)\n", None, id="input-fields-indexed-in-a-binding"),
         pytest.param(rule("ok := held", '(requested).arguments.id == "v1"') + "held(f) if f.coordinate == \"x\"\n", None, id="parenthesised-after-a-name"),
@@ -109,11 +109,37 @@ HELD = 'held(field) if field.arguments.id == "v1"\n'
         pytest.param(rule('object.get(requested.arguments, "granularity", null) == "v1"') + "  object.get(a, k, d) := a.id\n", None, id="object-get-indented"),
         pytest.param("import data.lib.is_held as held\n" + rule("held(requested)") + "held(f) if f.coordinate == \"x\"\n", None, id="an-import-alias"),
         pytest.param("import data.lib\n" + rule("lib.held(requested)") + "lib.held(f) if f.coordinate == \"x\"\n", None, id="an-imported-package"),
+        # And a fourth's.
+        pytest.param(
+            "notice := data.notices.default\n\nheld(f) if f.arguments.id == \"v1\"\n\ndefault held(_) := false\n" + rule("held(requested)"),
+            {"id"},
+            id="a-head-after-a-data-key-named-like-a-keyword",
+        ),
+        pytest.param(rule("held(requested)") + "held(f) if {\n\tf.coordinate == \"x\"\n} held(g) if g.arguments.id == \"v1\"\n", None, id="a-rule-after-a-closing-brace"),
+        pytest.param(rule("held(requested)") + 'holds := {"v1"}; held(g) if g.arguments.id in holds\n', None, id="rules-split-by-a-semicolon"),
+        pytest.param('import data.lib["object"]\n' + rule('object.get(requested.arguments, "granularity", null) == "v1"'), None, id="a-bracketed-import"),
+        pytest.param(rule('data.lib. object.get(requested.arguments, "granularity", null) == "v1"'), None, id="a-space-after-a-dot"),
+        pytest.param(rule("held(requested)") + 'lib["held"](g) if g.arguments.id == "v1"\nheld(f) if f.coordinate == "x"\n', None, id="a-bracketed-ref-head"),
         pytest.param("deny if walk(input, [p, v])", None, id="whole-input"),
     ],
 )
 def test_which_arguments_a_policy_names(source: str, named: set[str] | None) -> None:
     assert arguments_read([source]) == (None if named is None else frozenset(named))
+
+
+@pytest.mark.parametrize(
+    "helper",
+    [
+        pytest.param("package lib\n\nwalk(f, _) if f.coordinate == \"x\"\n", id="named-like-a-builtin"),
+        pytest.param("package x.sub\n\nheld(f) if f.coordinate == \"x\"\n", id="named-like-the-callers"),
+    ],
+)
+def test_a_call_is_followed_into_its_own_module_only(helper: str) -> None:
+    """A function another module defines is not the one an unqualified call reaches (the builtin,
+    or the caller's package's own): following it would follow the wrong parameter."""
+    caller = "package x\n\n" + rule("walk(requested, [_, \"v1\"])", "held(requested)")
+
+    assert arguments_read([caller, helper]) is None
 
 
 def test_the_shipped_policy_is_given_the_granularity_only() -> None:
