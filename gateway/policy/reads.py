@@ -167,13 +167,13 @@ def arguments_read(sources: Iterable[str]) -> frozenset[str] | None:
     text, not the engine's parse, and leans to None wherever it is unsure.
 
     Field objects enter a policy only as `some f in input.fields` (or `every`), and flow on only as
-    a whole argument of a function the calling module defines (whose parameter is then a field
-    object too). Every use of a field object must be one of: a key other than the arguments
+    a whole argument of a function the calling package defines, in any of its modules (whose
+    parameter is then a field object too). Every use of a field object must be one of: a key other than the arguments
     (`f.path`, `f.coordinate`, …), a named argument (`f.arguments.x`, `f.arguments["x"]`,
     `object.get(f.arguments, "x", …)`), or such a function argument. Anything else may reach any
     argument's value, and gives None: `input.fields` used otherwise (but for `count`), `input` as a
     whole, a field object iterated, compared, aliased, indexed or given to a builtin or to another
-    module's function (any dotted name); a definition this reading cannot place (a head not at
+    package's function (any dotted name); a definition this reading cannot place (a head not at
     column 0 after a finished line, a ref head, two rules on a line) or whose parameter is a
     pattern; `with`; a template string; whitespace around a dot; an import other than a plain
     `data.a.b`; or a rule named like a builtin this reading relies on."""
@@ -182,6 +182,13 @@ def arguments_read(sources: Iterable[str]) -> frozenset[str] | None:
     if len(read) < len(modules):
         return None
     bindings = {module: list(_BINDING.finditer(module.masked)) for module in read}
+    # A package's functions, from every module of it: the engine merges them.
+    heads: dict[str, dict[str, list[list[str]]]] = {}
+    for module in read:
+        for function, definitions in module.heads.items():
+            heads.setdefault(module.package, {}).setdefault(function, []).extend(definitions)
+    if any(module.imported & heads.get(module.package, {}).keys() for module in read):
+        return None  # a function named like an import: which one a call means is not this reading's to say
     named: set[str] = set()
     field_objects = {binding.group(1) for found in bindings.values() for binding in found}
     pending = list(field_objects)
@@ -198,7 +205,7 @@ def arguments_read(sources: Iterable[str]) -> frozenset[str] | None:
                 if argument is not None:
                     named.add(argument.group(1) or argument.group(2))
                     continue
-                params = _parameters_given(module.masked, use.start(), use.end(), module.heads)
+                params = _parameters_given(module.masked, use.start(), use.end(), heads.get(module.package, {}))
                 if params is None:
                     return None
                 for param in params:
@@ -215,6 +222,7 @@ class _Module:
 
     code: str
     masked: str
+    package: str
     heads: dict[str, list[list[str]]]
     imported: frozenset[str]  # the names its imports bind
 
@@ -235,8 +243,8 @@ class _Module:
         if not {match.end() for match in _FIELDS.finditer(masked)} <= allowed:
             return None  # input.fields used other than to take up its fields one by one
         heads = _heads(masked)
-        # A function named like an import: which one a call means is not this reading's to say.
-        return None if heads is None or heads.keys() & imported else cls(code, masked, heads, imported)
+        package = re.search(r"^package\s+([\w.]+)", masked, re.MULTILINE)
+        return None if heads is None else cls(code, masked, package.group(1) if package else "", heads, imported)
 
 
 def _heads(masked: str) -> dict[str, list[list[str]]] | None:
@@ -291,7 +299,7 @@ def _arguments_at(code: str, start: int) -> list[str] | None:
 
 
 def _parameters_given(code: str, start: int, end: int, heads: dict[str, list[list[str]]]) -> list[str] | None:
-    """When code[start:end] is a whole argument of a call to a function its module defines by a
+    """When code[start:end] is a whole argument of a call to a function its package defines by a
     plain name (or a parameter of its head), that parameter in each of its definitions; otherwise
     None."""
     if not re.match(r"\s*[,)]", code[end:]) or not re.search(r"[(,]\s*$", code[:start]):
@@ -313,7 +321,7 @@ def _parameters_given(code: str, start: int, end: int, heads: dict[str, list[lis
     callee = re.search(r"(?<![\w.])([\w.]+)$", code[:at])  # `f(`: a name right before the parenthesis
     definitions = heads.get(callee.group(1)) if callee else None
     if not definitions:
-        return None  # a builtin (walk, json.marshal, …), another module's function, or nothing this module defines
+        return None  # a builtin (walk, json.marshal, …), another package's function, or nothing this package defines
     params: list[str] = []
     for definition in definitions:
         if commas >= len(definition) or not re.fullmatch(r"\w+", definition[commas]):

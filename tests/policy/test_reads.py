@@ -142,6 +142,16 @@ def test_a_call_is_followed_into_its_own_module_only(helper: str) -> None:
     assert arguments_read([caller, helper]) is None
 
 
+def test_a_call_is_followed_into_every_module_of_its_package() -> None:
+    """A fifth red team's: the default beside the caller, the rule that reads the id in a module
+    of its own, of the same package (the engine merges them)."""
+    caller = "package x\n\n" + rule("held(requested)") + "default held(_) := false\n"
+    hold = 'package x\n\nheld(g) if g.arguments.id == "v1"\n'
+
+    assert arguments_read([caller, hold]) == {"id"}
+    assert arguments_read([caller, hold.replace("package x", "package y")]) == set()
+
+
 def test_the_shipped_policy_is_given_the_granularity_only() -> None:
     """No rule of the shipped policy reads which video, creator or window is asked for: its
     decisions are made per class of principal and question, not per creator and video."""
