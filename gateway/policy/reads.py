@@ -119,18 +119,19 @@ def arguments_refusal(files: PolicyFiles) -> str | None:
     """Why the policy in `files` may not go live as its `access.arguments` stands, or None. Listing
     arguments is the policy's word that it reads no other; its modules must bear that out, as far
     as arguments_read can follow them."""
-    access = files.data_document().get("access")
+    data = files.data_document()
+    access = data.get("access")
     if not isinstance(access, dict) or "arguments" not in access:
         return None  # given every value
-    if arguments_given(files.data_document()) is None:
+    listed = arguments_given(data)
+    if listed is None:
         return "data.json access.arguments must be a list of argument names"
-    listed = arguments_given(files.data_document()) or frozenset()
     read = arguments_read(files.modules.values())
     if read is None:
         return (
             "data.json access.arguments lists the only arguments whose values the policy is given, but a module uses a "
             "field object in a way the gateway cannot follow (other than by key, by a named argument, or whole as an "
-            "argument of a function defined here; policies/README.md, \"Arguments\"): rewrite it, or remove "
+            "argument of a function its package defines; policies/README.md, \"Arguments\"): rewrite it, or remove "
             "access.arguments to give the policy every argument's value"
         )
     unlisted = sorted(read - listed)
@@ -162,21 +163,22 @@ def principal_keys_read(sources: Iterable[str]) -> frozenset[str]:
 
 
 def arguments_read(sources: Iterable[str]) -> frozenset[str] | None:
-    """The argument names Rego `sources` (its modules) name, or None unless they provably read no
-    other. A lint behind the list a policy's data gives (arguments_refusal), not a proof: it reads
-    text, not the engine's parse, and leans to None wherever it is unsure.
+    """The argument names Rego `sources` (its modules) read, or None where it cannot follow them.
+    A lint behind the list a policy's data gives (arguments_refusal), not a proof: it reads text,
+    not the engine's parse, and leans to None wherever it is unsure.
 
     Field objects enter a policy only as `some f in input.fields` (or `every`), and flow on only as
     a whole argument of a function the calling package defines, in any of its modules (whose
-    parameter is then a field object too). Every use of a field object must be one of: a key other than the arguments
-    (`f.path`, `f.coordinate`, …), a named argument (`f.arguments.x`, `f.arguments["x"]`,
-    `object.get(f.arguments, "x", …)`), or such a function argument. Anything else may reach any
-    argument's value, and gives None: `input.fields` used otherwise (but for `count`), `input` as a
-    whole, a field object iterated, compared, aliased, indexed or given to a builtin or to another
-    package's function (any dotted name); a definition this reading cannot place (a head not at
-    column 0 after a finished line, a ref head, two rules on a line) or whose parameter is a
-    pattern; `with`; a template string; whitespace around a dot; an import other than a plain
-    `data.a.b`; or a rule named like a builtin this reading relies on."""
+    parameter is then a field object too). Every use of a field object must be one of: a key
+    other than the arguments (`f.path`, `f.coordinate`, …), a named argument (`f.arguments.x`,
+    `f.arguments["x"]`, `object.get(f.arguments, "x", …)`), or such a function argument. Anything
+    else may reach any argument's value, and gives None: `input.fields` used otherwise (but for
+    `count`), `input` as a whole, a field object iterated, compared, aliased, indexed or given to
+    a builtin or to another package's function (any dotted name); a definition this reading
+    cannot place (a head not at column 0 after a finished line, a ref head, two rules on a line)
+    or whose parameter is a pattern; `with`; a template string; whitespace around a dot; an
+    import other than a plain `data.a.b`, or a function named like one; or a rule named like a
+    builtin this reading relies on."""
     modules = [_Module.read(source) for source in sources]
     read = [module for module in modules if module is not None]
     if len(read) < len(modules):
@@ -218,7 +220,8 @@ def arguments_read(sources: Iterable[str]) -> frozenset[str] | None:
 @dataclass(frozen=True, eq=False)
 class _Module:
     """One Rego module as this reading sees it: its text without comments (`code`), the same with
-    every string's content blanked (`masked`, same offsets), and its functions' heads."""
+    every string's content blanked (`masked`, same offsets), its package, its functions' heads and
+    the names its imports bind."""
 
     code: str
     masked: str
