@@ -5,9 +5,11 @@ of worker processes evaluates, one request at a time each, the least loaded taki
 regopy never runs in the gateway's own process, so when it crashes the request gets
 POLICY_UNAVAILABLE and a fresh worker takes that one's place.
 
-Reloads are atomic: a new revision goes live only after its own `*_test.rego` pass, its
-bundle builds and it answers a probe request for every principal kind. Otherwise the last
-good revision stays in force and `last_error` says why (never fail open).
+Reloads are atomic: a new revision goes live only after the arguments its data lists are
+borne out by its modules (gateway.policy.reads), its own `*_test.rego` pass, its bundle builds
+and it answers a probe request for every principal kind, alike with the unlisted arguments
+withheld. Otherwise the last good revision stays in force and `last_error` says why (never
+fail open).
 """
 
 from __future__ import annotations
