@@ -36,8 +36,7 @@ def policy_scopes(policy_dir: Path) -> frozenset[str]:
     """The scopes the policy in `policy_dir` defines. With no readable policy here (an OPA server
     holds it), the scopes this module describes."""
     try:
-        files = PolicyFiles.read(policy_dir)
-        return scopes_of(files)
+        return scopes_of(PolicyFiles.read(policy_dir))
     except (PolicyFilesError, OSError, UnicodeDecodeError):
         return frozenset(WORDS)
 

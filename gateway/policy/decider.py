@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,8 +35,9 @@ class PolicyQuestion:
 
     operation: dict[str, Any]
     fields: list[RequestedField]
-    # The fields as the policy reads them (by default, `fields` with every argument's value).
-    field_inputs: list[dict[str, Any]] = None  # type: ignore[assignment]
+    # The fields as the policy is given them, when not `fields` with every argument's value (seen_by).
+    given: InitVar[list[dict[str, Any]] | None] = None
+    field_inputs: list[dict[str, Any]] = field(init=False)
     # operation + field_inputs as JSON: part of the cache key and of the logged input.
     serialized: bytes = field(init=False)
 
@@ -46,10 +47,9 @@ class PolicyQuestion:
     # seen_by's answers, by the argument names given.
     _seen: dict[frozenset[str], PolicyQuestion] = field(init=False, default_factory=dict, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, given: list[dict[str, Any]] | None) -> None:
         object.__setattr__(self, "coordinates", frozenset(requested.coordinate for requested in self.fields))
-        if self.field_inputs is None:
-            object.__setattr__(self, "field_inputs", [requested.as_input() for requested in self.fields])
+        object.__setattr__(self, "field_inputs", given if given is not None else [requested.as_input() for requested in self.fields])
         try:
             serialized = orjson.dumps({"operation": self.operation, "fields": self.field_inputs}, option=orjson.OPT_SORT_KEYS)
         except TypeError as exc:
@@ -61,16 +61,16 @@ class PolicyQuestion:
     def paths(self) -> list[str]:
         return [requested.path for requested in self.fields]
 
-    def seen_by(self, arguments_read: frozenset[str] | None) -> PolicyQuestion:
-        """The question as a policy given only the values of `arguments_read` sees it (None: every
+    def seen_by(self, arguments_given: frozenset[str] | None) -> PolicyQuestion:
+        """The question as a policy given only the values of `arguments_given` sees it (None: every
         value): what that policy is asked, and what its decision is cached by."""
-        if arguments_read is None:
+        if arguments_given is None:
             return self
-        seen = self._seen.get(arguments_read)
+        seen = self._seen.get(arguments_given)
         if seen is None:
-            inputs = withhold_arguments(self.field_inputs, arguments_read)
+            inputs = withhold_arguments(self.field_inputs, arguments_given)
             seen = self if inputs == self.field_inputs else PolicyQuestion(self.operation, self.fields, inputs)
-            self._seen[arguments_read] = seen
+            self._seen[arguments_given] = seen
         return seen
 
 
