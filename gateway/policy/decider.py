@@ -7,7 +7,6 @@ import functools
 import hashlib
 import logging
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import InitVar, dataclass, field, replace
@@ -15,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import uuid_utils
 
-from gateway.auth import Principal
+from gateway.auth import Principal, PrincipalKind
 from gateway.errors import PolicyUnavailable
 from gateway.policy.cache import DecisionCache
 from gateway.policy.decision import ENTRYPOINT, Decision, PolicyEngine, parse_decision
@@ -94,6 +94,8 @@ class DecisionRecord:
     revision: str
     path: str
     principal: bytes
+    # The person who asked, or for whom an app asked (an erasure forgets their requests); None: no person.
+    asker: str | None
     question: bytes
     question_digest: bytes
     result: bytes
@@ -126,6 +128,9 @@ def weigh_decision(key: Hashable, cached: _Cached) -> int:
     question = key[-1] if isinstance(key, tuple) and isinstance(key[-1], bytes) else b""
     return ENTRY_OVERHEAD + len(question) + PARSED_PER_JSON_BYTE * len(cached.result)
 
+
+# The principals whose requests are a person's: a user's own, and an app's acting for one (its id is theirs).
+ASKING_PEOPLE = frozenset({PrincipalKind.USER, PrincipalKind.APP})
 
 # Distinct recent questions warmed under a new revision before it serves, and how long warming may take.
 RECENT_QUESTIONS = 256
@@ -164,11 +169,15 @@ class PolicyDecider:
         revision, principal_input, cached, cache_hit = await self._decided(principal, question)
         self._record(
             DecisionRecord(
-                decision_id=str(uuid.uuid4()),
+                # Ordered by time (UUIDv7, still a UUID as OPA's are): each row of the decision log
+                # lands at the right edge of its primary key, where a random id dirtied a page of the
+                # index per row (after a checkpoint, 17 MB of WAL against 3 MB for 3,300 rows).
+                decision_id=str(uuid_utils.uuid7()),
                 timestamp=datetime.now(UTC),
                 revision=revision,
                 path=ENTRYPOINT,
                 principal=orjson.dumps(principal_input),
+                asker=principal.id if principal.kind in ASKING_PEOPLE else None,
                 question=question.serialized,
                 question_digest=question.digest,
                 result=cached.result,

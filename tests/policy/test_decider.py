@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -205,6 +206,30 @@ async def test_every_decision_is_recorded_with_its_cache_outcome() -> None:
         "obligations": {"k_threshold": 5},
     }
     assert records[0].decision_id != records[1].decision_id
+
+
+@pytest.mark.parametrize(
+    ("principal", "asker"),
+    [
+        pytest.param(user("u1"), "u1", id="user"),
+        pytest.param(Principal(PrincipalKind.APP, "u1", frozenset({"stats:read"}), app_id="app-1"), "u1", id="app-acting-for-a-user"),
+        pytest.param(Principal(PrincipalKind.COMPLIANCE, "auditor-1"), None, id="compliance"),
+        pytest.param(ANONYMOUS, None, id="anonymous"),
+    ],
+)
+async def test_a_record_names_the_person_who_asked_and_its_ids_follow_time(principal: Principal, asker: str | None) -> None:
+    """The asker is whom an erasure forgets the request of (gateway.store.decision_log); the ids
+    are UUIDv7, so each decision logged lands at the right edge of the log's primary key."""
+    records: list[DecisionRecord] = []
+    decider = PolicyDecider(CountingEngine(), record=records.append)
+
+    for _ in range(50):
+        await decider.decide(principal, PolicyQuestion(OPERATION, [VIDEO]))
+
+    assert {record.asker for record in records} == {asker}
+    ids = [uuid.UUID(record.decision_id) for record in records]
+    assert {decision_id.version for decision_id in ids} == {7}
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
 async def test_obligations_are_asked_with_no_fields_cached_and_not_recorded() -> None:

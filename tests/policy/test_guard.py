@@ -759,7 +759,7 @@ async def test_close_writes_a_batch_already_taken(gateway: Gateway, admin: async
     decision_id = str(uuid.uuid4())
     question, result = b'{"operation":{},"fields":[]}', b'{"fields":{}}'
     record = DecisionRecord(
-        decision_id, datetime.now(UTC), "r1", ENTRYPOINT, b"{}", question, hashlib.sha256(question).digest(),
+        decision_id, datetime.now(UTC), "r1", ENTRYPOINT, b"{}", None, question, hashlib.sha256(question).digest(),
         result, hashlib.sha256(result).digest(), False, False, 1.0,
     )
     held = [await pool.acquire() for _ in range(pool.get_max_size())]
