@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["Clock", "to_minute", "utc_now"]
 
@@ -15,8 +15,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def to_minute(moment: datetime) -> datetime:
-    """`moment` to the start of its minute: the time an answer is given at. Every cutoff and
-    default range of a request is taken from it, so one minute's answers to one request agree
-    and can be kept (gateway.graphql.responses)."""
-    return moment.replace(second=0, microsecond=0)
+def to_minute(moment: datetime, phase: timedelta = timedelta(0)) -> datetime:
+    """`moment` to the start of its minute, on a clock whose minutes begin `phase` (under a
+    minute) past the hour's: the time an answer is given at. Every cutoff and default range of a
+    request is taken from it, so one minute's answers to one request agree and can be kept
+    (gateway.graphql.responses)."""
+    return (moment - phase).replace(second=0, microsecond=0) + phase

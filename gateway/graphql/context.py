@@ -41,6 +41,9 @@ class RequestContext:
     erasure_key: bytes = b""
     # One clock reading per request, so every default range and every release it sees agree.
     now: datetime = field(default_factory=utc_now)
+    # When the request arrived (None: `now` stays as given). The policy guard answers it at the
+    # start of the asker's minute it arrived in (gateway.graphql.responses.answer_minute).
+    arrived: datetime | None = None
     # The clock itself, for what a request records at the moment it happens (a consent change).
     clock: Clock = utc_now
     # Called when the request revoked apps' grants (an erasure): this process forgets the grants it

@@ -29,6 +29,7 @@ from strawberry.extensions import SchemaExtension
 from gateway.errors import Forbidden, GatewayError, PolicyUnavailable, StoreUnavailable
 from gateway.graphql.context import RequestContext
 from gateway.graphql.persisted import registered_documents_only, require_registered
+from gateway.graphql.responses import answer_minute
 from gateway.policy.decider import ENTRY_OVERHEAD, PARSED_PER_JSON_BYTE, PolicyQuestion
 from gateway.policy.decision import Decision
 from gateway.policy.fields import RequestedField, collect_fields, select_operation
@@ -171,6 +172,8 @@ async def decide(
     context.policy_revision = revision
     context.coordinates = question.coordinates
     context.owner_only = decision.owner_only
+    if context.arrived is not None:
+        context.now = answer_minute(context.arrived, context.principal, terms)
     context.disclosure = Disclosure(terms, context.reader, context.noise_key, context.now)
     if confined:
         try:

@@ -20,12 +20,17 @@ outside the catalogue all the same (`RequestContext.catalogue_only`), and it
 has no error. The policy still decides every request before a kept answer is
 looked up, and the rate limit and an app's grant are checked before that.
 
-The cache holds one minute: the first answer kept in a new minute drops the
-last minute's, which no request can hit again. Each principal has its own
-share of the bytes and evicts only its own answers to stay within it; when the
-whole cache is full, a new answer is not kept (until the minute turns) rather
-than another principal's evicted. So no principal's coming and going can be
-read off another's evictions.
+A principal's answers are kept for its minute. Each principal's minutes begin
+at a second of their own (`answer_minute`): when every principal's minute
+turned at :00, every kept answer was made anew at once, and at 2 workers on 2
+cores that was a stall of 50 ms a worker each minute (the requests slower than
+p99 in any 8 s that held a minute's turn). The first answer a principal keeps
+in a new minute drops its last minute's, which no request can hit again. Each
+principal has its own share of the bytes and evicts only its own answers to
+stay within it; when the whole cache is full, the answers of principals whose
+minute has passed (none can be hit again) are dropped, and if it is still full
+a new answer is not kept rather than another principal's evicted. So no
+principal's coming and going can be read off another's evictions.
 
 Whether an answer is kept depends on the clock, the catalogue (public),
 backfills, the request and whether the same principal asked it this minute:
@@ -40,14 +45,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import orjson
 
 from gateway.auth import Principal
+from gateway.clock import to_minute
 from gateway.privacy.terms import PrivacyTerms
 
-__all__ = ["KEPT_COORDINATES", "ResponseCache", "answer_digest", "keepable"]
+__all__ = ["KEPT_COORDINATES", "ResponseCache", "answer_digest", "answer_minute", "keepable"]
 
 # Documents and variables longer than this together are answered, not kept.
 MAX_KEY_BYTES = 16 * 1024
@@ -93,6 +100,18 @@ def keepable(coordinates: frozenset[str]) -> bool:
     return coordinates <= KEPT_COORDINATES
 
 
+def answer_minute(arrived: datetime, principal: Principal, terms: PrivacyTerms) -> datetime:
+    """The time a request that `arrived` is answered at: the start of its asker's minute. A
+    principal's minutes begin at a second of its own, from a digest of who it is (the same in
+    every process), so that the answers of many principals do not all turn at once. An answer that
+    is never kept (noised) or charged to a daily budget is answered at the start of the clock's
+    minute, :00, so that its budget's day begins at midnight."""
+    if terms.noised or terms.budget_per_day is not None:
+        return to_minute(arrived)
+    who = hashlib.blake2b(f"{principal.kind.value}\0{principal.id or ''}\0{principal.app_id or ''}".encode(), digest_size=8).digest()
+    return to_minute(arrived, timedelta(seconds=int.from_bytes(who, "big") % 60))
+
+
 def answer_digest(
     query: str,
     operation_name: str | None,
@@ -117,68 +136,92 @@ def answer_digest(
     return hashlib.sha256(b"\0".join((document, variables_key, decided))).digest()
 
 
+@dataclass
+class _Held:
+    """One principal's answers of its minute, least recently used first, and their bytes."""
+
+    minute: datetime
+    answers: OrderedDict[bytes, bytes] = field(default_factory=OrderedDict)
+    bytes: int = 0
+
+
 class ResponseCache:
-    """Rendered answers of one minute, by principal and digest, within a budget of bytes that no
-    principal may take more than a quarter of."""
+    """Rendered answers, by principal and digest, each principal's of its current minute only,
+    within a budget of bytes that no principal may take more than a quarter of."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.max_principal_bytes = max_bytes // PRINCIPAL_SHARE
         self.enabled = max_bytes > 0
-        self._minute: datetime | None = None
-        # By principal; within a principal, least recently used answer first.
-        self._kept: dict[Principal, OrderedDict[bytes, bytes]] = {}
-        self._principal_bytes: dict[Principal, int] = {}
+        self._kept: dict[Principal, _Held] = {}
+        # The latest minute the answers of principals whose minute had passed were dropped for.
+        self._passed_before: datetime | None = None
         self.bytes = 0
         # Since start: answers served kept, and looked for but made anew.
         self.hits = 0
         self.misses = 0
 
     def get(self, principal: Principal, minute: datetime, digest: bytes) -> bytes | None:
-        answers = self._kept.get(principal) if minute == self._minute else None
-        body = None if answers is None else answers.get(digest)
+        held = self._kept.get(principal)
+        body = held.answers.get(digest) if held is not None and held.minute == minute else None
         if body is None:
             self.misses += 1
             return None
-        answers.move_to_end(digest)  # type: ignore[union-attr]
+        held.answers.move_to_end(digest)  # type: ignore[union-attr]
         self.hits += 1
         return body
 
     def put(self, principal: Principal, minute: datetime, digest: bytes, body: bytes | memoryview) -> None:
         if not self.enabled:
             return
-        if minute != self._minute:
-            if self._minute is not None and minute < self._minute:
+        held = self._kept.get(principal)
+        if held is not None and minute != held.minute:
+            if minute < held.minute:
                 return  # a request of a minute already gone
-            self.clear()
-            self._minute = minute
+            self._drop(principal)
+            held = None
         size = len(body) + ENTRY_OVERHEAD
-        if size > self.max_principal_bytes or digest in self._kept.get(principal, ()):
+        if size > self.max_principal_bytes or (held is not None and digest in held.answers):
             return  # too large, or kept already (two requests made it at once: the same answer)
-        answers = self._kept.setdefault(principal, OrderedDict())
-        answers[digest] = bytes(memoryview(body))  # exactly its length (a serialiser's buffer may be larger)
-        self._principal_bytes[principal] = self._principal_bytes.get(principal, 0) + size
+        if held is None:
+            held = self._kept[principal] = _Held(minute)
+        held.answers[digest] = bytes(memoryview(body))  # exactly its length (a serialiser's buffer may be larger)
+        held.bytes += size
         self.bytes += size
-        while self._principal_bytes[principal] > self.max_principal_bytes:
-            self._forget(principal, next(iter(answers)))
+        while held.bytes > self.max_principal_bytes:
+            self._forget(principal, next(iter(held.answers)))
+        if self.bytes > self.max_bytes:
+            self._drop_passed(minute)
         if self.bytes > self.max_bytes:
             # Full: the answer is not kept. Evicting another principal's would let that one's
             # coming and going be read off one's own evictions.
             self._forget(principal, digest)
 
+    def _drop_passed(self, minute: datetime) -> None:
+        """Drops the answers of every principal whose minute had ended by the start of `minute`
+        (a minute that has begun: every principal's began less than a minute before it)."""
+        if self._passed_before is not None and minute <= self._passed_before:
+            return  # looked already, for this minute or a later one
+        self._passed_before = minute
+        ended = minute - timedelta(minutes=1)
+        for principal in [principal for principal, held in self._kept.items() if held.minute <= ended]:
+            self._drop(principal)
+
     def _forget(self, principal: Principal, digest: bytes) -> None:
-        answers = self._kept[principal]
-        size = len(answers.pop(digest)) + ENTRY_OVERHEAD
-        self._principal_bytes[principal] -= size
+        held = self._kept[principal]
+        size = len(held.answers.pop(digest)) + ENTRY_OVERHEAD
+        held.bytes -= size
         self.bytes -= size
-        if not answers:
-            del self._kept[principal], self._principal_bytes[principal]
+        if not held.answers:
+            del self._kept[principal]
+
+    def _drop(self, principal: Principal) -> None:
+        self.bytes -= self._kept.pop(principal).bytes
 
     def clear(self) -> None:
-        self._minute = None
         self._kept.clear()
-        self._principal_bytes.clear()
+        self._passed_before = None
         self.bytes = 0
 
     def __len__(self) -> int:
-        return sum(len(answers) for answers in self._kept.values())
+        return sum(len(held.answers) for held in self._kept.values())

@@ -121,6 +121,7 @@ async def _answer(request: Request, principal: Principal, media_type: str) -> Re
         named = f"no operation named {operation_name!r}" if operation_name else "several operations and no operationName"
         return _errors([_coded(BadUserInput(f"the document has {named}"))], 400, media_type)
 
+    arrived = request.state.clock()
     context = RequestContext(
         principal=principal,
         pools=request.state.store,
@@ -130,7 +131,8 @@ async def _answer(request: Request, principal: Principal, media_type: str) -> Re
         budget=request.state.budget,
         noise_key=request.state.noise_key,
         erasure_key=request.state.erasure_key,
-        now=to_minute(request.state.clock()),
+        now=to_minute(arrived),
+        arrived=arrived,
         clock=request.state.clock,
         documents=request.state.persisted,
         revoked=request.state.grants.forget,

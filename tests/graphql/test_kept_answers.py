@@ -17,7 +17,7 @@ from graphql import GraphQLObjectType
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind, create_app_token
 from gateway.clock import to_minute
 from gateway.graphql.policy_guard import BASELINE_TERMS
-from gateway.graphql.responses import KEPT_COORDINATES, MAX_KEY_BYTES, ResponseCache, answer_digest
+from gateway.graphql.responses import KEPT_COORDINATES, MAX_KEY_BYTES, ResponseCache, answer_digest, answer_minute
 from gateway.graphql.schema import build_schema
 from gateway.ingest.events import Window
 from gateway.ingest.ndjson import parse_objects
@@ -143,6 +143,22 @@ async def test_an_owners_kept_answer_is_not_anyone_elses(gateway: Gateway) -> No
     assert [error["extensions"]["code"] for error in strangers["errors"]] == ["FORBIDDEN"]
 
 
+async def test_a_kept_answer_lasts_until_the_askers_own_minute_turns(gateway: Gateway) -> None:
+    start = answer_minute(NOW + timedelta(minutes=45), OWNER, BASELINE_TERMS)
+    assert start.second == 26  # the owner's minutes begin at :26, so the clock's :00 falls within the one asked in
+    gateway.forget_kept_answers()
+    with gateway.clock.at(start):
+        made, _ = await ask(gateway, DASHBOARD, {"id": VIDEO}, OWNER)
+    with gateway.clock.at(start + timedelta(seconds=59, microseconds=999_999)):
+        kept, read_for_kept = await ask(gateway, DASHBOARD, {"id": VIDEO}, OWNER)
+    with gateway.clock.at(start + timedelta(minutes=1)):
+        anew, read_anew = await ask(gateway, DASHBOARD, {"id": VIDEO}, OWNER)
+
+    assert made == kept == anew
+    assert read_for_kept == ["SELECT version, history_epoch FROM catalog_version"]
+    assert len(read_anew) > 1, "its minute turned: made anew"
+
+
 async def test_an_apps_answers_are_made_anew(gateway: Gateway) -> None:
     responses = gateway.state["responses"]
     responses.clear()
@@ -215,13 +231,49 @@ def test_no_principal_evicts_anothers_answers() -> None:
     assert {flooder: [cache.get(flooder, NOW, number.to_bytes(32, "big")) is not None for number in range(1_000)] for flooder in flooders} == kept_by
 
 
-def test_a_new_minute_drops_the_last_ones_answers() -> None:
+def test_a_principals_new_minute_drops_its_last_ones_answers_and_no_one_elses() -> None:
     cache = ResponseCache(max_bytes=40_000)
     cache.put(ANONYMOUS, NOW, b"q" * 32, b"{}")
-    cache.put(OWNER, NOW + timedelta(minutes=1), b"r" * 32, b"{}")
-    assert len(cache) == 1 and cache.get(ANONYMOUS, NOW, b"q" * 32) is None
+    cache.put(OWNER, NOW + timedelta(seconds=17), b"r" * 32, b"{}")
+    cache.put(ANONYMOUS, NOW + timedelta(minutes=1), b"s" * 32, b"{}")
+
+    assert cache.get(ANONYMOUS, NOW, b"q" * 32) is None
+    assert cache.get(ANONYMOUS, NOW + timedelta(minutes=1), b"s" * 32) == b"{}"
+    assert cache.get(OWNER, NOW + timedelta(seconds=17), b"r" * 32) == b"{}", "another principal's minute has not turned"
     cache.put(ANONYMOUS, NOW, b"q" * 32, b"{}")  # a request of the minute gone keeps nothing
-    assert len(cache) == 1
+    assert len(cache) == 2
+
+
+def test_a_full_cache_makes_room_from_principals_whose_minute_has_passed_only() -> None:
+    """Five principals of 8 answers each (a quarter of the cache is 8 of these): the last ones to
+    ask find it full, and room is made by dropping the answers of the one whose minute has ended,
+    not of the one whose minute began 50 s before theirs."""
+    cache = ResponseCache(max_bytes=40_000)
+    gone, current = Principal(PrincipalKind.USER, "gone"), Principal(PrincipalKind.USER, "current")
+    minutes = {gone: NOW, current: NOW + timedelta(seconds=50), STRANGER: NOW + timedelta(minutes=1), SHARER: NOW + timedelta(minutes=1),
+               OWNER: NOW + timedelta(minutes=1, seconds=10)}
+    for principal, minute in minutes.items():
+        for number in range(8):
+            cache.put(principal, minute, number.to_bytes(32, "big"), b"a" * 1_000)
+
+    kept = {principal: sum(cache.get(principal, minute, number.to_bytes(32, "big")) is not None for number in range(8)) for principal, minute in minutes.items()}
+    assert kept == {gone: 0, current: 8, STRANGER: 8, SHARER: 8, OWNER: 8}
+    assert cache.bytes <= cache.max_bytes
+
+
+def test_each_principal_is_answered_at_its_own_minute() -> None:
+    """The minutes of many principals turn at seconds spread over the minute, each always at the
+    same second; an answer with noise or a budget turns at :00."""
+    arrived = NOW + timedelta(minutes=3, seconds=25, microseconds=5)
+    users = [Principal(PrincipalKind.USER, f"user-{n}") for n in range(300)]
+    minutes = [answer_minute(arrived, user, BASELINE_TERMS) for user in users]
+    noised = PrivacyTerms.parse({"k_threshold": 50, "granularity_floor": "DAY", "bucket_delay_seconds": 0, "epsilon": {"shares": 0.5}})
+    budgeted = PrivacyTerms.parse({"k_threshold": 50, "granularity_floor": "DAY", "bucket_delay_seconds": 0, "epsilon_budget_per_day": 3})
+
+    assert all(minute <= arrived < minute + timedelta(minutes=1) and minute.microsecond == 0 for minute in minutes)
+    assert len({minute.second for minute in minutes}) >= 50
+    assert [answer_minute(arrived + timedelta(minutes=7), user, BASELINE_TERMS) for user in users] == [minute + timedelta(minutes=7) for minute in minutes]
+    assert answer_minute(arrived, APP, noised) == answer_minute(arrived, OWNER, budgeted) == to_minute(arrived)
 
 
 def test_what_is_not_kept() -> None:
