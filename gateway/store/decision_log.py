@@ -39,13 +39,15 @@ class DecisionLogWriter:
     further records are dropped rather than blocking requests; each drop is
     logged and counted in `dropped`.
 
-    Batches are small and frequent (`linger`, 10 ms), not large and rare: each
-    row costs Postgres an entry in five indexes, and a batch of 100 ms (300
-    rows a worker under load) was a burst of its CPU that, on a machine where
-    the workers and Postgres share the cores, held up one worker's requests all
-    at once, eight times a second: at 2 workers on 2 cores the gateway's p99
-    was 2.7x its p50, 1.6x with the log switched off and 1.7-1.9x with 10 ms
-    batches, at 7% fewer requests a second (bench/peers.py).
+    Batches are small and frequent (`linger`, 10 ms), each one round trip
+    (append_decisions, migration 0026), not large and rare: each row costs
+    Postgres an entry in five indexes, and a batch of 100 ms (300 rows a worker
+    under load) was a burst of its CPU that, on a machine where the workers and
+    Postgres share the cores, held up one worker's requests all at once, eight
+    times a second. At 2 workers on 2 cores (kept dashboards, six interleaved
+    rounds each) the gateway's p99 was 2.5-3.4x its p50 with those batches,
+    1.6x with the log switched off, 1.8-2.1x now, at up to 7% fewer requests a
+    second.
     """
 
     def __init__(
