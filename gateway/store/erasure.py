@@ -217,6 +217,8 @@ UPDATE app_authorizations SET scopes = '{}', generation = generation + 1, revoke
 WHERE user_id = $1 AND cardinality(scopes) > 0
 """
 _LAST_ERASURE = "SELECT erasure_id, erased_at, erased_by FROM erasures WHERE subject_key = $1 ORDER BY erased_at DESC LIMIT 1"
+# A repeated erasure's moment, stamped like a record's below.
+_COVER = "UPDATE erasures SET covers_until = clock_timestamp() WHERE erasure_id = $1"
 # Stamped when it is written, the last thing before the commit, not when the transaction began: what
 # the person did while the erasure waited for its locks (a request their grant still allowed, an
 # event) is before it, and is left out of the decision log and of late ingest like the rest.
@@ -261,6 +263,10 @@ async def erase_person(conn: asyncpg.Connection, person_id: str, *, key: bytes, 
         for rows in PERSONAL_ROWS:
             removed += _count(await conn.execute(rows.delete, person_id))
         if removed == 0 and last is not None:
+            # Nothing left: the same receipt. What the person did since that erasure and has not
+            # reached a table yet (a request the decision log's writer holds, a late event) is
+            # covered all the same (migration 0027).
+            await conn.execute(_COVER, last["erasure_id"])
             return ErasureReceipt(str(last["erasure_id"]), last["erased_at"], last["erased_by"], repeated=True, events=0, app_grants=0)
         record = await conn.fetchrow(_RECORD, uuid.uuid4(), erased_by, reason, key)
     return ErasureReceipt(str(record["erasure_id"]), record["erased_at"], record["erased_by"], repeated=False, events=events, app_grants=grants)

@@ -223,6 +223,23 @@ async def test_a_request_made_before_an_erasure_and_written_after_it_is_left_out
     assert await admin.fetchval("SELECT count(*) FROM decision_bodies WHERE body::text LIKE '%asked by e-mail%'") == 0, "the reason is withheld too"
 
 
+async def test_a_request_held_by_the_log_writer_through_a_repeated_erasure_is_left_out(gateway: Gateway, admin: asyncpg.Connection) -> None:
+    """A red team: erased, asked again, then erased again while the log's writer still held that
+    request. The second erasure found nothing (its receipt is the first's) and the request, later
+    than the first erasure, was written after it."""
+    person = Principal(PrincipalKind.USER, "person-e12")
+    first = (await erase(gateway, "person-e12")).json()["data"]["eraseUser"]
+    writer = gateway.state["decision_log"]
+    async with writer._writing:  # noqa: SLF001 - hold the writer, as a lingering batch does
+        assert (await gateway.graphql('{ video(id: "vid-only-e12") { stats { views } } }', principal=person)).status_code == 200
+        again = (await erase(gateway, "person-e12")).json()["data"]["eraseUser"]
+    await writer.flush()
+
+    assert again["repeated"] and again["erasureId"] == first["erasureId"]
+    assert await admin.fetchval("SELECT count(*) FROM decision_log WHERE principal->>'id' = 'person-e12'") == 0
+    assert await admin.fetchval("SELECT count(*) FROM decision_bodies WHERE body::text LIKE '%vid-only-e12%'") == 0
+
+
 async def test_an_erasure_takes_out_the_logged_questions_only_the_person_asked(gateway: Gateway, admin: asyncpg.Connection) -> None:
     """A logged question holds the request's arguments (which video they looked at). An erasure
     used to leave those of the person's requests behind, named by no row. Bodies another request

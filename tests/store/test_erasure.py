@@ -180,6 +180,7 @@ async def test_the_erasure_record_says_when_and_by_whom_and_not_whose(store: Sto
         "erased_by": "compliance:dpo",
         "reason": "request by e-mail",
         "subject_key": subject_key(KEY, PERSON),
+        "covers_until": None,  # until it is repeated
     }
     assert str(record["erasure_id"]) == receipt.erasure_id
     assert PERSON.encode() not in record["subject_key"]
@@ -244,7 +245,7 @@ async def test_an_unreleased_persons_retention_sentiment_and_hours_go_with_them(
     assert not {("d", "100"), ("s", "negative"), ("h", str(2 * 24 + 3))} & cells
 
 
-async def test_erasing_again_changes_nothing_and_answers_with_the_first_receipt(
+async def test_erasing_again_changes_nothing_but_what_the_record_covers_and_answers_with_the_first_receipt(
     store: Store, writer: EventWriter, admin: asyncpg.Connection
 ) -> None:
     await released_and_unreleased(writer)
@@ -255,7 +256,12 @@ async def test_erasing_again_changes_nothing_and_answers_with_the_first_receipt(
 
     assert again.repeated and (again.erasure_id, again.erased_at, again.erased_by) == (first.erasure_id, first.erased_at, first.erased_by)
     assert (again.events, again.app_grants) == (0, 0)
-    assert await snapshot(admin) == after_first
+    after_again = await snapshot(admin)
+    records, records_before = after_again.pop("erasures"), after_first.pop("erasures")
+    assert after_again == after_first
+    # The record's last column, covers_until, moves to the repeated erasure's moment; nothing else of it.
+    assert [record[:-1] for record in records] == [record[:-1] for record in records_before]
+    assert records[0][-1] > first.erased_at
 
 
 async def test_a_person_never_seen_is_erased_once_and_then_answered_as_erased(store: Store, writer: EventWriter, admin: asyncpg.Connection) -> None:
@@ -509,6 +515,30 @@ async def test_what_an_erased_person_did_before_the_erasure_is_not_stored_when_i
     stored = await admin.fetch("SELECT actor_id, channel::text FROM events WHERE video_id = 'late' ORDER BY actor_id, channel")
     assert (late.received, late.inserted, late.erased, late.duplicates) == (3, 2, 1, 0)
     assert [tuple(row) for row in stored] == [("o1", "whatsapp"), ("o2", "email"), (PERSON, "x")]
+
+
+async def test_a_repeated_erasure_covers_what_the_person_did_since_the_first_when_it_arrives_late(
+    store: Store, writer: EventWriter, admin: asyncpg.Connection
+) -> None:
+    """A red team: erased, then a share, then erased again while that share had not arrived. The
+    second erasure found nothing and gave back the first receipt, and the share, compared with
+    the first erasure's time only, was stored after it. Now the repeated erasure covers it too."""
+    first = await erase(store)
+    again = await erase(store)
+    covers_until = await admin.fetchval("SELECT covers_until FROM erasures WHERE erasure_id = $1::uuid", first.erasure_id)
+    assert again.repeated and (again.erasure_id, again.erased_at) == (first.erasure_id, first.erased_at)
+    assert covers_until > first.erased_at
+    with_key = EventWriter(store.ingest, Clock(covers_until + timedelta(minutes=1)), erasure_key=KEY)
+    between = first.erased_at + (covers_until - first.erased_at) / 2
+
+    late = await with_key.write(records([
+        event("share", fresh_id("share"), between, video_id="late-again", actor_id=PERSON, channel="email"),
+        event("share", fresh_id("share"), covers_until + timedelta(seconds=30), video_id="late-again", actor_id=PERSON, channel="x"),
+    ]))
+
+    stored = await admin.fetch("SELECT channel::text FROM events WHERE video_id = 'late-again'")
+    assert (late.inserted, late.erased) == (1, 1)
+    assert [row[0] for row in stored] == ["x"], "what they did after the second erasure is a new person's"
 
 
 async def test_an_erasure_waits_for_the_batches_that_checked_their_actors_before_it(
