@@ -163,11 +163,10 @@ class ResponseCache:
 
     def get(self, principal: Principal, minute: datetime, digest: bytes) -> bytes | None:
         held = self._kept.get(principal)
-        body = held.answers.get(digest) if held is not None and held.minute == minute else None
-        if body is None:
+        if held is None or held.minute != minute or (body := held.answers.get(digest)) is None:
             self.misses += 1
             return None
-        held.answers.move_to_end(digest)  # type: ignore[union-attr]
+        held.answers.move_to_end(digest)
         self.hits += 1
         return body
 
