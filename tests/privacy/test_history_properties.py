@@ -35,6 +35,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.auth import ANONYMOUS, Principal, PrincipalKind
+from gateway.graphql.responses import answer_minute
+from gateway.privacy.terms import PrivacyTerms
 from harness import SHIPPED_POLICIES, Gateway, TestClock, running_gateway
 
 # A Friday: streams run over the end of a week (Monday the 31st) and of a month (April 1st).
@@ -93,10 +95,14 @@ class Terms:
     k: int
     floor: str
     delay: timedelta
+    # The same terms as the gateway reads them: whether its answers are kept decides the minute a
+    # principal is answered at (gateway.graphql.responses.answer_minute).
+    read: PrivacyTerms
 
-    def cutoff(self, now: datetime) -> datetime:
-        """Releases made at or after this are not seen."""
-        return bucket_start(now - self.delay, self.floor)
+    def cutoff(self, principal: Principal, now: datetime) -> datetime:
+        """Releases made at or after this are not seen by `principal` asking at `now`: taken from
+        the start of its own minute, which begins at a second of its own."""
+        return bucket_start(answer_minute(now, principal, self.read) - self.delay, self.floor)
 
     @property
     def granularities(self) -> tuple[str, ...]:
@@ -106,7 +112,7 @@ class Terms:
 def shipped_terms(kind: PrincipalKind) -> Terms:
     obligations = json.loads((SHIPPED_POLICIES / "data.json").read_text())["obligations"]
     terms = {**obligations["defaults"], **obligations["principals"].get(kind.value, {})}
-    return Terms(terms["k_threshold"], terms["granularity_floor"], timedelta(seconds=terms["bucket_delay_seconds"]))
+    return Terms(terms["k_threshold"], terms["granularity_floor"], timedelta(seconds=terms["bucket_delay_seconds"]), PrivacyTerms.parse(terms))
 
 
 TERMS = {kind: shipped_terms(kind) for kind in (PrincipalKind.ANONYMOUS, PrincipalKind.USER, PrincipalKind.APP)}
@@ -457,8 +463,9 @@ async def test_one_persons_latest_activity_changes_no_answer_until_k_new_people_
     arrivals = [last + timedelta(minutes=1 + number) for number in range(len(groups))]
     # Asked once every principal's cutoff has passed every arrival, first without them, then after
     # each (they arrive in the past of the question: the reader's kept answers are let go).
-    asked_at = bucket_start(arrivals[-1], "DAY") + timedelta(days=1) + TERMS[PrincipalKind.APP].delay + timedelta(minutes=wait)
-    assert all(terms.cutoff(asked_at) > arrivals[-1] for terms in TERMS.values())
+    # (A minute more: a principal's minute may have begun up to 59 s before it.)
+    asked_at = bucket_start(arrivals[-1], "DAY") + timedelta(days=1) + TERMS[PrincipalKind.APP].delay + timedelta(minutes=wait + 1)
+    assert all(terms_of(principal).cutoff(principal, asked_at) > arrivals[-1] for _, principal in example.principals)
     before = await example.ask_everything(gateway, asked_at, cells=True)
 
     added = 0
@@ -487,7 +494,7 @@ async def test_one_persons_latest_activity_changes_no_answer_until_k_new_people_
 def check_totals(example: Example, history: History, moment: datetime, answers: Answers) -> None:
     for label, principal in example.principals:
         terms = terms_of(principal)
-        cutoff = terms.cutoff(moment)
+        cutoff = terms.cutoff(principal, moment)
 
         def value(subject: str, metric: str, cutoff: datetime = cutoff, k: int = terms.k) -> int:
             return history.value(subject, metric, cutoff, k)
@@ -539,7 +546,7 @@ def check_timelines(example: Example, history: History, moment: datetime, answer
                     where = (label, subject, stem, granularity, moment)
                     served = data[f"{stem}{granularity}"]
                     start = bucket_start(LIFE_START, granularity)
-                    end = min(bucket_start(moment + timedelta(days=1), granularity), bucket_start(terms.cutoff(moment), granularity))
+                    end = min(bucket_start(moment + timedelta(days=1), granularity), bucket_start(terms.cutoff(principal, moment), granularity))
                     assert (datetime.fromisoformat(served["from"]), datetime.fromisoformat(served["to"])) == (start, end), where
                     starts = [start]
                     while next_bucket(starts[-1], granularity) < end:
@@ -557,7 +564,7 @@ def check_timelines(example: Example, history: History, moment: datetime, answer
                     whole = sum(bucket["count"] for bucket in served["buckets"])
                     assert whole == history.value(subject, metric, end, terms.k), where
                     for other, asker in example.principals:
-                        if terms_of(asker).k == terms.k and terms_of(asker).cutoff(moment) == end:
+                        if terms_of(asker).k == terms.k and terms_of(asker).cutoff(asker, moment) == end:
                             assert whole == served_total(answers[(other, subject)], metric), (*where, other)
 
 
