@@ -24,9 +24,12 @@ bench/dashboard.py's):
      and its channel cells: the rows the gateway's answer is made from, with
      no privacy at all;
 3. checks each answers its dashboard, then runs interleaved rounds (every
-   server in turn, R times), waiting before each for the machine to be idle
-   (at most --idle-wait seconds; a round that started on a busy machine is
-   marked `*`), 32 keep-alive clients each going through the V requests in turn,
+   server in turn, R times), each with the other peers' servers stopped
+   (SIGSTOP) until it ends, so their idle-time work (PostGraphile's garbage
+   collection after its own round) is not measured as the next peer's tail
+   (--share-machine keeps them running), waiting before each for the machine
+   to be idle (at most --idle-wait seconds; a round that started on a busy
+   machine is marked `*`), 32 keep-alive clients each going through the V requests in turn,
    sent by wrk (`apt-get install wrk`; one C thread, a few percent of a core) or,
    with --loadgen python or without wrk, by bench/dashboard.py's asyncio clients
    (a Python process that takes most of a core of this 2-core machine and adds
@@ -59,6 +62,7 @@ import tempfile
 import time
 import urllib.parse
 import warnings
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -296,6 +300,34 @@ def wait_idle(busy_percent: float, most: float) -> float:
             return busy
 
 
+def processes_of(server: Any) -> list[psutil.Process]:
+    """The server's process and every process under it (supervisor, workers, policy workers), parents first."""
+    root = psutil.Process(server.process.pid)
+    return [root, *root.children(recursive=True)]
+
+
+@contextlib.contextmanager
+def paused(servers: list[Any]) -> Iterator[None]:
+    """The other peers' servers, stopped (SIGSTOP) through another's round, so that the work an idle
+    server still does after its own round lands in no one else's measurement: PostGraphile's
+    node processes collect their heaps for seconds after a load stops (V8's memory reducer), on the
+    cores the next peer is measured on. Parents stop before their children and go on after them,
+    so a supervisor that was waiting on a worker's answer (uvicorn pings its workers) has it when
+    it goes on, and never takes a paused worker for a hung one."""
+    stopped: list[psutil.Process] = []
+    try:
+        for server in servers:
+            for process in processes_of(server):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.suspend()
+                    stopped.append(process)
+        yield
+    finally:
+        for process in reversed(stopped):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.resume()
+
+
 def profile_round(server: Any, args: argparse.Namespace, postgres_pid: int | None, requests: list[Path], out: Path) -> dict[str, Any]:
     """A round with py-spy sampling the server (and its workers) through the measured part."""
     raw = out / f"{server.name.replace(' ', '-')}.txt"
@@ -408,11 +440,12 @@ def orchestrate(args: argparse.Namespace) -> None:
                   f"round(s), {args.concurrency} clients ({args.loadgen}), warm-up {args.warmup:g} s, measured {args.duration:g} s", flush=True)
             for round_no in range(1, args.rounds + 1):
                 for server in group:
-                    busy = wait_idle(args.idle_percent, args.idle_wait)
-                    if profile_dir is not None and round_no == 1 and workers == 1 and server.kind.startswith("gateway"):
-                        result = profile_round(server, args, postgres_pid, requests[server.name], profile_dir)
-                    else:
-                        result = dashboard.run_load(server, args, postgres_pid, args.warmup, args.duration, requests[server.name])
+                    with paused([other for other in group if other is not server] if args.pause_others else []):
+                        busy = wait_idle(args.idle_percent, args.idle_wait)
+                        if profile_dir is not None and round_no == 1 and workers == 1 and server.kind.startswith("gateway"):
+                            result = profile_round(server, args, postgres_pid, requests[server.name], profile_dir)
+                        else:
+                            result = dashboard.run_load(server, args, postgres_pid, args.warmup, args.duration, requests[server.name])
                     result["busy"] = busy >= args.idle_percent
                     results.setdefault(server.name, []).append(result)
                     print(f"  round {round_no}  {server.name:<24} {result['rps']:>8,.0f} req/s  p50 {result['p50']:7.2f} ms  "
@@ -467,6 +500,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
     parser.add_argument("--idle-percent", type=float, default=25.0, help="the machine counts as idle below this CPU%% (default 25)")
     parser.add_argument("--idle-wait", type=float, default=30.0, help="seconds to wait at most for it before a round (default 30)")
+    parser.add_argument("--share-machine", dest="pause_others", action="store_false",
+                        help="keep the other peers' servers running through each round (default: stopped, SIGSTOP, until it ends)")
     parser.add_argument("--only", type=lambda text: text.split(","), default=list(KINDS), metavar="KIND,…",
                         help=f"the peers to run (default all: {','.join(KINDS)})")
     parser.add_argument("--loadgen", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python",
