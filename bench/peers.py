@@ -15,6 +15,12 @@ bench/dashboard.py's):
    - `gateway-anew`: the same with GATEWAY_RESPONSE_CACHE_MB=0 (every answer made anew);
    - `bare`: bench/dashboard.py's Starlette+asyncpg endpoint doing the same
      privacy work with no auth, GraphQL or policy (N processes on one port);
+   - `floor`: a uvicorn app (the bare endpoint's server, N processes) that
+     answers every dashboard request with one fixed answer of the same shape,
+     doing no work: the tail this machine adds to any server under this load,
+     against which the others' p99 - p50 reads (on a 2-core machine that also
+     runs Postgres and the clients, 2 saturating workers add several ms to p99
+     whatever they run);
    - `postgraphile`: PostGraphile 4 (`npm install postgraphile@4` into
      bench/.peers/, once; skipped, with a message, when `node` is missing)
      reflecting views of the release tables (schema `peers`: the videos, the
@@ -34,8 +40,8 @@ bench/dashboard.py's):
    with --loadgen python or without wrk, by bench/dashboard.py's asyncio clients
    (a Python process that takes most of a core of this 2-core machine and adds
    its own scheduling to the latencies it measures);
-4. prints, per peer and worker count, the best round's req/s, p50 and p99, and
-   gateway / PostGraphile at equal workers.
+4. prints, per peer and worker count, the best round's req/s, p50, p99, p99/p50
+   and p99 - p50, and each / PostGraphile at equal workers.
 
 Targets (issue 16): gateway >= 1.0x PostGraphile at 1 and N workers; p99 <= 2x
 p50 at 32 connections. The machine is shared and noisy: read the ratios.
@@ -62,7 +68,7 @@ import tempfile
 import time
 import urllib.parse
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,7 +93,7 @@ PEERS_DIR = _HERE / ".peers"  # PostGraphile's install (git-ignored)
 POSTGRAPHILE = PEERS_DIR / "node_modules" / "postgraphile" / "cli.js"
 PEERS_ROLE = "gateway_bench_peers"
 PEERS_PASSWORD = "bench-peers-not-for-production"
-KINDS = ("gateway", "gateway-anew", "bare", "postgraphile")
+KINDS = ("gateway", "gateway-anew", "bare", "floor", "postgraphile")
 
 # The rows the gateway's dashboard is made from, as views PostGraphile reflects (no privacy: the
 # latest releases, not the ones a principal may see; every cell, suppressed or not). Columns keep
@@ -134,9 +140,41 @@ def gateway_has_workers() -> bool:
     return "--workers" in done.stdout
 
 
-def serve_bare(port: int, workers: int) -> None:
-    """bench/dashboard.py's bare endpoint in `workers` processes on one socket (forked before any
-    event loop exists; each builds its own app, pools and reader)."""
+def bare_app() -> Any:
+    return dashboard.bare_app(os.environ["GATEWAY_DATABASE_URL"], os.environ["GATEWAY_SECRET"])
+
+
+def floor_app() -> Any:
+    """Answers every POST /graphql with one fixed dashboard-shaped answer, having read the request:
+    a server that does no work, so its tail is the machine's and the server stack's alone."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    buckets = [{"label": f"b{n}", "count": n} for n in range(30)]
+    answer = json.dumps({"data": {"video": {
+        "stats": {"views": 0, "likes": 0, "comments": 0, "shares": 0},
+        "shareTimeline": {"buckets": buckets},
+        "shareChannels": {"buckets": buckets[:10]},
+    }}}, separators=(",", ":")).encode()
+
+    async def graphql(request: Request) -> Response:
+        await request.body()
+        return Response(answer, media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return Response(b"ok")
+
+    return Starlette(routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", healthz)])
+
+
+SERVED_APPS = {"_bare": bare_app, "_floor": floor_app}
+
+
+def serve_forked(port: int, workers: int, make_app: Callable[[], Any]) -> None:
+    """`make_app()` in `workers` processes on one socket (forked before any event loop exists; each
+    builds its own app: the bare endpoint its own pools)."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -148,8 +186,7 @@ def serve_bare(port: int, workers: int) -> None:
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
-            app = dashboard.bare_app(os.environ["GATEWAY_DATABASE_URL"], os.environ["GATEWAY_SECRET"])
-            config = uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False, log_level="warning")
+            config = uvicorn.Config(make_app(), loop="uvloop", http="httptools", access_log=False, log_level="warning")
             uvicorn.Server(config).run(sockets=[sock])
             os._exit(0)
         children.append(pid)
@@ -175,8 +212,8 @@ def start(kind: str, workers: int, dataset: Any, secret: str, workdir: Path, *, 
         if gateway_workers:
             argv += ["--workers", str(workers)]
         env = {**common, "GATEWAY_LOG_FORMAT": "json", **({"GATEWAY_RESPONSE_CACHE_MB": "0"} if kind == "gateway-anew" else {})}
-    elif kind == "bare":
-        argv = [sys.executable, str(Path(__file__).resolve()), "_bare", "--port", str(port), "--workers", str(workers)]
+    elif kind in ("bare", "floor"):
+        argv = [sys.executable, str(Path(__file__).resolve()), f"_{kind}", "--port", str(port), "--workers", str(workers)]
         env = common
     else:
         argv = ["node", str(POSTGRAPHILE), "--connection", peers_url, "--schema", "peers", "--host", dashboard.HOST,
@@ -465,30 +502,31 @@ def print_table(results: dict[str, list[dict[str, Any]]], servers: list[Any], wo
     best = {name: max(runs, key=lambda run: run["rps"]) for name, runs in results.items() if runs}
     label = servers[0].dataset.label
     print("\nbest round of each (by req/s); ratio: req/s over PostGraphile's at the same workers")
-    print(f"  {'peer':<14} {'workers':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99/p50':>8} {'vs PostGraphile':>16}")
+    print(f"  {'peer':<14} {'workers':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99/p50':>8} {'p99-p50':>8} {'vs PostGraphile':>16}")
     for workers in worker_counts:
         reference = best.get(f"postgraphile x{workers} {label}")
         for kind in KINDS:
             result = best.get(f"{kind} x{workers} {label}")
             if result is None:
                 continue
-            ratio = f"{result['rps'] / reference['rps']:.2f}x" if reference else "-"
+            ratio = f"{result['rps'] / reference['rps']:.2f}x" if reference and kind != "floor" else "-"
             print(f"  {kind:<14} {workers:>7} {result['rps']:>8,.0f} {result['p50']:>8.2f} {result['p99']:>8.2f} "
-                  f"{result['p99'] / result['p50']:>8.2f} {ratio:>16}{' *' if result['busy'] else ''}")
+                  f"{result['p99'] / result['p50']:>8.2f} {result['p99'] - result['p50']:>8.2f} {ratio:>16}{' *' if result['busy'] else ''}")
     if any(result["busy"] for result in best.values()):
         print("  * the machine was busier than --idle-percent when the round began (other work was running)")
     for note in notes:
         print(f"  note: {note}")
     print("  targets: gateway >= 1.00x PostGraphile at each worker count; p99/p50 <= 2")
+    print("  floor: a server that answers without doing anything; its p99 - p50 is what the machine adds under this load")
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "_bare":
-        parser = argparse.ArgumentParser(prog="peers.py _bare")
+    if len(sys.argv) > 1 and sys.argv[1] in SERVED_APPS:
+        parser = argparse.ArgumentParser(prog=f"peers.py {sys.argv[1]}")
         parser.add_argument("--port", type=int, required=True)
         parser.add_argument("--workers", type=int, required=True)
         options = parser.parse_args(sys.argv[2:])
-        serve_bare(options.port, options.workers)
+        serve_forked(options.port, options.workers, SERVED_APPS[sys.argv[1]])
         return
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=1_500_000, help="events in the data set (default 1,500,000)")
