@@ -16,8 +16,8 @@ bench/dashboard.py's):
    - `bare`: bench/dashboard.py's Starlette+asyncpg endpoint doing the same
      privacy work with no auth, GraphQL or policy (N processes on one port);
    - `floor`: a uvicorn app (the bare endpoint's server, N processes) that
-     answers every dashboard request with one fixed answer of the same shape,
-     doing no work: the tail this machine adds to any server under this load,
+     reads every dashboard request and answers one fixed answer (with the
+     fields the answer check reads), doing no work: the tail this machine adds to any server under this load,
      against which the others' p99 - p50 reads (on a 2-core machine that also
      runs Postgres and the clients, 2 saturating workers add several ms to p99
      whatever they run);
@@ -31,10 +31,10 @@ bench/dashboard.py's):
      no privacy at all;
 3. checks each answers its dashboard, then runs interleaved rounds (every
    server in turn, R times), each with the other peers' servers stopped
-   (SIGSTOP) until it ends, so their idle-time work (PostGraphile's garbage
-   collection after its own round) is not measured as the next peer's tail
-   (--share-machine keeps them running), waiting before each for the machine
-   to be idle (at most --idle-wait seconds; a round that started on a busy
+   (SIGSTOP) until it ends, so whatever an idle server still does after its
+   own round (timers; V8 shrinking PostGraphile's heaps) is not measured in the
+   next peer's round (--share-machine keeps them running), waiting before each
+   for the machine to be idle (at most --idle-wait seconds; a round that started on a busy
    machine is marked `*`), 32 keep-alive clients each going through the V requests in turn,
    sent by wrk (`apt-get install wrk`; one C thread, a few percent of a core) or,
    with --loadgen python or without wrk, by bench/dashboard.py's asyncio clients
@@ -145,8 +145,9 @@ def bare_app() -> Any:
 
 
 def floor_app() -> Any:
-    """Answers every POST /graphql with one fixed dashboard-shaped answer, having read the request:
-    a server that does no work, so its tail is the machine's and the server stack's alone."""
+    """Answers every POST /graphql with one fixed answer carrying the fields `describe` reads, having
+    read the request: a server that does no work, so its tail is the machine's and the server
+    stack's alone."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -345,12 +346,11 @@ def processes_of(server: Any) -> list[psutil.Process]:
 
 @contextlib.contextmanager
 def paused(servers: list[Any]) -> Iterator[None]:
-    """The other peers' servers, stopped (SIGSTOP) through another's round, so that the work an idle
-    server still does after its own round lands in no one else's measurement: PostGraphile's
-    node processes collect their heaps for seconds after a load stops (V8's memory reducer), on the
-    cores the next peer is measured on. Parents stop before their children and go on after them,
-    so a supervisor that was waiting on a worker's answer (uvicorn pings its workers) has it when
-    it goes on, and never takes a paused worker for a hung one."""
+    """The other peers' servers, stopped (SIGSTOP) through another's round, so that whatever an idle
+    server still does after its own round (its timers; V8 shrinking the heaps of PostGraphile's node
+    processes once a load stops) lands in no one else's measurement. Parents stop before their
+    children and go on after them, so a supervisor that was waiting on a worker's answer (uvicorn
+    pings its workers) has it when it goes on, and never takes a paused worker for a hung one."""
     stopped: list[psutil.Process] = []
     try:
         for server in servers:
