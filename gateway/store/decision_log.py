@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import cachetools
 
 from gateway.policy.decider import DecisionRecord
 from gateway.store.erasure import subject_key
@@ -31,6 +32,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+APPEND = "SELECT written, missing FROM append_decisions($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+
 
 class DecisionLogWriter:
     """Appends decisions off the request path: a request only enqueues its record.
@@ -40,7 +43,7 @@ class DecisionLogWriter:
     logged and counted in `dropped`.
 
     Batches are small and frequent (`linger`, 10 ms), each one round trip
-    (append_decisions, migration 0026), not large and rare: each row costs
+    (append_decisions, migrations 0026 and 0028), not large and rare: each row costs
     Postgres an entry in five indexes, and a batch of 100 ms (300 rows a worker
     under load) was a burst of its CPU that, on a machine where the workers and
     Postgres share the cores, held up one worker's requests all at once, eight
@@ -51,7 +54,13 @@ class DecisionLogWriter:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, max_pending: int = 50_000, batch_size: int = 1_000, linger: float = 0.01, erasure_key: bytes | None = None
+        self,
+        pool: asyncpg.Pool,
+        max_pending: int = 50_000,
+        batch_size: int = 1_000,
+        linger: float = 0.01,
+        erasure_key: bytes | None = None,
+        known_bodies: int = 10_000,
     ) -> None:
         """`erasure_key` (gateway.store.erasure.derive_erasure_key): with it, a request an erased
         person made before their erasure is not written, however late its batch is."""
@@ -61,6 +70,9 @@ class DecisionLogWriter:
         self._batch_size = batch_size
         # After the first record of a batch, wait this long for more: one COPY per batch, not per request.
         self._linger = linger
+        # Digests of bodies this writer has seen the store hold (written, or found there): a batch
+        # does not send them again. Only a hint: append_decisions checks, and names any it lacks.
+        self._stored: cachetools.LRUCache[bytes, bool] = cachetools.LRUCache(known_bodies)
         self._task: asyncio.Task[None] | None = None
         # Held while a batch is being written, so that flush() and close() wait for it.
         self._writing = asyncio.Lock()
@@ -143,36 +155,44 @@ class DecisionLogWriter:
                     log.error("decision %s cannot be stored (%s); dropped", record.decision_id, exc)
 
     async def _copy(self, batch: list[DecisionRecord]) -> None:
-        """One round trip (append_decisions, migration 0026). Under the lock an erasure takes
-        exclusively, it leaves out the requests erased people made before their erasure (the
-        writer lingers, and retries after a failure, so a request can be written after its
-        person's erasure), and writes the rows and the bodies they name that the store lacks.
-        Which it has is asked each batch, not remembered: an erasure deletes the bodies only its
-        person's requests named (migration 0025), in any process."""
+        """One round trip (append_decisions, migration 0028), two when the store lacks a body this
+        writer thought it had. Under the lock an erasure takes exclusively, it leaves out the
+        requests erased people made before their erasure (the writer lingers, and retries after a
+        failure, so a request can be written after its person's erasure), and writes the rows and
+        the bodies they name that the store lacks. A body is sent unless this writer has seen the
+        store hold it; an erasure in any process may have deleted it since (migration 0025), and
+        then the store names it, writes nothing, and the batch is sent again with its bodies."""
         erasure_key = self._erasure_key
         keys = {} if erasure_key is None else {person: subject_key(erasure_key, person) for person in {r.asker for r in batch} if person is not None}
         bodies: dict[bytes, bytes] = {}
         for r in batch:
             bodies[r.question_digest] = r.question
             bodies[r.result_digest] = r.result
+        stored = self._stored
+        sent = {digest: body for digest, body in bodies.items() if digest not in stored}
+        arguments = (
+            ERASURE_LOCK,
+            [r.decision_id for r in batch],
+            [r.timestamp for r in batch],
+            [r.revision for r in batch],
+            [r.path for r in batch],
+            [r.principal.decode() for r in batch],
+            [r.question_digest for r in batch],
+            [r.result_digest for r in batch],
+            [r.cache_hit for r in batch],
+            [r.denied for r in batch],
+            [r.duration_ms for r in batch],
+            [keys.get(r.asker) if r.asker is not None else None for r in batch],
+        )
         async with self._pool.acquire() as conn:
-            written: int = await conn.fetchval(
-                "SELECT append_decisions($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                ERASURE_LOCK,
-                [r.decision_id for r in batch],
-                [r.timestamp for r in batch],
-                [r.revision for r in batch],
-                [r.path for r in batch],
-                [r.principal.decode() for r in batch],
-                [r.question_digest for r in batch],
-                [r.result_digest for r in batch],
-                [r.cache_hit for r in batch],
-                [r.denied for r in batch],
-                [r.duration_ms for r in batch],
-                [keys.get(r.asker) if r.asker is not None else None for r in batch],
-                list(bodies),
-                [body.decode() for body in bodies.values()],
-            )
+            written, missing = await conn.fetchrow(APPEND, *arguments, list(sent), [body.decode() for body in sent.values()])
+            if missing:
+                for digest in missing:
+                    stored.pop(digest, None)
+                written, missing = await conn.fetchrow(APPEND, *arguments, list(bodies), [body.decode() for body in bodies.values()])
+        if written == len(batch):  # every row kept: each body they name is in the store now
+            for digest in bodies:
+                stored[digest] = True
         self.written += written
         self.dropped_erased += len(batch) - written
 

@@ -1,22 +1,26 @@
-"""The decision log's writer: a batch is one call (append_decisions, migration 0026) that leaves out
-the requests people made before their erasure, writes each body the store lacks, and lets no
-record the store refuses hold back the rest."""
+"""The decision log's writer: a batch is one call (append_decisions, migration 0028) that leaves out
+the requests people made before their erasure, writes each body the store lacks, sends no body the
+writer has seen stored (and sends again one an erasure deleted since), and lets no record the store
+refuses hold back the rest."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 import uuid_utils
+from asyncpg.connection import LoggedQuery
 
 from gateway.policy.decider import DecisionRecord
 from gateway.policy.decision import ENTRYPOINT
 from gateway.store.decision_log import DecisionLogWriter
 from gateway.store.erasure import derive_erasure_key, subject_key
-from gateway.store.pools import Store
+from gateway.store.pools import Store, open_pool
 
 from conftest import SECRET
 
@@ -41,14 +45,43 @@ def user(person: str) -> bytes:
     return b'{"kind":"user","id":"%s","scopes":[]}' % person.encode()
 
 
-@pytest.fixture
-async def writer(store: Store, admin: asyncpg.Connection) -> DecisionLogWriter:
+async def empty_log(admin: asyncpg.Connection) -> None:
+    """No decisions, no bodies, and one erasure: of "erased", at ERASED_AT."""
     await admin.execute("TRUNCATE decision_log, decision_bodies, erasures")
     await admin.execute(
         "INSERT INTO erasures (erasure_id, erased_at, erased_by, subject_key) VALUES ($1, $2, 'compliance-1', $3)",
         uuid.uuid4(), ERASED_AT, subject_key(KEY, "erased"),
     )
+
+
+@pytest.fixture
+async def writer(store: Store, admin: asyncpg.Connection) -> DecisionLogWriter:
+    await empty_log(admin)
     return DecisionLogWriter(store.ingest, erasure_key=KEY)
+
+
+@dataclass
+class Spied:
+    writer: DecisionLogWriter
+    # The bodies each call of append_decisions was sent, in order (asyncpg's query logger sees them).
+    sent: list[set[bytes]]
+
+
+@pytest.fixture
+async def spied(database_url: str, admin: asyncpg.Connection) -> AsyncIterator[Spied]:
+    await empty_log(admin)
+    sent: list[set[bytes]] = []
+
+    def seen(query: LoggedQuery) -> None:
+        if "append_decisions" in query.query:
+            sent.append({body.encode() for body in query.args[13]})
+
+    async def spy(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(seen)
+
+    pool = await open_pool(database_url, SECRET, "gateway_ingest", min_size=1, max_size=1, init=spy)
+    yield Spied(DecisionLogWriter(pool, erasure_key=KEY), sent)
+    await pool.close()
 
 
 async def logged(admin: asyncpg.Connection) -> set[str]:
@@ -91,6 +124,41 @@ async def test_a_body_the_store_has_is_not_written_again(writer: DecisionLogWrit
 
     assert await logged(admin) == {first.decision_id, second.decision_id}
     assert b'{"kept": true}' in await bodies(admin)
+
+
+async def test_a_body_the_writer_has_seen_stored_is_not_sent_again(spied: Spied, admin: asyncpg.Connection) -> None:
+    first = decision(user("someone"), "someone", ERASED_AT, question("again"))
+    spied.writer.record(first)
+    await spied.writer.flush()
+    later = [decision(user("someone"), "someone", ERASED_AT, question("again")), decision(user("other"), "other", ERASED_AT, question("new"))]
+    for record in later:
+        spied.writer.record(record)
+
+    await spied.writer.flush()
+
+    assert spied.sent == [{question("again"), RESULT}, {question("new")}]
+    assert await logged(admin) == {first.decision_id, *(record.decision_id for record in later)}
+    assert await bodies(admin) == {question("again"), question("new"), RESULT}
+
+
+async def test_a_body_deleted_since_the_writer_saw_it_stored_is_sent_again_and_nothing_is_written_without_it(
+    spied: Spied, admin: asyncpg.Connection
+) -> None:
+    first = decision(user("someone"), "someone", ERASED_AT, question("again"))
+    spied.writer.record(first)
+    await spied.writer.flush()
+    # As an erasure in another process deletes the bodies only its person's requests named (0025).
+    await admin.execute("DELETE FROM decision_bodies WHERE digest = $1", first.question_digest)
+    second = decision(user("other"), "other", ERASED_AT, question("again"))
+    spied.writer.record(second)
+
+    await spied.writer.flush()
+
+    # The store named the body it lacked and wrote nothing; the batch went again with its bodies.
+    assert spied.sent[1:] == [set(), {question("again"), RESULT}]
+    assert await logged(admin) == {first.decision_id, second.decision_id}
+    assert await bodies(admin) == {question("again"), RESULT}
+    assert (spied.writer.written, spied.writer.dropped) == (2, 0)
 
 
 async def test_one_record_the_store_refuses_does_not_hold_back_the_rest(writer: DecisionLogWriter, admin: asyncpg.Connection) -> None:
