@@ -367,6 +367,37 @@ def cpu_delta(before: dict[int, float], after: dict[int, float], pid: int) -> fl
     return after.get(pid, 0.0) - before.get(pid, 0.0)
 
 
+def machine_cpu() -> dict[int, tuple[str, float]]:
+    """The name and CPU seconds so far of every process on the machine, kernel threads included, by pid."""
+    import psutil  # type: ignore[import-untyped]  # comes with pgserver
+
+    found: dict[int, tuple[str, float]] = {}
+    for each in psutil.process_iter(["name", "cpu_times"]):
+        times = each.info["cpu_times"]
+        if times is not None:
+            found[each.pid] = (each.info["name"] or "?", times.user + times.system)
+    return found
+
+
+def others_cpu(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], pids: list[int]) -> dict[str, float]:
+    """CPU seconds the machine's other processes used between two `machine_cpu` snapshots, by name
+    (a kernel worker's changes with its work: the pid is what is compared): all but `pids`, their
+    descendants, and this process's (the load generator)."""
+    import psutil  # type: ignore[import-untyped]  # comes with pgserver
+
+    ours = {os.getpid(), *pids}
+    for pid in [os.getpid(), *pids]:
+        with contextlib.suppress(psutil.Error):
+            ours.update(child.pid for child in psutil.Process(pid).children(recursive=True))
+    used: dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        spent = seconds - before.get(pid, (name, 0.0))[1]
+        if pid not in ours and spent > 0:
+            name = name.split("-", 1)[0] if name.startswith("kworker/") else name
+            used[name] = used.get(name, 0.0) + spent
+    return used
+
+
 async def drive(port: int, requests: list[bytes], concurrency: int, warmup: float, duration: float,
                 server_pid: int, postgres_pid: int | None) -> dict[str, Any]:
     WARMUP, MEASURE, STOP = 0, 1, 2
@@ -628,9 +659,10 @@ def run_wrk(server: Server, args: argparse.Namespace, postgres_pid: int | None, 
 
     wrk(warmup)
     watched = [server.process.pid] + ([postgres_pid] if postgres_pid else [])
-    cpu_before = cpu_seconds(watched)
+    cpu_before, machine_before = cpu_seconds(watched), machine_cpu()
     figures, own = wrk(duration)
-    cpu_after = cpu_seconds(watched)
+    cpu_after, machine_after = cpu_seconds(watched), machine_cpu()
+    others = others_cpu(machine_before, machine_after, watched)
     elapsed = figures["micros"] / 1e6
     if figures["bad"] or figures["socket_errors"]:
         raise RuntimeError(f"{server.name}: {figures['bad']} failed answers and {figures['socket_errors']} socket errors, "
@@ -646,6 +678,10 @@ def run_wrk(server: Server, args: argparse.Namespace, postgres_pid: int | None, 
         "cpu_loadgen": own / elapsed,
         "cpu_server": cpu_delta(cpu_before, cpu_after, server.process.pid) / elapsed,
         "cpu_postgres": cpu_delta(cpu_before, cpu_after, postgres_pid) / elapsed if postgres_pid else None,
+        # What else ran: kernel threads and other processes take a core from the server for
+        # milliseconds at a time, which shows in the tail (bench/peers.py's table).
+        "cpu_others": sum(others.values()) / elapsed,
+        "others_top": sorted(((seconds / elapsed, name) for name, seconds in others.items()), reverse=True)[:3],
     }
 
 
@@ -675,6 +711,9 @@ def cpu_note(result: dict[str, Any]) -> str:
     note = f"cpu: loadgen {result['cpu_loadgen']:4.0%}  server {result['cpu_server']:4.0%}"
     if result["cpu_postgres"] is not None:
         note += f"  postgres {result['cpu_postgres']:4.0%}"
+    if result.get("cpu_others") is not None:
+        top = ", ".join(f"{name} {share:.1%}" for share, name in result["others_top"] if share >= 0.001)
+        note += f"  others {result['cpu_others']:4.1%}" + (f" ({top})" if top else "")
     return note
 
 
