@@ -190,6 +190,8 @@ class DecisionLogWriter:
                 for digest in missing:
                     stored.pop(digest, None)
                 written, missing = await conn.fetchrow(APPEND, *arguments, list(bodies), [body.decode() for body in bodies.values()])
+                if missing:  # every body was sent: cannot happen; retried as any failure is, not lost
+                    raise RuntimeError(f"the store lacks {len(missing)} bodies it was sent")
         if written == len(batch):  # every row kept: each body they name is in the store now
             for digest in bodies:
                 stored[digest] = True
