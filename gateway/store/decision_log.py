@@ -43,7 +43,8 @@ class DecisionLogWriter:
     logged and counted in `dropped`.
 
     Batches are small and frequent (`linger`, 10 ms), each one round trip
-    (append_decisions, migrations 0026 and 0028), not large and rare: each row costs
+    (append_decisions, migrations 0026 and 0028; two when the store lacks a body
+    the writer thought it had), not large and rare: each row costs
     Postgres an entry in five indexes, and a batch of 100 ms (300 rows a worker
     under load) was a burst of its CPU that, on a machine where the workers and
     Postgres share the cores, held up one worker's requests all at once, eight
@@ -186,9 +187,7 @@ class DecisionLogWriter:
         )
         async with self._pool.acquire() as conn:
             written, missing = await conn.fetchrow(APPEND, *arguments, list(sent), [body.decode() for body in sent.values()])
-            if missing:
-                for digest in missing:
-                    stored.pop(digest, None)
+            if missing:  # named by rows it keeps: the call below writes them, or fails and is retried
                 written, missing = await conn.fetchrow(APPEND, *arguments, list(bodies), [body.decode() for body in bodies.values()])
                 if missing:  # every body was sent: cannot happen; retried as any failure is, not lost
                     raise RuntimeError(f"the store lacks {len(missing)} bodies it was sent")
